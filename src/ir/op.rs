@@ -1,0 +1,164 @@
+//! The closed set of operations. Lowering produces the eager-level ops (casts, views and the
+//! small arithmetic ops a PyTorch forward performs); the passes replace them with the fused ops
+//! that become kernels. Every op documents its inputs (in slot order) and outputs (in port order).
+//!
+//! All ops describe one decode step: one token at position `pos` (read from the `Position`
+//! input). Layouts are contiguous row-major, so an op reads its inputs as flat buffers and the
+//! view-like ops only relabel shapes.
+
+use super::types::{DType, KvHalf, WeightId};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    // ---- sources ----
+    /// The token fed to this step. Out: i32[1,1].
+    TokenId,
+    /// The position of that token (0-based). Out: i32[1,1].
+    Position,
+    /// A weight of the model. Out: its tensor.
+    Weight(WeightId),
+    /// A layer's K or V cache: bf16[max_seq_len, n_kv_heads, head_dim], alive for the whole run.
+    KvCache { layer: u32, half: KvHalf },
+
+    // ---- eager-level ops, as lowered ----
+    /// In: table[V,H], ids i32[1,1]. Out: bf16[1,1,H].
+    Embedding,
+    /// Elementwise dtype conversion (round to nearest even on narrowing).
+    Cast { to: DType },
+    /// `.view(shape)`: same bytes, new shape.
+    View,
+    /// `.reshape(shape)` of a contiguous tensor: same bytes, new shape.
+    Reshape,
+    /// `.unsqueeze(dim)`: same bytes, a new unit dimension.
+    Unsqueeze { dim: usize },
+    /// `.transpose(a, b)`; lowering only emits it where the layout is unchanged (unit dims).
+    Transpose { a: usize, b: usize },
+    /// f32 `x * rsqrt(mean(x^2, -1) + eps)` over rows of the last dim. In: x. Out: same type.
+    RmsNormCore { eps: f32 },
+    /// Elementwise product; the second operand broadcasts over leading dims. In: a, b.
+    Mul,
+    /// Elementwise sum. In: a, b.
+    Add,
+    /// `x @ W^T (+ b)`. In: x[..,K], W[N,K], optional b[N]. Out: [..,N] in x's dtype.
+    Linear { bias: bool },
+    /// Elementwise `x * sigmoid(x)`.
+    Silu,
+    /// RoPE angles `pos * inv_freq` in f32. In: inv_freq f32[1,D/2,1], pos f32[1,1,1].
+    /// Out: cos f32[1,1,D], sin f32[1,1,D] (the half table repeated twice, as HF `cat`s it).
+    RopeTable,
+    /// `x * cos + rotate_half(x) * sin` per head. In: x[1,heads,1,D], cos[1,1,1,D], sin[1,1,1,D].
+    ApplyRope,
+    /// Writes one token's K or V rows into the cache at `pos`. In: cache, new[1,kv,1,D], pos.
+    /// Out: the same cache buffer (an alias), so readers are ordered after the write.
+    KvAppend,
+    /// Causal attention of one query token over cache rows 0..=pos, grouped-query aware,
+    /// scale 1/sqrt(D). In: q[1,heads,1,D], k_cache, v_cache, pos. Out: bf16[1,heads,1,D].
+    Attention { n_heads: usize, n_kv_heads: usize, head_dim: usize },
+
+    // ---- fused ops, produced by the passes ----
+    /// RMSNorm reading and writing bf16, computing in f32: `w * bf16(norm(f32(x)))`.
+    /// In: x, w. Out: bf16 like x. Rows are the last dimension (per-head for q/k norm).
+    RmsNorm { eps: f32 },
+    /// `s = bf16(residual + delta); y = RmsNorm(s) * w`. In: residual, delta, w. Out: s, y.
+    AddRmsNorm { eps: f32 },
+    /// Q/K/V projection from one concatenated weight, optional bias, optional per-head q/k
+    /// RMSNorm, RoPE at `pos`, and the K/V cache write.
+    /// In: x, w_qkv, [b_qkv], [q_norm_w, k_norm_w], inv_freq, pos, k_cache, v_cache.
+    /// Out: q bf16[1, n_heads*D] (rotated), k_cache alias, v_cache alias.
+    QkvRope { n_heads: usize, n_kv_heads: usize, head_dim: usize, bias: bool, qk_norm: Option<f32> },
+    /// `silu(x @ Wg^T) * (x @ Wu^T)` from one concatenated weight [2F, H] (gate rows first).
+    /// In: x, w_gate_up. Out: bf16[1, F].
+    GateUpSilu,
+    /// The LM head producing f32 logits. In: x bf16[1,H], W[V,H]. Out: f32[1,V].
+    LmHead,
+    /// Chooses the next token from f32 logits: greedy, or by the run's sampling settings.
+    /// In: logits. Out: i32[1].
+    Sample,
+}
+
+/// The op kinds by their lower-case names, as `llmc inspect` counts them.
+impl Op {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::TokenId => "token_id",
+            Op::Position => "position",
+            Op::Weight(_) => "weight",
+            Op::KvCache { .. } => "kv_cache",
+            Op::Embedding => "embedding",
+            Op::Cast { .. } => "cast",
+            Op::View => "view",
+            Op::Reshape => "reshape",
+            Op::Unsqueeze { .. } => "unsqueeze",
+            Op::Transpose { .. } => "transpose",
+            Op::RmsNormCore { .. } => "rms_norm_core",
+            Op::Mul => "mul",
+            Op::Add => "add",
+            Op::Linear { .. } => "linear",
+            Op::Silu => "silu",
+            Op::RopeTable => "rope_table",
+            Op::ApplyRope => "apply_rope",
+            Op::KvAppend => "kv_append",
+            Op::Attention { .. } => "attention",
+            Op::RmsNorm { .. } => "rms_norm",
+            Op::AddRmsNorm { .. } => "add_rms_norm",
+            Op::QkvRope { .. } => "qkv_rope",
+            Op::GateUpSilu => "gate_up_silu",
+            Op::LmHead => "lm_head",
+            Op::Sample => "sample",
+        }
+    }
+
+    /// Sources hold data that exists before the step runs; they launch nothing.
+    pub fn is_source(&self) -> bool {
+        matches!(self, Op::TokenId | Op::Position | Op::Weight(_) | Op::KvCache { .. })
+    }
+
+    /// Ops whose outputs reuse an input's bytes (output port -> input slot).
+    pub fn alias_of(&self, port: usize) -> Option<usize> {
+        match (self, port) {
+            (Op::View | Op::Reshape | Op::Unsqueeze { .. } | Op::Transpose { .. }, 0) => Some(0),
+            (Op::KvAppend, 0) => Some(0),
+            (Op::QkvRope { bias, qk_norm, .. }, 1 | 2) => {
+                let k_cache_slot = 4 + usize::from(*bias) + if qk_norm.is_some() { 2 } else { 0 };
+                Some(k_cache_slot + port - 1)
+            }
+            _ => None,
+        }
+    }
+
+    /// Ops that only relabel shapes; a fused plan has none.
+    pub fn is_view_like(&self) -> bool {
+        matches!(self, Op::View | Op::Reshape | Op::Unsqueeze { .. } | Op::Transpose { .. })
+    }
+
+    /// Does this op run work on the device for each token (i.e. is it a kernel)?
+    pub fn is_kernel(&self) -> bool {
+        !self.is_source() && !self.is_view_like()
+    }
+
+    /// A short text of the op's attributes for listings, empty when it has none.
+    pub fn attrs(&self) -> String {
+        match self {
+            Op::Weight(w) => w.to_string(),
+            Op::KvCache { layer, half } => format!("layer={layer} {half:?}"),
+            Op::Cast { to } => format!("to={to}"),
+            Op::Unsqueeze { dim } => format!("dim={dim}"),
+            Op::Transpose { a, b } => format!("{a},{b}"),
+            Op::RmsNormCore { eps } | Op::RmsNorm { eps } | Op::AddRmsNorm { eps } => format!("eps={eps:e}"),
+            Op::Linear { bias } => if *bias { "bias".into() } else { String::new() },
+            Op::Attention { n_heads, n_kv_heads, head_dim } => format!("heads={n_heads} kv={n_kv_heads} d={head_dim}"),
+            Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm } => {
+                let mut s = format!("heads={n_heads} kv={n_kv_heads} d={head_dim}");
+                if *bias {
+                    s.push_str(" bias");
+                }
+                if let Some(eps) = qk_norm {
+                    s.push_str(&format!(" qk_norm eps={eps:e}"));
+                }
+                s
+            }
+            _ => String::new(),
+        }
+    }
+}

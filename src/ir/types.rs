@@ -1,0 +1,159 @@
+//! Element types, tensor types and the typed names of weights.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Element type of a tensor. Storage is bf16 for activations and weights; f32 appears
+/// where eager PyTorch upcasts (RMSNorm, RoPE tables, logits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DType {
+    BF16,
+    F16,
+    F32,
+    I32,
+}
+
+impl DType {
+    pub fn size(self) -> usize {
+        match self {
+            DType::BF16 | DType::F16 => 2,
+            DType::F32 | DType::I32 => 4,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::BF16 => "bf16",
+            DType::F16 => "f16",
+            DType::F32 => "f32",
+            DType::I32 => "i32",
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A dense, contiguous, row-major tensor type.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TensorType {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+impl TensorType {
+    pub fn new(dtype: DType, shape: &[usize]) -> Self {
+        TensorType { dtype, shape: shape.to_vec() }
+    }
+    pub fn elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn bytes(&self) -> usize {
+        self.elements() * self.dtype.size()
+    }
+    /// Size of the innermost dimension (1 for a scalar).
+    pub fn last_dim(&self) -> usize {
+        self.shape.last().copied().unwrap_or(1)
+    }
+}
+
+impl fmt::Display for TensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dims: Vec<String> = self.shape.iter().map(|d| d.to_string()).collect();
+        write!(f, "{}[{}]", self.dtype, dims.join(","))
+    }
+}
+
+/// Which weight of a decoder layer. The concatenated kinds exist only after fusion: the
+/// plan lays their parts out back to back, as the fused kernels read them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LayerWeight {
+    InputNorm,
+    QProj,
+    KProj,
+    VProj,
+    QBias,
+    KBias,
+    VBias,
+    QNorm,
+    KNorm,
+    OProj,
+    PostAttnNorm,
+    GateProj,
+    UpProj,
+    DownProj,
+    /// q_proj, k_proj, v_proj stacked along the output dimension.
+    QkvProj,
+    /// q, k, v biases stacked.
+    QkvBias,
+    /// gate_proj, up_proj stacked along the output dimension.
+    GateUpProj,
+}
+
+impl LayerWeight {
+    /// The source tensors a concatenated weight is made of, in order; a plain weight is its own part.
+    pub fn parts(self) -> Vec<LayerWeight> {
+        use LayerWeight::*;
+        match self {
+            QkvProj => vec![QProj, KProj, VProj],
+            QkvBias => vec![QBias, KBias, VBias],
+            GateUpProj => vec![GateProj, UpProj],
+            w => vec![w],
+        }
+    }
+    pub fn name(self) -> &'static str {
+        use LayerWeight::*;
+        match self {
+            InputNorm => "input_norm",
+            QProj => "q_proj",
+            KProj => "k_proj",
+            VProj => "v_proj",
+            QBias => "q_bias",
+            KBias => "k_bias",
+            VBias => "v_bias",
+            QNorm => "q_norm",
+            KNorm => "k_norm",
+            OProj => "o_proj",
+            PostAttnNorm => "post_attn_norm",
+            GateProj => "gate_proj",
+            UpProj => "up_proj",
+            DownProj => "down_proj",
+            QkvProj => "qkv_proj",
+            QkvBias => "qkv_bias",
+            GateUpProj => "gate_up_proj",
+        }
+    }
+}
+
+/// A weight of the model, named by what it is rather than by a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum WeightId {
+    Embed,
+    FinalNorm,
+    /// The LM head; for tied embeddings the plan points it at the embedding's bytes.
+    LmHead,
+    /// RoPE inverse frequencies (f32, head_dim/2), computed at compile time with any scaling.
+    RopeInvFreq,
+    Layer(u32, LayerWeight),
+}
+
+impl fmt::Display for WeightId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WeightId::Embed => f.write_str("embed"),
+            WeightId::FinalNorm => f.write_str("final_norm"),
+            WeightId::LmHead => f.write_str("lm_head"),
+            WeightId::RopeInvFreq => f.write_str("rope_inv_freq"),
+            WeightId::Layer(l, w) => write!(f, "layers.{l}.{}", w.name()),
+        }
+    }
+}
+
+/// Key or value half of a layer's KV cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KvHalf {
+    K,
+    V,
+}

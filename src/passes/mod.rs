@@ -1,0 +1,39 @@
+//! Graph-to-graph rewrites, one per file, run in the order of [`PASSES`]. Each removes host-side
+//! or memory-bound work that eager PyTorch does per token: after all of them a decoder layer is
+//! only real kernels, and no cast, view, reshape, transpose or unsqueeze remains.
+
+use crate::ir::Graph;
+
+pub mod eliminate_views;
+pub mod fold_casts;
+pub mod fuse_add_rms_norm;
+pub mod fuse_gate_up;
+pub mod fuse_lm_head;
+pub mod fuse_qkv_rope;
+mod pattern;
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+/// A named pass. Every pass ends by dropping nodes that no longer feed an output.
+pub struct Pass {
+    pub name: &'static str,
+    pub run: fn(Graph) -> Graph,
+}
+
+pub const PASSES: &[Pass] = &[
+    Pass { name: "eliminate_views", run: eliminate_views::eliminate_views },
+    Pass { name: "fold_casts", run: fold_casts::fold_casts },
+    Pass { name: "fuse_add_rms_norm", run: fuse_add_rms_norm::fuse_add_rms_norm },
+    Pass { name: "fuse_qkv_rope", run: fuse_qkv_rope::fuse_qkv_rope },
+    Pass { name: "fuse_gate_up", run: fuse_gate_up::fuse_gate_up },
+    Pass { name: "fuse_lm_head", run: fuse_lm_head::fuse_lm_head },
+];
+
+/// Runs every pass in order.
+pub fn optimize(mut g: Graph) -> Graph {
+    for pass in PASSES {
+        g = (pass.run)(g);
+    }
+    g
+}
