@@ -4,7 +4,7 @@
 use super::op::Op;
 use super::types::TensorType;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
-use petgraph::visit::EdgeRef;
+use petgraph::visit::{EdgeRef, IntoEdgeReferences, NodeIndexable};
 use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BinaryHeap};
