@@ -1,11 +1,17 @@
 //! llmc: an ahead-of-time compiler and runtime for batch-1 LLM decoding.
 //!
-//! The modules follow the pipeline: `load` -> `lower` -> `passes` -> `arena` -> `plan` -> `exec`.
+//! The modules follow the pipeline: `load` -> `lower` -> `passes` -> `arena` -> `plan` ->
+//! `exec`; `compile` drives the first five.
 
+pub mod arena;
+pub mod compile;
 pub mod error;
+pub mod exec;
 pub mod ir;
 pub mod load;
 pub mod lower;
 pub mod passes;
+pub mod plan;
+pub mod text;
 
 pub use error::{Error, Result};

@@ -120,7 +120,8 @@ impl Lowerer<'_> {
         let a = self.relabel(Op::Transpose { a: 1, b: 2 }, a, &[1, 1, nh, d], &attn);
         let a = self.relabel(Op::Reshape, a, &[1, 1, nh * d], &attn);
         let wo = self.layer_weight(layer, LayerWeight::OProj, &[h, nh * d]);
-        let o = self.linear(a, wo, None, &attn);
+        let bo = c.o_bias.then(|| self.layer_weight(layer, LayerWeight::OBias, &[h]));
+        let o = self.linear(a, wo, bo, &attn);
         let hidden = self.same_type(Op::Add, &[hidden, o], &attn);
 
         let w_post = self.layer_weight(layer, LayerWeight::PostAttnNorm, &[h]);

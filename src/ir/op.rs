@@ -60,8 +60,8 @@ pub enum Op {
     /// RMSNorm reading and writing bf16, computing in f32: `w * bf16(norm(f32(x)))`.
     /// In: x, w. Out: bf16 like x. Rows are the last dimension (per-head for q/k norm).
     RmsNorm { eps: f32 },
-    /// `s = bf16(residual + delta); y = RmsNorm(s) * w`. In: residual, delta, w. Out: s, y.
-    AddRmsNorm { eps: f32 },
+    /// `residual + x @ W^T (+ b)`, rounded once. In: x, W[N,K], optional b[N], residual[..,N].
+    LinearResidual { bias: bool },
     /// Q/K/V projection from one concatenated weight, optional bias, optional per-head q/k
     /// RMSNorm, RoPE at `pos`, and the K/V cache write.
     /// In: x, w_qkv, [b_qkv], [q_norm_w, k_norm_w], inv_freq, pos, k_cache, v_cache.
@@ -101,7 +101,7 @@ impl Op {
             Op::KvAppend => "kv_append",
             Op::Attention { .. } => "attention",
             Op::RmsNorm { .. } => "rms_norm",
-            Op::AddRmsNorm { .. } => "add_rms_norm",
+            Op::LinearResidual { .. } => "linear_residual",
             Op::QkvRope { .. } => "qkv_rope",
             Op::GateUpSilu => "gate_up_silu",
             Op::LmHead => "lm_head",
@@ -145,8 +145,8 @@ impl Op {
             Op::Cast { to } => format!("to={to}"),
             Op::Unsqueeze { dim } => format!("dim={dim}"),
             Op::Transpose { a, b } => format!("{a},{b}"),
-            Op::RmsNormCore { eps } | Op::RmsNorm { eps } | Op::AddRmsNorm { eps } => format!("eps={eps:e}"),
-            Op::Linear { bias } => if *bias { "bias".into() } else { String::new() },
+            Op::RmsNormCore { eps } | Op::RmsNorm { eps } => format!("eps={eps:e}"),
+            Op::Linear { bias } | Op::LinearResidual { bias } => if *bias { "bias".into() } else { String::new() },
             Op::Attention { n_heads, n_kv_heads, head_dim } => format!("heads={n_heads} kv={n_kv_heads} d={head_dim}"),
             Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm } => {
                 let mut s = format!("heads={n_heads} kv={n_kv_heads} d={head_dim}");

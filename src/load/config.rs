@@ -48,6 +48,8 @@ pub struct ModelConfig {
     pub tie_word_embeddings: bool,
     /// q/k/v projections carry a bias (Qwen2; Llama with `attention_bias`).
     pub qkv_bias: bool,
+    /// The attention output projection carries a bias (Llama with `attention_bias`).
+    pub o_bias: bool,
     /// Per-head RMSNorm of q and k before RoPE (Qwen3).
     pub qk_norm: bool,
     pub max_position_embeddings: usize,
@@ -199,6 +201,7 @@ impl ModelConfig {
                 Arch::Qwen2 => true,
                 Arch::Llama | Arch::Qwen3 => raw.attention_bias.unwrap_or(false),
             },
+            o_bias: arch != Arch::Qwen2 && raw.attention_bias.unwrap_or(false),
             qk_norm: arch == Arch::Qwen3,
             max_position_embeddings: raw.max_position_embeddings.unwrap_or(32768),
             bos_token_id: raw.bos_token_id,

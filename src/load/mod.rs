@@ -78,7 +78,7 @@ pub fn expected_shape(cfg: &ModelConfig, id: WeightId) -> Vec<usize> {
         WeightId::FinalNorm => vec![h],
         WeightId::RopeInvFreq => vec![d / 2],
         WeightId::Layer(_, w) => match w {
-            InputNorm | PostAttnNorm => vec![h],
+            InputNorm | PostAttnNorm | OBias => vec![h],
             QProj => vec![q, h],
             KProj | VProj => vec![kv, h],
             QBias => vec![q],
@@ -115,6 +115,7 @@ pub fn hf_name(id: WeightId) -> String {
                 QNorm => "self_attn.q_norm.weight",
                 KNorm => "self_attn.k_norm.weight",
                 OProj => "self_attn.o_proj.weight",
+                OBias => "self_attn.o_proj.bias",
                 GateProj => "mlp.gate_proj.weight",
                 UpProj => "mlp.up_proj.weight",
                 DownProj => "mlp.down_proj.weight",

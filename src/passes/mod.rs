@@ -6,10 +6,10 @@ use crate::ir::Graph;
 
 pub mod eliminate_views;
 pub mod fold_casts;
-pub mod fuse_add_rms_norm;
 pub mod fuse_gate_up;
 pub mod fuse_lm_head;
 pub mod fuse_qkv_rope;
+pub mod fuse_residual;
 mod pattern;
 
 #[cfg(test)]
@@ -24,7 +24,7 @@ pub struct Pass {
 pub const PASSES: &[Pass] = &[
     Pass { name: "eliminate_views", run: eliminate_views::eliminate_views },
     Pass { name: "fold_casts", run: fold_casts::fold_casts },
-    Pass { name: "fuse_add_rms_norm", run: fuse_add_rms_norm::fuse_add_rms_norm },
+    Pass { name: "fuse_residual", run: fuse_residual::fuse_residual },
     Pass { name: "fuse_qkv_rope", run: fuse_qkv_rope::fuse_qkv_rope },
     Pass { name: "fuse_gate_up", run: fuse_gate_up::fuse_gate_up },
     Pass { name: "fuse_lm_head", run: fuse_lm_head::fuse_lm_head },

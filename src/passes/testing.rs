@@ -20,6 +20,7 @@ pub fn tiny_config() -> ModelConfig {
         rope_scaling: None,
         tie_word_embeddings: true,
         qkv_bias: true,
+        o_bias: false,
         qk_norm: true,
         max_position_embeddings: 64,
         bos_token_id: None,

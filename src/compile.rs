@@ -1,0 +1,37 @@
+//! `llmc compile`: load -> lower -> passes -> arena -> plan file, with progress on stderr.
+
+use crate::error::Result;
+use crate::load;
+use crate::plan::{self, file, Target};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
+use std::time::Instant;
+
+pub struct CompileOptions {
+    pub max_seq_len: usize,
+    pub target: Target,
+    /// Show a progress bar (off for tests and non-terminals).
+    pub progress: bool,
+}
+
+/// What a compile produced, for the summary line.
+pub struct CompileReport {
+    pub plan: plan::Plan,
+    pub seconds: f64,
+}
+
+pub fn compile(model_path: &Path, output: &Path, opts: &CompileOptions) -> Result<CompileReport> {
+    let start = Instant::now();
+    let model = load::open(model_path)?;
+    let plan = plan::build(&model.config, model.tokenizer.clone(), opts.max_seq_len, opts.target)?;
+    let bar = if opts.progress { ProgressBar::new(plan.weight_bytes) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("writing weights");
+    file::write(&plan, model.weights.as_ref(), output, &|done| bar.set_position(done))?;
+    bar.finish_and_clear();
+    Ok(CompileReport { plan, seconds: start.elapsed().as_secs_f64() })
+}

@@ -1,0 +1,257 @@
+//! The CPU executor: runs a plan's steps one by one over a host arena, with the same storage
+//! types as the GPU (bf16 activations, f32 logits) and f32 arithmetic, rounding to bf16 exactly
+//! where the plan stores bf16. It is the reference the CUDA backend is checked against and what
+//! CI runs. GEMVs and attention heads are spread over all cores with rayon.
+
+use super::sampling::{self, SamplingParams};
+use super::Backend;
+use crate::error::{Error, Result};
+use crate::ir::Op;
+use crate::plan::file::PlanFile;
+use crate::plan::{Region, Slot, Step};
+use half::bf16;
+use rayon::prelude::*;
+
+pub struct CpuExecutor<'p> {
+    file: &'p PlanFile,
+    /// The arena, as u64 words so every offset (a multiple of 256) is aligned for any type. It is
+    /// only accessed through `base`, taken once, so views of different slots can coexist.
+    _arena: Vec<u64>,
+    base: *mut u8,
+    sampling: SamplingParams,
+}
+
+#[inline]
+fn f32_of(x: bf16) -> f32 {
+    // bf16 is the top half of an f32: a shift, which vectorizes (half's conversion does not).
+    f32::from_bits((x.to_bits() as u32) << 16)
+}
+
+#[inline]
+fn round(x: f32) -> bf16 {
+    bf16::from_f32(x)
+}
+
+/// Dot product of an f32 vector with a bf16 row, in 16 independent lanes so it vectorizes.
+fn dot(x: &[f32], w: &[bf16]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (xc, wc) = (x.chunks_exact(16), w.chunks_exact(16));
+    let (xr, wr) = (xc.remainder(), wc.remainder());
+    for (xs, ws) in xc.zip(wc) {
+        for i in 0..16 {
+            acc[i] += xs[i] * f32_of(ws[i]);
+        }
+    }
+    let tail: f32 = xr.iter().zip(wr).map(|(a, b)| a * f32_of(*b)).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `y[r] = f(r, x . W[r])` for every row of `w` ([rows, x.len()]), in parallel.
+fn gemv<T: Send>(x: &[f32], w: &[bf16], out: &mut [T], f: impl Fn(usize, f32) -> T + Sync) {
+    let k = x.len();
+    out.par_chunks_mut(64).enumerate().for_each(|(c, chunk)| {
+        for (i, y) in chunk.iter_mut().enumerate() {
+            let r = c * 64 + i;
+            *y = f(r, dot(x, &w[r * k..(r + 1) * k]));
+        }
+    });
+}
+
+fn widen(x: &[bf16]) -> Vec<f32> {
+    x.iter().map(|&v| f32_of(v)).collect()
+}
+
+/// RMSNorm of each row of `x` (row length `w.len()`) in place: `x * rsqrt(mean(x^2) + eps) * w`.
+fn rms_norm_rows(x: &mut [f32], w: &[bf16], eps: f32) {
+    for row in x.chunks_exact_mut(w.len()) {
+        let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+        let inv = 1.0 / (ms + eps).sqrt();
+        for (v, &g) in row.iter_mut().zip(w) {
+            *v *= inv * f32_of(g);
+        }
+    }
+}
+
+fn store(out: &mut [bf16], x: &[f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = round(v);
+    }
+}
+
+/// Rotates one head in place (rotate_half convention) at angles `pos * inv_freq`.
+fn rope(head: &mut [f32], inv_freq: &[f32], pos: f32) {
+    let half = head.len() / 2;
+    for i in 0..half {
+        let (sin, cos) = (pos * inv_freq[i]).sin_cos();
+        let (a, b) = (head[i], head[i + half]);
+        head[i] = a * cos - b * sin;
+        head[i + half] = b * cos + a * sin;
+    }
+}
+
+fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+impl<'p> CpuExecutor<'p> {
+    pub fn new(file: &'p PlanFile, sampling: SamplingParams) -> Result<Self> {
+        sampling.validate()?;
+        let words = file.plan.arena_bytes.div_ceil(8) as usize;
+        let mut arena = Vec::new();
+        arena.try_reserve_exact(words).map_err(|_| Error::Input(format!("cannot allocate a {} byte arena", file.plan.arena_bytes)))?;
+        arena.resize(words, 0);
+        let base = arena.as_mut_ptr() as *mut u8;
+        Ok(CpuExecutor { file, _arena: arena, base, sampling })
+    }
+
+    fn bytes(&self, slot: &Slot) -> &[u8] {
+        match slot.region {
+            Region::Weights => self.file.weight(slot),
+            // SAFETY: in bounds (checked at plan load); see `write` for aliasing.
+            Region::Arena => unsafe { std::slice::from_raw_parts(self.base.add(slot.offset as usize), slot.bytes() as usize) },
+        }
+    }
+
+    fn read<T: bytemuck::Pod>(&self, slot: &Slot) -> &[T] {
+        bytemuck::cast_slice(self.bytes(slot))
+    }
+
+    /// A mutable view of an arena slot. The caller holds views of several slots of one step at
+    /// once; `PlanFile::open` proved that values live at the same step never share bytes.
+    #[allow(clippy::mut_from_ref)]
+    fn write<T: bytemuck::Pod>(&self, slot: &Slot) -> &mut [T] {
+        assert_eq!(slot.region, Region::Arena, "{} is not writable", slot.name);
+        let start = slot.offset as usize;
+        let len = slot.bytes() as usize / std::mem::size_of::<T>();
+        // SAFETY: in bounds (checked at plan load), aligned (offsets are multiples of 256 in a
+        // u64 buffer), and disjoint from every other slot the current step touches (arena check).
+        unsafe { std::slice::from_raw_parts_mut(self.base.add(start) as *mut T, len) }
+    }
+
+    fn run(&mut self, step: &Step) -> Result<()> {
+        let (ins, outs) = (&step.inputs, &step.outputs);
+        match step.op {
+            Op::Embedding => {
+                let id = self.read::<i32>(&ins[1])[0];
+                let table: &[bf16] = self.read(&ins[0]);
+                let h = ins[0].ty.last_dim();
+                let vocab = table.len() / h;
+                let row = usize::try_from(id).ok().filter(|&r| r < vocab).ok_or_else(|| Error::Input(format!("token id {id} is outside the vocabulary of {vocab}")))?;
+                self.write::<bf16>(&outs[0]).copy_from_slice(&table[row * h..(row + 1) * h]);
+            }
+            Op::RmsNorm { eps } => {
+                let mut x = widen(self.read(&ins[0]));
+                rms_norm_rows(&mut x, self.read(&ins[1]), eps);
+                store(self.write(&outs[0]), &x);
+            }
+            Op::QkvRope { n_heads, n_kv_heads, head_dim: d, bias, qk_norm } => {
+                let x = widen(self.read(&ins[0]));
+                let w: &[bf16] = self.read(&ins[1]);
+                let mut next = 2;
+                let mut take = || {
+                    next += 1;
+                    &ins[next - 1]
+                };
+                let b: Option<&[bf16]> = if bias { Some(self.read(take())) } else { None };
+                let norms: Option<(&[bf16], &[bf16])> = qk_norm.map(|_| (self.read(take()), self.read(take())));
+                let (inv_freq, pos): (&[f32], i32) = (self.read(take()), self.read::<i32>(take())[0]);
+                let pos = self.position(pos)?;
+                let mut y = vec![0f32; (n_heads + 2 * n_kv_heads) * d];
+                gemv(&x, w, &mut y, |r, acc| acc + b.map_or(0.0, |b| f32_of(b[r])));
+                let q_end = n_heads * d;
+                let k_end = q_end + n_kv_heads * d;
+                if let (Some((qw, kw)), Some(eps)) = (norms, qk_norm) {
+                    rms_norm_rows(&mut y[..q_end], qw, eps);
+                    rms_norm_rows(&mut y[q_end..k_end], kw, eps);
+                }
+                for head in y[..k_end].chunks_exact_mut(d) {
+                    rope(head, inv_freq, pos as f32);
+                }
+                let row = n_kv_heads * d;
+                store(self.write(&outs[0]), &y[..q_end]);
+                store(&mut self.write::<bf16>(&outs[1])[pos * row..(pos + 1) * row], &y[q_end..k_end]);
+                store(&mut self.write::<bf16>(&outs[2])[pos * row..(pos + 1) * row], &y[k_end..]);
+            }
+            Op::Attention { n_heads, n_kv_heads, head_dim: d } => {
+                let q: &[bf16] = self.read(&ins[0]);
+                let (k_cache, v_cache): (&[bf16], &[bf16]) = (self.read(&ins[1]), self.read(&ins[2]));
+                let pos = self.position(self.read::<i32>(&ins[3])[0])?;
+                let group = n_heads / n_kv_heads;
+                let row = n_kv_heads * d;
+                let scale = 1.0 / (d as f32).sqrt();
+                let out: &mut [bf16] = self.write(&outs[0]);
+                out.par_chunks_mut(d).enumerate().for_each(|(h, o)| {
+                    let qh = widen(&q[h * d..(h + 1) * d]);
+                    let kv = (h / group) * d;
+                    let scores: Vec<f32> = (0..=pos).map(|t| dot(&qh, &k_cache[t * row + kv..t * row + kv + d]) * scale).collect();
+                    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+                    let p: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
+                    let total: f32 = p.iter().sum();
+                    let mut acc = vec![0f32; d];
+                    for (t, &pt) in p.iter().enumerate() {
+                        for (a, &v) in acc.iter_mut().zip(&v_cache[t * row + kv..t * row + kv + d]) {
+                            *a += pt * f32_of(v);
+                        }
+                    }
+                    for (o, a) in o.iter_mut().zip(acc) {
+                        *o = round(a / total);
+                    }
+                });
+            }
+            Op::Linear { bias } | Op::LinearResidual { bias } => {
+                let x = widen(self.read(&ins[0]));
+                let b: Option<&[bf16]> = if bias { Some(self.read(&ins[2])) } else { None };
+                let residual: Option<&[bf16]> = match step.op {
+                    Op::LinearResidual { .. } => Some(self.read(&ins[2 + usize::from(bias)])),
+                    _ => None,
+                };
+                let extra = |r: usize| b.map_or(0.0, |b| f32_of(b[r])) + residual.map_or(0.0, |h| f32_of(h[r]));
+                gemv(&x, self.read(&ins[1]), self.write::<bf16>(&outs[0]), |r, acc| round(acc + extra(r)));
+            }
+            Op::GateUpSilu => {
+                let x = widen(self.read(&ins[0]));
+                let f = outs[0].ty.last_dim();
+                let mut gu = vec![0f32; 2 * f];
+                gemv(&x, self.read(&ins[1]), &mut gu, |_, acc| acc);
+                let out: &mut [bf16] = self.write(&outs[0]);
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = round(silu(gu[i]) * gu[f + i]);
+                }
+            }
+            Op::LmHead => {
+                let x = widen(self.read(&ins[0]));
+                gemv(&x, self.read(&ins[1]), self.write::<f32>(&outs[0]), |_, acc| acc);
+            }
+            Op::Sample => {
+                let pos = self.read::<i32>(&self.file.plan.io.position)[0];
+                let token = sampling::sample(self.read(&ins[0]), &self.sampling, pos as u64)?;
+                self.write::<i32>(&outs[0])[0] = token as i32;
+            }
+            ref op => return Err(Error::Unsupported(format!("the CPU executor has no kernel for `{}`", op.kind()))),
+        }
+        Ok(())
+    }
+
+    fn position(&self, pos: i32) -> Result<usize> {
+        usize::try_from(pos)
+            .ok()
+            .filter(|&p| p < self.file.plan.max_seq_len)
+            .ok_or_else(|| Error::Input(format!("position {pos} is outside the compiled context of {}", self.file.plan.max_seq_len)))
+    }
+}
+
+impl Backend for CpuExecutor<'_> {
+    fn step(&mut self, token: u32, pos: usize) -> Result<u32> {
+        let io = &self.file.plan.io;
+        self.write::<i32>(&io.token)[0] = token as i32;
+        self.write::<i32>(&io.position)[0] = pos as i32;
+        for step in &self.file.plan.steps {
+            self.run(step)?;
+        }
+        Ok(self.read::<i32>(&io.next_token)[0] as u32)
+    }
+
+    fn logits(&self) -> Result<Vec<f32>> {
+        Ok(self.read::<f32>(&self.file.plan.io.logits).to_vec())
+    }
+}

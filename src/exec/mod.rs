@@ -1,0 +1,77 @@
+//! Running a plan: the backends (the CPU executor; the CUDA runtime), and the token loop they
+//! share: prefill the prompt, then decode until EOS or the token budget, streaming each token.
+
+pub mod cpu;
+pub mod sampling;
+
+use crate::error::{Error, Result};
+use std::time::Instant;
+
+/// One decode step at a time: feed `token` at position `pos`, get the sampled next token.
+pub trait Backend {
+    fn step(&mut self, token: u32, pos: usize) -> Result<u32>;
+    /// The f32 logits of the last step.
+    fn logits(&self) -> Result<Vec<f32>>;
+}
+
+pub struct GenerateOptions {
+    pub max_tokens: usize,
+    pub eos_ids: Vec<u32>,
+    pub max_seq_len: usize,
+}
+
+/// What a generation did, with honest timings: time to first token covers the whole prompt;
+/// decode speed counts only the tokens after the first.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Generation {
+    pub prompt_ids: Vec<u32>,
+    pub generated_ids: Vec<u32>,
+    pub ttft_ms: f64,
+    pub decode_tok_s: f64,
+    pub stopped_at_eos: bool,
+}
+
+/// Runs the prompt through `backend` and generates up to `max_tokens` tokens, handing each one to
+/// `on_token` as it is chosen; `on_token` returns false to stop early (Ctrl-C).
+pub fn generate(
+    backend: &mut dyn Backend,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    mut on_token: impl FnMut(u32) -> Result<bool>,
+) -> Result<Generation> {
+    if prompt.is_empty() {
+        return Err(Error::Input("the prompt is empty".into()));
+    }
+    if prompt.len() + opts.max_tokens > opts.max_seq_len {
+        return Err(Error::ContextOverflow { prompt: prompt.len(), gen: opts.max_tokens, max: opts.max_seq_len });
+    }
+    let start = Instant::now();
+    let mut next = 0;
+    for (pos, &token) in prompt.iter().enumerate() {
+        next = backend.step(token, pos)?;
+    }
+    let ttft = start.elapsed();
+    let mut generated = Vec::with_capacity(opts.max_tokens);
+    let mut stopped_at_eos = false;
+    let decode_start = Instant::now();
+    while generated.len() < opts.max_tokens {
+        generated.push(next);
+        if opts.eos_ids.contains(&next) {
+            stopped_at_eos = true;
+            break;
+        }
+        if !on_token(next)? || generated.len() == opts.max_tokens {
+            break;
+        }
+        next = backend.step(next, prompt.len() + generated.len() - 1)?;
+    }
+    let decode_steps = generated.len().saturating_sub(1);
+    let decode_secs = decode_start.elapsed().as_secs_f64();
+    Ok(Generation {
+        prompt_ids: prompt.to_vec(),
+        generated_ids: generated,
+        ttft_ms: ttft.as_secs_f64() * 1e3,
+        decode_tok_s: if decode_steps > 0 && decode_secs > 0.0 { decode_steps as f64 / decode_secs } else { 0.0 },
+        stopped_at_eos,
+    })
+}
