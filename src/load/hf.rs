@@ -3,7 +3,7 @@
 //! EOS ids and chat template from `generation_config.json` / `tokenizer_config.json`.
 
 use super::config::ModelConfig;
-use super::{expected_shape, hf_name, Model, SourceData, SourceTensor, TokenizerSpec, WeightSource};
+use super::{expected_shape, hf_name, FileRange, Model, SourceData, SourceTensor, TokenizerSpec, WeightSource};
 use crate::error::{Error, Result};
 use crate::ir::{DType, WeightId};
 use memmap2::Mmap;
@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 /// reads the (small) header.
 struct Shard {
     path: PathBuf,
+    file: std::fs::File,
     map: Mmap,
 }
 
@@ -32,11 +33,11 @@ pub fn open(dir: &Path) -> Result<Model> {
     Ok(Model { config, weights: Box::new(weights), tokenizer })
 }
 
-fn map_file(path: &Path) -> Result<Mmap> {
+fn map_file(path: &Path) -> Result<(std::fs::File, Mmap)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    // SAFETY: the map is read-only; a file changed under us can at worst produce wrong weights,
-    // which the plan checksum (computed on the bytes written) would not hide from a rerun.
-    unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))
+    // SAFETY: the map is read-only; a file changed under us can at worst produce wrong weights.
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    Ok((file, map))
 }
 
 fn bad(path: &Path, msg: impl Into<String>) -> Error {
@@ -71,12 +72,12 @@ impl SafetensorsWeights {
         let mut index = HashMap::new();
         for (i, file) in files.iter().enumerate() {
             let path = dir.join(file);
-            let map = map_file(&path)?;
+            let (file, map) = map_file(&path)?;
             let st = SafeTensors::deserialize(&map).map_err(|e| bad(&path, e.to_string()))?;
             for name in st.names() {
                 index.insert(name.to_string(), i);
             }
-            shards.push(Shard { path, map });
+            shards.push(Shard { path, file, map });
         }
         Ok(SafetensorsWeights { config, shards, index })
     }
@@ -105,7 +106,10 @@ impl WeightSource for SafetensorsWeights {
         if view.shape() != want.as_slice() {
             return Err(Error::TensorMismatch { name, got: format!("shape {:?}", view.shape()), want: format!("shape {want:?}") });
         }
-        Ok(SourceTensor { shape: want, data: SourceData::Bytes { dtype, bytes: view.data() } })
+        let bytes = view.data();
+        let offset = (bytes.as_ptr() as usize - shard.map.as_ptr() as usize) as u64;
+        let file = Some(FileRange { file: &shard.file, offset });
+        Ok(SourceTensor { shape: want, data: SourceData::Bytes { dtype, bytes, file } })
     }
 }
 

@@ -13,9 +13,17 @@ use std::path::Path;
 /// The bytes of one source tensor, before compile converts them to bf16.
 pub enum SourceData<'a> {
     /// Stored as `dtype` (bf16, f16 or f32), little-endian, borrowed from the mapped file.
-    Bytes { dtype: DType, bytes: &'a [u8] },
+    /// `file` says where the same bytes lie in an open file, so they can be copied file to file
+    /// by the kernel without passing through user space.
+    Bytes { dtype: DType, bytes: &'a [u8], file: Option<FileRange<'a>> },
     /// Already converted to bf16 (e.g. dequantized from a GGUF block format).
     Bf16(Vec<half::bf16>),
+}
+
+#[derive(Clone, Copy)]
+pub struct FileRange<'a> {
+    pub file: &'a std::fs::File,
+    pub offset: u64,
 }
 
 /// One weight as the source file holds it: row-major, `shape` in PyTorch order ([out, in] for
