@@ -270,3 +270,230 @@ fn unpermute_rope_rows(values: &[half::bf16], heads: usize, row_len: usize) -> V
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::test_writer::{GgufWriter, Meta as M};
+    use super::*;
+    use half::{bf16, f16};
+
+    const TOKENS: &[&str] = &["a", "b", "ab", "Ġ", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "[PAD7]"];
+    const TOKEN_TYPES: &[i32] = &[1, 1, 1, 1, 3, 3, 3, 5];
+    const HIDDEN: u64 = 32;
+    const HEAD_DIM: u64 = 16;
+
+    /// A one-layer model: 2 query heads, 1 KV head, FFN 32, vocab 8; q_proj is Q8_0, the rest f32.
+    fn tiny_model(arch: &str, pre: &str) -> GgufWriter {
+        let key = |k: &str| format!("{arch}.{k}");
+        let ramp = |n: u64| (0..n).map(|i| i as f32 * 0.01).collect::<Vec<_>>();
+        let kv = HEAD_DIM;
+        // Q8_0 q_proj: row r holds d = 0.25 and qs[i] = i - r.
+        let q_proj: Vec<u8> = (0..HIDDEN)
+            .flat_map(|r| f16::from_f32(0.25).to_le_bytes().into_iter().chain((0..32).map(move |i| (i - r as i32) as i8 as u8)))
+            .collect();
+        GgufWriter::default()
+            .meta("general.architecture", M::Str(arch))
+            .meta(&key("block_count"), M::U32(1))
+            .meta(&key("context_length"), M::U32(4096))
+            .meta(&key("embedding_length"), M::U32(HIDDEN as u32))
+            .meta(&key("feed_forward_length"), M::U32(32))
+            .meta(&key("attention.head_count"), M::U32(2))
+            .meta(&key("attention.head_count_kv"), M::U32(1))
+            .meta(&key("attention.layer_norm_rms_epsilon"), M::F32(1e-5))
+            .meta(&key("rope.freq_base"), M::F32(1e6))
+            .meta("tokenizer.ggml.model", M::Str("gpt2"))
+            .meta("tokenizer.ggml.pre", M::Str(pre))
+            .meta("tokenizer.ggml.tokens", M::Strs(TOKENS))
+            .meta("tokenizer.ggml.token_type", M::I32s(TOKEN_TYPES))
+            .meta("tokenizer.ggml.merges", M::Strs(&["a b"]))
+            .meta("tokenizer.ggml.bos_token_id", M::U32(4))
+            .meta("tokenizer.ggml.eos_token_id", M::U32(6))
+            .meta("tokenizer.chat_template", M::Str("{{ messages }}"))
+            .f32_tensor("token_embd.weight", &[HIDDEN, 8], &ramp(HIDDEN * 8))
+            .f32_tensor("output_norm.weight", &[HIDDEN], &[1.0; 32])
+            .f32_tensor("blk.0.attn_norm.weight", &[HIDDEN], &[1.0; 32])
+            .tensor("blk.0.attn_q.weight", &[HIDDEN, HIDDEN], 8, &q_proj)
+            .f32_tensor("blk.0.attn_k.weight", &[HIDDEN, kv], &ramp(HIDDEN * kv))
+            .f32_tensor("blk.0.attn_v.weight", &[HIDDEN, kv], &ramp(HIDDEN * kv))
+            .f32_tensor("blk.0.attn_q.bias", &[HIDDEN], &ramp(HIDDEN))
+            .f32_tensor("blk.0.attn_k.bias", &[kv], &ramp(kv))
+            .f32_tensor("blk.0.attn_v.bias", &[kv], &ramp(kv))
+            .f32_tensor("blk.0.attn_output.weight", &[HIDDEN, HIDDEN], &ramp(HIDDEN * HIDDEN))
+            .f32_tensor("blk.0.ffn_norm.weight", &[HIDDEN], &[1.0; 32])
+            .f32_tensor("blk.0.ffn_gate.weight", &[HIDDEN, 32], &ramp(HIDDEN * 32))
+            .f32_tensor("blk.0.ffn_up.weight", &[HIDDEN, 32], &ramp(HIDDEN * 32))
+            .f32_tensor("blk.0.ffn_down.weight", &[32, HIDDEN], &ramp(32 * HIDDEN))
+    }
+
+    fn open_bytes(bytes: &[u8]) -> Result<Model> {
+        let mut file = tempfile::Builder::new().suffix(".gguf").tempfile().unwrap();
+        std::io::Write::write_all(&mut file, bytes).unwrap();
+        crate::load::open(file.path())
+    }
+
+    fn bf16_values(t: SourceTensor) -> Vec<f32> {
+        match t.data {
+            SourceData::Bf16(v) => v.iter().map(|x| x.to_f32()).collect(),
+            SourceData::Bytes { .. } => panic!("expected dequantized data"),
+        }
+    }
+
+    #[test]
+    fn round_trips_a_tiny_qwen2() {
+        let model = open_bytes(&tiny_model("qwen2", "qwen2").finish()).unwrap();
+        let c = &model.config;
+        assert_eq!(c.arch, Arch::Qwen2);
+        assert_eq!((c.hidden_size, c.intermediate_size, c.num_layers), (32, 32, 1));
+        assert_eq!((c.num_heads, c.num_kv_heads, c.head_dim, c.vocab_size), (2, 1, 16, 8));
+        assert_eq!((c.rms_norm_eps, c.rope_theta, c.max_position_embeddings), (1e-5, 1e6, 4096));
+        assert!(c.tie_word_embeddings && c.qkv_bias && !c.qk_norm);
+        assert_eq!((c.bos_token_id, c.eos_token_ids.as_slice()), (Some(4), &[4, 6][..]));
+
+        let embed = model.weights.tensor(WeightId::Embed).unwrap();
+        assert_eq!(embed.shape, vec![8, 32]);
+        match embed.data {
+            SourceData::Bytes { dtype: DType::F32, bytes } => {
+                assert_eq!(bytes.len(), 8 * 32 * 4);
+                assert_eq!(&bytes[4..8], &0.01f32.to_le_bytes());
+            }
+            _ => panic!("f32 tensors are borrowed from the file"),
+        }
+        let q = model.weights.tensor(WeightId::Layer(0, LayerWeight::QProj)).unwrap();
+        assert_eq!(q.shape, vec![32, 32]);
+        let q = bf16_values(q);
+        for (r, row) in q.chunks(32).enumerate() {
+            let want: Vec<f32> = (0..32).map(|i| (i - r as i32) as f32 * 0.25).collect();
+            assert_eq!(row, want.as_slice(), "row {r}");
+        }
+        assert!(matches!(model.weights.tensor(WeightId::LmHead), Err(Error::MissingTensor(n)) if n == "output.weight"));
+
+        let t = &model.tokenizer;
+        assert_eq!((t.bos_token.as_deref(), t.eos_token.as_deref()), (Some("<|endoftext|>"), Some("<|im_end|>")));
+        assert_eq!(t.chat_template.as_deref(), Some("{{ messages }}"));
+        let tok = tokenizers::Tokenizer::from_bytes(t.json.as_bytes()).unwrap();
+        // Qwen2 adds no BOS; control tokens are matched whole; the padding token is dropped.
+        assert_eq!(tok.encode("ab a<|im_end|>", true).unwrap().get_ids(), &[2, 3, 0, 6]);
+        assert_eq!(tok.decode(&[2, 3, 0, 6], false).unwrap(), "ab a<|im_end|>");
+        assert_eq!(tok.token_to_id("[PAD7]"), None);
+    }
+
+    #[test]
+    fn undoes_llama_rope_permutation_of_q_and_k() {
+        // GGUF row h*d + 2i + half holds Hugging Face row h*d + half*d/2 + i; write each row's HF index.
+        let d = HEAD_DIM as usize;
+        let permuted = |rows: usize| -> Vec<f32> {
+            (0..rows)
+                .flat_map(|g| {
+                    let (h, within) = (g / d, g % d);
+                    let hf = h * d + (within % 2) * d / 2 + within / 2;
+                    std::iter::repeat_n(hf as f32, HIDDEN as usize)
+                })
+                .collect()
+        };
+        let bytes = tiny_model("llama", "llama-bpe")
+            .f32_tensor("output.weight", &[HIDDEN, 8], &[0.0; 256])
+            .finish();
+        let model = open_bytes(&bytes).unwrap();
+        assert!(!model.config.tie_word_embeddings);
+        let k = bf16_values(model.weights.tensor(WeightId::Layer(0, LayerWeight::KBias)).unwrap());
+        // attn_k.bias is a ramp over one head of 16: unpermuted, element r came from GGUF row 2i + half.
+        let want: Vec<f32> = (0..16).map(|r| bf16::from_f32((2 * (r % 8) + r / 8) as f32 * 0.01).to_f32()).collect();
+        assert_eq!(k, want);
+
+        let q = permuted(32);
+        let k = permuted(16);
+        let rows = |v: &[f32]| -> Vec<f32> { v.chunks(HIDDEN as usize).map(|r| r[0]).collect() };
+        let unpermuted_q = unpermute_rope_rows(&q.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>(), 2, HIDDEN as usize);
+        let unpermuted_k = unpermute_rope_rows(&k.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>(), 1, HIDDEN as usize);
+        let as_f32 = |v: Vec<bf16>| v.iter().map(|x| x.to_f32()).collect::<Vec<_>>();
+        assert_eq!(rows(&as_f32(unpermuted_q)), (0..32).map(|r| r as f32).collect::<Vec<_>>());
+        assert_eq!(rows(&as_f32(unpermuted_k)), (0..16).map(|r| r as f32).collect::<Vec<_>>());
+
+        // llama-bpe adds BOS by default.
+        let tok = tokenizers::Tokenizer::from_bytes(model.tokenizer.json.as_bytes()).unwrap();
+        assert_eq!(tok.encode("ab", true).unwrap().get_ids(), &[4, 2]);
+    }
+
+    #[test]
+    fn refuses_unsupported_or_incomplete_models() {
+        let cases = [
+            (tiny_model("gemma", "qwen2"), "GGUF architecture `gemma`"),
+            (tiny_model("qwen2", "falcon"), "pre-tokenizer `falcon`"),
+            (tiny_model("qwen2", "qwen2").meta("tokenizer.ggml.model", M::Str("llama")), "duplicate metadata key"),
+            (tiny_model("qwen2", "qwen2").meta("qwen2.expert_count", M::U32(8)), "mixture-of-experts"),
+            (tiny_model("qwen2", "qwen2").meta("general.alignment", M::U32(3)), "not a power of two"),
+            (GgufWriter::default().meta("general.architecture", M::Str("qwen3")), "missing metadata `qwen3.embedding_length`"),
+            (
+                GgufWriter::default().meta("general.architecture", M::U32(1)),
+                "metadata `general.architecture` is u32, expected a string",
+            ),
+        ];
+        for (writer, needle) in cases {
+            let err = open_bytes(&writer.finish()).err().expect("must be refused").to_string();
+            assert!(err.contains(needle), "error `{err}` should mention `{needle}`");
+        }
+        let model = open_bytes(&tiny_model("qwen2", "qwen2").f32_tensor("output.weight", &[HIDDEN, 7], &[0.0; 224]).finish()).unwrap();
+        let err = model.weights.tensor(WeightId::LmHead).err().unwrap().to_string();
+        assert!(err.contains("tensor `output.weight` has shape [7, 32], expected shape [8, 32]"), "{err}");
+    }
+
+    /// The real Qwen2.5-Coder-1.5B-Instruct Q4_K_M file (fetch-qwen2.5-coder-1.5b.sh), path in LLMC_GGUF.
+    /// Checks every weight's shape, plausibility, and bit-exactness against gguf-py's dequantization
+    /// (checksums from tests/fixtures/gguf/make_real_checksums.py), and the tokenizer round trip.
+    #[test]
+    #[ignore]
+    fn real_qwen2_5_coder_q4_k_m() {
+        let path = std::env::var("LLMC_GGUF").expect("set LLMC_GGUF to the .gguf file");
+        let model = crate::load::open(Path::new(&path)).unwrap();
+        let c = &model.config;
+        assert_eq!((c.arch, c.num_layers, c.hidden_size, c.intermediate_size), (Arch::Qwen2, 28, 1536, 8960));
+        assert_eq!((c.num_heads, c.num_kv_heads, c.head_dim, c.vocab_size), (12, 2, 128, 151936));
+        assert!(c.qkv_bias && !c.tie_word_embeddings && !c.qk_norm);
+        assert_eq!(c.eos_token_ids, vec![151643, 151645]);
+
+        let checksums: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/gguf/qwen2.5-coder-1.5b-q4_k_m-checksums.json")).unwrap();
+        use LayerWeight::*;
+        let layer_weights = [InputNorm, QProj, KProj, VProj, QBias, KBias, VBias, OProj, PostAttnNorm, GateProj, UpProj, DownProj];
+        let ids = [WeightId::Embed, WeightId::FinalNorm, WeightId::LmHead]
+            .into_iter()
+            .chain((0..28).flat_map(|l| layer_weights.map(|w| WeightId::Layer(l, w))));
+        let started = std::time::Instant::now();
+        for id in ids {
+            let t = model.weights.tensor(id).unwrap();
+            assert_eq!(t.shape, expected_shape(c, id), "{id}");
+            let values: Vec<bf16> = match t.data {
+                SourceData::Bf16(v) => v,
+                SourceData::Bytes { dtype: DType::F32, bytes } => {
+                    bytes.chunks_exact(4).map(|b| bf16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect()
+                }
+                SourceData::Bytes { dtype, .. } => panic!("{id}: unexpected {dtype}"),
+            };
+            let sum = values.iter().enumerate().fold(0u64, |acc, (i, v)| {
+                acc.wrapping_add((v.to_bits() as u64).wrapping_mul((i % 1000003) as u64 + 1))
+            });
+            let name = gguf_name(id);
+            assert_eq!(sum.to_string(), checksums[&name]["checksum"].as_str().unwrap(), "{name} differs from gguf-py");
+            let max_abs = values.iter().map(|v| v.to_f32().abs()).fold(0f32, f32::max);
+            assert!(values.iter().all(|v| v.is_finite()), "{name}");
+            let mean_abs = values.iter().map(|v| v.to_f32().abs() as f64).sum::<f64>() / values.len() as f64;
+            match id {
+                WeightId::FinalNorm | WeightId::Layer(_, InputNorm | PostAttnNorm) => {
+                    assert!((0.01..100.0).contains(&mean_abs), "{name}: mean |x| {mean_abs}")
+                }
+                WeightId::Layer(_, QBias | KBias | VBias) => assert!(max_abs < 1000.0, "{name}: max |x| {max_abs}"),
+                _ => assert!(mean_abs < 0.2 && max_abs < 50.0, "{name}: mean |x| {mean_abs}, max {max_abs}"),
+            }
+        }
+        eprintln!("all weights dequantized and checked in {:?}", started.elapsed());
+
+        let tok = tokenizers::Tokenizer::from_bytes(model.tokenizer.json.as_bytes()).unwrap();
+        for text in ["def fibonacci(n):", "你好，世界 🌍", "<|im_start|>user\nhi<|im_end|>"] {
+            let ids = tok.encode(text, true).unwrap().get_ids().to_vec();
+            eprintln!("{text:?} -> {ids:?}");
+            assert_eq!(tok.decode(&ids, false).unwrap(), text);
+        }
+        assert_eq!(tok.encode("<|im_start|>user", true).unwrap().get_ids(), &[151644, 872]);
+        assert!(model.tokenizer.chat_template.as_deref().is_some_and(|t| t.contains("<|im_start|>")));
+    }
+}

@@ -4,7 +4,6 @@
 pub enum Meta<'a> {
     U32(u32),
     F32(f32),
-    Bool(bool),
     Str(&'a str),
     Strs(&'a [&'a str]),
     I32s(&'a [i32]),
@@ -20,7 +19,6 @@ impl Meta<'_> {
         match self {
             Meta::U32(_) => 4,
             Meta::F32(_) => 6,
-            Meta::Bool(_) => 7,
             Meta::Str(_) => 8,
             Meta::Strs(_) | Meta::I32s(_) => 9,
         }
@@ -30,7 +28,6 @@ impl Meta<'_> {
         match self {
             Meta::U32(x) => out.extend(x.to_le_bytes()),
             Meta::F32(x) => out.extend(x.to_le_bytes()),
-            Meta::Bool(x) => out.push(*x as u8),
             Meta::Str(s) => put_str(out, s),
             Meta::Strs(items) => {
                 out.extend(8u32.to_le_bytes());
