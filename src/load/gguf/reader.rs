@@ -297,7 +297,7 @@ impl<'a> Cursor<'a> {
                 let min_item_bytes = match item_type {
                     0 | 1 | 7 => 1,
                     2 | 3 => 2,
-                    4 | 5 | 6 => 4,
+                    4..=6 => 4,
                     8 | 10..=12 => 8,
                     9 => return Err(GgufError::NestedArray(key.to_string())),
                     id => return Err(GgufError::UnknownValueType { key: key.to_string(), id }),
