@@ -41,11 +41,72 @@ pub enum Error {
     #[error("numerical failure: {0}")]
     Numeric(String),
 
-    #[error("{0}")]
-    Gguf(String),
+    #[error("{path}: malformed GGUF file: {source}")]
+    BadGguf { path: PathBuf, source: GgufError },
 
     #[error("CUDA: {0}")]
     Cuda(String),
+}
+
+/// What is wrong with a GGUF file, found while reading it.
+#[derive(Debug, Error, PartialEq)]
+pub enum GgufError {
+    #[error("bad magic {0:02x?} (expected \"GGUF\"); not a GGUF file")]
+    BadMagic([u8; 4]),
+
+    #[error("GGUF version {0} is not supported (only 2 and 3)")]
+    UnsupportedVersion(u32),
+
+    #[error("big-endian GGUF files are not supported")]
+    BigEndian,
+
+    #[error("truncated: {what} needs {need} bytes at offset {offset}, but the file is {len} bytes")]
+    Truncated { what: String, offset: usize, need: u64, len: usize },
+
+    #[error("{what} count {count} is absurd for a file of {len} bytes")]
+    AbsurdCount { what: &'static str, count: u64, len: usize },
+
+    #[error("metadata `{key}` has unknown value type id {id}")]
+    UnknownValueType { key: String, id: u32 },
+
+    #[error("metadata `{0}` is a nested array, which GGUF readers do not support")]
+    NestedArray(String),
+
+    #[error("{what} is not valid UTF-8")]
+    NotUtf8 { what: String },
+
+    #[error("duplicate metadata key `{0}`")]
+    DuplicateKey(String),
+
+    #[error("duplicate tensor `{0}`")]
+    DuplicateTensor(String),
+
+    #[error("`general.alignment` = {0} is not a power of two")]
+    BadAlignment(u64),
+
+    #[error("tensor `{name}` has unknown ggml type id {id}")]
+    UnknownTensorType { name: String, id: u32 },
+
+    #[error("tensor `{name}` has {n_dims} dimensions (at most 4)")]
+    TooManyDims { name: String, n_dims: u32 },
+
+    #[error("tensor `{name}` has dimensions {dims:?} whose size overflows")]
+    SizeOverflow { name: String, dims: Vec<u64> },
+
+    #[error("tensor `{name}`: row length {row} is not a multiple of the {ggml_type} block size {block}")]
+    PartialBlock { name: String, ggml_type: &'static str, row: u64, block: u64 },
+
+    #[error("tensor `{name}` data offset {offset} is not a multiple of the alignment {alignment}")]
+    MisalignedTensor { name: String, offset: u64, alignment: u64 },
+
+    #[error("tensor `{name}` data [{start}, {end}) lies past the end of the file ({len} bytes)")]
+    TensorPastEnd { name: String, start: u64, end: u64, len: usize },
+
+    #[error("missing metadata `{0}`")]
+    MissingKey(String),
+
+    #[error("metadata `{key}` is {got}, expected {want}")]
+    WrongKeyType { key: String, got: &'static str, want: &'static str },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

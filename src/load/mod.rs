@@ -3,6 +3,7 @@
 //! [`WeightSource`] and never needs to know which format they came from.
 
 pub mod config;
+pub mod gguf;
 pub mod hf;
 
 use crate::error::{Error, Result};
@@ -65,7 +66,7 @@ pub fn open(path: &Path) -> Result<Model> {
     if path.is_dir() {
         hf::open(path)
     } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
-        Err(Error::Unsupported(format!("{}: GGUF files are not supported yet", path.display())))
+        gguf::open(path)
     } else if path.exists() {
         Err(Error::Input(format!(
             "{}: expected a model directory (config.json + safetensors) or a .gguf file",
