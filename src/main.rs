@@ -177,6 +177,7 @@ fn run(args: RunArgs) -> Result<i32> {
         writeln!(out, "{json}")?;
     } else {
         writeln!(out)?;
+        out.flush()?;
         eprintln!(
             "[{} prompt tokens, first token after {:.1} ms; {} tokens at {:.1} tok/s{}]",
             generation.prompt_ids.len(),

@@ -164,6 +164,7 @@ fn model_config(meta: &Meta, tensors: &HashMap<String, TensorInfo>) -> Result<Mo
         rope_scaling: None,
         tie_word_embeddings: !tensors.contains_key(&gguf_name(WeightId::LmHead)),
         qkv_bias: tensors.contains_key(&gguf_name(WeightId::Layer(0, LayerWeight::QBias))),
+        o_bias: tensors.contains_key(&gguf_name(WeightId::Layer(0, LayerWeight::OBias))),
         qk_norm: arch == Arch::Qwen3,
         max_position_embeddings: dim("context_length", Some(32768))?,
         bos_token_id: meta.opt_u64("tokenizer.ggml.bos_token_id")?.and_then(|id| u32::try_from(id).ok()),
@@ -192,6 +193,7 @@ fn gguf_name(id: WeightId) -> String {
                 QNorm => "attn_q_norm.weight",
                 KNorm => "attn_k_norm.weight",
                 OProj => "attn_output.weight",
+                OBias => "attn_output.bias",
                 PostAttnNorm => "ffn_norm.weight",
                 GateProj => "ffn_gate.weight",
                 UpProj => "ffn_up.weight",
@@ -233,7 +235,7 @@ impl WeightSource for GgufWeights {
             _ => None,
         };
         if let (Some(dtype), None) = (plain_dtype, rope_heads) {
-            return Ok(SourceTensor { shape: want, data: SourceData::Bytes { dtype, bytes } });
+            return Ok(SourceTensor { shape: want, data: SourceData::Bytes { dtype, bytes, file: None } });
         }
         let mut values = dequant::dequantize(info.ggml_type, bytes).ok_or_else(|| {
             Error::Unsupported(format!("tensor `{name}` of type {} (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)", info.ggml_type.name()))
