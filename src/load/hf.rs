@@ -66,7 +66,7 @@ impl SafetensorsWeights {
             }
             files
         } else {
-            return Err(Error::io(&single, std::io::Error::from(std::io::ErrorKind::NotFound)));
+            return Err(Error::Input(format!("{}: no model.safetensors or model.safetensors.index.json", dir.display())));
         };
         let mut shards = Vec::new();
         let mut index = HashMap::new();

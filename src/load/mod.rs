@@ -73,7 +73,7 @@ pub fn open(path: &Path) -> Result<Model> {
             path.display()
         )))
     } else {
-        Err(Error::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)))
+        Err(Error::Input(format!("{}: no such file or directory", path.display())))
     }
 }
 

@@ -1,0 +1,256 @@
+//! Bad input gets one clear line on stderr and a non-zero exit, never a panic, and never a plan
+//! file at the output path. Each case runs the real `llmc` binary.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Runs llmc and returns (exit code, stderr), asserting the failure shape every case shares.
+fn fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_llmc")).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "llmc {args:?} should fail");
+    assert_eq!(out.status.code(), Some(1), "llmc {args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "llmc {args:?} panicked: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected, got: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
+/// A copy of the qwen2 fixture that a test may break.
+fn model_copy(dir: &Path) -> PathBuf {
+    let model = dir.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    for entry in std::fs::read_dir(fixture_dir("qwen2_tied")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
+    }
+    model
+}
+
+/// Compile must fail with `needle` in the message and leave no file at the output path.
+fn compile_fails(model: &Path, needle: &str) {
+    let out = model.parent().unwrap().join("out.plan");
+    let err = fails(&["compile", model.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(!out.exists(), "a failed compile left {}", out.display());
+    let leftovers: Vec<_> = std::fs::read_dir(model.parent().unwrap()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".llmc-plan-")).collect();
+    assert!(leftovers.is_empty(), "temporary plan left behind");
+}
+
+fn edit_config(model: &Path, f: impl Fn(&mut serde_json::Value)) {
+    let path = model.join("config.json");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    f(&mut json);
+    std::fs::write(path, json.to_string()).unwrap();
+}
+
+/// Rewrites model.safetensors with its header replaced by `f(header)`.
+fn edit_safetensors_header(model: &Path, f: impl Fn(&mut serde_json::Value)) {
+    let path = model.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    f(&mut header);
+    let mut text = header.to_string().into_bytes();
+    text.resize(text.len().div_ceil(8) * 8, b' ');
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn missing_model_directory() {
+    compile_fails(&tempfile::tempdir().unwrap().path().join("nope"), "no such file or directory");
+}
+
+#[test]
+fn missing_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_copy(dir.path());
+    std::fs::remove_file(model.join("config.json")).unwrap();
+    compile_fails(&model, "config.json");
+}
+
+#[test]
+fn malformed_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_copy(dir.path());
+    std::fs::write(model.join("config.json"), "{\"architectures\": [\"Qwen2ForCausalLM\"], ").unwrap();
+    compile_fails(&model, "malformed config.json");
+}
+
+#[test]
+fn unsupported_architecture() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_copy(dir.path());
+    edit_config(&model, |c| c["architectures"] = serde_json::json!(["MixtralForCausalLM"]));
+    compile_fails(&model, "MixtralForCausalLM");
+}
+
+#[test]
+fn sliding_window_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_copy(dir.path());
+    edit_config(&model, |c| c["use_sliding_window"] = serde_json::json!(true));
+    compile_fails(&model, "sliding-window");
+}
+
+#[test]
+fn missing_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_copy(dir.path());
+    edit_safetensors_header(&model, |h| {
+        // Renamed rather than removed: the header's offsets must stay contiguous to be valid.
+        let t = h.as_object_mut().unwrap().remove("model.layers.1.mlp.up_proj.weight").unwrap();
+        h["model.layers.1.mlp.renamed.weight"] = t;
+    });
+    compile_fails(&model, "model.layers.1.mlp.up_proj.weight");
+}
+
+#[test]
+fn tensor_of_wrong_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_copy(dir.path());
+    edit_safetensors_header(&model, |h| {
+        let t = &mut h["model.layers.0.self_attn.o_proj.weight"];
+        let rows = t["shape"][0].as_u64().unwrap();
+        t["shape"] = serde_json::json!([rows * 2, t["shape"][1].as_u64().unwrap() / 2]);
+    });
+    compile_fails(&model, "shape");
+}
+
+#[test]
+fn tensor_of_wrong_dtype() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_copy(dir.path());
+    edit_safetensors_header(&model, |h| {
+        let t = &mut h["model.norm.weight"];
+        t["dtype"] = serde_json::json!("I16");
+    });
+    compile_fails(&model, "I16");
+}
+
+#[test]
+fn truncated_safetensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_copy(dir.path());
+    let path = model.join("model.safetensors");
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len / 2).unwrap();
+    compile_fails(&model, "malformed safetensors");
+}
+
+#[test]
+fn lying_safetensors_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_copy(dir.path());
+    let path = model.join("model.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[..8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    compile_fails(&model, "malformed safetensors");
+}
+
+#[test]
+fn missing_tokenizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_copy(dir.path());
+    std::fs::remove_file(model.join("tokenizer.json")).unwrap();
+    compile_fails(&model, "tokenizer.json");
+}
+
+#[test]
+fn unwritable_output_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("no/such/dir/out.plan");
+    let err = fails(&["compile", fixture_dir("qwen2_tied").to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(err.contains("no/such/dir"), "{err}");
+}
+
+#[test]
+fn failed_compile_keeps_the_previous_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_copy(dir.path());
+    let out = dir.path().join("out.plan");
+    let ok = Command::new(env!("CARGO_BIN_EXE_llmc")).args(["compile", model.to_str().unwrap(), "-o", out.to_str().unwrap()]).output().unwrap();
+    assert!(ok.status.success());
+    let before = std::fs::read(&out).unwrap();
+    std::fs::remove_file(model.join("tokenizer.json")).unwrap();
+    fails(&["compile", model.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out).unwrap(), before, "the previous plan must survive a failed compile");
+}
+
+/// A good plan of the qwen2 fixture in `dir`.
+fn good_plan(dir: &Path) -> PathBuf {
+    let out = dir.join("good.plan");
+    let status = Command::new(env!("CARGO_BIN_EXE_llmc"))
+        .args(["compile", fixture_dir("qwen2_tied").to_str().unwrap(), "-o", out.to_str().unwrap(), "--max-seq-len", "32"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    out
+}
+
+#[test]
+fn corrupted_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = good_plan(dir.path());
+    let mut bytes = std::fs::read(&plan).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&plan, bytes).unwrap();
+    let err = fails(&["run", plan.to_str().unwrap(), "--prompt", "hi"]);
+    assert!(err.contains("checksum mismatch"), "{err}");
+}
+
+#[test]
+fn truncated_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = good_plan(dir.path());
+    let len = std::fs::metadata(&plan).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&plan).unwrap().set_len(len - 100).unwrap();
+    let err = fails(&["inspect", plan.to_str().unwrap()]);
+    assert!(err.contains("checksum mismatch"), "{err}");
+    std::fs::write(&plan, b"LLMC").unwrap();
+    let err = fails(&["inspect", plan.to_str().unwrap()]);
+    assert!(err.contains("not an llmc plan"), "{err}");
+}
+
+#[test]
+fn plan_of_another_format_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = good_plan(dir.path());
+    let mut bytes = std::fs::read(&plan).unwrap();
+    bytes[8..12].copy_from_slice(&999u32.to_le_bytes());
+    std::fs::write(&plan, bytes).unwrap();
+    let err = fails(&["run", plan.to_str().unwrap(), "--prompt", "hi"]);
+    assert!(err.contains("plan format 999") && err.contains("recompile"), "{err}");
+}
+
+#[test]
+fn prompt_longer_than_the_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = good_plan(dir.path());
+    let long = "word ".repeat(40);
+    let err = fails(&["run", plan.to_str().unwrap(), "--prompt", &long, "--max-tokens", "4"]);
+    assert!(err.contains("exceeds the compiled context of 32"), "{err}");
+    let err = fails(&["run", plan.to_str().unwrap(), "--prompt", "hi", "--max-tokens", "100"]);
+    assert!(err.contains("--max-seq-len"), "{err}");
+}
+
+#[test]
+fn empty_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = good_plan(dir.path());
+    let err = fails(&["run", plan.to_str().unwrap(), "--prompt", ""]);
+    assert!(err.contains("empty"), "{err}");
+}
+
+#[test]
+fn not_a_plan() {
+    let err = fails(&["run", fixture_dir("qwen2_tied").join("config.json").to_str().unwrap(), "--prompt", "hi"]);
+    assert!(err.contains("not an llmc plan"), "{err}");
+}
