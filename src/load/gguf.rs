@@ -354,7 +354,7 @@ mod tests {
         let embed = model.weights.tensor(WeightId::Embed).unwrap();
         assert_eq!(embed.shape, vec![8, 32]);
         match embed.data {
-            SourceData::Bytes { dtype: DType::F32, bytes } => {
+            SourceData::Bytes { dtype: DType::F32, bytes, .. } => {
                 assert_eq!(bytes.len(), 8 * 32 * 4);
                 assert_eq!(&bytes[4..8], &0.01f32.to_le_bytes());
             }
@@ -468,7 +468,7 @@ mod tests {
             assert_eq!(t.shape, expected_shape(c, id), "{id}");
             let values: Vec<bf16> = match t.data {
                 SourceData::Bf16(v) => v,
-                SourceData::Bytes { dtype: DType::F32, bytes } => {
+                SourceData::Bytes { dtype: DType::F32, bytes, .. } => {
                     bytes.chunks_exact(4).map(|b| bf16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect()
                 }
                 SourceData::Bytes { dtype, .. } => panic!("{id}: unexpected {dtype}"),

@@ -1,0 +1,61 @@
+//! The command line as a user sees it: inspect's JSON and text, run's JSON, seeded sampling.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn llmc(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_llmc")).args(args).output().unwrap();
+    assert!(out.status.success(), "llmc {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn plan(dir: &Path, fixture: &str) -> PathBuf {
+    let out = dir.join(format!("{fixture}.plan"));
+    llmc(&["compile", fixture_dir(fixture).to_str().unwrap(), "-o", out.to_str().unwrap(), "--max-seq-len", "64"]);
+    out
+}
+
+#[test]
+fn inspect_reports_fused_and_lowered_graphs() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = plan(dir.path(), "qwen3_untied");
+    let fused: serde_json::Value = serde_json::from_str(&llmc(&["inspect", p.to_str().unwrap(), "--json"])).unwrap();
+    let lowered: serde_json::Value = serde_json::from_str(&llmc(&["inspect", p.to_str().unwrap(), "--json", "--before-fusion"])).unwrap();
+    for key in ["op_counts", "kernels_per_token", "arena_bytes", "weight_bytes", "max_seq_len", "target"] {
+        assert!(fused.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(fused["max_seq_len"], 64);
+    assert_eq!(fused["target"], "cpu");
+    assert_eq!(fused["kernels_per_token"], 3 * 7 + 4);
+    for kind in ["cast", "view", "reshape", "unsqueeze"] {
+        assert!(fused["op_counts"].get(kind).is_none(), "{kind} after fusion");
+        assert!(lowered["op_counts"][kind].as_u64().unwrap() > 0, "{kind} before fusion");
+    }
+    // Qwen3's q/k norms add two RMSNorms per layer, each with an upcast and a downcast.
+    assert_eq!(lowered["op_counts"]["rms_norm_core"], 3 * 4 + 1);
+    assert_eq!(lowered["op_counts"]["cast"], 2 * (3 * 4 + 1) + 1 + 2 + 1);
+    let text = llmc(&["inspect", p.to_str().unwrap()]);
+    assert!(text.contains("qkv_rope heads=4 kv=2 d=32 qk_norm"), "{text}");
+}
+
+#[test]
+fn run_json_and_seeded_sampling() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = plan(dir.path(), "llama_untied_scaled");
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["run", p.to_str().unwrap(), "--prompt", "The fox said", "--max-tokens", "12", "--json"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&llmc(&args)).unwrap()
+    };
+    let greedy = run(&[]);
+    for key in ["prompt_ids", "generated_ids", "text", "ttft_ms", "decode_tok_s"] {
+        assert!(greedy.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(greedy["generated_ids"].as_array().unwrap().len(), 12);
+    let sampled = |seed: &str| run(&["--temperature", "1.5", "--top-k", "50", "--top-p", "0.95", "--seed", seed])["generated_ids"].clone();
+    assert_eq!(sampled("1"), sampled("1"), "same seed, same tokens");
+    assert_ne!(sampled("1"), sampled("2"), "another seed, other tokens");
+    assert_ne!(sampled("1"), greedy["generated_ids"], "sampling at temperature 1.5 should leave the greedy path");
+}
