@@ -90,7 +90,8 @@ fn main() {
     let result = match cli.command {
         Command::Compile { model, output, max_seq_len, target } => compile(model, output, max_seq_len, target),
         Command::Inspect { plan, json, before_fusion } => inspect_plan(plan, json, before_fusion),
-        Command::Run(args) => run(args),
+        // Inside the thread pool, the CPU executor's parallel kernels allocate nothing per token.
+        Command::Run(args) => rayon::scope(|_| run(args)),
     };
     match result {
         Ok(code) => std::process::exit(code),

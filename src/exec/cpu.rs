@@ -19,6 +19,44 @@ pub struct CpuExecutor<'p> {
     _arena: Vec<u64>,
     base: *mut u8,
     sampling: SamplingParams,
+    scratch: Scratch,
+}
+
+/// Working memory of the kernels, sized once from the plan, so a step allocates nothing.
+#[derive(Default)]
+struct Scratch {
+    /// The step's main input, widened to f32.
+    x: Vec<f32>,
+    /// GEMV results that an epilogue still transforms (q/k/v, gate/up).
+    y: Vec<f32>,
+    /// Attention scores, `max_seq_len` per head.
+    scores: Vec<f32>,
+    /// Attention outputs before the store, `head_dim` per head.
+    acc: Vec<f32>,
+    sampler: sampling::Scratch,
+}
+
+impl Scratch {
+    fn for_plan(plan: &crate::plan::Plan) -> Scratch {
+        let mut s = Scratch::default();
+        let (mut x, mut y, mut heads) = (0, 0, 0);
+        for step in &plan.steps {
+            x = x.max(step.inputs.first().map_or(0, |i| i.ty.elements()));
+            match step.op {
+                Op::QkvRope { n_heads, n_kv_heads, head_dim, .. } => y = y.max((n_heads + 2 * n_kv_heads) * head_dim),
+                Op::GateUpSilu => y = y.max(2 * step.outputs[0].ty.elements()),
+                Op::Attention { n_heads, head_dim, .. } => heads = heads.max(n_heads * head_dim),
+                _ => {}
+            }
+        }
+        let n_heads = plan.config.num_heads;
+        s.x.resize(x, 0.0);
+        s.y.resize(y, 0.0);
+        s.scores.resize(n_heads * plan.max_seq_len, 0.0);
+        s.acc.resize(heads, 0.0);
+        s.sampler = sampling::Scratch::new(plan.config.vocab_size);
+        s
+    }
 }
 
 #[inline]
@@ -57,8 +95,13 @@ fn gemv<T: Send>(x: &[f32], w: &[bf16], out: &mut [T], f: impl Fn(usize, f32) ->
     });
 }
 
-fn widen(x: &[bf16]) -> Vec<f32> {
-    x.iter().map(|&v| f32_of(v)).collect()
+/// Widens `x` into the front of `buf` and returns that part.
+fn widen<'b>(x: &[bf16], buf: &'b mut [f32]) -> &'b mut [f32] {
+    let out = &mut buf[..x.len()];
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = f32_of(v);
+    }
+    out
 }
 
 /// RMSNorm of each row of `x` (row length `w.len()`) in place: `x * rsqrt(mean(x^2) + eps) * w`.
@@ -101,7 +144,8 @@ impl<'p> CpuExecutor<'p> {
         arena.try_reserve_exact(words).map_err(|_| Error::Input(format!("cannot allocate a {} byte arena", file.plan.arena_bytes)))?;
         arena.resize(words, 0);
         let base = arena.as_mut_ptr() as *mut u8;
-        Ok(CpuExecutor { file, _arena: arena, base, sampling })
+        let scratch = Scratch::for_plan(&file.plan);
+        Ok(CpuExecutor { file, _arena: arena, base, sampling, scratch })
     }
 
     fn bytes(&self, slot: &Slot) -> &[u8] {
@@ -129,6 +173,14 @@ impl<'p> CpuExecutor<'p> {
     }
 
     fn run(&mut self, step: &Step) -> Result<()> {
+        // Taken out for the step so kernels can borrow it next to `self`'s views; no allocation.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = self.run_with(step, &mut scratch);
+        self.scratch = scratch;
+        result
+    }
+
+    fn run_with(&self, step: &Step, s: &mut Scratch) -> Result<()> {
         let (ins, outs) = (&step.inputs, &step.outputs);
         match step.op {
             Op::Embedding => {
@@ -140,12 +192,12 @@ impl<'p> CpuExecutor<'p> {
                 self.write::<bf16>(&outs[0]).copy_from_slice(&table[row * h..(row + 1) * h]);
             }
             Op::RmsNorm { eps } => {
-                let mut x = widen(self.read(&ins[0]));
-                rms_norm_rows(&mut x, self.read(&ins[1]), eps);
-                store(self.write(&outs[0]), &x);
+                let x = widen(self.read(&ins[0]), &mut s.x);
+                rms_norm_rows(x, self.read(&ins[1]), eps);
+                store(self.write(&outs[0]), x);
             }
             Op::QkvRope { n_heads, n_kv_heads, head_dim: d, bias, qk_norm } => {
-                let x = widen(self.read(&ins[0]));
+                let x = widen(self.read(&ins[0]), &mut s.x);
                 let w: &[bf16] = self.read(&ins[1]);
                 let mut next = 2;
                 let mut take = || {
@@ -156,8 +208,8 @@ impl<'p> CpuExecutor<'p> {
                 let norms: Option<(&[bf16], &[bf16])> = qk_norm.map(|_| (self.read(take()), self.read(take())));
                 let (inv_freq, pos): (&[f32], i32) = (self.read(take()), self.read::<i32>(take())[0]);
                 let pos = self.position(pos)?;
-                let mut y = vec![0f32; (n_heads + 2 * n_kv_heads) * d];
-                gemv(&x, w, &mut y, |r, acc| acc + b.map_or(0.0, |b| f32_of(b[r])));
+                let y = &mut s.y[..(n_heads + 2 * n_kv_heads) * d];
+                gemv(x, w, y, |r, acc| acc + b.map_or(0.0, |b| f32_of(b[r])));
                 let q_end = n_heads * d;
                 let k_end = q_end + n_kv_heads * d;
                 if let (Some((qw, kw)), Some(eps)) = (norms, qk_norm) {
@@ -180,51 +232,60 @@ impl<'p> CpuExecutor<'p> {
                 let row = n_kv_heads * d;
                 let scale = 1.0 / (d as f32).sqrt();
                 let out: &mut [bf16] = self.write(&outs[0]);
-                out.par_chunks_mut(d).enumerate().for_each(|(h, o)| {
-                    let qh = widen(&q[h * d..(h + 1) * d]);
+                let max_seq = self.file.plan.max_seq_len;
+                let heads = out.par_chunks_mut(d).zip(s.scores.par_chunks_mut(max_seq)).zip(s.acc.par_chunks_mut(d));
+                heads.enumerate().for_each(|(h, ((o, scores), acc))| {
+                    let qh = &q[h * d..(h + 1) * d];
                     let kv = (h / group) * d;
-                    let scores: Vec<f32> = (0..=pos).map(|t| dot(&qh, &k_cache[t * row + kv..t * row + kv + d]) * scale).collect();
+                    let scores = &mut scores[..=pos];
+                    for (t, sc) in scores.iter_mut().enumerate() {
+                        let k = &k_cache[t * row + kv..t * row + kv + d];
+                        *sc = qh.iter().zip(k).map(|(&a, &b)| f32_of(a) * f32_of(b)).sum::<f32>() * scale;
+                    }
                     let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-                    let p: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
-                    let total: f32 = p.iter().sum();
-                    let mut acc = vec![0f32; d];
-                    for (t, &pt) in p.iter().enumerate() {
+                    let mut total = 0.0;
+                    for sc in scores.iter_mut() {
+                        *sc = (*sc - max).exp();
+                        total += *sc;
+                    }
+                    acc.fill(0.0);
+                    for (t, &p) in scores.iter().enumerate() {
                         for (a, &v) in acc.iter_mut().zip(&v_cache[t * row + kv..t * row + kv + d]) {
-                            *a += pt * f32_of(v);
+                            *a += p * f32_of(v);
                         }
                     }
-                    for (o, a) in o.iter_mut().zip(acc) {
+                    for (o, a) in o.iter_mut().zip(acc.iter()) {
                         *o = round(a / total);
                     }
                 });
             }
             Op::Linear { bias } | Op::LinearResidual { bias } => {
-                let x = widen(self.read(&ins[0]));
+                let x = widen(self.read(&ins[0]), &mut s.x);
                 let b: Option<&[bf16]> = if bias { Some(self.read(&ins[2])) } else { None };
                 let residual: Option<&[bf16]> = match step.op {
                     Op::LinearResidual { .. } => Some(self.read(&ins[2 + usize::from(bias)])),
                     _ => None,
                 };
                 let extra = |r: usize| b.map_or(0.0, |b| f32_of(b[r])) + residual.map_or(0.0, |h| f32_of(h[r]));
-                gemv(&x, self.read(&ins[1]), self.write::<bf16>(&outs[0]), |r, acc| round(acc + extra(r)));
+                gemv(x, self.read(&ins[1]), self.write::<bf16>(&outs[0]), |r, acc| round(acc + extra(r)));
             }
             Op::GateUpSilu => {
-                let x = widen(self.read(&ins[0]));
+                let x = widen(self.read(&ins[0]), &mut s.x);
                 let f = outs[0].ty.last_dim();
-                let mut gu = vec![0f32; 2 * f];
-                gemv(&x, self.read(&ins[1]), &mut gu, |_, acc| acc);
+                let gu = &mut s.y[..2 * f];
+                gemv(x, self.read(&ins[1]), gu, |_, acc| acc);
                 let out: &mut [bf16] = self.write(&outs[0]);
                 for (i, o) in out.iter_mut().enumerate() {
                     *o = round(silu(gu[i]) * gu[f + i]);
                 }
             }
             Op::LmHead => {
-                let x = widen(self.read(&ins[0]));
-                gemv(&x, self.read(&ins[1]), self.write::<f32>(&outs[0]), |_, acc| acc);
+                let x = widen(self.read(&ins[0]), &mut s.x);
+                gemv(x, self.read(&ins[1]), self.write::<f32>(&outs[0]), |_, acc| acc);
             }
             Op::Sample => {
                 let pos = self.read::<i32>(&self.file.plan.io.position)[0];
-                let token = sampling::sample(self.read(&ins[0]), &self.sampling, pos as u64)?;
+                let token = sampling::sample(self.read(&ins[0]), &self.sampling, pos as u64, &mut s.sampler)?;
                 self.write::<i32>(&outs[0])[0] = token as i32;
             }
             ref op => return Err(Error::Unsupported(format!("the CPU executor has no kernel for `{}`", op.kind()))),

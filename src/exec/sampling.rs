@@ -40,9 +40,22 @@ pub fn uniform(seed: u64, pos: u64) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// Working memory for sampling over a vocabulary, allocated once.
+#[derive(Default)]
+pub struct Scratch {
+    order: Vec<u32>,
+    weights: Vec<f64>,
+}
+
+impl Scratch {
+    pub fn new(vocab: usize) -> Scratch {
+        Scratch { order: Vec::with_capacity(vocab), weights: Vec::with_capacity(vocab) }
+    }
+}
+
 /// The token chosen for position `pos`. Refuses logits holding NaN or infinity: they mean the
 /// computation broke, and sampling from them would print garbage.
-pub fn sample(logits: &[f32], params: &SamplingParams, pos: u64) -> Result<u32> {
+pub fn sample(logits: &[f32], params: &SamplingParams, pos: u64, scratch: &mut Scratch) -> Result<u32> {
     if let Some(i) = logits.iter().position(|x| !x.is_finite()) {
         return Err(Error::Numeric(format!("logit {i} is {} at position {pos}", logits[i])));
     }
@@ -53,13 +66,18 @@ pub fn sample(logits: &[f32], params: &SamplingParams, pos: u64) -> Result<u32> 
     if params.temperature == 0.0 || params.top_k == 1 {
         return Ok(argmax());
     }
-    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
-    order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
-    if params.top_k > 0 {
+    let Scratch { order, weights } = scratch;
+    order.clear();
+    order.extend(0..logits.len() as u32);
+    let by_logit = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b));
+    if params.top_k > 0 && params.top_k < order.len() {
+        order.select_nth_unstable_by(params.top_k - 1, by_logit);
         order.truncate(params.top_k);
     }
+    order.sort_unstable_by(by_logit);
     let max = logits[order[0] as usize];
-    let weights: Vec<f64> = order.iter().map(|&i| (((logits[i as usize] - max) / params.temperature) as f64).exp()).collect();
+    weights.clear();
+    weights.extend(order.iter().map(|&i| (((logits[i as usize] - max) / params.temperature) as f64).exp()));
     let total: f64 = weights.iter().sum();
     // top-p: the shortest prefix whose mass reaches top_p.
     let mut keep = weights.len();
@@ -88,12 +106,12 @@ mod tests {
 
     #[test]
     fn greedy_takes_the_first_maximum() {
-        assert_eq!(sample(&[0.0, 3.0, 3.0, -1.0], &SamplingParams::GREEDY, 0).unwrap(), 1);
+        assert_eq!(sample(&[0.0, 3.0, 3.0, -1.0], &SamplingParams::GREEDY, 0, &mut Scratch::default()).unwrap(), 1);
     }
 
     #[test]
     fn nan_is_refused() {
-        let err = sample(&[0.0, f32::NAN], &SamplingParams::GREEDY, 7).unwrap_err().to_string();
+        let err = sample(&[0.0, f32::NAN], &SamplingParams::GREEDY, 7, &mut Scratch::default()).unwrap_err().to_string();
         assert!(err.contains("NaN") && err.contains("position 7"), "{err}");
     }
 
@@ -102,11 +120,11 @@ mod tests {
         let logits = [5.0, 4.9, 0.0, -3.0, 4.8];
         let p = |top_k, top_p| SamplingParams { temperature: 1.0, top_k, top_p, seed: 42 };
         for pos in 0..200 {
-            assert!([0, 1].contains(&sample(&logits, &p(2, 1.0), pos).unwrap()));
-            assert_eq!(sample(&logits, &p(0, 0.01), pos).unwrap(), 0);
+            assert!([0, 1].contains(&sample(&logits, &p(2, 1.0), pos, &mut Scratch::default()).unwrap()));
+            assert_eq!(sample(&logits, &p(0, 0.01), pos, &mut Scratch::default()).unwrap(), 0);
         }
         // With all tokens allowed, the draw covers the top three over many positions.
-        let seen: std::collections::BTreeSet<u32> = (0..300).map(|pos| sample(&logits, &p(0, 1.0), pos).unwrap()).collect();
+        let seen: std::collections::BTreeSet<u32> = (0..300).map(|pos| sample(&logits, &p(0, 1.0), pos, &mut Scratch::default()).unwrap()).collect();
         assert!(seen.is_superset(&[0, 1, 4].into()), "{seen:?}");
     }
 
@@ -114,11 +132,11 @@ mod tests {
     fn same_seed_same_tokens() {
         let logits: Vec<f32> = (0..50).map(|i| (i as f32 * 0.37).sin()).collect();
         let p = SamplingParams { temperature: 0.8, top_k: 20, top_p: 0.9, seed: 7 };
-        let a: Vec<u32> = (0..20).map(|pos| sample(&logits, &p, pos).unwrap()).collect();
-        let b: Vec<u32> = (0..20).map(|pos| sample(&logits, &p, pos).unwrap()).collect();
+        let a: Vec<u32> = (0..20).map(|pos| sample(&logits, &p, pos, &mut Scratch::default()).unwrap()).collect();
+        let b: Vec<u32> = (0..20).map(|pos| sample(&logits, &p, pos, &mut Scratch::default()).unwrap()).collect();
         assert_eq!(a, b);
         let other = SamplingParams { seed: 8, ..p };
-        let c: Vec<u32> = (0..20).map(|pos| sample(&logits, &other, pos).unwrap()).collect();
+        let c: Vec<u32> = (0..20).map(|pos| sample(&logits, &other, pos, &mut Scratch::default()).unwrap()).collect();
         assert_ne!(a, c);
     }
 }

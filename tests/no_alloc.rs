@@ -1,0 +1,82 @@
+//! A decode step on the CPU executor allocates nothing on the host: all working memory is sized
+//! from the plan when the executor is made. Counted with a global allocator over 1,000 tokens,
+//! greedy and sampled, on the threads of the pool that runs the executor (the test harness's own
+//! threads allocate on their own schedule).
+
+mod common;
+use common::*;
+use llmc::exec::cpu::CpuExecutor;
+use llmc::exec::sampling::SamplingParams;
+use llmc::exec::Backend;
+use llmc::plan::file::PlanFile;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static IN_POOL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn count() {
+    if IN_POOL.with(|p| p.get()) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+const TOKENS: usize = 1000;
+
+#[test]
+fn decode_steps_allocate_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // The fixture's config allows 128 positions; the random model does not care about more.
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    for entry in std::fs::read_dir(fixture_dir("qwen3_untied")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
+    }
+    let config = model.join("config.json");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    json["max_position_embeddings"] = (TOKENS + 1).into();
+    std::fs::write(&config, json.to_string()).unwrap();
+    let out = dir.path().join("plan");
+    let opts = llmc::compile::CompileOptions { max_seq_len: TOKENS + 1, target: llmc::plan::Target::Cpu, progress: false };
+    llmc::compile::compile(&model, &out, &opts).unwrap();
+    let file = PlanFile::open(&out).unwrap();
+
+    let pool = rayon::ThreadPoolBuilder::new().start_handler(|_| IN_POOL.with(|p| p.set(true))).build().unwrap();
+    for sampling in [SamplingParams::GREEDY, SamplingParams { temperature: 0.9, top_k: 40, top_p: 0.9, seed: 3 }] {
+        // As `llmc run` does: generation runs inside the thread pool, so parallel kernels queue
+        // work on a worker's own deque (calling in from outside allocates queue blocks).
+        let allocated = pool.install(|| {
+            let mut cpu = CpuExecutor::new(&file, sampling).unwrap();
+            // The first step starts rayon's worker threads, which allocate once.
+            let mut next = cpu.step(1, 0).unwrap();
+            let before = ALLOCATIONS.load(Ordering::SeqCst);
+            for pos in 1..TOKENS {
+                next = cpu.step(next, pos).unwrap();
+            }
+            ALLOCATIONS.load(Ordering::SeqCst) - before
+        });
+        assert_eq!(allocated, 0, "{allocated} allocations in {} decode steps with {sampling:?}", TOKENS - 1);
+    }
+}
