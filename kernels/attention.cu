@@ -1,9 +1,11 @@
 // Flash-decoding attention of one query token over cache rows 0..=pos, grouped-query aware,
 // scale 1/sqrt(d). Launch: grid (n_kv, splits) of ATTN_THREADS; block (g, s) takes the `group`
-// query heads sharing KV head g and the s-th slice of positions (slices sized from `pos` on the
-// device, so one captured graph serves every position). Each warp walks positions with an
-// online softmax per head; warps merge in shared memory and publish (max, sum, acc[d]) per
-// (head, split) to `partial`; the last block of KV head g merges the splits and stores bf16.
+// query heads sharing KV head g and the s-th slice of positions. Slices are sized from `pos` on
+// the device (one captured graph serves every position) and hold at least ATTN_MIN_CHUNK
+// positions, so short contexts use few splits and the merge stays short. Each warp walks
+// positions with an online softmax per head; warps merge in shared memory and publish
+// (max, sum, acc[d]) per (head, split) to `partial`; the last block of KV head g merges the
+// active splits: a warp per head finds the split weights, then all threads sum coalesced rows.
 // Bytes: 2 * (pos+1) * d * 2 per KV head (K and V, each read once) + partials.
 // Limits (checked on the host): group <= ATTN_MAX_GROUP, d <= 32 * ATTN_MAX_DL.
 
@@ -11,6 +13,8 @@
 #define ATTN_WARPS (ATTN_THREADS / 32)
 #define ATTN_MAX_GROUP 8
 #define ATTN_MAX_DL 8
+#define ATTN_MAX_SPLITS 256
+#define ATTN_MIN_CHUNK 8
 
 extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
 attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
@@ -21,7 +25,8 @@ attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf
     const int g = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
     const int group = n_heads / n_kv, row = n_kv * d;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int len = pos + 1, chunk = (len + splits - 1) / splits;
+    const int len = pos + 1, chunk = max((len + splits - 1) / splits, ATTN_MIN_CHUNK);
+    const int active = (len + chunk - 1) / chunk;
     const int t0 = split * chunk, t1 = min(len, t0 + chunk);
     const float scale = 1.0f / sqrtf((float)d);
 
@@ -79,7 +84,7 @@ attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf
     }
     __syncthreads();
     const int stride = d + 2;  // per (head, split): max, sum, acc[d]
-    for (int e = threadIdx.x; e < group * (d + 2); e += ATTN_THREADS) {
+    for (int e = threadIdx.x; split < active && e < group * (d + 2); e += ATTN_THREADS) {
         const int h = e / (d + 2), i = e % (d + 2);
         float mx = -INFINITY;
         for (int w = 0; w < ATTN_WARPS; w++) mx = fmaxf(mx, sm_m[w][h]);
@@ -97,20 +102,29 @@ attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf
     }
     if (!is_last_block(counters + g, splits)) return;
 
-    for (int e = threadIdx.x; e < group * d; e += ATTN_THREADS) {
-        const int h = e / d, i = e % d;
+    __shared__ float split_weight[ATTN_MAX_GROUP][ATTN_MAX_SPLITS], total[ATTN_MAX_GROUP];
+    for (int h = warp; h < group; h += ATTN_WARPS) {
         const float* p = partial + (long long)(g * group + h) * splits * stride;
         float mx = -INFINITY;
-        for (int s = 0; s < splits; s++) mx = fmaxf(mx, __ldcg(p + s * stride));
-        float sum = 0.f, a = 0.f;
-        for (int s = 0; s < splits; s++) {
-            const float ms = __ldcg(p + s * stride);
-            if (ms == -INFINITY) continue;
-            const float weight = expf(ms - mx);
-            sum += weight * __ldcg(p + s * stride + 1);
-            a += weight * __ldcg(p + s * stride + 2 + i);
+        for (int s = lane; s < active; s += 32) mx = fmaxf(mx, __ldcg(p + s * stride));
+        mx = warp_max(mx);
+        float sum = 0.f;
+        for (int s = lane; s < active; s += 32) {
+            const float w = expf(__ldcg(p + s * stride) - mx);  // every active split saw a position
+            split_weight[h][s] = w;
+            sum += w * __ldcg(p + s * stride + 1);
         }
-        out[(g * group + h) * d + i] = f32_to_bf16(a / sum);
+        sum = warp_sum(sum);
+        if (lane == 0) total[h] = sum;
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < group * d; e += ATTN_THREADS) {
+        const int h = e / d, i = e % d;
+        const float* p = partial + (long long)(g * group + h) * splits * stride + 2 + i;
+        float a = 0.f;
+#pragma unroll 4
+        for (int s = 0; s < active; s++) a = fmaf(split_weight[h][s], __ldcg(p + s * stride), a);
+        out[(g * group + h) * d + i] = f32_to_bf16(a / total[h]);
     }
     if (threadIdx.x == 0) counters[g] = 0;
 }

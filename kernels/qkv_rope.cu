@@ -1,8 +1,9 @@
 // Fused Q/K/V projection + bias + optional per-head q/k RMSNorm + RoPE + KV-cache write.
-// Launch: ceil(rows / R) blocks of GEMV_THREADS, rows = (n_heads + 2*n_kv) * d. Phase 1 is the
-// GEMV (every weight byte read once across the whole GPU, not one block per head), writing
-// f32 rows + bias to `scratch`; the last block to finish (is_last_block) then normalizes and
-// rotates every head, one warp per head, and stores q and the K/V cache rows at `pos`.
+// Launch: rows / R blocks of GEMV_THREADS, rows = (n_heads + 2*n_kv) * d, R dividing d so no
+// block straddles two heads. Phase 1 is the GEMV (every weight byte read once across the whole
+// GPU, not one block per head), writing f32 rows + bias to `scratch`; the last block to finish
+// each head (a counter per head) then normalizes and rotates that head with all its threads and
+// stores q, or the K/V cache row at `pos`, so the heads' epilogues run in parallel.
 // Bytes: rows*K*2 of weights + rows*4*2 of scratch + rows*2 of outputs.
 template <int R>
 __device__ void qkv_rope_impl(const bf16* x, const bf16* w, const bf16* bias, const bf16* q_norm,
@@ -22,47 +23,47 @@ __device__ void qkv_rope_impl(const bf16* x, const bf16* w, const bf16* bias, co
         for (int i = 0; i < R; i++)
             if (first + i < n) scratch[first + i] = acc[i] + (bias ? bf16_to_f32(bias[first + i]) : 0.f);
     }
-    if (!is_last_block(counter, gridDim.x)) return;
+    const int head = first / d;
+    if (!is_last_block(counter + head, d / R)) return;
 
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, half = d / 2;
-    const float fpos = (float)pos;
-    for (int head = warp; head < n_heads + 2 * n_kv; head += GEMV_THREADS / 32) {
-        const float* y = scratch + head * d;
-        bf16* dst;
-        const bf16* norm_w = nullptr;
-        if (head < n_heads) {
-            dst = q_out + head * d;
-            norm_w = q_norm;
-        } else if (head < n_heads + n_kv) {
-            dst = k_cache + ((long long)pos * n_kv + (head - n_heads)) * d;
-            norm_w = k_norm;
-        } else {
-            dst = v_cache + ((long long)pos * n_kv + (head - n_heads - n_kv)) * d;
-            for (int i = lane; i < d; i += 32) dst[i] = f32_to_bf16(__ldcg(y + i));
-            continue;
-        }
-        float inv = 1.f;
-        if (norm_w) {
-            float ss = 0.f;
-            for (int i = lane; i < d; i += 32) {
-                const float v = __ldcg(y + i);
-                ss += v * v;
-            }
-            inv = 1.0f / sqrtf(warp_sum(ss) / (float)d + eps);
-        }
-        for (int i = lane; i < half; i += 32) {
-            float a = __ldcg(y + i), b = __ldcg(y + i + half);
-            if (norm_w) {
-                a *= inv * bf16_to_f32(norm_w[i]);
-                b *= inv * bf16_to_f32(norm_w[i + half]);
-            }
-            float s, c;
-            sincosf(fpos * inv_freq[i], &s, &c);
-            dst[i] = f32_to_bf16(a * c - b * s);
-            dst[i + half] = f32_to_bf16(b * c + a * s);
-        }
+    const float* y = scratch + head * d;
+    const int half = d / 2;
+    bf16* dst;
+    const bf16* norm_w;
+    if (head < n_heads) {
+        dst = q_out + head * d;
+        norm_w = q_norm;
+    } else if (head < n_heads + n_kv) {
+        dst = k_cache + ((long long)pos * n_kv + (head - n_heads)) * d;
+        norm_w = k_norm;
+    } else {
+        dst = v_cache + ((long long)pos * n_kv + (head - n_heads - n_kv)) * d;
+        for (int i = threadIdx.x; i < d; i += GEMV_THREADS) dst[i] = f32_to_bf16(__ldcg(y + i));
+        if (threadIdx.x == 0) counter[head] = 0;
+        return;
     }
-    if (threadIdx.x == 0) *counter = 0;
+    float inv = 1.f;
+    if (norm_w) {
+        float ss = 0.f;
+        for (int i = threadIdx.x; i < d; i += GEMV_THREADS) {
+            const float v = __ldcg(y + i);
+            ss += v * v;
+        }
+        inv = 1.0f / sqrtf(block_sum(ss) / (float)d + eps);
+    }
+    const float fpos = (float)pos;
+    for (int i = threadIdx.x; i < half; i += GEMV_THREADS) {
+        float a = __ldcg(y + i), b = __ldcg(y + i + half);
+        if (norm_w) {
+            a *= inv * bf16_to_f32(norm_w[i]);
+            b *= inv * bf16_to_f32(norm_w[i + half]);
+        }
+        float s, c;
+        sincosf(fpos * inv_freq[i], &s, &c);
+        dst[i] = f32_to_bf16(a * c - b * s);
+        dst[i + half] = f32_to_bf16(b * c + a * s);
+    }
+    if (threadIdx.x == 0) counter[head] = 0;
 }
 
 #define QKV_KERNEL(R)                                                                                        \

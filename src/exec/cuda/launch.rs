@@ -38,8 +38,13 @@ const NORM_THREADS: u32 = 256;
 // Kernel limits (ATTN_MAX_GROUP, 32 * ATTN_MAX_DL in attention.cu).
 const ATTN_MAX_GROUP: usize = 8;
 const ATTN_MAX_HEAD_DIM: usize = 256;
-/// Cross-block counters: [0] qkv_rope, [1] sample, [2..] attention, one per KV head.
-const COUNTERS: usize = 64;
+/// Cross-block counters: qkv_rope one per head from 0, sample at SAMPLE_COUNTER, attention one
+/// per KV head from ATTENTION_COUNTERS.
+const COUNTERS: usize = 512;
+const QKV_MAX_HEADS: usize = 256;
+const SAMPLE_COUNTER: usize = 256;
+const ATTENTION_COUNTERS: usize = 257;
+const ATTN_MAX_SPLITS: u32 = 256; // ATTN_MAX_SPLITS in attention.cu
 
 /// One kernel launch, ready to enqueue. Arguments are 8-byte words: a pointer, or an i32/f32
 /// in the low 4 bytes (the driver reads as many bytes as the parameter's type has).
@@ -83,7 +88,7 @@ pub struct Scratch {
 
 /// Splits per KV head for flash-decoding: about two blocks per SM over all KV heads.
 fn attention_splits(sms: u32, n_kv: usize, max_seq: usize) -> u32 {
-    ((2 * sms as usize) / n_kv.max(1)).clamp(1, 256).min(max_seq) as u32
+    ((2 * sms as usize) / n_kv.max(1)).clamp(1, ATTN_MAX_SPLITS as usize).min(max_seq) as u32
 }
 
 /// Rows per GEMV block: the most (up to `max`) that still leaves 8 blocks per SM, since each
@@ -214,8 +219,16 @@ impl DeviceLayout {
                 let bias_ptr = if bias { self.ptr(take()) } else { 0 };
                 let (q_norm, k_norm) = if qk_norm.is_some() { (self.ptr(take()), self.ptr(take())) } else { (0, 0) };
                 let (inv_freq, pos, k_cache, v_cache) = (self.ptr(take()), self.ptr(take()), self.ptr(take()), self.ptr(take()));
-                let rows = (n_heads + 2 * n_kv_heads) * head_dim;
-                let r = rows_per_block(rows, sms, 4);
+                let heads = n_heads + 2 * n_kv_heads;
+                if heads > QKV_MAX_HEADS {
+                    return Err(unsupported(format!("{heads} q/k/v heads (at most {QKV_MAX_HEADS})")));
+                }
+                let rows = heads * head_dim;
+                // A block's rows must lie in one head: its epilogue finishes that head.
+                let mut r = rows_per_block(rows, sms, 4);
+                while head_dim % r != 0 {
+                    r /= 2;
+                }
                 let name = ["qkv_rope_r1", "qkv_rope_r2", "qkv_rope_r4"][r.trailing_zeros() as usize];
                 let (kernel, grid) = gemv(name, r, rows);
                 let args = vec![
@@ -244,8 +257,11 @@ impl DeviceLayout {
                 if n_kv_heads == 0 || n_heads % n_kv_heads != 0 || n_heads / n_kv_heads > ATTN_MAX_GROUP {
                     return Err(unsupported(format!("{n_heads} query heads over {n_kv_heads} KV heads (at most {ATTN_MAX_GROUP} per KV head)")));
                 }
-                if head_dim > ATTN_MAX_HEAD_DIM || n_kv_heads > COUNTERS - 2 {
-                    return Err(unsupported(format!("head_dim {head_dim} (at most {ATTN_MAX_HEAD_DIM}) or {n_kv_heads} KV heads (at most {})", COUNTERS - 2)));
+                if head_dim > ATTN_MAX_HEAD_DIM || n_kv_heads > COUNTERS - ATTENTION_COUNTERS {
+                    return Err(unsupported(format!(
+                        "head_dim {head_dim} (at most {ATTN_MAX_HEAD_DIM}) or {n_kv_heads} KV heads (at most {})",
+                        COUNTERS - ATTENTION_COUNTERS
+                    )));
                 }
                 let splits = attention_splits(sms, n_kv_heads, plan.max_seq_len);
                 let args = vec![
@@ -255,7 +271,7 @@ impl DeviceLayout {
                     self.ptr(&ins[3]),
                     self.ptr(&outs[0]),
                     self.scratch(self.scratch.attention),
-                    self.counter(2),
+                    self.counter(ATTENTION_COUNTERS),
                     int(n_heads),
                     int(n_kv_heads),
                     int(head_dim),
@@ -271,7 +287,7 @@ impl DeviceLayout {
                     self.ptr(&outs[0]),
                     self.scratch(self.scratch.sample_value),
                     self.scratch(self.scratch.sample_index),
-                    self.counter(1),
+                    self.counter(SAMPLE_COUNTER),
                 ];
                 ("sample_greedy", (self.scratch.sample_blocks, 1, 1), SAMPLE_THREADS, args)
             }

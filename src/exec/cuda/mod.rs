@@ -120,6 +120,9 @@ impl CudaBackend {
         let arena = DeviceBuffer::new((plan.arena_bytes + scratch.bytes) as usize, "arena")?;
         // Zeroed so the KV cache and the reduction counters start clean.
         unsafe { cu::memset_d8_sync(arena.ptr, 0, arena.bytes) }.map_err(cuda_err("clearing the arena"))?;
+        // The copies above ran on the legacy stream, which our non-blocking stream does not wait
+        // for (and a pageable upload may still be in flight when the call returns).
+        ctx.synchronize().map_err(cuda_err("uploading the weights"))?;
 
         let layout = DeviceLayout { weights: weights.ptr, arena: arena.ptr, scratch, sms };
         let launches = layout.launches(plan)?;
@@ -176,9 +179,19 @@ impl CudaBackend {
         self.stream.synchronize().map_err(cuda_err("running the decode step"))
     }
 
+    /// Writes one i32 step input, ordered on the stream before the next replay. (The
+    /// synchronous copy functions use the legacy stream, which this non-blocking stream does
+    /// not wait for.)
     fn write_i32(&self, ptr: u64, value: i32) -> Result<()> {
-        // SAFETY: `ptr` is an i32 slot of the arena; the stream is idle between steps.
-        unsafe { cu::memcpy_htod_sync(ptr, &[value]) }.map_err(cuda_err("writing a step input"))
+        // SAFETY: `ptr` is an i32 slot of the arena; a pageable source is staged before the call returns.
+        unsafe { cu::memcpy_htod_async(ptr, &[value], self.stream.cu_stream()) }.map_err(cuda_err("writing a step input"))
+    }
+
+    /// Reads `out.len()` values at `ptr` once everything queued on the stream is done.
+    fn read<T>(&self, ptr: u64, out: &mut [T], what: &str) -> Result<()> {
+        // SAFETY: `ptr` holds at least `out.len()` values of T (an io slot of the arena).
+        unsafe { cu::memcpy_dtoh_async(out, ptr, self.stream.cu_stream()) }.map_err(cuda_err(what))?;
+        self.stream.synchronize().map_err(cuda_err(what))
     }
 }
 
@@ -244,8 +257,7 @@ impl Backend for CudaBackend {
         self.device_input = None;
         self.graph.launch().map_err(cuda_err("launching the decode graph"))?;
         let mut next = [0i32];
-        // SAFETY: reads the i32 next-token slot after the graph (same stream, synchronous copy).
-        unsafe { cu::memcpy_dtoh_sync(&mut next, self.next_token) }.map_err(cuda_err("running the decode step"))?;
+        self.read(self.next_token, &mut next, "running the decode step")?;
         let device_next = u32::try_from(next[0]).map_err(|_| Error::Numeric(format!("non-finite logits at position {pos}")))?;
         self.device_input = Some((device_next, pos + 1));
         let greedy = self.sampling.temperature == 0.0 || self.sampling.top_k == 1;
@@ -260,8 +272,7 @@ impl Backend for CudaBackend {
 
     fn logits(&self) -> Result<Vec<f32>> {
         let mut out = vec![0f32; self.vocab];
-        // SAFETY: the logits slot holds `vocab` f32; the stream is idle between steps.
-        unsafe { cu::memcpy_dtoh_sync(&mut out, self.logits) }.map_err(cuda_err("reading the logits"))?;
+        self.read(self.logits, &mut out, "reading the logits")?;
         Ok(out)
     }
 }
