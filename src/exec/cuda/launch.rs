@@ -158,10 +158,11 @@ impl DeviceLayout {
     fn launch(&self, plan: &Plan, step: &Step) -> Result<Launch> {
         let (ins, outs) = (&step.inputs, &step.outputs);
         let unsupported = |why: String| Error::Unsupported(format!("{} ({}): {why}", step.label, step.op.kind()));
-        let gemv_k = |x: &Slot| -> Result<usize> {
-            let k = x.ty.last_dim();
-            if k % 8 != 0 {
-                return Err(unsupported(format!("the CUDA GEMV needs an input width divisible by 8, got {k}")));
+        // K is the weight's row length; x may be shaped by heads (attention's output).
+        let gemv_k = |x: &Slot, w: &Slot| -> Result<usize> {
+            let k = w.ty.last_dim();
+            if k % 8 != 0 || x.ty.elements() != k {
+                return Err(unsupported(format!("the CUDA GEMV needs an input of the weight's width, divisible by 8: x has {} elements, rows {k}", x.ty.elements())));
             }
             Ok(k)
         };
@@ -180,8 +181,8 @@ impl DeviceLayout {
                 ("rms_norm", (rows as u32, 1, 1), NORM_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), self.ptr(&outs[0]), int(hidden), float(eps)])
             }
             Op::Linear { bias } | Op::LinearResidual { bias } => {
-                let k = gemv_k(&ins[0])?;
-                let n = outs[0].ty.last_dim();
+                let k = gemv_k(&ins[0], &ins[1])?;
+                let n = outs[0].ty.elements();
                 let bias_ptr = if bias { self.ptr(&ins[2]) } else { 0 };
                 let residual = if matches!(step.op, Op::LinearResidual { .. }) { self.ptr(&ins[2 + usize::from(bias)]) } else { 0 };
                 let r = rows_per_block(n, sms, 8);
@@ -190,16 +191,16 @@ impl DeviceLayout {
                 (kernel, grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), bias_ptr, residual, self.ptr(&outs[0]), int(n), int(k)])
             }
             Op::LmHead => {
-                let k = gemv_k(&ins[0])?;
-                let n = outs[0].ty.last_dim();
+                let k = gemv_k(&ins[0], &ins[1])?;
+                let n = outs[0].ty.elements();
                 let r = rows_per_block(n, sms, 8);
                 let name = ["lm_head_r1", "lm_head_r2", "lm_head_r4", "lm_head_r8"][r.trailing_zeros() as usize];
                 let (kernel, grid) = gemv(name, r, n);
                 (kernel, grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), self.ptr(&outs[0]), int(n), int(k)])
             }
             Op::GateUpSilu => {
-                let k = gemv_k(&ins[0])?;
-                let f = outs[0].ty.last_dim();
+                let k = gemv_k(&ins[0], &ins[1])?;
+                let f = outs[0].ty.elements();
                 // Each block row is a gate/up pair, so 4 pairs already keep 16 loads in flight.
                 let r = rows_per_block(f, sms, 4);
                 let name = ["gate_up_silu_r1", "gate_up_silu_r2", "gate_up_silu_r4"][r.trailing_zeros() as usize];
@@ -207,7 +208,7 @@ impl DeviceLayout {
                 (kernel, grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), self.ptr(&outs[0]), int(f), int(k)])
             }
             Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm } => {
-                let k = gemv_k(&ins[0])?;
+                let k = gemv_k(&ins[0], &ins[1])?;
                 if head_dim % 2 != 0 {
                     return Err(unsupported(format!("RoPE needs an even head_dim, got {head_dim}")));
                 }
