@@ -3,7 +3,7 @@
 #   1. the CUDA backend against the CPU executor on every fixture (tests/cuda_vs_cpu.rs),
 #   2. compute-sanitizer memcheck over a short generation,
 #   3. the bench on a random full-size Qwen2.5-1.5B made by transformers,
-#   4. per-kernel times of one decode step under Nsight Compute.
+#   4. per-kernel times of one decode step, and attention in detail, under Nsight Compute.
 # Usage: bench/gpu_check.sh BIN_DIR LOG_DIR (from the repo root), where BIN_DIR holds `llmc` and the `cuda_vs_cpu`
 # test binary built with `cargo test --release --no-run --test cuda_vs_cpu`.
 set -uo pipefail
@@ -32,4 +32,8 @@ for run in 1 2; do "$BIN/llmc" bench /tmp/qwen15.plan --prompt-len 32 --gen 128 
 timeout 240 ncu --clock-control none --graph-profiling node --launch-skip 201 --launch-count 201 \
   --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed --csv \
   "$BIN/llmc" bench /tmp/qwen15.plan --prompt-len 1 --gen 3 > "$LOGS/ncu.csv" 2> "$LOGS/ncu.err"
+# Where one layer's attention spends its time (the first kernel profiled is layer 0's at pos 1).
+timeout 120 ncu --clock-control none -k attention --launch-skip 28 --launch-count 1 --section SpeedOfLight \
+  --section Occupancy --section LaunchStats --section WarpStateStats \
+  "$BIN/llmc" bench /tmp/qwen15.plan --prompt-len 1 --gen 3 > "$LOGS/ncu_attention.txt" 2>&1
 exit $status

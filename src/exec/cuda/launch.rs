@@ -161,7 +161,7 @@ impl DeviceLayout {
         // K is the weight's row length; x may be shaped by heads (attention's output).
         let gemv_k = |x: &Slot, w: &Slot| -> Result<usize> {
             let k = w.ty.last_dim();
-            if k % 8 != 0 || x.ty.elements() != k {
+            if !k.is_multiple_of(8) || x.ty.elements() != k {
                 return Err(unsupported(format!("the CUDA GEMV needs an input of the weight's width, divisible by 8: x has {} elements, rows {k}", x.ty.elements())));
             }
             Ok(k)
@@ -209,7 +209,7 @@ impl DeviceLayout {
             }
             Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm } => {
                 let k = gemv_k(&ins[0], &ins[1])?;
-                if head_dim % 2 != 0 {
+                if !head_dim.is_multiple_of(2) {
                     return Err(unsupported(format!("RoPE needs an even head_dim, got {head_dim}")));
                 }
                 let mut next = 2;
@@ -227,7 +227,7 @@ impl DeviceLayout {
                 let rows = heads * head_dim;
                 // A block's rows must lie in one head: its epilogue finishes that head.
                 let mut r = rows_per_block(rows, sms, 4);
-                while head_dim % r != 0 {
+                while !head_dim.is_multiple_of(r) {
                     r /= 2;
                 }
                 let name = ["qkv_rope_r1", "qkv_rope_r2", "qkv_rope_r4"][r.trailing_zeros() as usize];
@@ -255,7 +255,7 @@ impl DeviceLayout {
                 (kernel, grid, GEMV_THREADS, args)
             }
             Op::Attention { n_heads, n_kv_heads, head_dim } => {
-                if n_kv_heads == 0 || n_heads % n_kv_heads != 0 || n_heads / n_kv_heads > ATTN_MAX_GROUP {
+                if n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) || n_heads / n_kv_heads > ATTN_MAX_GROUP {
                     return Err(unsupported(format!("{n_heads} query heads over {n_kv_heads} KV heads (at most {ATTN_MAX_GROUP} per KV head)")));
                 }
                 if head_dim > ATTN_MAX_HEAD_DIM || n_kv_heads > COUNTERS - ATTENTION_COUNTERS {
