@@ -23,7 +23,10 @@ pub struct CompileReport {
 pub fn compile(model_path: &Path, output: &Path, opts: &CompileOptions) -> Result<CompileReport> {
     let start = Instant::now();
     let model = load::open(model_path)?;
-    let plan = plan::build(&model.config, model.tokenizer.clone(), opts.max_seq_len, opts.target)?;
+    let mut plan = plan::build(&model.config, model.tokenizer.clone(), opts.max_seq_len, opts.target)?;
+    if let Target::Cuda { sm } = opts.target {
+        plan.kernels = Some(crate::kernels::compile(sm)?);
+    }
     let bar = if opts.progress { ProgressBar::new(plan.weight_bytes) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}")

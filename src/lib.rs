@@ -8,6 +8,7 @@ pub mod compile;
 pub mod error;
 pub mod exec;
 pub mod ir;
+pub mod kernels;
 pub mod load;
 pub mod lower;
 pub mod passes;

@@ -48,6 +48,18 @@ enum Command {
     },
     /// Generate text from a prompt, streaming it as it is produced.
     Run(RunArgs),
+    /// Measure decoding on the GPU: a synthetic prompt, then greedy tokens; reports ms/token,
+    /// tok/s, % of the memory roofline, time to first token and kernels per token.
+    Bench {
+        plan: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        prompt_len: usize,
+        #[arg(long, default_value_t = 128)]
+        gen: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -72,9 +84,9 @@ struct RunArgs {
     top_p: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Which backend runs the plan.
-    #[arg(long, value_enum, default_value = "cpu")]
-    backend: BackendKind,
+    /// Which backend runs the plan (default: cuda for a GPU plan, cpu for a CPU plan).
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     json: bool,
@@ -83,6 +95,7 @@ struct RunArgs {
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum BackendKind {
     Cpu,
+    Cuda,
 }
 
 fn main() {
@@ -92,6 +105,7 @@ fn main() {
         Command::Inspect { plan, json, before_fusion } => inspect_plan(plan, json, before_fusion),
         // Inside the thread pool, the CPU executor's parallel kernels allocate nothing per token.
         Command::Run(args) => rayon::scope(|_| run(args)),
+        Command::Bench { plan, prompt_len, gen, json } => bench(plan, prompt_len, gen, json),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -143,8 +157,10 @@ fn run(args: RunArgs) -> Result<i32> {
         text.encode(&args.prompt, true)?
     };
     let sampling = SamplingParams { temperature: args.temperature, top_k: args.top_k, top_p: args.top_p, seed: args.seed };
-    let mut backend: Box<dyn Backend> = match args.backend {
+    let kind = args.backend.unwrap_or(if plan.target == Target::Cpu { BackendKind::Cpu } else { BackendKind::Cuda });
+    let mut backend: Box<dyn Backend> = match kind {
         BackendKind::Cpu => Box::new(exec::cpu::CpuExecutor::new(&file, sampling)?),
+        BackendKind::Cuda => Box::new(exec::cuda::CudaBackend::new(&file, sampling)?),
     };
     let opts = GenerateOptions { max_tokens: args.max_tokens, eos_ids: plan.tokenizer.eos_ids.clone(), max_seq_len: plan.max_seq_len };
 
@@ -189,4 +205,60 @@ fn run(args: RunArgs) -> Result<i32> {
         );
     }
     Ok(if interrupted.load(Ordering::SeqCst) { 130 } else { 0 })
+}
+
+fn bench(path: PathBuf, prompt_len: usize, gen: usize, json: bool) -> Result<i32> {
+    if prompt_len == 0 || gen < 2 {
+        bail!("--prompt-len must be at least 1 and --gen at least 2");
+    }
+    let file = PlanFile::open(&path)?;
+    let plan = &file.plan;
+    let vocab = plan.io.logits.ty.elements();
+    let start = std::time::Instant::now();
+    let mut backend = exec::cuda::CudaBackend::new(&file, SamplingParams::GREEDY)?;
+    let load_s = start.elapsed().as_secs_f64();
+    // A fixed pseudo-random prompt: token ids are all the bench needs.
+    let prompt: Vec<u32> = (0..prompt_len).map(|i| ((i * 7919 + 13) % vocab) as u32).collect();
+    // No EOS, so every run decodes exactly `gen` tokens.
+    let opts = GenerateOptions { max_tokens: gen, eos_ids: Vec::new(), max_seq_len: plan.max_seq_len };
+    let generation = exec::generate(&mut backend, &prompt, &opts, |_| Ok(true))?;
+    let bandwidth = backend.copy_bandwidth()?;
+    let ms_per_token = 1e3 / generation.decode_tok_s;
+    let roofline_ms = backend.weight_bytes() as f64 / bandwidth * 1e3;
+    let report = serde_json::json!({
+        "plan": path.display().to_string(),
+        "target": plan.target.to_string(),
+        "prompt_len": prompt_len,
+        "generated": generation.generated_ids.len(),
+        "load_s": load_s,
+        "ttft_ms": generation.ttft_ms,
+        "ms_per_token": ms_per_token,
+        "tok_s": generation.decode_tok_s,
+        "weight_bytes": backend.weight_bytes(),
+        "copy_bandwidth_gb_s": bandwidth / 1e9,
+        "roofline_ms_per_token": roofline_ms,
+        "roofline_pct": 100.0 * roofline_ms / ms_per_token,
+        "kernels_per_token": backend.kernels_per_token(),
+        "graphs_per_token": 1,
+    });
+    if json {
+        println!("{report}");
+    } else {
+        println!(
+            "{}: {:.3} ms/token, {:.1} tok/s, {:.1}% of roofline ({:.3} ms: {} weight bytes at {:.0} GB/s device copy bandwidth)\n\
+             TTFT {:.1} ms for {} prompt tokens; {} kernels per token in one CUDA graph; load {:.2} s",
+            path.display(),
+            ms_per_token,
+            generation.decode_tok_s,
+            100.0 * roofline_ms / ms_per_token,
+            roofline_ms,
+            backend.weight_bytes(),
+            bandwidth / 1e9,
+            generation.ttft_ms,
+            prompt_len,
+            backend.kernels_per_token(),
+            load_s
+        );
+    }
+    Ok(0)
 }

@@ -2,6 +2,7 @@
 //! share: prefill the prompt, then decode until EOS or the token budget, streaming each token.
 
 pub mod cpu;
+pub mod cuda;
 pub mod sampling;
 
 use crate::error::{Error, Result};

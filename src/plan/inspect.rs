@@ -24,7 +24,7 @@ fn kernels(counts: &BTreeMap<String, usize>) -> usize {
 pub fn json(plan: &Plan, before_fusion: bool) -> serde_json::Value {
     let counts = op_counts(plan, before_fusion);
     let c = &plan.config;
-    json!({
+    let mut report = json!({
         "stage": if before_fusion { "lowered" } else { "fused" },
         "op_counts": counts,
         "kernels_per_token": kernels(counts),
@@ -38,7 +38,11 @@ pub fn json(plan: &Plan, before_fusion: bool) -> serde_json::Value {
             "intermediate": c.intermediate_size, "heads": c.num_heads, "kv_heads": c.num_kv_heads,
             "head_dim": c.head_dim, "vocab": c.vocab_size, "tied_embeddings": c.tie_word_embeddings,
         },
-    })
+    });
+    if let Some(k) = &plan.kernels {
+        report["kernels"] = json!({ "sm": k.sm, "cubin_bytes": k.cubin.len(), "ptx_bytes": k.ptx.len(), "source_hash": format!("{:016x}", k.source_hash) });
+    }
+    report
 }
 
 fn operand(slot: &Slot) -> String {
@@ -71,6 +75,9 @@ pub fn text(plan: &Plan, before_fusion: bool) -> String {
     let _ = writeln!(s, "max_seq_len: {}", plan.max_seq_len);
     let _ = writeln!(s, "weights: {} bytes in {} tensors", plan.weight_bytes, plan.weights.len());
     let _ = writeln!(s, "arena: {} bytes", plan.arena_bytes);
+    if let Some(k) = &plan.kernels {
+        let _ = writeln!(s, "kernels: sm_{} CUBIN of {} bytes (PTX fallback {} bytes), sources {:016x}", k.sm, k.cubin.len(), k.ptx.len(), k.source_hash);
+    }
     let stage = if before_fusion { "lowered graph, before fusion" } else { "fused graph" };
     let _ = writeln!(s, "{stage}: {} kernels per token", kernels(counts));
     for (kind, n) in counts {

@@ -120,6 +120,8 @@ pub struct Plan {
     pub arena_bytes: u64,
     pub weights: Vec<WeightEntry>,
     pub weight_bytes: u64,
+    /// The compiled CUDA kernels of a GPU target; None for the CPU.
+    pub kernels: Option<crate::kernels::KernelImage>,
 }
 
 pub const LLMC_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -156,6 +158,7 @@ pub fn build(config: &ModelConfig, tokenizer: TokenizerSpec, max_seq_len: usize,
         arena_bytes,
         weights,
         weight_bytes,
+        kernels: None,
     })
 }
 

@@ -1,0 +1,58 @@
+// Shared by every kernel file (prepended once; NVRTC compiles all files as one module).
+// bf16 is stored as its 16 bits: it is the top half of an f32, so widening is a shift, and
+// narrowing rounds to nearest even exactly as the CPU executor's `half::bf16::from_f32`.
+// No CUDA headers are included, so NVRTC needs no include path.
+
+typedef unsigned short bf16;
+
+#define INFINITY __int_as_float(0x7f800000)
+
+__device__ __forceinline__ float bf16_to_f32(bf16 x) { return __uint_as_float(((unsigned)x) << 16); }
+
+__device__ __forceinline__ bf16 f32_to_bf16(float f) {
+    unsigned u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16)((u >> 16) | 0x40u);  // NaN stays NaN
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (bf16)(u >> 16);
+}
+
+// The low and high bf16 of a 32-bit word (little-endian: element 0 is the low half).
+__device__ __forceinline__ float lo_f32(unsigned w) { return __uint_as_float(w << 16); }
+__device__ __forceinline__ float hi_f32(unsigned w) { return __uint_as_float(w & 0xffff0000u); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Sum over a block whose size is a multiple of 32 (at most 1024); every thread gets the total.
+__device__ __forceinline__ float block_sum(float v) {
+    __shared__ float warp_totals[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();  // warp_totals may still be read by a previous call
+    if (lane == 0) warp_totals[warp] = v;
+    __syncthreads();
+    v = lane < warps ? warp_totals[lane] : 0.f;
+    return warp_sum(v);
+}
+
+// "Last block done" handshake for single-kernel reductions across blocks: each block publishes
+// its partial results, then takes a ticket; the block drawing the last ticket sees every
+// partial and finishes the job, then re-arms the counter for the next graph replay.
+__device__ __forceinline__ bool is_last_block(unsigned* counter, unsigned blocks) {
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == blocks - 1;
+    __syncthreads();
+    if (last) __threadfence();
+    return last;
+}

@@ -1,0 +1,299 @@
+//! Every kernel launch shape, in one place: which kernel each plan step runs, its grid, block
+//! and arguments (device pointers computed here from the arena and weight bases plus each
+//! slot's offset), and the device scratch the cross-block reductions need. Kernels document
+//! the shapes they expect in their header comments (`kernels/*.cu`).
+
+use crate::error::{Error, Result};
+use crate::ir::Op;
+use crate::plan::{Plan, Region, Slot, Step};
+
+/// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
+pub const KERNEL_NAMES: [&str; 19] = [
+    "embedding",
+    "rms_norm",
+    "linear_r1",
+    "linear_r2",
+    "linear_r4",
+    "linear_r8",
+    "lm_head_r1",
+    "lm_head_r2",
+    "lm_head_r4",
+    "lm_head_r8",
+    "gate_up_silu_r1",
+    "gate_up_silu_r2",
+    "gate_up_silu_r4",
+    "qkv_rope_r1",
+    "qkv_rope_r2",
+    "qkv_rope_r4",
+    "attention",
+    "sample_greedy",
+    "advance",
+];
+
+// Block sizes; they must match GEMV_THREADS, ATTN_THREADS and SAMPLE_THREADS in the kernels.
+const GEMV_THREADS: u32 = 128;
+const ATTN_THREADS: u32 = 128;
+const SAMPLE_THREADS: u32 = 256;
+const NORM_THREADS: u32 = 256;
+// Kernel limits (ATTN_MAX_GROUP, 32 * ATTN_MAX_DL in attention.cu).
+const ATTN_MAX_GROUP: usize = 8;
+const ATTN_MAX_HEAD_DIM: usize = 256;
+/// Cross-block counters: qkv_rope one per head from 0, sample at SAMPLE_COUNTER, attention one
+/// per KV head from ATTENTION_COUNTERS.
+const COUNTERS: usize = 512;
+const QKV_MAX_HEADS: usize = 256;
+const SAMPLE_COUNTER: usize = 256;
+const ATTENTION_COUNTERS: usize = 257;
+const ATTN_MAX_SPLITS: u32 = 256; // ATTN_MAX_SPLITS in attention.cu
+
+/// One kernel launch, ready to enqueue. Arguments are 8-byte words: a pointer, or an i32/f32
+/// in the low 4 bytes (the driver reads as many bytes as the parameter's type has).
+#[derive(Clone, Debug)]
+pub struct Launch {
+    pub kernel: &'static str,
+    pub grid: (u32, u32, u32),
+    pub block: u32,
+    pub args: Vec<u64>,
+    pub label: String,
+}
+
+fn int(v: usize) -> u64 {
+    v as u32 as u64
+}
+
+fn float(v: f32) -> u64 {
+    v.to_bits() as u64
+}
+
+/// Where the plan's regions and the runtime's scratch are on the device.
+pub struct DeviceLayout {
+    pub weights: u64,
+    pub arena: u64,
+    pub scratch: Scratch,
+    pub sms: u32,
+}
+
+/// Byte offsets of the scratch areas, which follow the arena in the same allocation.
+#[derive(Clone, Copy, Debug)]
+pub struct Scratch {
+    pub counters: u64,
+    pub qkv: u64,
+    pub attention: u64,
+    pub sample_value: u64,
+    pub sample_index: u64,
+    pub bytes: u64,
+    pub attention_splits: u32,
+    pub sample_blocks: u32,
+}
+
+/// Splits per KV head for flash-decoding: about two blocks per SM over all KV heads.
+fn attention_splits(sms: u32, n_kv: usize, max_seq: usize) -> u32 {
+    ((2 * sms as usize) / n_kv.max(1)).clamp(1, ATTN_MAX_SPLITS as usize).min(max_seq) as u32
+}
+
+/// Rows per GEMV block: the most (up to `max`) that still leaves 8 blocks per SM, since each
+/// extra row adds two 16-byte loads in flight per thread but divides the grid.
+fn rows_per_block(n: usize, sms: u32, max: usize) -> usize {
+    [8, 4, 2].into_iter().find(|&r| r <= max && n.div_ceil(r) >= 8 * sms as usize).unwrap_or(1)
+}
+
+impl Scratch {
+    /// Sizes the scratch for `plan` relative to a base offset (aligned to 256).
+    pub fn for_plan(plan: &Plan, base: u64, sms: u32) -> Scratch {
+        let (mut qkv_rows, mut attention_floats, mut splits) = (0usize, 0usize, 1u32);
+        for step in &plan.steps {
+            match step.op {
+                Op::QkvRope { n_heads, n_kv_heads, head_dim, .. } => qkv_rows = qkv_rows.max((n_heads + 2 * n_kv_heads) * head_dim),
+                Op::Attention { n_heads, n_kv_heads, head_dim } => {
+                    splits = splits.max(attention_splits(sms, n_kv_heads, plan.max_seq_len));
+                    attention_floats = attention_floats.max(n_heads * splits as usize * (head_dim + 2));
+                }
+                _ => {}
+            }
+        }
+        let vocab = plan.io.logits.ty.elements();
+        let sample_blocks = (vocab.div_ceil(SAMPLE_THREADS as usize) as u32).clamp(1, sms.max(1));
+        let align = |x: u64| x.div_ceil(256) * 256;
+        let counters = align(base);
+        let qkv = align(counters + 4 * COUNTERS as u64);
+        let attention = align(qkv + 4 * qkv_rows as u64);
+        let sample_value = align(attention + 4 * attention_floats as u64);
+        let sample_index = align(sample_value + 4 * sample_blocks as u64);
+        let end = align(sample_index + 4 * sample_blocks as u64);
+        Scratch { counters, qkv, attention, sample_value, sample_index, bytes: end - base, attention_splits: splits, sample_blocks }
+    }
+}
+
+impl DeviceLayout {
+    fn ptr(&self, slot: &Slot) -> u64 {
+        match slot.region {
+            Region::Weights => self.weights + slot.offset,
+            Region::Arena => self.arena + slot.offset,
+        }
+    }
+
+    fn scratch(&self, offset: u64) -> u64 {
+        self.arena + offset
+    }
+
+    fn counter(&self, index: usize) -> u64 {
+        self.scratch(self.scratch.counters) + 4 * index as u64
+    }
+
+    /// The launches of one decode step: the plan's steps, then `advance`, which feeds the
+    /// sampled token and the next position back so the captured graph can replay on its own.
+    pub fn launches(&self, plan: &Plan) -> Result<Vec<Launch>> {
+        let mut launches = plan.steps.iter().map(|s| self.launch(plan, s)).collect::<Result<Vec<_>>>()?;
+        let io = &plan.io;
+        launches.push(Launch {
+            kernel: "advance",
+            grid: (1, 1, 1),
+            block: 1,
+            args: vec![self.ptr(&io.next_token), self.ptr(&io.token), self.ptr(&io.position)],
+            label: "advance".into(),
+        });
+        Ok(launches)
+    }
+
+    fn launch(&self, plan: &Plan, step: &Step) -> Result<Launch> {
+        let (ins, outs) = (&step.inputs, &step.outputs);
+        let unsupported = |why: String| Error::Unsupported(format!("{} ({}): {why}", step.label, step.op.kind()));
+        // K is the weight's row length; x may be shaped by heads (attention's output).
+        let gemv_k = |x: &Slot, w: &Slot| -> Result<usize> {
+            let k = w.ty.last_dim();
+            if !k.is_multiple_of(8) || x.ty.elements() != k {
+                return Err(unsupported(format!("the CUDA GEMV needs an input of the weight's width, divisible by 8: x has {} elements, rows {k}", x.ty.elements())));
+            }
+            Ok(k)
+        };
+        let gemv = |name: &'static str, r: usize, n: usize| -> (&'static str, (u32, u32, u32)) {
+            (name, (n.div_ceil(r) as u32, 1, 1))
+        };
+        let sms = self.sms;
+        let (kernel, grid, block, args): (&'static str, (u32, u32, u32), u32, Vec<u64>) = match step.op {
+            Op::Embedding => {
+                let (hidden, vocab) = (ins[0].ty.last_dim(), ins[0].ty.elements() / ins[0].ty.last_dim());
+                ("embedding", (1, 1, 1), 256, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), self.ptr(&outs[0]), int(hidden), int(vocab)])
+            }
+            Op::RmsNorm { eps } => {
+                let hidden = ins[1].ty.elements();
+                let rows = ins[0].ty.elements() / hidden;
+                ("rms_norm", (rows as u32, 1, 1), NORM_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), self.ptr(&outs[0]), int(hidden), float(eps)])
+            }
+            Op::Linear { bias } | Op::LinearResidual { bias } => {
+                let k = gemv_k(&ins[0], &ins[1])?;
+                let n = outs[0].ty.elements();
+                let bias_ptr = if bias { self.ptr(&ins[2]) } else { 0 };
+                let residual = if matches!(step.op, Op::LinearResidual { .. }) { self.ptr(&ins[2 + usize::from(bias)]) } else { 0 };
+                let r = rows_per_block(n, sms, 8);
+                let name = ["linear_r1", "linear_r2", "linear_r4", "linear_r8"][r.trailing_zeros() as usize];
+                let (kernel, grid) = gemv(name, r, n);
+                (kernel, grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), bias_ptr, residual, self.ptr(&outs[0]), int(n), int(k)])
+            }
+            Op::LmHead => {
+                let k = gemv_k(&ins[0], &ins[1])?;
+                let n = outs[0].ty.elements();
+                let r = rows_per_block(n, sms, 8);
+                let name = ["lm_head_r1", "lm_head_r2", "lm_head_r4", "lm_head_r8"][r.trailing_zeros() as usize];
+                let (kernel, grid) = gemv(name, r, n);
+                (kernel, grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), self.ptr(&outs[0]), int(n), int(k)])
+            }
+            Op::GateUpSilu => {
+                let k = gemv_k(&ins[0], &ins[1])?;
+                let f = outs[0].ty.elements();
+                // Each block row is a gate/up pair, so 4 pairs already keep 16 loads in flight.
+                let r = rows_per_block(f, sms, 4);
+                let name = ["gate_up_silu_r1", "gate_up_silu_r2", "gate_up_silu_r4"][r.trailing_zeros() as usize];
+                let (kernel, grid) = gemv(name, r, f);
+                (kernel, grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), self.ptr(&outs[0]), int(f), int(k)])
+            }
+            Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm } => {
+                let k = gemv_k(&ins[0], &ins[1])?;
+                if !head_dim.is_multiple_of(2) {
+                    return Err(unsupported(format!("RoPE needs an even head_dim, got {head_dim}")));
+                }
+                let mut next = 2;
+                let mut take = || {
+                    next += 1;
+                    &ins[next - 1]
+                };
+                let bias_ptr = if bias { self.ptr(take()) } else { 0 };
+                let (q_norm, k_norm) = if qk_norm.is_some() { (self.ptr(take()), self.ptr(take())) } else { (0, 0) };
+                let (inv_freq, pos, k_cache, v_cache) = (self.ptr(take()), self.ptr(take()), self.ptr(take()), self.ptr(take()));
+                let heads = n_heads + 2 * n_kv_heads;
+                if heads > QKV_MAX_HEADS {
+                    return Err(unsupported(format!("{heads} q/k/v heads (at most {QKV_MAX_HEADS})")));
+                }
+                let rows = heads * head_dim;
+                // A block's rows must lie in one head: its epilogue finishes that head.
+                let mut r = rows_per_block(rows, sms, 4);
+                while !head_dim.is_multiple_of(r) {
+                    r /= 2;
+                }
+                let name = ["qkv_rope_r1", "qkv_rope_r2", "qkv_rope_r4"][r.trailing_zeros() as usize];
+                let (kernel, grid) = gemv(name, r, rows);
+                let args = vec![
+                    self.ptr(&ins[0]),
+                    self.ptr(&ins[1]),
+                    bias_ptr,
+                    q_norm,
+                    k_norm,
+                    float(qk_norm.unwrap_or(0.0)),
+                    inv_freq,
+                    pos,
+                    self.ptr(&outs[0]),
+                    k_cache,
+                    v_cache,
+                    self.scratch(self.scratch.qkv),
+                    self.counter(0),
+                    int(n_heads),
+                    int(n_kv_heads),
+                    int(head_dim),
+                    int(k),
+                    int(plan.max_seq_len),
+                ];
+                (kernel, grid, GEMV_THREADS, args)
+            }
+            Op::Attention { n_heads, n_kv_heads, head_dim } => {
+                if n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) || n_heads / n_kv_heads > ATTN_MAX_GROUP {
+                    return Err(unsupported(format!("{n_heads} query heads over {n_kv_heads} KV heads (at most {ATTN_MAX_GROUP} per KV head)")));
+                }
+                if head_dim > ATTN_MAX_HEAD_DIM || n_kv_heads > COUNTERS - ATTENTION_COUNTERS {
+                    return Err(unsupported(format!(
+                        "head_dim {head_dim} (at most {ATTN_MAX_HEAD_DIM}) or {n_kv_heads} KV heads (at most {})",
+                        COUNTERS - ATTENTION_COUNTERS
+                    )));
+                }
+                let splits = attention_splits(sms, n_kv_heads, plan.max_seq_len);
+                let args = vec![
+                    self.ptr(&ins[0]),
+                    self.ptr(&ins[1]),
+                    self.ptr(&ins[2]),
+                    self.ptr(&ins[3]),
+                    self.ptr(&outs[0]),
+                    self.scratch(self.scratch.attention),
+                    self.counter(ATTENTION_COUNTERS),
+                    int(n_heads),
+                    int(n_kv_heads),
+                    int(head_dim),
+                    int(plan.max_seq_len),
+                ];
+                ("attention", (n_kv_heads as u32, splits, 1), ATTN_THREADS, args)
+            }
+            Op::Sample => {
+                let vocab = ins[0].ty.elements();
+                let args = vec![
+                    self.ptr(&ins[0]),
+                    int(vocab),
+                    self.ptr(&outs[0]),
+                    self.scratch(self.scratch.sample_value),
+                    self.scratch(self.scratch.sample_index),
+                    self.counter(SAMPLE_COUNTER),
+                ];
+                ("sample_greedy", (self.scratch.sample_blocks, 1, 1), SAMPLE_THREADS, args)
+            }
+            ref op => return Err(Error::Unsupported(format!("the CUDA backend has no kernel for `{}`", op.kind()))),
+        };
+        Ok(Launch { kernel, grid, block, args, label: step.label.clone() })
+    }
+}

@@ -1,0 +1,278 @@
+//! The CUDA runtime. At start it checks the plan was compiled for this GPU, loads the plan's
+//! CUBIN, uploads the weights once, makes one allocation for the arena (plus the reductions'
+//! scratch), and captures the whole decode step -- every kernel and the `advance` kernel that
+//! feeds the sampled token and the next position back -- as ONE CUDA graph. Each token is then
+//! one graph launch and a 4-byte read of the next token; token and position are written only
+//! when the caller's input differs from what the graph fed itself (the prompt, or a token the
+//! host sampler chose).
+
+pub mod launch;
+
+use super::sampling::{self, SamplingParams};
+use super::Backend;
+use crate::error::{Error, Result};
+use crate::plan::file::PlanFile;
+use crate::plan::Target;
+use cudarc::driver::{result as cu, sys, CudaContext, CudaGraph, CudaStream, DriverError};
+use launch::{DeviceLayout, Launch, Scratch};
+use std::ffi::{c_void, CString};
+use std::sync::Arc;
+
+fn cuda_err(what: &str) -> impl Fn(DriverError) -> Error + '_ {
+    move |e| Error::Cuda(format!("{what}: {e:?}"))
+}
+
+/// One device allocation, freed on drop.
+struct DeviceBuffer {
+    ptr: sys::CUdeviceptr,
+    bytes: usize,
+}
+
+impl DeviceBuffer {
+    fn new(bytes: usize, what: &str) -> Result<DeviceBuffer> {
+        // SAFETY: plain allocation in the current context.
+        let ptr = unsafe { cu::malloc_sync(bytes.max(1)) }.map_err(|e| Error::Cuda(format!("allocating {bytes} bytes for the {what}: {e:?}")))?;
+        Ok(DeviceBuffer { ptr, bytes })
+    }
+}
+
+impl Drop for DeviceBuffer {
+    fn drop(&mut self) {
+        // SAFETY: allocated by malloc_sync, freed once.
+        let _ = unsafe { cu::free_sync(self.ptr) };
+    }
+}
+
+struct Module(sys::CUmodule);
+
+impl Drop for Module {
+    fn drop(&mut self) {
+        // SAFETY: loaded once, unloaded once, after the graph that uses it is destroyed.
+        let _ = unsafe { cu::module::unload(self.0) };
+    }
+}
+
+/// The GPU's compute capability as a plan target number (9.0 -> 90), failing with a typed
+/// error when there is no driver or no GPU.
+pub fn device_sm() -> Result<u32> {
+    let ctx = context()?;
+    let (major, minor) = ctx.compute_capability().map_err(cuda_err("reading the compute capability"))?;
+    Ok((major * 10 + minor) as u32)
+}
+
+fn context() -> Result<Arc<CudaContext>> {
+    // SAFETY: only tries to dlopen libcuda.
+    if !unsafe { sys::is_culib_present() } {
+        return Err(Error::Cuda("libcuda is not loadable: no NVIDIA driver on this machine (use --backend cpu)".into()));
+    }
+    CudaContext::new(0).map_err(cuda_err("opening GPU 0"))
+}
+
+pub struct CudaBackend {
+    // Field order is drop order: the graph, then the module and memory it refers to.
+    graph: CudaGraph,
+    stream: Arc<CudaStream>,
+    _module: Module,
+    _arena: DeviceBuffer,
+    _weights: DeviceBuffer,
+    _ctx: Arc<CudaContext>,
+    token: u64,
+    position: u64,
+    next_token: u64,
+    logits: u64,
+    vocab: usize,
+    max_seq_len: usize,
+    /// The (token, position) the device holds for the next replay, if known.
+    device_input: Option<(u32, usize)>,
+    sampling: SamplingParams,
+    kernels_per_token: usize,
+    weight_bytes: u64,
+}
+
+impl CudaBackend {
+    pub fn new(file: &PlanFile, sampling: SamplingParams) -> Result<CudaBackend> {
+        sampling.validate()?;
+        let plan = &file.plan;
+        let Target::Cuda { sm: plan_sm } = plan.target else {
+            return Err(Error::Input("this plan was compiled for the CPU; recompile it with `llmc compile --target sm_XX` to run it on the GPU".into()));
+        };
+        let image = plan.kernels.as_ref().ok_or_else(|| Error::Input(format!("this sm_{plan_sm} plan carries no kernels; recompile it with `llmc compile --target sm_{plan_sm}`")))?;
+        let ctx = context()?;
+        let (major, minor) = ctx.compute_capability().map_err(cuda_err("reading the compute capability"))?;
+        let sm = (major * 10 + minor) as u32;
+        if sm < 80 {
+            return Err(Error::Cuda(format!("this GPU is sm_{sm}; llmc needs sm_80 or newer")));
+        }
+        if sm != plan_sm || image.sm != plan_sm {
+            return Err(Error::Input(format!("this plan was compiled for sm_{plan_sm} but the GPU is sm_{sm}; recompile it with `llmc compile --target sm_{sm}`")));
+        }
+        let sms = ctx.attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).map_err(cuda_err("reading the SM count"))? as u32;
+        // Graph capture forbids the cross-stream events cudarc records by default.
+        // SAFETY: this backend synchronizes its one stream itself.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.new_stream().map_err(cuda_err("creating a stream"))?;
+
+        let module = load_module(&image.cubin, &image.ptx)?;
+        let weights = DeviceBuffer::new(plan.weight_bytes as usize, "weights")?;
+        // SAFETY: the buffer holds weight_bytes; the source is the mapped, checksummed blob.
+        unsafe { cu::memcpy_htod_sync(weights.ptr, file.weights()) }.map_err(cuda_err("uploading the weights"))?;
+        let scratch = Scratch::for_plan(plan, plan.arena_bytes, sms);
+        let arena = DeviceBuffer::new((plan.arena_bytes + scratch.bytes) as usize, "arena")?;
+        // Zeroed so the KV cache and the reduction counters start clean.
+        unsafe { cu::memset_d8_sync(arena.ptr, 0, arena.bytes) }.map_err(cuda_err("clearing the arena"))?;
+        // The copies above ran on the legacy stream, which our non-blocking stream does not wait
+        // for (and a pageable upload may still be in flight when the call returns).
+        ctx.synchronize().map_err(cuda_err("uploading the weights"))?;
+
+        let layout = DeviceLayout { weights: weights.ptr, arena: arena.ptr, scratch, sms };
+        let launches = layout.launches(plan)?;
+        let graph = capture(&stream, &module, &launches)?;
+        graph.upload().map_err(cuda_err("uploading the graph"))?;
+        let io = &plan.io;
+        Ok(CudaBackend {
+            graph,
+            stream,
+            _module: module,
+            token: arena.ptr + io.token.offset,
+            position: arena.ptr + io.position.offset,
+            next_token: arena.ptr + io.next_token.offset,
+            logits: arena.ptr + io.logits.offset,
+            _arena: arena,
+            _weights: weights,
+            _ctx: ctx,
+            vocab: io.logits.ty.elements(),
+            max_seq_len: plan.max_seq_len,
+            device_input: None,
+            sampling,
+            kernels_per_token: launches.len(),
+            weight_bytes: plan.weight_bytes,
+        })
+    }
+
+    /// Kernels in the captured graph: the plan's steps plus `advance`.
+    pub fn kernels_per_token(&self) -> usize {
+        self.kernels_per_token
+    }
+
+    pub fn weight_bytes(&self) -> u64 {
+        self.weight_bytes
+    }
+
+    /// Device-to-device copy bandwidth in bytes/s (read + written), the roofline the bench
+    /// reports against: 8 copies of 512 MiB after a warm-up.
+    pub fn copy_bandwidth(&self) -> Result<f64> {
+        const BYTES: usize = 512 << 20;
+        let src = DeviceBuffer::new(BYTES, "bandwidth probe")?;
+        let dst = DeviceBuffer::new(BYTES, "bandwidth probe")?;
+        let copy = || unsafe { cu::memcpy_dtod_async(dst.ptr, src.ptr, BYTES, self.stream.cu_stream()) }.map_err(cuda_err("copying"));
+        copy()?;
+        self.sync()?;
+        let start = std::time::Instant::now();
+        for _ in 0..8 {
+            copy()?;
+        }
+        self.sync()?;
+        Ok(2.0 * 8.0 * BYTES as f64 / start.elapsed().as_secs_f64())
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.stream.synchronize().map_err(cuda_err("running the decode step"))
+    }
+
+    /// Writes one i32 step input, ordered on the stream before the next replay. (The
+    /// synchronous copy functions use the legacy stream, which this non-blocking stream does
+    /// not wait for.)
+    fn write_i32(&self, ptr: u64, value: i32) -> Result<()> {
+        // SAFETY: `ptr` is an i32 slot of the arena; a pageable source is staged before the call returns.
+        unsafe { cu::memcpy_htod_async(ptr, &[value], self.stream.cu_stream()) }.map_err(cuda_err("writing a step input"))
+    }
+
+    /// Reads `out.len()` values at `ptr` once everything queued on the stream is done.
+    fn read<T>(&self, ptr: u64, out: &mut [T], what: &str) -> Result<()> {
+        // SAFETY: `ptr` holds at least `out.len()` values of T (an io slot of the arena).
+        unsafe { cu::memcpy_dtoh_async(out, ptr, self.stream.cu_stream()) }.map_err(cuda_err(what))?;
+        self.stream.synchronize().map_err(cuda_err(what))
+    }
+}
+
+fn load_module(cubin: &[u8], ptx: &str) -> Result<Module> {
+    // SAFETY: the image is a CUBIN from NVRTC, held alive across the call.
+    match unsafe { cu::module::load_data(cubin.as_ptr() as *const c_void) } {
+        Ok(m) => Ok(Module(m)),
+        Err(cubin_err) => {
+            // The driver may JIT the PTX where it refuses the CUBIN.
+            let ptx = CString::new(ptx).map_err(|_| Error::Cuda("the plan's PTX holds a NUL byte".into()))?;
+            unsafe { cu::module::load_data(ptx.as_ptr() as *const c_void) }
+                .map(Module)
+                .map_err(|e| Error::Cuda(format!("loading the plan's kernels: CUBIN {cubin_err:?}, PTX {e:?}")))
+        }
+    }
+}
+
+/// Records every launch on `stream` into one graph and instantiates it.
+fn capture(stream: &Arc<CudaStream>, module: &Module, launches: &[Launch]) -> Result<CudaGraph> {
+    let mut functions = std::collections::HashMap::new();
+    for l in launches {
+        if !functions.contains_key(l.kernel) {
+            let name = CString::new(l.kernel).expect("kernel names hold no NUL");
+            // SAFETY: the module is loaded.
+            let f = unsafe { cu::module::get_function(module.0, name) }.map_err(|e| Error::Cuda(format!("kernel `{}` is missing from the plan: {e:?}", l.kernel)))?;
+            functions.insert(l.kernel, f);
+        }
+    }
+    stream.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).map_err(cuda_err("starting graph capture"))?;
+    let enqueue = || -> Result<()> {
+        for l in launches {
+            let mut words = l.args.clone();
+            let mut params: Vec<*mut c_void> = words.iter_mut().map(|w| w as *mut u64 as *mut c_void).collect();
+            // SAFETY: the arguments match the kernel's parameters (launch.rs builds both); the
+            // driver copies them at capture.
+            unsafe { cu::launch_kernel(functions[l.kernel], l.grid, (l.block, 1, 1), 0, stream.cu_stream(), &mut params) }
+                .map_err(|e| Error::Cuda(format!("launching {} for {}: {e:?}", l.kernel, l.label)))?;
+        }
+        Ok(())
+    };
+    let enqueued = enqueue();
+    let graph = stream.end_capture(sys::CUgraphInstantiate_flags(0));
+    enqueued?;
+    graph.map_err(cuda_err("instantiating the decode graph"))?.ok_or_else(|| Error::Cuda("graph capture recorded nothing".into()))
+}
+
+impl Backend for CudaBackend {
+    fn step(&mut self, token: u32, pos: usize) -> Result<u32> {
+        if token as usize >= self.vocab {
+            return Err(Error::Input(format!("token id {token} is outside the vocabulary of {}", self.vocab)));
+        }
+        if pos >= self.max_seq_len {
+            return Err(Error::Input(format!("position {pos} is outside the compiled context of {}", self.max_seq_len)));
+        }
+        match self.device_input {
+            Some((t, p)) if t == token && p == pos => {}
+            Some((_, p)) if p == pos => self.write_i32(self.token, token as i32)?,
+            _ => {
+                self.write_i32(self.token, token as i32)?;
+                self.write_i32(self.position, pos as i32)?;
+            }
+        }
+        self.device_input = None;
+        self.graph.launch().map_err(cuda_err("launching the decode graph"))?;
+        let mut next = [0i32];
+        self.read(self.next_token, &mut next, "running the decode step")?;
+        let device_next = u32::try_from(next[0]).map_err(|_| Error::Numeric(format!("non-finite logits at position {pos}")))?;
+        self.device_input = Some((device_next, pos + 1));
+        let greedy = self.sampling.temperature == 0.0 || self.sampling.top_k == 1;
+        if greedy {
+            Ok(device_next)
+        } else {
+            // Seeded temperature/top-k/top-p runs on the host from the logits (same draw as the
+            // CPU executor); greedy decoding never reads them back.
+            sampling::sample(&self.logits()?, &self.sampling, pos as u64, &mut sampling::Scratch::default())
+        }
+    }
+
+    fn logits(&self) -> Result<Vec<f32>> {
+        let mut out = vec![0f32; self.vocab];
+        self.read(self.logits, &mut out, "reading the logits")?;
+        Ok(out)
+    }
+}

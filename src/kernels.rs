@@ -1,0 +1,118 @@
+//! The CUDA kernels' sources and their ahead-of-time compilation. `llmc compile --target sm_XX`
+//! compiles every file under `kernels/` with NVRTC as one module, to a CUBIN for exactly that
+//! architecture (plus PTX, which the driver can JIT if the CUBIN is refused), and stores the
+//! result in the plan; the runtime never compiles anything. Launch shapes live in
+//! `exec::cuda::launch`.
+
+use crate::error::{Error, Result};
+use cudarc::nvrtc::{result as nvrtc, sys};
+use serde::{Deserialize, Serialize};
+use std::ffi::CStr;
+
+/// The kernel files in compile order; `common.cuh` (helpers) must come first, and `gemv.cu`
+/// before `qkv_rope.cu`, which reuses its dot product.
+pub const SOURCES: [(&str, &str); 8] = [
+    ("common.cuh", include_str!("../kernels/common.cuh")),
+    ("gemv.cu", include_str!("../kernels/gemv.cu")),
+    ("qkv_rope.cu", include_str!("../kernels/qkv_rope.cu")),
+    ("attention.cu", include_str!("../kernels/attention.cu")),
+    ("rms_norm.cu", include_str!("../kernels/rms_norm.cu")),
+    ("embedding.cu", include_str!("../kernels/embedding.cu")),
+    ("sample.cu", include_str!("../kernels/sample.cu")),
+    ("step_io.cu", include_str!("../kernels/step_io.cu")),
+];
+
+/// Compiled kernels, as stored in a plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KernelImage {
+    /// The architecture the CUBIN is for: 90 means sm_90.
+    pub sm: u32,
+    pub cubin: Vec<u8>,
+    pub ptx: String,
+    /// xxh3 of the sources, to tell which kernels a plan carries.
+    pub source_hash: u64,
+}
+
+/// The sources as one translation unit, each file marked with a `#line` so NVRTC's messages
+/// name the file and line.
+pub fn translation_unit() -> String {
+    SOURCES.iter().map(|(name, text)| format!("#line 1 \"{name}\"\n{text}\n")).collect()
+}
+
+/// Whether libnvrtc can be loaded (it is looked up on the library path at first use).
+pub fn nvrtc_available() -> bool {
+    // SAFETY: only tries to dlopen the library.
+    unsafe { sys::is_culib_present() }
+}
+
+/// Compiles every kernel for `sm_{sm}`.
+pub fn compile(sm: u32) -> Result<KernelImage> {
+    if !nvrtc_available() {
+        return Err(Error::Cuda(
+            "libnvrtc is not loadable: install the CUDA 13 NVRTC library (e.g. `pip install nvidia-cuda-nvrtc==13.0.88`) and put its lib folder on LD_LIBRARY_PATH".into(),
+        ));
+    }
+    let source = translation_unit();
+    let c_source = std::ffi::CString::new(source.as_str()).map_err(|_| Error::Cuda("kernel source holds a NUL byte".into()))?;
+    let prog = nvrtc::create_program(&c_source, Some(c"llmc_kernels.cu")).map_err(|e| Error::Cuda(format!("nvrtcCreateProgram: {e:?}")))?;
+    let guard = Program(prog);
+    // NVRTC's defaults keep division and square root IEEE-exact, as the CPU executor computes.
+    let options = [format!("--gpu-architecture=sm_{sm}"), "--std=c++17".to_string()];
+    // SAFETY: `prog` is live until `guard` drops.
+    let compiled = unsafe { nvrtc::compile_program(guard.0, &options) };
+    let log = unsafe { program_log(guard.0) };
+    if let Err(e) = compiled {
+        return Err(Error::Cuda(format!("NVRTC failed to compile the kernels for sm_{sm} ({e:?}):\n{log}")));
+    }
+    // SAFETY: the program compiled; sizes come from NVRTC itself.
+    let cubin = unsafe {
+        let mut size = 0usize;
+        sys::nvrtcGetCUBINSize(guard.0, &mut size).result().map_err(|e| Error::Cuda(format!("nvrtcGetCUBINSize: {e:?}")))?;
+        let mut cubin = vec![0u8; size];
+        sys::nvrtcGetCUBIN(guard.0, cubin.as_mut_ptr().cast()).result().map_err(|e| Error::Cuda(format!("nvrtcGetCUBIN: {e:?}")))?;
+        cubin
+    };
+    let ptx = unsafe { nvrtc::get_ptx(guard.0) }.map_err(|e| Error::Cuda(format!("nvrtcGetPTX: {e:?}")))?;
+    // SAFETY: NVRTC returns a NUL-terminated string.
+    let ptx = unsafe { CStr::from_ptr(ptx.as_ptr()) }.to_string_lossy().into_owned();
+    Ok(KernelImage { sm, cubin, ptx, source_hash: xxhash_rust::xxh3::xxh3_64(source.as_bytes()) })
+}
+
+/// Destroys the NVRTC program however compilation ends.
+struct Program(sys::nvrtcProgram);
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        // SAFETY: created by create_program and destroyed only here. A failure leaks a program.
+        let _ = unsafe { nvrtc::destroy_program(self.0) };
+    }
+}
+
+unsafe fn program_log(prog: sys::nvrtcProgram) -> String {
+    match nvrtc::get_program_log(prog) {
+        Ok(log) => CStr::from_ptr(log.as_ptr()).to_string_lossy().into_owned(),
+        Err(e) => format!("(no log: {e:?})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kernel compiles for the oldest and the newest supported architecture, so a kernel
+    /// that does not compile never lands. Needs NVRTC, which scripts/test.sh installs.
+    #[test]
+    fn every_kernel_compiles_for_sm80_and_sm90() {
+        assert!(
+            nvrtc_available(),
+            "libnvrtc is not loadable: run scripts/test.sh, or `pip install nvidia-cuda-nvrtc==13.0.88` and put its nvidia/cu13/lib on LD_LIBRARY_PATH"
+        );
+        for sm in [80, 90] {
+            let image = compile(sm).unwrap_or_else(|e| panic!("{e}"));
+            assert!(image.cubin.len() > 1000, "sm_{sm}: CUBIN of {} bytes", image.cubin.len());
+            for kernel in crate::exec::cuda::launch::KERNEL_NAMES {
+                assert!(image.ptx.contains(&format!(".entry {kernel}(")), "sm_{sm}: kernel {kernel} missing from the PTX");
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The CUDA backend against the CPU executor, on every fixture: logits at every position
+//! (prompt, then 40 greedy steps, so attention spans many flash-decoding splits) within a
+//! relative L2 error of 1e-2 -- both round to bf16 at the same stores -- and identical greedy
+//! tokens. Needs an NVIDIA GPU and NVRTC: `cargo test --release --test cuda_vs_cpu -- --ignored`.
+
+mod common;
+use common::*;
+use llmc::compile::{compile, CompileOptions};
+use llmc::exec::cpu::CpuExecutor;
+use llmc::exec::cuda::{device_sm, CudaBackend};
+use llmc::exec::sampling::SamplingParams;
+use llmc::exec::Backend;
+use llmc::plan::file::PlanFile;
+use llmc::plan::Target;
+
+const TOLERANCE: f32 = 1e-2;
+const GREEDY_STEPS: usize = 40;
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn cuda_matches_cpu_on_every_fixture() {
+    let sm = device_sm().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for name in FIXTURES {
+        let path = dir.path().join(format!("{name}.plan"));
+        let opts = CompileOptions { max_seq_len: 64, target: Target::Cuda { sm }, progress: false };
+        compile(&fixture_dir(name), &path, &opts).unwrap();
+        let file = PlanFile::open(&path).unwrap();
+        let mut cpu = CpuExecutor::new(&file, SamplingParams::GREEDY).unwrap();
+        let mut gpu = CudaBackend::new(&file, SamplingParams::GREEDY).unwrap();
+        let prompt = reference(name).input_ids;
+        let (mut worst, mut next, mut tokens) = (0f32, 0u32, Vec::new());
+        for pos in 0..prompt.len() + GREEDY_STEPS {
+            let token = if pos < prompt.len() { prompt[pos] } else { next };
+            let want = cpu.step(token, pos).unwrap();
+            let got = gpu.step(token, pos).unwrap();
+            let err = rel_l2_error(&gpu.logits().unwrap(), &cpu.logits().unwrap());
+            assert!(err <= TOLERANCE, "{name}: position {pos}: relative logit error {err}");
+            assert_eq!(got, want, "{name}: position {pos}: CUDA chose {got}, CPU {want}");
+            worst = worst.max(err);
+            tokens.push(got);
+            next = got;
+        }
+        println!("{name}: sm_{sm}, {} positions, worst relative logit error {worst:.2e}, greedy tokens identical", tokens.len());
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn cpu_plans_and_other_architectures_are_refused() {
+    let sm = device_sm().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cpu_plan = compile_fixture("qwen2_tied", dir.path());
+    let err = CudaBackend::new(&cpu_plan, SamplingParams::GREEDY).err().unwrap().to_string();
+    assert!(err.contains("--target sm_"), "{err}");
+    let other = if sm == 80 { 90 } else { 80 };
+    let path = dir.path().join("other.plan");
+    let opts = CompileOptions { max_seq_len: 64, target: Target::Cuda { sm: other }, progress: false };
+    compile(&fixture_dir("qwen2_tied"), &path, &opts).unwrap();
+    let err = CudaBackend::new(&PlanFile::open(&path).unwrap(), SamplingParams::GREEDY).err().unwrap().to_string();
+    assert!(err.contains(&format!("recompile it with `llmc compile --target sm_{sm}`")), "{err}");
+}
