@@ -5,6 +5,7 @@ use crate::load;
 use crate::plan::{self, file, Target};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 pub struct CompileOptions {
@@ -13,6 +14,10 @@ pub struct CompileOptions {
     /// Show a progress bar (off for tests and non-terminals).
     pub progress: bool,
 }
+
+/// Set by the CLI's Ctrl-C handler: a compile in progress stops between tensors, removes its
+/// temporary file and leaves the destination as it was. Ctrl-C is process-wide, and so is this.
+pub static CANCELLED: AtomicBool = AtomicBool::new(false);
 
 /// What a compile produced, for the summary line.
 pub struct CompileReport {
@@ -34,7 +39,11 @@ pub fn compile(model_path: &Path, output: &Path, opts: &CompileOptions) -> Resul
             .progress_chars("=> "),
     );
     bar.set_message("writing weights");
-    file::write(&plan, model.weights.as_ref(), output, &|done| bar.set_position(done))?;
+    let go_on = |done| {
+        bar.set_position(done);
+        !CANCELLED.load(Ordering::SeqCst)
+    };
+    file::write(&plan, model.weights.as_ref(), output, &go_on)?;
     bar.finish_and_clear();
     Ok(CompileReport { plan, seconds: start.elapsed().as_secs_f64() })
 }

@@ -38,6 +38,9 @@ pub enum Error {
     #[error("invalid input: {0}")]
     Input(String),
 
+    #[error("interrupted; nothing was written")]
+    Interrupted,
+
     #[error("numerical failure: {0}")]
     Numeric(String),
 

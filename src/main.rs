@@ -109,6 +109,10 @@ fn main() {
     };
     match result {
         Ok(code) => std::process::exit(code),
+        Err(e) if matches!(e.root_cause().downcast_ref(), Some(llmc::Error::Interrupted)) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(130);
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::exit(1);
@@ -119,6 +123,8 @@ fn main() {
 fn compile(model: PathBuf, output: PathBuf, max_seq_len: Option<usize>, target: Target) -> Result<i32> {
     let config = llmc::load::config::ModelConfig::from_file(&model.join("config.json")).ok();
     let max_seq_len = max_seq_len.unwrap_or_else(|| config.map_or(4096, |c| c.max_position_embeddings.min(4096)));
+    // Ctrl-C stops between tensors: the temporary file is removed, a previous plan survives.
+    ctrlc::set_handler(|| llmc::compile::CANCELLED.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
     let opts = llmc::compile::CompileOptions { max_seq_len, target, progress: std::io::stderr().is_terminal() };
     let report = llmc::compile::compile(&model, &output, &opts).with_context(|| format!("compiling {}", model.display()))?;
     let p = &report.plan;

@@ -79,8 +79,9 @@ impl Sink<'_> {
 }
 
 /// Writes `plan` with its weights read from `source`. `progress` is told the number of weight
-/// bytes written so far.
-pub fn write(plan: &Plan, source: &dyn WeightSource, path: &Path, progress: &(dyn Fn(u64) + Sync)) -> Result<()> {
+/// bytes written so far and answers whether to go on; when it says stop (Ctrl-C), the temporary
+/// file is removed and the destination is left as it was.
+pub fn write(plan: &Plan, source: &dyn WeightSource, path: &Path, progress: &(dyn Fn(u64) -> bool + Sync)) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -108,7 +109,9 @@ pub fn write(plan: &Plan, source: &dyn WeightSource, path: &Path, progress: &(dy
             });
         }
         done += wrote;
-        progress(done);
+        if !progress(done) {
+            return Err(Error::Interrupted);
+        }
     }
     sink.pad_to(base + plan.weight_bytes).map_err(io_err)?;
     let digest = sink.hasher.digest();
@@ -210,6 +213,9 @@ impl PlanFile {
                 found: format!("llmc {}", plan.llmc_version),
                 expected: format!("llmc {LLMC_VERSION}"),
             });
+        }
+        if plan.config.hash() != plan.config_hash {
+            return Err(bad("the model config does not match the hash recorded with it; recompile the plan".into()));
         }
         let weights_at = weights_offset(meta_len);
         if weights_at.checked_add(plan.weight_bytes) != Some(body as u64) {
