@@ -65,8 +65,11 @@ enum Command {
 #[derive(Args)]
 struct RunArgs {
     plan: PathBuf,
-    #[arg(long)]
-    prompt: String,
+    #[arg(long, required_unless_present = "prompt_ids")]
+    prompt: Option<String>,
+    /// The prompt as token ids (comma-separated), bypassing the tokenizer.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["prompt", "chat"])]
+    prompt_ids: Option<Vec<u32>>,
     /// Wrap the prompt as a user turn of the model's chat template.
     #[arg(long)]
     chat: bool,
@@ -90,6 +93,14 @@ struct RunArgs {
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     json: bool,
+    /// Keep generating past EOS: exactly --max-tokens tokens.
+    #[arg(long)]
+    ignore_eos: bool,
+    /// Write the logits each generated token was chosen from to FILE: little-endian f32, one
+    /// row of vocab-size values per generated token (row 0 after the last prompt token, row k
+    /// after generated token k-1).
+    #[arg(long, value_name = "FILE")]
+    dump_logits: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -154,21 +165,28 @@ fn run(args: RunArgs) -> Result<i32> {
     let file = PlanFile::open(&args.plan)?;
     let plan = &file.plan;
     let text = Text::new(&plan.tokenizer)?;
-    if args.prompt.is_empty() {
+    let prompt_ids = match (&args.prompt_ids, &args.prompt) {
+        (Some(ids), _) => ids.clone(),
+        (None, Some(prompt)) if prompt.is_empty() => bail!("the prompt is empty"),
+        (None, Some(prompt)) if args.chat => text.encode(&text.chat_prompt(args.system.as_deref(), prompt)?, false)?,
+        (None, Some(prompt)) => text.encode(prompt, true)?,
+        (None, None) => bail!("give --prompt or --prompt-ids"),
+    };
+    if prompt_ids.is_empty() {
         bail!("the prompt is empty");
     }
-    let prompt_ids = if args.chat {
-        text.encode(&text.chat_prompt(args.system.as_deref(), &args.prompt)?, false)?
-    } else {
-        text.encode(&args.prompt, true)?
-    };
     let sampling = SamplingParams { temperature: args.temperature, top_k: args.top_k, top_p: args.top_p, seed: args.seed };
     let kind = args.backend.unwrap_or(if plan.target == Target::Cpu { BackendKind::Cpu } else { BackendKind::Cuda });
     let mut backend: Box<dyn Backend> = match kind {
         BackendKind::Cpu => Box::new(exec::cpu::CpuExecutor::new(&file, sampling)?),
         BackendKind::Cuda => Box::new(exec::cuda::CudaBackend::new(&file, sampling)?),
     };
-    let opts = GenerateOptions { max_tokens: args.max_tokens, eos_ids: plan.tokenizer.eos_ids.clone(), max_seq_len: plan.max_seq_len };
+    let eos_ids = if args.ignore_eos { Vec::new() } else { plan.tokenizer.eos_ids.clone() };
+    let opts = GenerateOptions { max_tokens: args.max_tokens, eos_ids, max_seq_len: plan.max_seq_len };
+    let mut dump = match &args.dump_logits {
+        Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?)),
+        None => None,
+    };
 
     // Ctrl-C stops at the next token boundary; what was generated is kept and printed.
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -177,7 +195,23 @@ fn run(args: RunArgs) -> Result<i32> {
 
     let mut stream = StreamDecoder::new(&text);
     let mut out = std::io::stdout().lock();
-    let generation = exec::generate(backend.as_mut(), &prompt_ids, &opts, |id| {
+    let dump_path = args.dump_logits.clone().unwrap_or_default();
+    let mut tap;
+    let backend: &mut dyn Backend = match dump.as_mut() {
+        Some(file) => {
+            tap = exec::LogitsTap {
+                inner: backend.as_mut(),
+                from_pos: prompt_ids.len() - 1,
+                sink: |logits: &[f32]| {
+                    let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    file.write_all(&bytes).map_err(|source| llmc::error::Error::Io { path: dump_path.clone(), source })
+                },
+            };
+            &mut tap
+        }
+        None => backend.as_mut(),
+    };
+    let generation = exec::generate(backend, &prompt_ids, &opts, |id| {
         if !args.json {
             let delta = stream.push(id)?;
             // A closed stdout (e.g. piped to `head`) ends generation quietly.
@@ -187,6 +221,9 @@ fn run(args: RunArgs) -> Result<i32> {
         }
         Ok(!interrupted.load(Ordering::SeqCst))
     })?;
+    if let Some(mut file) = dump {
+        file.flush().with_context(|| format!("writing {}", dump_path.display()))?;
+    }
     let generated_text = text.decode(&generation.generated_ids)?;
     if args.json {
         let json = serde_json::json!({

@@ -59,3 +59,45 @@ fn run_json_and_seeded_sampling() {
     assert_ne!(sampled("1"), sampled("2"), "another seed, other tokens");
     assert_ne!(sampled("1"), greedy["generated_ids"], "sampling at temperature 1.5 should leave the greedy path");
 }
+
+#[test]
+fn dump_logits_matches_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    for fixture in ["qwen2_tied", "qwen3_untied"] {
+        let p = plan(dir.path(), fixture);
+        let want = reference(fixture);
+        let ids: Vec<String> = want.input_ids.iter().map(u32::to_string).collect();
+        let dump = dir.path().join(format!("{fixture}.logits"));
+        let steps = want.greedy_ids.len() + 1;
+        let out: serde_json::Value = serde_json::from_str(&llmc(&[
+            "run", p.to_str().unwrap(), "--prompt-ids", &ids.join(","), "--max-tokens", &steps.to_string(),
+            "--ignore-eos", "--json", "--dump-logits", dump.to_str().unwrap(),
+        ]))
+        .unwrap();
+        assert_eq!(out["prompt_ids"], serde_json::json!(want.input_ids), "{fixture}: --prompt-ids bypasses the tokenizer");
+        let generated: Vec<u32> = serde_json::from_value(out["generated_ids"].clone()).unwrap();
+        assert_eq!(generated.len(), steps, "{fixture}: --ignore-eos generates exactly --max-tokens");
+        assert_eq!(generated[..want.greedy_ids.len()], want.greedy_ids[..], "{fixture}: greedy tokens");
+        // One row of vocab little-endian f32s per generated token.
+        let bytes = std::fs::read(&dump).unwrap();
+        let vocab = want.logits_after_greedy.len();
+        assert_eq!(bytes.len(), steps * vocab * 4, "{fixture}: dump size");
+        let floats: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        let rows: Vec<&[f32]> = floats.chunks_exact(vocab).collect();
+        // Row 0: after the last prompt token; row 16: after the 16th generated token.
+        let err = rel_l2_error(rows[0], want.logits.last().unwrap());
+        assert!(err <= 1e-2, "{fixture}: logits after the prompt: relative error {err}");
+        let err = rel_l2_error(rows[steps - 1], &want.logits_after_greedy);
+        assert!(err <= 1e-2, "{fixture}: logits after {} greedy tokens: relative error {err}", steps - 1);
+    }
+}
+
+#[test]
+fn prompt_and_prompt_ids_are_exclusive() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = plan(dir.path(), "qwen2_tied");
+    for args in [vec!["run", p.to_str().unwrap()], vec!["run", p.to_str().unwrap(), "--prompt", "hi", "--prompt-ids", "1,2"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_llmc")).args(&args).output().unwrap();
+        assert!(!out.status.success(), "llmc {args:?} should fail");
+    }
+}

@@ -15,6 +15,29 @@ pub trait Backend {
     fn logits(&self) -> Result<Vec<f32>>;
 }
 
+/// A backend that hands the logits of every step at or after position `from_pos` to `sink`
+/// (e.g. from the last prompt token on: the logits each generated token was chosen from).
+/// Reading them back costs a device sync per step, so it is for verification, not timing.
+pub struct LogitsTap<'a, F: FnMut(&[f32]) -> Result<()>> {
+    pub inner: &'a mut dyn Backend,
+    pub from_pos: usize,
+    pub sink: F,
+}
+
+impl<F: FnMut(&[f32]) -> Result<()>> Backend for LogitsTap<'_, F> {
+    fn step(&mut self, token: u32, pos: usize) -> Result<u32> {
+        let next = self.inner.step(token, pos)?;
+        if pos >= self.from_pos {
+            (self.sink)(&self.inner.logits()?)?;
+        }
+        Ok(next)
+    }
+
+    fn logits(&self) -> Result<Vec<f32>> {
+        self.inner.logits()
+    }
+}
+
 pub struct GenerateOptions {
     pub max_tokens: usize,
     pub eos_ids: Vec<u32>,
