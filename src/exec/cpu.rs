@@ -12,6 +12,8 @@ use crate::plan::{Region, Slot, Step};
 use half::bf16;
 use rayon::prelude::*;
 
+mod prefill;
+
 pub struct CpuExecutor<'p> {
     file: &'p PlanFile,
     /// The arena, as u64 words so every offset (a multiple of 256) is aligned for any type. It is
@@ -20,6 +22,8 @@ pub struct CpuExecutor<'p> {
     base: *mut u8,
     sampling: SamplingParams,
     scratch: Scratch,
+    /// The prefill arena and its scratch, made at the first prefill.
+    prefill: Option<prefill::PrefillState>,
 }
 
 /// Working memory of the kernels, sized once from the plan, so a step allocates nothing.
@@ -136,6 +140,45 @@ fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
+/// Attention's shape.
+struct Heads {
+    n_heads: usize,
+    n_kv_heads: usize,
+    d: usize,
+    max_seq: usize,
+}
+
+/// Attention of one query token (`q`, all heads) over cache rows 0..=pos, into `out`.
+fn attend(a: &Heads, q: &[bf16], k_cache: &[bf16], v_cache: &[bf16], pos: usize, out: &mut [bf16], s: &mut Scratch) {
+    let (d, group, row) = (a.d, a.n_heads / a.n_kv_heads, a.n_kv_heads * a.d);
+    let scale = 1.0 / (d as f32).sqrt();
+    let heads = out.par_chunks_mut(d).zip(s.scores.par_chunks_mut(a.max_seq)).zip(s.acc.par_chunks_mut(d));
+    heads.enumerate().for_each(|(h, ((o, scores), acc))| {
+        let qh = &q[h * d..(h + 1) * d];
+        let kv = (h / group) * d;
+        let scores = &mut scores[..=pos];
+        for (t, sc) in scores.iter_mut().enumerate() {
+            let k = &k_cache[t * row + kv..t * row + kv + d];
+            *sc = qh.iter().zip(k).map(|(&a, &b)| f32_of(a) * f32_of(b)).sum::<f32>() * scale;
+        }
+        let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+        let mut total = 0.0;
+        for sc in scores.iter_mut() {
+            *sc = (*sc - max).exp();
+            total += *sc;
+        }
+        acc.fill(0.0);
+        for (t, &p) in scores.iter().enumerate() {
+            for (a, &v) in acc.iter_mut().zip(&v_cache[t * row + kv..t * row + kv + d]) {
+                *a += p * f32_of(v);
+            }
+        }
+        for (o, a) in o.iter_mut().zip(acc.iter()) {
+            *o = round(a / total);
+        }
+    });
+}
+
 impl<'p> CpuExecutor<'p> {
     pub fn new(file: &'p PlanFile, sampling: SamplingParams) -> Result<Self> {
         sampling.validate()?;
@@ -145,7 +188,7 @@ impl<'p> CpuExecutor<'p> {
         arena.resize(words, 0);
         let base = arena.as_mut_ptr() as *mut u8;
         let scratch = Scratch::for_plan(&file.plan);
-        Ok(CpuExecutor { file, _arena: arena, base, sampling, scratch })
+        Ok(CpuExecutor { file, _arena: arena, base, sampling, scratch, prefill: None })
     }
 
     fn bytes(&self, slot: &Slot) -> &[u8] {
@@ -225,39 +268,9 @@ impl<'p> CpuExecutor<'p> {
                 store(&mut self.write::<bf16>(&outs[2])[pos * row..(pos + 1) * row], &y[k_end..]);
             }
             Op::Attention { n_heads, n_kv_heads, head_dim: d } => {
-                let q: &[bf16] = self.read(&ins[0]);
-                let (k_cache, v_cache): (&[bf16], &[bf16]) = (self.read(&ins[1]), self.read(&ins[2]));
                 let pos = self.position(self.read::<i32>(&ins[3])[0])?;
-                let group = n_heads / n_kv_heads;
-                let row = n_kv_heads * d;
-                let scale = 1.0 / (d as f32).sqrt();
-                let out: &mut [bf16] = self.write(&outs[0]);
-                let max_seq = self.file.plan.max_seq_len;
-                let heads = out.par_chunks_mut(d).zip(s.scores.par_chunks_mut(max_seq)).zip(s.acc.par_chunks_mut(d));
-                heads.enumerate().for_each(|(h, ((o, scores), acc))| {
-                    let qh = &q[h * d..(h + 1) * d];
-                    let kv = (h / group) * d;
-                    let scores = &mut scores[..=pos];
-                    for (t, sc) in scores.iter_mut().enumerate() {
-                        let k = &k_cache[t * row + kv..t * row + kv + d];
-                        *sc = qh.iter().zip(k).map(|(&a, &b)| f32_of(a) * f32_of(b)).sum::<f32>() * scale;
-                    }
-                    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-                    let mut total = 0.0;
-                    for sc in scores.iter_mut() {
-                        *sc = (*sc - max).exp();
-                        total += *sc;
-                    }
-                    acc.fill(0.0);
-                    for (t, &p) in scores.iter().enumerate() {
-                        for (a, &v) in acc.iter_mut().zip(&v_cache[t * row + kv..t * row + kv + d]) {
-                            *a += p * f32_of(v);
-                        }
-                    }
-                    for (o, a) in o.iter_mut().zip(acc.iter()) {
-                        *o = round(a / total);
-                    }
-                });
+                let heads = Heads { n_heads, n_kv_heads, d, max_seq: self.file.plan.max_seq_len };
+                attend(&heads, self.read(&ins[0]), self.read(&ins[1]), self.read(&ins[2]), pos, self.write(&outs[0]), s);
             }
             Op::Linear { bias } | Op::LinearResidual { bias } => {
                 let x = widen(self.read(&ins[0]), &mut s.x);
@@ -310,6 +323,10 @@ impl Backend for CpuExecutor<'_> {
             self.run(step)?;
         }
         Ok(self.read::<i32>(&io.next_token)[0] as u32)
+    }
+
+    fn prefill(&mut self, tokens: &[u32], start: usize) -> Result<u32> {
+        self.prefill_tokens(tokens, start)
     }
 
     fn logits(&self) -> Result<Vec<f32>> {

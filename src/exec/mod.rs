@@ -11,6 +11,16 @@ use std::time::Instant;
 /// One decode step at a time: feed `token` at position `pos`, get the sampled next token.
 pub trait Backend {
     fn step(&mut self, token: u32, pos: usize) -> Result<u32>;
+    /// Runs prompt `tokens` at positions `start..start + tokens.len()` (filling the KV cache)
+    /// and returns the token sampled after the last one; `logits` then holds that row's logits.
+    /// Backends batch the tokens (weights read once per chunk); this default steps through them.
+    fn prefill(&mut self, tokens: &[u32], start: usize) -> Result<u32> {
+        let mut next = 0;
+        for (i, &token) in tokens.iter().enumerate() {
+            next = self.step(token, start + i)?;
+        }
+        Ok(next)
+    }
     /// The f32 logits of the last step.
     fn logits(&self) -> Result<Vec<f32>>;
 }
@@ -70,10 +80,7 @@ pub fn generate(
         return Err(Error::ContextOverflow { prompt: prompt.len(), gen: opts.max_tokens, max: opts.max_seq_len });
     }
     let start = Instant::now();
-    let mut next = 0;
-    for (pos, &token) in prompt.iter().enumerate() {
-        next = backend.step(token, pos)?;
-    }
+    let mut next = backend.prefill(prompt, 0)?;
     let ttft = start.elapsed();
     let mut generated = Vec::with_capacity(opts.max_tokens);
     let mut stopped_at_eos = false;

@@ -5,6 +5,7 @@
 
 pub mod file;
 pub mod inspect;
+pub mod prefill;
 
 use crate::arena::{self, Lifetime, ALIGN};
 use crate::error::{Error, Result};
