@@ -11,6 +11,7 @@
 # BIN_DIR holds `llmc` (cargo build --release) and, optionally, the `cuda_vs_cpu` test binary
 # (cargo test --release --no-run --test cuda_vs_cpu) with a file BUILT_AT naming the checkout it
 # was built in (its fixtures are found there), and a file COMMIT with the commit built.
+# VERIFY_ARGS and BASELINE_ARGS are appended to those scripts' arguments (local checks: --layers 2).
 # Total time on an H100: about 6 minutes; each stage has a time limit so that the whole run
 # ends within 9.5 minutes and what was measured is always written.
 set -uo pipefail
@@ -50,7 +51,7 @@ fi
 timeout 90 compute-sanitizer --tool memcheck --error-exitcode 9 "$BIN/llmc" run "$WORK/qwen3_untied.plan" --prompt "hello world" --max-tokens 24 || status=1
 
 stage "2. llmc vs transformers on full-size random models"
-timeout 240 python3 "$HERE/verify_full_scale.py" --llmc "$BIN/llmc" --out "$LOGS" --work "$WORK" --keep qwen2.5-1.5b 2>&1 \
+timeout 240 python3 "$HERE/verify_full_scale.py" --llmc "$BIN/llmc" --out "$LOGS" --work "$WORK" --keep qwen2.5-1.5b ${VERIFY_ARGS:-} 2>&1 \
   | grep -v "Writing model shards\|Loading weights" || status=1
 
 stage "3. llmc bench, Qwen2.5-1.5B shape"
@@ -66,7 +67,7 @@ cat "$WORK/bench_32.json" "$WORK/bench_1024.json"
 rm -rf "$WORK/qwen2.5-1.5b"
 
 stage "4. transformers baselines (budget $(( $(left) - 20 )) s)"
-timeout $(( $(left) - 20 )) python3 "$HERE/transformers_baseline.py" --out "$LOGS/baseline.json" || status=1
+timeout $(( $(left) - 20 )) python3 "$HERE/transformers_baseline.py" --out "$LOGS/baseline.json" ${BASELINE_ARGS:-} || status=1
 
 stage "5. $LOGS/bench.md"
 python3 - "$LOGS" "$WORK" <<'EOF' || status=1
@@ -87,10 +88,11 @@ def pct(ms):  # one roofline for all: llmc's weight bytes over llmc's measured c
     return 100 * (wb / (bw * 1e9) * 1e3) / ms if ms and bw and wb else None
 def f(x, p=2):
     return "n/a" if x is None else (f"{x:.{p}f}" if isinstance(x, float) else str(x))
+P, L = str(meta.get("prompt_len", 32)), str(meta.get("long_prompt", 1024))
 cols = [
     ("llmc (one CUDA graph per token)", b32.get("ms_per_token"), b32.get("ttft_ms"), b1024.get("ttft_ms"), b32.get("kernels_per_token")),
-    ("transformers eager (sdpa, DynamicCache)", eager.get("ms_per_token"), eager.get("ttft_ms", {}).get("32"), eager.get("ttft_ms", {}).get("1024"), eager.get("kernels_per_token")),
-    ("transformers StaticCache + torch.compile (reduce-overhead)", static.get("ms_per_token"), static.get("ttft_ms", {}).get("32"), static.get("ttft_ms", {}).get("1024"), static.get("kernels_per_token")),
+    ("transformers eager (sdpa, DynamicCache)", eager.get("ms_per_token"), eager.get("ttft_ms", {}).get(P), eager.get("ttft_ms", {}).get(L), eager.get("kernels_per_token")),
+    ("transformers StaticCache + torch.compile (reduce-overhead)", static.get("ms_per_token"), static.get("ttft_ms", {}).get(P), static.get("ttft_ms", {}).get(L), static.get("kernels_per_token")),
 ]
 env = (work / "env.txt").read_text().strip().splitlines()
 out = ["# llmc bench vs transformers, Qwen2.5-1.5B shape (random weights), bf16, batch 1, prompt 32, 128 new tokens", ""]

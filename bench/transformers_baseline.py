@@ -56,7 +56,7 @@ def copy_bandwidth():
 def count_kernels(fn, steps, device):
     """CUDA kernels per call of fn, from a torch.profiler trace of `steps` calls."""
     if device != "cuda":
-        return None
+        return None  # no CUDA kernels to count
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
@@ -66,7 +66,9 @@ def count_kernels(fn, steps, device):
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
         prof.export_chrome_trace(f.name)
         events = json.load(open(f.name)).get("traceEvents", [])
-    return sum(1 for e in events if e.get("cat") == "kernel") / steps
+    kernels = sum(1 for e in events if e.get("cat") == "kernel") / steps
+    graphs = sum(1 for e in events if e.get("cat") == "cuda_runtime" and "GraphLaunch" in e.get("name", "")) / steps
+    return kernels, graphs
 
 
 class Runner:
@@ -153,7 +155,9 @@ def measure(runner, args, prompt, long_prompt, res, label, out):
         p[0] += 1
 
     try:
-        res["kernels_per_token"] = count_kernels(one, 4, args.device)
+        counts = count_kernels(one, 4, args.device)
+        if counts:  # a graph launch per token shows that CUDA graphs were not skipped
+            res["kernels_per_token"], res["cuda_graph_launches_per_token"] = counts
     except Exception as e:  # counting is a nicety; the timings stand without it
         res["kernels_per_token_error"] = f"{type(e).__name__}: {e}"
     write(out, res, label)
