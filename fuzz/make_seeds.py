@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets under fuzz/corpus/<target>/seed-*.
 
-Run from the repository root. The plan seed is compiled by llmc from the tiny model this writes to
-fuzz/seeds/tiny_model (see fuzz/README.md); everything else is written here, small enough to commit.
+The plan seed is compiled by llmc from the tiny model this writes to fuzz/target/tiny_model (see
+fuzz/README.md); every other seed is written here.
 """
 import json
 import os
@@ -165,7 +165,7 @@ for name in sorted(os.listdir(os.path.join(ROOT, "plans/configs"))):
     put("config", name[: -len(".json")], open(os.path.join(ROOT, "plans/configs", name), "rb").read())
 
 # ---------------------------------------------------------------- plan (input model)
-model = os.path.join(ROOT, "fuzz", "seeds", "tiny_model")
+model = os.path.join(ROOT, "fuzz", "target", "tiny_model")
 os.makedirs(model, exist_ok=True)
 config = json.load(open(os.path.join(ROOT, "fuzz/safetensors_config.json")))
 config.update({"vocab_size": 272, "max_position_embeddings": 8, "eos_token_id": 266})

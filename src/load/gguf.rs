@@ -159,6 +159,9 @@ fn model_config(meta: &Meta, tensors: &HashMap<String, TensorInfo>) -> Result<Mo
         }
     };
     let tokens = meta.array("tokenizer.ggml.tokens")?;
+    if tokens.is_empty() {
+        return Err(Error::BadConfig { path: meta.path.to_path_buf(), msg: "`tokenizer.ggml.tokens` is empty".into() });
+    }
     Ok(ModelConfig {
         arch,
         hidden_size,
@@ -435,6 +438,16 @@ mod tests {
             (tiny_model("qwen2", "qwen2").meta("qwen2.expert_count", M::U32(8)), "mixture-of-experts"),
             (tiny_model("qwen2", "qwen2").meta("general.alignment", M::U32(3)), "not a power of two"),
             (GgufWriter::default().meta("general.architecture", M::Str("qwen3")), "missing metadata `qwen3.embedding_length`"),
+            (
+                GgufWriter::default()
+                    .meta("general.architecture", M::Str("qwen2"))
+                    .meta("qwen2.block_count", M::U32(1))
+                    .meta("qwen2.embedding_length", M::U32(32))
+                    .meta("qwen2.feed_forward_length", M::U32(32))
+                    .meta("qwen2.attention.head_count", M::U32(2))
+                    .meta("tokenizer.ggml.tokens", M::Strs(&[])),
+                "`tokenizer.ggml.tokens` is empty",
+            ),
             (
                 GgufWriter::default().meta("general.architecture", M::U32(1)),
                 "metadata `general.architecture` is u32, expected a string",
