@@ -3,6 +3,7 @@
 //! an error, none may panic. See fuzz/README.md.
 
 use llmc::load::config::ModelConfig;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
 fn replay(target: &str, run: impl Fn(&[u8])) {
@@ -13,7 +14,7 @@ fn replay(target: &str, run: impl Fn(&[u8])) {
         for entry in entries {
             let path = entry.unwrap().path();
             let bytes = std::fs::read(&path).unwrap();
-            if std::panic::catch_unwind(|| run(&bytes)).is_err() {
+            if std::panic::catch_unwind(AssertUnwindSafe(|| run(&bytes))).is_err() {
                 panic!("{} panicked", path.display());
             }
             inputs += 1;
