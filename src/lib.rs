@@ -7,6 +7,8 @@ pub mod arena;
 pub mod compile;
 pub mod error;
 pub mod exec;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ir;
 pub mod kernels;
 pub mod load;

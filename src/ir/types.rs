@@ -53,6 +53,10 @@ impl TensorType {
     pub fn bytes(&self) -> usize {
         self.elements() * self.dtype.size()
     }
+    /// [`bytes`](Self::bytes), or `None` where that overflows (a type read from an untrusted file).
+    pub fn checked_bytes(&self) -> Option<usize> {
+        self.shape.iter().try_fold(self.dtype.size(), |acc, &d| acc.checked_mul(d))
+    }
     /// Size of the innermost dimension (1 for a scalar).
     pub fn last_dim(&self) -> usize {
         self.shape.last().copied().unwrap_or(1)

@@ -21,7 +21,16 @@ pub fn open(path: &Path) -> Result<Model> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     // SAFETY: the map is read-only; a file changed under us can at worst produce wrong weights.
     let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-    let gguf = GgufFile::parse(&map).map_err(|source| Error::BadGguf { path: path.to_path_buf(), source })?;
+    let model = read(path, map)?;
+    tokenizers::Tokenizer::from_bytes(model.tokenizer.json.as_bytes())
+        .map_err(|e| Error::Tokenizer(format!("rebuilt tokenizer.json does not load: {e}")))?;
+    Ok(model)
+}
+
+/// Reads a GGUF file's bytes; `path` only names it in errors. The tokenizer.json is rebuilt but
+/// not loaded: `open` proves that it loads (compiling its regexes is costly, and input-independent).
+pub(crate) fn read<B: AsRef<[u8]> + Send + Sync + 'static>(path: &Path, map: B) -> Result<Model> {
+    let gguf = GgufFile::parse(map.as_ref()).map_err(|source| Error::BadGguf { path: path.to_path_buf(), source })?;
     let tensors: HashMap<String, TensorInfo> = gguf.tensors.into_iter().map(|t| (t.name.clone(), t)).collect();
     let meta = Meta { path, map: &gguf.metadata };
     let mut config = model_config(&meta, &tensors)?;
@@ -150,6 +159,9 @@ fn model_config(meta: &Meta, tensors: &HashMap<String, TensorInfo>) -> Result<Mo
         }
     };
     let tokens = meta.array("tokenizer.ggml.tokens")?;
+    if tokens.is_empty() {
+        return Err(Error::BadConfig { path: meta.path.to_path_buf(), msg: "`tokenizer.ggml.tokens` is empty".into() });
+    }
     Ok(ModelConfig {
         arch,
         hidden_size,
@@ -208,14 +220,14 @@ fn gguf_name(id: WeightId) -> String {
     }
 }
 
-struct GgufWeights {
+struct GgufWeights<B> {
     path: PathBuf,
-    map: Mmap,
+    map: B,
     tensors: HashMap<String, TensorInfo>,
     config: ModelConfig,
 }
 
-impl WeightSource for GgufWeights {
+impl<B: AsRef<[u8]> + Send + Sync> WeightSource for GgufWeights<B> {
     fn tensor(&self, id: WeightId) -> Result<SourceTensor<'_>> {
         let name = gguf_name(id);
         let info = self.tensors.get(&name).ok_or_else(|| Error::MissingTensor(name.clone()))?;
@@ -223,9 +235,10 @@ impl WeightSource for GgufWeights {
         if info.shape() != want {
             return Err(Error::TensorMismatch { name, got: format!("shape {:?}", info.shape()), want: format!("shape {want:?}") });
         }
-        let bytes = self.map.get(info.start..info.end).ok_or_else(|| Error::BadGguf {
+        let map = self.map.as_ref();
+        let bytes = map.get(info.start..info.end).ok_or_else(|| Error::BadGguf {
             path: self.path.clone(),
-            source: GgufError::TensorPastEnd { name: name.clone(), start: info.start as u64, end: info.end as u64, len: self.map.len() },
+            source: GgufError::TensorPastEnd { name: name.clone(), start: info.start as u64, end: info.end as u64, len: map.len() },
         })?;
         let rope_heads = llama_rope_heads(&self.config, id);
         let plain_dtype = match info.ggml_type {
@@ -425,6 +438,16 @@ mod tests {
             (tiny_model("qwen2", "qwen2").meta("qwen2.expert_count", M::U32(8)), "mixture-of-experts"),
             (tiny_model("qwen2", "qwen2").meta("general.alignment", M::U32(3)), "not a power of two"),
             (GgufWriter::default().meta("general.architecture", M::Str("qwen3")), "missing metadata `qwen3.embedding_length`"),
+            (
+                GgufWriter::default()
+                    .meta("general.architecture", M::Str("qwen2"))
+                    .meta("qwen2.block_count", M::U32(1))
+                    .meta("qwen2.embedding_length", M::U32(32))
+                    .meta("qwen2.feed_forward_length", M::U32(32))
+                    .meta("qwen2.attention.head_count", M::U32(2))
+                    .meta("tokenizer.ggml.tokens", M::Strs(&[])),
+                "`tokenizer.ggml.tokens` is empty",
+            ),
             (
                 GgufWriter::default().meta("general.architecture", M::U32(1)),
                 "metadata `general.architecture` is u32, expected a string",

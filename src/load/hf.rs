@@ -73,9 +73,8 @@ impl SafetensorsWeights {
         for (i, file) in files.iter().enumerate() {
             let path = dir.join(file);
             let (file, map) = map_file(&path)?;
-            let st = SafeTensors::deserialize(&map).map_err(|e| bad(&path, e.to_string()))?;
-            for name in st.names() {
-                index.insert(name.to_string(), i);
+            for name in tensor_names(&path, &map)? {
+                index.insert(name, i);
             }
             shards.push(Shard { path, file, map });
         }
@@ -88,29 +87,43 @@ impl WeightSource for SafetensorsWeights {
         let name = hf_name(id);
         let &i = self.index.get(&name).ok_or_else(|| Error::MissingTensor(name.clone()))?;
         let shard = &self.shards[i];
-        let st = SafeTensors::deserialize(&shard.map).map_err(|e| bad(&shard.path, e.to_string()))?;
-        let view = st.tensor(&name).map_err(|e| bad(&shard.path, e.to_string()))?;
-        let dtype = match view.dtype() {
-            safetensors::Dtype::BF16 => DType::BF16,
-            safetensors::Dtype::F16 => DType::F16,
-            safetensors::Dtype::F32 => DType::F32,
-            other => {
-                return Err(Error::TensorMismatch {
-                    name,
-                    got: format!("dtype {other:?}"),
-                    want: "bf16, f16 or f32".into(),
-                })
-            }
-        };
-        let want = expected_shape(&self.config, id);
-        if view.shape() != want.as_slice() {
-            return Err(Error::TensorMismatch { name, got: format!("shape {:?}", view.shape()), want: format!("shape {want:?}") });
-        }
-        let bytes = view.data();
-        let offset = (bytes.as_ptr() as usize - shard.map.as_ptr() as usize) as u64;
-        let file = Some(FileRange { file: &shard.file, offset });
-        Ok(SourceTensor { shape: want, data: SourceData::Bytes { dtype, bytes, file } })
+        shard_tensor(&self.config, id, &shard.path, &shard.map, Some(&shard.file))
     }
+}
+
+/// The tensor names in one safetensors file's header.
+pub(crate) fn tensor_names(path: &Path, bytes: &[u8]) -> Result<Vec<String>> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(path, e.to_string()))?;
+    Ok(st.names().into_iter().map(String::from).collect())
+}
+
+/// Weight `id` from the bytes of one safetensors file, checked to have a float dtype and the
+/// shape `config` expects. `file`, if given, is the open file those bytes were mapped from.
+pub(crate) fn shard_tensor<'a>(
+    config: &ModelConfig,
+    id: WeightId,
+    path: &Path,
+    bytes: &'a [u8],
+    file: Option<&'a std::fs::File>,
+) -> Result<SourceTensor<'a>> {
+    let name = hf_name(id);
+    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(path, e.to_string()))?;
+    let view = st.tensor(&name).map_err(|e| bad(path, e.to_string()))?;
+    let dtype = match view.dtype() {
+        safetensors::Dtype::BF16 => DType::BF16,
+        safetensors::Dtype::F16 => DType::F16,
+        safetensors::Dtype::F32 => DType::F32,
+        other => {
+            return Err(Error::TensorMismatch { name, got: format!("dtype {other:?}"), want: "bf16, f16 or f32".into() })
+        }
+    };
+    let want = expected_shape(config, id);
+    if view.shape() != want.as_slice() {
+        return Err(Error::TensorMismatch { name, got: format!("shape {:?}", view.shape()), want: format!("shape {want:?}") });
+    }
+    let data = view.data();
+    let file = file.map(|file| FileRange { file, offset: (data.as_ptr() as usize - bytes.as_ptr() as usize) as u64 });
+    Ok(SourceTensor { shape: want, data: SourceData::Bytes { dtype, bytes: data, file } })
 }
 
 /// Reads the tokenizer and the generation settings. EOS ids are the union of config.json's and

@@ -178,15 +178,29 @@ pub struct PlanFile {
 
 impl PlanFile {
     pub fn open(path: &Path) -> Result<PlanFile> {
-        let bad = |msg: String| Error::BadPlan { path: path.to_path_buf(), msg };
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        // SAFETY: read-only map; the checksum below is verified over the mapped bytes before
+        // SAFETY: read-only map; `from_map` verifies the checksum over the mapped bytes before
         // they are used.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        if map.len() < HEADER_BYTES + 8 || &map[..8] != MAGIC {
+        Self::from_map(path, map)
+    }
+
+    /// Verifies a plan already in memory; `path` only names it in errors.
+    pub(crate) fn from_map(path: &Path, map: Mmap) -> Result<PlanFile> {
+        let plan = Self::verify(path, &map)?;
+        // `verify` proved the blob ends where the checksum starts.
+        let weights_at = map.len() - 8 - plan.weight_bytes as usize;
+        Ok(PlanFile { plan, map, weights_at })
+    }
+
+    /// Checks a plan file's bytes (magic, version, checksum, metadata, llmc version, weight blob
+    /// bounds, slot bounds, arena soundness) and decodes its plan.
+    pub fn verify(path: &Path, bytes: &[u8]) -> Result<Plan> {
+        let bad = |msg: String| Error::BadPlan { path: path.to_path_buf(), msg };
+        if bytes.len() < HEADER_BYTES + 8 || &bytes[..8] != MAGIC {
             return Err(bad("not an llmc plan (bad magic or too short)".into()));
         }
-        let version = u32::from_le_bytes(map[8..12].try_into().expect("4 bytes"));
+        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
         if version != FORMAT_VERSION {
             return Err(Error::PlanVersion {
                 path: path.to_path_buf(),
@@ -194,16 +208,16 @@ impl PlanFile {
                 expected: format!("plan format {FORMAT_VERSION}"),
             });
         }
-        let body = map.len() - 8;
-        let stored = u64::from_le_bytes(map[body..].try_into().expect("8 bytes"));
-        if xxhash_rust::xxh3::xxh3_64(&map[..body]) != stored {
+        let body = bytes.len() - 8;
+        let stored = u64::from_le_bytes(bytes[body..].try_into().expect("8 bytes"));
+        if xxhash_rust::xxh3::xxh3_64(&bytes[..body]) != stored {
             return Err(bad("checksum mismatch: the file is truncated or corrupted; recompile it".into()));
         }
-        let meta_len = u64::from_le_bytes(map[12..20].try_into().expect("8 bytes"));
+        let meta_len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
         if meta_len > MAX_META_BYTES || HEADER_BYTES as u64 + meta_len > body as u64 {
             return Err(bad(format!("metadata length {meta_len} does not fit the file")));
         }
-        let meta = &map[HEADER_BYTES..HEADER_BYTES + meta_len as usize];
+        let meta = &bytes[HEADER_BYTES..HEADER_BYTES + meta_len as usize];
         let config = bincode::config::standard().with_limit::<{ 1 << 30 }>();
         let (plan, _): (Plan, usize) =
             bincode::serde::decode_from_slice(meta, config).map_err(|e| bad(format!("undecodable metadata: {e}")))?;
@@ -221,7 +235,16 @@ impl PlanFile {
         if weights_at.checked_add(plan.weight_bytes) != Some(body as u64) {
             return Err(bad(format!("weight blob of {} bytes does not fit the file", plan.weight_bytes)));
         }
-        for slot in plan.steps.iter().flat_map(|s| s.inputs.iter().chain(&s.outputs)) {
+        // Sizes first: every check below, and every reader of the plan, computes them.
+        let io = [&plan.io.token, &plan.io.position, &plan.io.logits, &plan.io.next_token];
+        let step_slots = || plan.steps.iter().flat_map(|s| s.inputs.iter().chain(&s.outputs));
+        if let Some(slot) = step_slots().chain(io).find(|s| s.ty.checked_bytes().is_none()) {
+            return Err(bad(format!("slot {} has a size that overflows", slot.name)));
+        }
+        if let Some(entry) = plan.weights.iter().find(|e| e.ty.checked_bytes().is_none()) {
+            return Err(bad(format!("weight {} has a size that overflows", entry.id)));
+        }
+        for slot in step_slots() {
             let limit = if slot.region == Region::Weights { plan.weight_bytes } else { plan.arena_bytes };
             if slot.offset.checked_add(slot.bytes()).is_none_or(|end| end > limit) {
                 return Err(bad(format!("slot {} lies outside its region", slot.name)));
@@ -231,7 +254,7 @@ impl PlanFile {
             Error::BadPlan { msg, .. } => bad(msg),
             other => other,
         })?;
-        Ok(PlanFile { plan, weights_at: weights_at as usize, map })
+        Ok(plan)
     }
 
     /// The weight blob, laid out as the plan's entries say.
@@ -242,5 +265,60 @@ impl PlanFile {
     /// The bytes of a weight slot.
     pub fn weight(&self, slot: &Slot) -> &[u8] {
         &self.weights()[slot.offset as usize..(slot.offset + slot.bytes()) as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::config::ModelConfig;
+    use crate::load::TokenizerSpec;
+    use crate::plan::{build, Target};
+
+    fn tiny_plan() -> Plan {
+        let config = ModelConfig::from_json(
+            r#"{"architectures":["Qwen2ForCausalLM"],"hidden_size":8,"intermediate_size":16,"num_hidden_layers":1,
+            "num_attention_heads":2,"num_key_value_heads":1,"vocab_size":16,"tie_word_embeddings":true}"#,
+        )
+        .unwrap();
+        let tokenizer = TokenizerSpec { json: "{}".into(), chat_template: None, eos_ids: vec![1], bos_token: None, eos_token: None };
+        build(&config, tokenizer, 8, Target::Cpu).unwrap()
+    }
+
+    /// The bytes `write` lays out for `plan`, with zero weights and a valid checksum.
+    fn encode(plan: &Plan) -> Vec<u8> {
+        let meta = bincode::serde::encode_to_vec(plan, bincode::config::standard()).unwrap();
+        let mut out = MAGIC.to_vec();
+        out.extend(FORMAT_VERSION.to_le_bytes());
+        out.extend((meta.len() as u64).to_le_bytes());
+        out.extend(&meta);
+        out.resize((weights_offset(meta.len() as u64) + plan.weight_bytes) as usize, 0);
+        let checksum = xxhash_rust::xxh3::xxh3_64(&out);
+        out.extend(checksum.to_le_bytes());
+        out
+    }
+
+    fn refusal(plan: &Plan) -> String {
+        PlanFile::verify(Path::new("p"), &encode(plan)).expect_err("hostile plan must be refused").to_string()
+    }
+
+    #[test]
+    fn verifies_a_built_plan() {
+        let plan = tiny_plan();
+        assert_eq!(PlanFile::verify(Path::new("p"), &encode(&plan)).unwrap(), plan);
+    }
+
+    #[test]
+    fn refuses_a_slot_whose_size_overflows() {
+        let mut plan = tiny_plan();
+        plan.steps[0].outputs[0].ty.shape = vec![usize::MAX, 2];
+        assert!(refusal(&plan).contains("has a size that overflows"));
+    }
+
+    #[test]
+    fn refuses_a_step_io_slot_past_the_end_of_memory() {
+        let mut plan = tiny_plan();
+        plan.io.logits.offset = u64::MAX - 1;
+        assert!(refusal(&plan).contains("outside the arena"));
     }
 }

@@ -314,7 +314,7 @@ impl Plan {
         let bad = |msg: String| Error::BadPlan { path: "plan".into(), msg };
         let whole_run = self.steps.len();
         let persistent = [&self.io.token, &self.io.position, &self.io.logits, &self.io.next_token];
-        if let Some(p) = persistent.iter().find(|p| p.region != Region::Arena || p.offset + p.bytes() > self.arena_bytes) {
+        if let Some(p) = persistent.iter().find(|p| p.region != Region::Arena || p.offset.checked_add(p.bytes()).is_none_or(|end| end > self.arena_bytes)) {
             return Err(bad(format!("step input/output {} lies outside the arena", p.name)));
         }
         let mut values: Vec<(u64, Lifetime)> = Vec::new();
