@@ -1,130 +1,189 @@
-// Flash-decoding attention of one query token over cache rows 0..=pos, grouped-query aware,
-// scale 1/sqrt(d). Launch: grid (n_kv, splits) of ATTN_THREADS; block (g, s) takes the `group`
-// query heads sharing KV head g and the s-th slice of positions. Slices are sized from `pos` on
-// the device (one captured graph serves every position) and hold at least ATTN_MIN_CHUNK
-// positions, so short contexts use few splits and the merge stays short. Each warp walks
-// positions with an online softmax per head; warps merge in shared memory and publish
-// (max, sum, acc[d]) per (head, split) to `partial`; the last block of KV head g merges the
-// active splits: a warp per head finds the split weights, then all threads sum coalesced rows.
-// Bytes: 2 * (pos+1) * d * 2 per KV head (K and V, each read once) + partials.
-// Limits (checked on the host): group <= ATTN_MAX_GROUP, d <= 32 * ATTN_MAX_DL.
+// Decode attention of one query token over cache rows 0..=pos, grouped-query aware, scale
+// 1/sqrt(d). Launch: grid (n_kv, splits) of ATTN_THREADS; block (g, s) serves the `group` query
+// heads sharing KV head g over the s-th slice of positions. Slices are sized from `pos` on the
+// device (one captured graph serves every position) and hold at least `min_chunk` positions (host):
+// a short context runs on ONE block per KV head, which writes the output directly, and blocks
+// past the active slices exit at once. Only a long context is split (flash-decoding): each
+// active block publishes (max, sum, acc[d]) per head and the last one of KV head g merges them.
+// In a block: (1) teams of lanes (8 bf16 per lane, a power of two of lanes per row) score one
+// position each against every query head of the group, scores kept in shared memory; (2) a
+// warp per head takes the max and the exponentials; (3) threads own (8-element chunk of V,
+// slice of positions) and accumulate every head, then the slices are summed in shared memory.
+// Bytes: 2 * (pos+1) * d * 2 per KV head (K and V, each read once) + partials when split.
+// Limits (checked on the host): group <= ATTN_MAX_GROUP, d <= ATTN_MAX_D,
+// splits >= max_seq / ATTN_CHUNK, splits <= ATTN_MAX_SPLITS.
 
-#define ATTN_THREADS 128
+#define ATTN_THREADS 256
 #define ATTN_WARPS (ATTN_THREADS / 32)
 #define ATTN_MAX_GROUP 8
-#define ATTN_MAX_DL 8
+#define ATTN_MAX_D 256
+#define ATTN_CHUNK 256
 #define ATTN_MAX_SPLITS 256
-#define ATTN_MIN_CHUNK 8
+
+// Elements i0..i0+7 of a row of d (zeros past d). Rows are 16-byte aligned when d % 8 == 0.
+__device__ __forceinline__ void attn_load8(const bf16* __restrict__ p, int i0, int d, float (&v)[8]) {
+    if ((d & 7) == 0) {
+        if (i0 < d) {
+            const uint4 u = __ldg(reinterpret_cast<const uint4*>(p + i0));
+            const unsigned w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                v[2 * e] = lo_f32(w[e]);
+                v[2 * e + 1] = hi_f32(w[e]);
+            }
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; e++) v[e] = 0.f;
+        }
+    } else {
+#pragma unroll
+        for (int e = 0; e < 8; e++) v[e] = i0 + e < d ? bf16_to_f32(p[i0 + e]) : 0.f;
+    }
+}
 
 extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
 attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
           const int* __restrict__ pos_p, bf16* __restrict__ out, float* __restrict__ partial,
-          unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq) {
+          unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq, int min_chunk) {
+    grid_dep_launch();
+    grid_dep_wait();
     const int pos = *pos_p;
     if (pos < 0 || pos >= max_seq) return;
     const int g = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
-    const int group = n_heads / n_kv, row = n_kv * d;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int len = pos + 1, chunk = max((len + splits - 1) / splits, ATTN_MIN_CHUNK);
+    const int len = pos + 1, chunk = max((len + splits - 1) / splits, min_chunk);
     const int active = (len + chunk - 1) / chunk;
-    const int t0 = split * chunk, t1 = min(len, t0 + chunk);
+    if (split >= active) return;
+    const int group = n_heads / n_kv, row = n_kv * d, stride = d + 2;
+    const int t0 = split * chunk, n = min(len, t0 + chunk) - t0;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int cpr = (d + 7) >> 3;  // 8-element chunks per row
     const float scale = 1.0f / sqrtf((float)d);
+    const bf16* k_base = k_cache + (long long)t0 * row + g * d;
+    const bf16* v_base = v_cache + (long long)t0 * row + g * d;
 
-    float qr[ATTN_MAX_GROUP][ATTN_MAX_DL], acc[ATTN_MAX_GROUP][ATTN_MAX_DL], m[ATTN_MAX_GROUP], l[ATTN_MAX_GROUP];
-#pragma unroll
-    for (int h = 0; h < ATTN_MAX_GROUP; h++) {
-        m[h] = -INFINITY;
-        l[h] = 0.f;
-#pragma unroll
-        for (int j = 0; j < ATTN_MAX_DL; j++) {
-            const int i = lane + 32 * j;
-            qr[h][j] = (h < group && i < d) ? bf16_to_f32(q[(g * group + h) * d + i]) : 0.f;
-            acc[h][j] = 0.f;
-        }
-    }
-    for (int t = t0 + warp; t < t1; t += ATTN_WARPS) {
-        const bf16* kt = k_cache + (long long)t * row + g * d;
-        const bf16* vt = v_cache + (long long)t * row + g * d;
-        float kv[ATTN_MAX_DL], vv[ATTN_MAX_DL];
-#pragma unroll
-        for (int j = 0; j < ATTN_MAX_DL; j++) {
-            const int i = lane + 32 * j;
-            kv[j] = i < d ? bf16_to_f32(kt[i]) : 0.f;
-            vv[j] = i < d ? bf16_to_f32(vt[i]) : 0.f;
-        }
+    __shared__ float s[ATTN_MAX_GROUP][ATTN_CHUNK];         // scores, probabilities, split weights
+    __shared__ float buf[ATTN_MAX_GROUP * ATTN_MAX_D + 8];  // q of the group, then slice sums
+    __shared__ float m_sm[ATTN_MAX_GROUP], l_sm[ATTN_MAX_GROUP];
+    // Zeros past the group's q: a lane past d multiplies them by its zero K elements.
+    for (int e = tid; e < ATTN_MAX_GROUP * ATTN_MAX_D + 8; e += ATTN_THREADS)
+        buf[e] = e < group * d ? bf16_to_f32(q[g * group * d + e]) : 0.f;
+    __syncthreads();
+
+    // (1) Scores. A team of tl lanes takes one position; lane c of the team holds elements 8c..8c+7.
+    int tl = 1;
+    while (tl < cpr) tl <<= 1;
+    const int per_warp = 32 / tl, teams = ATTN_WARPS * per_warp;
+    const int c = lane & (tl - 1), team = warp * per_warp + lane / tl;
+#pragma unroll 2
+    for (int b = 0; b < n; b += teams) {  // uniform over the warp: every lane reaches the shuffles
+        const int j = b + team;
+        float kv[8];
+        attn_load8(k_base + (long long)min(j, n - 1) * row, 8 * c, d, kv);
 #pragma unroll
         for (int h = 0; h < ATTN_MAX_GROUP; h++) {
             if (h >= group) break;
+            const float* qh = buf + h * d + 8 * c;  // past d, kv is 0 (qh stays inside buf)
             float dot = 0.f;
 #pragma unroll
-            for (int j = 0; j < ATTN_MAX_DL; j++) dot = fmaf(qr[h][j], kv[j], dot);
-            const float s = warp_sum(dot) * scale;
-            const float m_new = fmaxf(m[h], s);
-            const float correction = expf(m[h] - m_new), p = expf(s - m_new);
-            l[h] = l[h] * correction + p;
-#pragma unroll
-            for (int j = 0; j < ATTN_MAX_DL; j++) acc[h][j] = acc[h][j] * correction + p * vv[j];
-            m[h] = m_new;
+            for (int e = 0; e < 8; e++) dot = fmaf(qh[e], kv[e], dot);
+            for (int o = tl >> 1; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+            if (c == 0 && j < n) s[h][j] = dot * scale;
         }
     }
+    __syncthreads();
 
-    // Merge the warps; a warp that saw no position has m = -inf and weight 0.
-    __shared__ float sm_m[ATTN_WARPS][ATTN_MAX_GROUP], sm_l[ATTN_WARPS][ATTN_MAX_GROUP];
-    __shared__ float sm_acc[ATTN_WARPS][ATTN_MAX_GROUP][32 * ATTN_MAX_DL];
+    // (2) Softmax numerators per head.
+    for (int h = warp; h < group; h += ATTN_WARPS) {
+        float mx = -INFINITY;
+        for (int j = lane; j < n; j += 32) mx = fmaxf(mx, s[h][j]);
+        mx = warp_max(mx);
+        float sum = 0.f;
+        for (int j = lane; j < n; j += 32) {
+            const float p = expf(s[h][j] - mx);
+            s[h][j] = p;
+            sum += p;
+        }
+        sum = warp_sum(sum);
+        if (lane == 0) {
+            m_sm[h] = mx;
+            l_sm[h] = sum;
+        }
+    }
+    __syncthreads();
+
+    // (3) P.V: thread = (chunk c3 of V, slice of positions), all heads at once.
+    const int slices = ATTN_THREADS / cpr, c3 = tid % cpr, slice = tid / cpr;
+    float acc[ATTN_MAX_GROUP][8];
+#pragma unroll
+    for (int h = 0; h < ATTN_MAX_GROUP; h++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[h][e] = 0.f;
+    if (slice < slices) {
+#pragma unroll 2
+        for (int j = slice; j < n; j += slices) {
+            float vv[8];
+            attn_load8(v_base + (long long)j * row, 8 * c3, d, vv);
+#pragma unroll
+            for (int h = 0; h < ATTN_MAX_GROUP; h++) {
+                if (h >= group) break;
+                const float p = s[h][j];
+#pragma unroll
+                for (int e = 0; e < 8; e++) acc[h][e] = fmaf(p, vv[e], acc[h][e]);
+            }
+        }
+    }
+    const bool direct = active == 1;
 #pragma unroll
     for (int h = 0; h < ATTN_MAX_GROUP; h++) {
         if (h >= group) break;
-        if (lane == 0) {
-            sm_m[warp][h] = m[h];
-            sm_l[warp][h] = l[h];
-        }
+        __syncthreads();  // buf is free (q, or the previous head's sums, fully read)
+        if (slice < slices) {
 #pragma unroll
-        for (int j = 0; j < ATTN_MAX_DL; j++)
-            if (lane + 32 * j < d) sm_acc[warp][h][lane + 32 * j] = acc[h][j];
-    }
-    __syncthreads();
-    const int stride = d + 2;  // per (head, split): max, sum, acc[d]
-    for (int e = threadIdx.x; split < active && e < group * (d + 2); e += ATTN_THREADS) {
-        const int h = e / (d + 2), i = e % (d + 2);
-        float mx = -INFINITY;
-        for (int w = 0; w < ATTN_WARPS; w++) mx = fmaxf(mx, sm_m[w][h]);
-        float v = 0.f;
-        if (i == 0) {
-            v = mx;
-        } else if (mx != -INFINITY) {
-            for (int w = 0; w < ATTN_WARPS; w++) {
-                if (sm_m[w][h] == -INFINITY) continue;
-                const float weight = expf(sm_m[w][h] - mx);
-                v += weight * (i == 1 ? sm_l[w][h] : sm_acc[w][h][i - 2]);
-            }
+            for (int e = 0; e < 8; e++)
+                if (8 * c3 + e < d) buf[slice * d + 8 * c3 + e] = acc[h][e];
         }
-        partial[((long long)(g * group + h) * splits + split) * stride + i] = v;
+        __syncthreads();
+        const int head = g * group + h;
+        float* p = partial + ((long long)head * splits + split) * stride;
+        for (int i = tid; i < d; i += ATTN_THREADS) {
+            float a = 0.f;
+            for (int sl = 0; sl < slices; sl++) a += buf[sl * d + i];
+            if (direct)
+                out[head * d + i] = f32_to_bf16(a / l_sm[h]);
+            else
+                p[2 + i] = a;
+        }
+        if (!direct && tid == 0) {
+            p[0] = m_sm[h];
+            p[1] = l_sm[h];
+        }
     }
-    if (!is_last_block(counters + g, splits)) return;
+    if (direct || !is_last_block(counters + g, active)) return;
 
-    __shared__ float split_weight[ATTN_MAX_GROUP][ATTN_MAX_SPLITS], total[ATTN_MAX_GROUP];
+    // Merge the active splits of KV head g: a warp per head finds the split weights, then all
+    // threads sum coalesced rows.
     for (int h = warp; h < group; h += ATTN_WARPS) {
         const float* p = partial + (long long)(g * group + h) * splits * stride;
         float mx = -INFINITY;
-        for (int s = lane; s < active; s += 32) mx = fmaxf(mx, __ldcg(p + s * stride));
+        for (int sp = lane; sp < active; sp += 32) mx = fmaxf(mx, __ldcg(p + sp * stride));
         mx = warp_max(mx);
         float sum = 0.f;
-        for (int s = lane; s < active; s += 32) {
-            const float w = expf(__ldcg(p + s * stride) - mx);  // every active split saw a position
-            split_weight[h][s] = w;
-            sum += w * __ldcg(p + s * stride + 1);
+        for (int sp = lane; sp < active; sp += 32) {
+            const float w = expf(__ldcg(p + sp * stride) - mx);  // every active split saw a position
+            s[h][sp] = w;
+            sum += w * __ldcg(p + sp * stride + 1);
         }
         sum = warp_sum(sum);
-        if (lane == 0) total[h] = sum;
+        if (lane == 0) l_sm[h] = sum;
     }
     __syncthreads();
-    for (int e = threadIdx.x; e < group * d; e += ATTN_THREADS) {
+    for (int e = tid; e < group * d; e += ATTN_THREADS) {
         const int h = e / d, i = e % d;
         const float* p = partial + (long long)(g * group + h) * splits * stride + 2 + i;
         float a = 0.f;
 #pragma unroll 4
-        for (int s = 0; s < active; s++) a = fmaf(split_weight[h][s], __ldcg(p + s * stride), a);
-        out[(g * group + h) * d + i] = f32_to_bf16(a / total[h]);
+        for (int sp = 0; sp < active; sp++) a = fmaf(s[h][sp], __ldcg(p + sp * stride), a);
+        out[(g * group + h) * d + i] = f32_to_bf16(a / l_sm[h]);
     }
-    if (threadIdx.x == 0) counters[g] = 0;
+    if (tid == 0) counters[g] = 0;
 }

@@ -44,6 +44,24 @@ __device__ __forceinline__ float block_sum(float v) {
     return warp_sum(v);
 }
 
+// Programmatic dependent launch (sm_90+; no-ops before). The runtime launches every kernel but
+// the first of the step so that it may start while its predecessor is still finishing: each
+// kernel first lets its own successor start (grid_dep_launch), and calls grid_dep_wait() before
+// it reads or writes anything an earlier kernel touches (weights never change, so GEMVs request
+// their first weights before waiting). The wait returns once the predecessor grid has completed
+// and its writes are visible, and that grid waited on its own predecessor, so order is transitive.
+__device__ __forceinline__ void grid_dep_wait() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void grid_dep_launch() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 // "Last block done" handshake for single-kernel reductions across blocks: each block publishes
 // its partial results, then takes a ticket; the block drawing the last ticket sees every
 // partial and finishes the job, then re-arms the counter for the next graph replay.

@@ -3,6 +3,8 @@
 // such a token before it gets here; the device only feeds back sampled, in-range ids).
 extern "C" __global__ void embedding(const bf16* __restrict__ table, const int* __restrict__ token,
                                      bf16* __restrict__ out, int hidden, int vocab) {
+    grid_dep_launch();
+    grid_dep_wait();
     const int id = *token;
     const bool valid = id >= 0 && id < vocab;
     const bf16* row = table + (long long)(valid ? id : 0) * hidden;

@@ -1,4 +1,4 @@
-// Fused Q/K/V projection + bias + optional per-head q/k RMSNorm + RoPE + KV-cache write.
+// Fused (optional input RMSNorm, norm_w non-null) Q/K/V projection + bias + optional per-head q/k RMSNorm + RoPE + KV-cache write.
 // Launch: rows / R blocks of GEMV_THREADS, rows = (n_heads + 2*n_kv) * d, R dividing d so no
 // block straddles two heads. Phase 1 is the GEMV (every weight byte read once across the whole
 // GPU, not one block per head), writing f32 rows + bias to `scratch`; the last block to finish
@@ -9,15 +9,15 @@ template <int R>
 __device__ void qkv_rope_impl(const bf16* x, const bf16* w, const bf16* bias, const bf16* q_norm,
                               const bf16* k_norm, float eps, const float* inv_freq, const int* pos_p, bf16* q_out,
                               bf16* k_cache, bf16* v_cache, float* scratch, unsigned* counter, int n_heads,
-                              int n_kv, int d, int k, int max_seq) {
-    const int pos = *pos_p;
-    if (pos < 0 || pos >= max_seq) return;  // every block returns: the counter stays armed
+                              int n_kv, int d, int k, int max_seq, const bf16* in_norm_w, float norm_eps) {
     const int n = (n_heads + 2 * n_kv) * d;
     const int first = blockIdx.x * R;
     const bf16* rows[R];
     row_pointers<R>(w, first, n, k, rows);
     float acc[R];
-    dot_rows<R>(rows, x, k, acc);
+    dot_rows<R>(rows, x, in_norm_w, norm_eps, k, acc);  // waits for the earlier kernels (grid_dep_wait)
+    const int pos = *pos_p;
+    if (pos < 0 || pos >= max_seq) return;  // every block returns: the counter stays armed
     if (threadIdx.x == 0) {
 #pragma unroll
         for (int i = 0; i < R; i++)
@@ -70,9 +70,10 @@ __device__ void qkv_rope_impl(const bf16* x, const bf16* w, const bf16* bias, co
     extern "C" __global__ void __launch_bounds__(GEMV_THREADS) qkv_rope_r##R(                                \
         const bf16* x, const bf16* w, const bf16* bias, const bf16* q_norm, const bf16* k_norm, float eps,    \
         const float* inv_freq, const int* pos, bf16* q_out, bf16* k_cache, bf16* v_cache, float* scratch,     \
-        unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq) {                                \
+        unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq, const bf16* norm_w,              \
+        float norm_eps) {                                                                                     \
         qkv_rope_impl<R>(x, w, bias, q_norm, k_norm, eps, inv_freq, pos, q_out, k_cache, v_cache, scratch,    \
-                         counter, n_heads, n_kv, d, k, max_seq);                                              \
+                         counter, n_heads, n_kv, d, k, max_seq, norm_w, norm_eps);                            \
     }
 
 QKV_KERNEL(1)

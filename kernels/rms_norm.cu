@@ -8,6 +8,8 @@
 
 extern "C" __global__ void __launch_bounds__(RMS_THREADS)
 rms_norm(const bf16* __restrict__ x, const bf16* __restrict__ w, bf16* __restrict__ out, int hidden, float eps) {
+    grid_dep_launch();
+    grid_dep_wait();
     const bf16* row = x + (long long)blockIdx.x * hidden;
     bf16* dst = out + (long long)blockIdx.x * hidden;
     const int chunks = hidden >> 3;

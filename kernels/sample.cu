@@ -34,6 +34,8 @@ __device__ __forceinline__ Best block_best(Best b) {
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
 sample_greedy(const float* __restrict__ logits, int vocab, int* __restrict__ next_token,
               float* __restrict__ partial_value, int* __restrict__ partial_index, unsigned* __restrict__ counter) {
+    grid_dep_launch();
+    grid_dep_wait();
     Best b{-INFINITY, 0x7fffffff};
     for (int i = blockIdx.x * SAMPLE_THREADS + threadIdx.x; i < vocab; i += gridDim.x * SAMPLE_THREADS) {
         const float v = logits[i];

@@ -3,6 +3,7 @@
 // Launch: 1 thread. Bytes: 12. A poisoned token (-1: non-finite logits) is left for the host.
 extern "C" __global__ void advance(const int* __restrict__ next_token, int* __restrict__ token,
                                    int* __restrict__ position) {
+    grid_dep_wait();
     const int next = *next_token;
     if (next >= 0) *token = next;
     *position += 1;

@@ -28,7 +28,7 @@ fn inspect_reports_fused_and_lowered_graphs() {
     }
     assert_eq!(fused["max_seq_len"], 64);
     assert_eq!(fused["target"], "cpu");
-    assert_eq!(fused["kernels_per_token"], 3 * 7 + 4);
+    assert_eq!(fused["kernels_per_token"], 3 * 5 + 3);
     for kind in ["cast", "view", "reshape", "unsqueeze"] {
         assert!(fused["op_counts"].get(kind).is_none(), "{kind} after fusion");
         assert!(lowered["op_counts"][kind].as_u64().unwrap() > 0, "{kind} before fusion");

@@ -48,7 +48,7 @@ impl Scratch {
             x = x.max(step.inputs.first().map_or(0, |i| i.ty.elements()));
             match step.op {
                 Op::QkvRope { n_heads, n_kv_heads, head_dim, .. } => y = y.max((n_heads + 2 * n_kv_heads) * head_dim),
-                Op::GateUpSilu => y = y.max(2 * step.outputs[0].ty.elements()),
+                Op::GateUpSilu { .. } => y = y.max(2 * step.outputs[0].ty.elements()),
                 Op::Attention { n_heads, head_dim, .. } => heads = heads.max(n_heads * head_dim),
                 _ => {}
             }
@@ -116,6 +116,15 @@ fn rms_norm_rows(x: &mut [f32], w: &[bf16], eps: f32) {
         for (v, &g) in row.iter_mut().zip(w) {
             *v *= inv * f32_of(g);
         }
+    }
+}
+
+/// The input of a GEMV with `norm: Some(eps)` (weight in the last input slot): RMSNorm of `x`
+/// rounded to bf16, exactly what the unfused RmsNorm step stored, then widened again.
+fn norm_input(x: &mut [f32], w: &[bf16], eps: f32) {
+    rms_norm_rows(x, w, eps);
+    for v in x.iter_mut() {
+        *v = f32_of(round(*v));
     }
 }
 
@@ -239,8 +248,11 @@ impl<'p> CpuExecutor<'p> {
                 rms_norm_rows(x, self.read(&ins[1]), eps);
                 store(self.write(&outs[0]), x);
             }
-            Op::QkvRope { n_heads, n_kv_heads, head_dim: d, bias, qk_norm } => {
+            Op::QkvRope { n_heads, n_kv_heads, head_dim: d, bias, qk_norm, norm } => {
                 let x = widen(self.read(&ins[0]), &mut s.x);
+                if let Some(eps) = norm {
+                    norm_input(x, self.read(ins.last().expect("norm weight")), eps);
+                }
                 let w: &[bf16] = self.read(&ins[1]);
                 let mut next = 2;
                 let mut take = || {
@@ -282,8 +294,11 @@ impl<'p> CpuExecutor<'p> {
                 let extra = |r: usize| b.map_or(0.0, |b| f32_of(b[r])) + residual.map_or(0.0, |h| f32_of(h[r]));
                 gemv(x, self.read(&ins[1]), self.write::<bf16>(&outs[0]), |r, acc| round(acc + extra(r)));
             }
-            Op::GateUpSilu => {
+            Op::GateUpSilu { norm } => {
                 let x = widen(self.read(&ins[0]), &mut s.x);
+                if let Some(eps) = norm {
+                    norm_input(x, self.read(&ins[2]), eps);
+                }
                 let f = outs[0].ty.last_dim();
                 let gu = &mut s.y[..2 * f];
                 gemv(x, self.read(&ins[1]), gu, |_, acc| acc);
@@ -292,8 +307,11 @@ impl<'p> CpuExecutor<'p> {
                     *o = round(silu(gu[i]) * gu[f + i]);
                 }
             }
-            Op::LmHead => {
+            Op::LmHead { norm } => {
                 let x = widen(self.read(&ins[0]), &mut s.x);
+                if let Some(eps) = norm {
+                    norm_input(x, self.read(&ins[2]), eps);
+                }
                 gemv(x, self.read(&ins[1]), self.write::<f32>(&outs[0]), |_, acc| acc);
             }
             Op::Sample => {

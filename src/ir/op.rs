@@ -57,6 +57,11 @@ pub enum Op {
     Attention { n_heads: usize, n_kv_heads: usize, head_dim: usize },
 
     // ---- fused ops, produced by the passes ----
+    // Input normalization (`norm: Some(eps)` on the GEMV ops, from `fuse_norm_into_projection`):
+    // the op's x is the raw hidden state [1,H] and its LAST input slot is the RMSNorm weight
+    // w[H]. The op first computes exactly what the unfused `RmsNorm { eps }` stored,
+    // `xn = bf16(x * (rsqrt(mean(x^2) + eps) * w))` in f32 with one rounding to bf16, and then
+    // runs its GEMV over xn. Every GPU block recomputes the norm from x (a few KB, cached).
     /// RMSNorm reading and writing bf16, computing in f32: `w * bf16(norm(f32(x)))`.
     /// In: x, w. Out: bf16 like x. Rows are the last dimension (per-head for q/k norm).
     RmsNorm { eps: f32 },
@@ -66,12 +71,14 @@ pub enum Op {
     /// RMSNorm, RoPE at `pos`, and the K/V cache write.
     /// In: x, w_qkv, [b_qkv], [q_norm_w, k_norm_w], inv_freq, pos, k_cache, v_cache.
     /// Out: q bf16[1, n_heads*D] (rotated), k_cache alias, v_cache alias.
-    QkvRope { n_heads: usize, n_kv_heads: usize, head_dim: usize, bias: bool, qk_norm: Option<f32> },
+    /// `norm: Some(eps)`: x is first RMS-normalized with the weight in an extra LAST input slot
+    /// (after v_cache), see [`Op::RmsNorm`] for the exact rounding.
+    QkvRope { n_heads: usize, n_kv_heads: usize, head_dim: usize, bias: bool, qk_norm: Option<f32>, norm: Option<f32> },
     /// `silu(x @ Wg^T) * (x @ Wu^T)` from one concatenated weight [2F, H] (gate rows first).
-    /// In: x, w_gate_up. Out: bf16[1, F].
-    GateUpSilu,
-    /// The LM head producing f32 logits. In: x bf16[1,H], W[V,H]. Out: f32[1,V].
-    LmHead,
+    /// In: x, w_gate_up, [norm_w]. Out: bf16[1, F].
+    GateUpSilu { norm: Option<f32> },
+    /// The LM head producing f32 logits. In: x bf16[1,H], W[V,H], [norm_w]. Out: f32[1,V].
+    LmHead { norm: Option<f32> },
     /// Chooses the next token from f32 logits: greedy, or by the run's sampling settings.
     /// In: logits. Out: i32[1].
     Sample,
@@ -103,8 +110,8 @@ impl Op {
             Op::RmsNorm { .. } => "rms_norm",
             Op::LinearResidual { .. } => "linear_residual",
             Op::QkvRope { .. } => "qkv_rope",
-            Op::GateUpSilu => "gate_up_silu",
-            Op::LmHead => "lm_head",
+            Op::GateUpSilu { .. } => "gate_up_silu",
+            Op::LmHead { .. } => "lm_head",
             Op::Sample => "sample",
         }
     }
@@ -120,6 +127,7 @@ impl Op {
             (Op::View | Op::Reshape | Op::Unsqueeze { .. } | Op::Transpose { .. }, 0) => Some(0),
             (Op::KvAppend, 0) => Some(0),
             (Op::QkvRope { bias, qk_norm, .. }, 1 | 2) => {
+                // The norm weight (if any) comes after v_cache, so it moves no slot here.
                 let k_cache_slot = 4 + usize::from(*bias) + if qk_norm.is_some() { 2 } else { 0 };
                 Some(k_cache_slot + port - 1)
             }
@@ -148,7 +156,7 @@ impl Op {
             Op::RmsNormCore { eps } | Op::RmsNorm { eps } => format!("eps={eps:e}"),
             Op::Linear { bias } | Op::LinearResidual { bias } => if *bias { "bias".into() } else { String::new() },
             Op::Attention { n_heads, n_kv_heads, head_dim } => format!("heads={n_heads} kv={n_kv_heads} d={head_dim}"),
-            Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm } => {
+            Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm, norm } => {
                 let mut s = format!("heads={n_heads} kv={n_kv_heads} d={head_dim}");
                 if *bias {
                     s.push_str(" bias");
@@ -156,8 +164,12 @@ impl Op {
                 if let Some(eps) = qk_norm {
                     s.push_str(&format!(" qk_norm eps={eps:e}"));
                 }
+                if let Some(eps) = norm {
+                    s.push_str(&format!(" norm eps={eps:e}"));
+                }
                 s
             }
+            Op::GateUpSilu { norm: Some(eps) } | Op::LmHead { norm: Some(eps) } => format!("norm eps={eps:e}"),
             _ => String::new(),
         }
     }

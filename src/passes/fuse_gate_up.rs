@@ -31,7 +31,7 @@ pub fn fuse_gate_up(mut g: Graph) -> Graph {
         let w = g.add(Op::Weight(id), &[], vec![TensorType::new(dtype, &[2 * f, h])], &id.to_string());
         let label = g.node(mul).label.clone();
         let out = vec![TensorType::new(g.ty(x).dtype, &[1, f])];
-        let fused = g.add(Op::GateUpSilu, &[x, w.into()], out, &label);
+        let fused = g.add(Op::GateUpSilu { norm: None }, &[x, w.into()], out, &label);
         g.replace_uses(mul.into(), fused.into());
     }
     g.remove_dead();

@@ -16,7 +16,7 @@ pub fn fuse_lm_head(mut g: Graph) -> Graph {
         let v = g.ty(w).shape[0];
         let out = vec![crate::ir::TensorType::new(DType::F32, &[1, v])];
         let label = g.node(lin).label.clone();
-        let fused = g.add(Op::LmHead, &[x, w], out, &label);
+        let fused = g.add(Op::LmHead { norm: None }, &[x, w], out, &label);
         g.replace_uses(cast.into(), fused.into());
     }
     g.remove_dead();

@@ -91,7 +91,7 @@ pub fn fuse_qkv_rope(mut g: Graph) -> Graph {
             g.ty(v_cache).clone(),
         ];
         let label = g.node(attn).label.clone();
-        let op = Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm };
+        let op = Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm, norm: None };
         let fused = g.add(op, &inputs, outputs, &label);
         g.replace_uses(q_rot, Value { node: fused, port: 0 });
         g.replace_uses(k_appended, Value { node: fused, port: 1 });

@@ -8,6 +8,7 @@ pub mod eliminate_views;
 pub mod fold_casts;
 pub mod fuse_gate_up;
 pub mod fuse_lm_head;
+pub mod fuse_norm_into_projection;
 pub mod fuse_qkv_rope;
 pub mod fuse_residual;
 mod pattern;
@@ -28,6 +29,7 @@ pub const PASSES: &[Pass] = &[
     Pass { name: "fuse_qkv_rope", run: fuse_qkv_rope::fuse_qkv_rope },
     Pass { name: "fuse_gate_up", run: fuse_gate_up::fuse_gate_up },
     Pass { name: "fuse_lm_head", run: fuse_lm_head::fuse_lm_head },
+    Pass { name: "fuse_norm_into_projection", run: fuse_norm_into_projection::fuse_norm_into_projection },
 ];
 
 /// Runs every pass in order.

@@ -174,8 +174,8 @@ fn has_kernel(op: &Op) -> bool {
                 | Op::QkvRope { .. }
                 | Op::Attention { .. }
                 | Op::Linear { .. }
-                | Op::GateUpSilu
-                | Op::LmHead
+                | Op::GateUpSilu { .. }
+                | Op::LmHead { .. }
                 | Op::Sample
         )
 }

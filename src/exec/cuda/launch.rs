@@ -32,10 +32,10 @@ pub const KERNEL_NAMES: [&str; 19] = [
 
 // Block sizes; they must match GEMV_THREADS, ATTN_THREADS and SAMPLE_THREADS in the kernels.
 const GEMV_THREADS: u32 = 128;
-const ATTN_THREADS: u32 = 128;
+const ATTN_THREADS: u32 = 256;
 const SAMPLE_THREADS: u32 = 256;
 const NORM_THREADS: u32 = 256;
-// Kernel limits (ATTN_MAX_GROUP, 32 * ATTN_MAX_DL in attention.cu).
+// Kernel limits (ATTN_MAX_GROUP, ATTN_MAX_D in attention.cu).
 const ATTN_MAX_GROUP: usize = 8;
 const ATTN_MAX_HEAD_DIM: usize = 256;
 /// Cross-block counters: qkv_rope one per head from 0, sample at SAMPLE_COUNTER, attention one
@@ -45,6 +45,15 @@ const QKV_MAX_HEADS: usize = 256;
 const SAMPLE_COUNTER: usize = 256;
 const ATTENTION_COUNTERS: usize = 257;
 const ATTN_MAX_SPLITS: u32 = 256; // ATTN_MAX_SPLITS in attention.cu
+const ATTN_CHUNK: usize = 256; // most positions one attention block takes (ATTN_CHUNK)
+/// Fewest positions per attention block before the context is split over blocks; below it one
+/// block per KV head does all the work. `LLMC_ATTN_MIN_CHUNK` overrides it (1..=256), so the
+/// tests can run the split-and-merge path on short contexts.
+const ATTN_MIN_CHUNK: usize = 64;
+
+fn attn_min_chunk() -> usize {
+    std::env::var("LLMC_ATTN_MIN_CHUNK").ok().and_then(|v| v.parse().ok()).filter(|&c| (1..=ATTN_CHUNK).contains(&c)).unwrap_or(ATTN_MIN_CHUNK)
+}
 
 /// One kernel launch, ready to enqueue. Arguments are 8-byte words: a pointer, or an i32/f32
 /// in the low 4 bytes (the driver reads as many bytes as the parameter's type has).
@@ -86,9 +95,12 @@ pub struct Scratch {
     pub sample_blocks: u32,
 }
 
-/// Splits per KV head for flash-decoding: about two blocks per SM over all KV heads.
+/// Splits per KV head for flash-decoding at the longest context: about two blocks per SM over
+/// all KV heads, no more than slices of ATTN_MIN_CHUNK positions need, and enough that no slice
+/// exceeds ATTN_CHUNK. The kernel uses only as many as `pos` needs (one below ATTN_MIN_CHUNK).
 fn attention_splits(sms: u32, n_kv: usize, max_seq: usize) -> u32 {
-    ((2 * sms as usize) / n_kv.max(1)).clamp(1, ATTN_MAX_SPLITS as usize).min(max_seq) as u32
+    let want = ((2 * sms as usize) / n_kv.max(1)).clamp(1, ATTN_MAX_SPLITS as usize).min(max_seq.div_ceil(attn_min_chunk()));
+    want.max(max_seq.div_ceil(ATTN_CHUNK)) as u32
 }
 
 /// Rows per GEMV block: the most (up to `max`) that still leaves 8 blocks per SM, since each
@@ -170,6 +182,19 @@ impl DeviceLayout {
             (name, (n.div_ceil(r) as u32, 1, 1))
         };
         let sms = self.sms;
+        // An input RMSNorm folded into a GEMV: its weight is the op's last input (Op docs).
+        let norm_args = |norm: Option<f32>| -> Result<(u64, u64)> {
+            match norm {
+                None => Ok((0, 0)),
+                Some(eps) => {
+                    let w = ins.last().expect("a normed op has inputs");
+                    if w.ty.elements() != ins[0].ty.elements() {
+                        return Err(unsupported(format!("norm weight of {} elements for an input of {}", w.ty.elements(), ins[0].ty.elements())));
+                    }
+                    Ok((self.ptr(w), float(eps)))
+                }
+            }
+        };
         let (kernel, grid, block, args): (&'static str, (u32, u32, u32), u32, Vec<u64>) = match step.op {
             Op::Embedding => {
                 let (hidden, vocab) = (ins[0].ty.last_dim(), ins[0].ty.elements() / ins[0].ty.last_dim());
@@ -190,25 +215,28 @@ impl DeviceLayout {
                 let (kernel, grid) = gemv(name, r, n);
                 (kernel, grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), bias_ptr, residual, self.ptr(&outs[0]), int(n), int(k)])
             }
-            Op::LmHead => {
+            Op::LmHead { norm } => {
                 let k = gemv_k(&ins[0], &ins[1])?;
                 let n = outs[0].ty.elements();
                 let r = rows_per_block(n, sms, 8);
                 let name = ["lm_head_r1", "lm_head_r2", "lm_head_r4", "lm_head_r8"][r.trailing_zeros() as usize];
                 let (kernel, grid) = gemv(name, r, n);
-                (kernel, grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), self.ptr(&outs[0]), int(n), int(k)])
+                let (norm_w, eps) = norm_args(norm)?;
+                (kernel, grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(n), int(k)])
             }
-            Op::GateUpSilu => {
+            Op::GateUpSilu { norm } => {
                 let k = gemv_k(&ins[0], &ins[1])?;
+                let (norm_w, eps) = norm_args(norm)?;
                 let f = outs[0].ty.elements();
                 // Each block row is a gate/up pair, so 4 pairs already keep 16 loads in flight.
                 let r = rows_per_block(f, sms, 4);
                 let name = ["gate_up_silu_r1", "gate_up_silu_r2", "gate_up_silu_r4"][r.trailing_zeros() as usize];
                 let (kernel, grid) = gemv(name, r, f);
-                (kernel, grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), self.ptr(&outs[0]), int(f), int(k)])
+                (kernel, grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(f), int(k)])
             }
-            Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm } => {
+            Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm, norm } => {
                 let k = gemv_k(&ins[0], &ins[1])?;
+                let (norm_w, norm_eps) = norm_args(norm)?;
                 if !head_dim.is_multiple_of(2) {
                     return Err(unsupported(format!("RoPE needs an even head_dim, got {head_dim}")));
                 }
@@ -251,6 +279,8 @@ impl DeviceLayout {
                     int(head_dim),
                     int(k),
                     int(plan.max_seq_len),
+                    norm_w,
+                    norm_eps,
                 ];
                 (kernel, grid, GEMV_THREADS, args)
             }
@@ -265,6 +295,9 @@ impl DeviceLayout {
                     )));
                 }
                 let splits = attention_splits(sms, n_kv_heads, plan.max_seq_len);
+                if splits > ATTN_MAX_SPLITS {
+                    return Err(unsupported(format!("a context of {} (at most {})", plan.max_seq_len, ATTN_MAX_SPLITS as usize * ATTN_CHUNK)));
+                }
                 let args = vec![
                     self.ptr(&ins[0]),
                     self.ptr(&ins[1]),
@@ -277,6 +310,7 @@ impl DeviceLayout {
                     int(n_kv_heads),
                     int(head_dim),
                     int(plan.max_seq_len),
+                    int(attn_min_chunk()),
                 ];
                 ("attention", (n_kv_heads as u32, splits, 1), ATTN_THREADS, args)
             }

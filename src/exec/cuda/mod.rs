@@ -126,7 +126,8 @@ impl CudaBackend {
 
         let layout = DeviceLayout { weights: weights.ptr, arena: arena.ptr, scratch, sms };
         let launches = layout.launches(plan)?;
-        let graph = capture(&stream, &module, &launches)?;
+        // Programmatic dependent launch needs sm_90 (the kernels' griddepcontrol is compiled there).
+        let graph = capture(&stream, &module, &launches, sm >= 90)?;
         graph.upload().map_err(cuda_err("uploading the graph"))?;
         let io = &plan.io;
         Ok(CudaBackend {
@@ -209,8 +210,11 @@ fn load_module(cubin: &[u8], ptx: &str) -> Result<Module> {
     }
 }
 
-/// Records every launch on `stream` into one graph and instantiates it.
-fn capture(stream: &Arc<CudaStream>, module: &Module, launches: &[Launch]) -> Result<CudaGraph> {
+/// Records every launch on `stream` into one graph and instantiates it. With `pdl`, every kernel
+/// after the first is launched with programmatic stream serialization, so it starts while its
+/// predecessor drains (see `grid_dep_wait` in kernels/common.cuh) and GEMVs fetch their first
+/// weights across the boundary; the graph keeps those edges as programmatic dependencies.
+fn capture(stream: &Arc<CudaStream>, module: &Module, launches: &[Launch], pdl: bool) -> Result<CudaGraph> {
     let mut functions = std::collections::HashMap::new();
     for l in launches {
         if !functions.contains_key(l.kernel) {
@@ -222,12 +226,29 @@ fn capture(stream: &Arc<CudaStream>, module: &Module, launches: &[Launch]) -> Re
     }
     stream.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).map_err(cuda_err("starting graph capture"))?;
     let enqueue = || -> Result<()> {
-        for l in launches {
+        for (i, l) in launches.iter().enumerate() {
             let mut words = l.args.clone();
             let mut params: Vec<*mut c_void> = words.iter_mut().map(|w| w as *mut u64 as *mut c_void).collect();
+            // SAFETY: a zeroed attribute is plain data; the value union is written before use.
+            let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+            attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+            attr.value.programmaticStreamSerializationAllowed = 1;
+            let config = sys::CUlaunchConfig {
+                gridDimX: l.grid.0,
+                gridDimY: l.grid.1,
+                gridDimZ: l.grid.2,
+                blockDimX: l.block,
+                blockDimY: 1,
+                blockDimZ: 1,
+                sharedMemBytes: 0,
+                hStream: stream.cu_stream(),
+                attrs: &mut attr,
+                numAttrs: u32::from(pdl && i > 0),
+            };
             // SAFETY: the arguments match the kernel's parameters (launch.rs builds both); the
-            // driver copies them at capture.
-            unsafe { cu::launch_kernel(functions[l.kernel], l.grid, (l.block, 1, 1), 0, stream.cu_stream(), &mut params) }
+            // driver copies them (and the config) at capture.
+            unsafe { sys::cuLaunchKernelEx(&config, functions[l.kernel], params.as_mut_ptr(), std::ptr::null_mut()) }
+                .result()
                 .map_err(|e| Error::Cuda(format!("launching {} for {}: {e:?}", l.kernel, l.label)))?;
         }
         Ok(())
