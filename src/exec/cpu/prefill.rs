@@ -34,7 +34,7 @@ impl PrefillState {
             x = x.max(step.inputs.first().map_or(0, |i| i.ty.elements()));
             match step.op {
                 Op::QkvRope { n_heads, n_kv_heads, head_dim, .. } => y = y.max((n_heads + 2 * n_kv_heads) * head_dim),
-                Op::GateUpSilu => y = y.max(2 * step.outputs[0].ty.elements()),
+                Op::GateUpSilu { .. } => y = y.max(2 * step.outputs[0].ty.elements()),
                 _ => {}
             }
         }
@@ -159,8 +159,11 @@ impl CpuExecutor<'_> {
                         rms_norm_rows(&mut xs[..len], self.read(&ins[1]), eps);
                         store(self.rows(p, &outs[0], n), &xs[..len]);
                     }
-                    Op::QkvRope { n_heads, n_kv_heads, head_dim: d, bias, qk_norm } => {
+                    Op::QkvRope { n_heads, n_kv_heads, head_dim: d, bias, qk_norm, norm } => {
                         let len = widen_rows(&ins[0], &mut xs);
+                        if let Some(eps) = norm {
+                            norm_input(&mut xs[..len], self.read(ins.last().expect("norm weight")), eps);
+                        }
                         let w: &[bf16] = self.read(&ins[1]);
                         let mut next = 2;
                         let mut take = || {
@@ -213,8 +216,11 @@ impl CpuExecutor<'_> {
                         let extra = |t: usize, r: usize| b.map_or(0.0, |b| f32_of(b[r])) + residual.map_or(0.0, |h| f32_of(h[t * width + r]));
                         gemm(&xs[..len], n, self.read(&ins[1]), self.rows::<bf16>(p, &outs[0], n), |t, r, acc| round(acc + extra(t, r)));
                     }
-                    Op::GateUpSilu => {
+                    Op::GateUpSilu { norm } => {
                         let len = widen_rows(&ins[0], &mut xs);
+                        if let Some(eps) = norm {
+                            norm_input(&mut xs[..len], self.read(&ins[2]), eps);
+                        }
                         let f = outs[0].ty.last_dim();
                         let gu = &mut ys[..n * 2 * f];
                         gemm(&xs[..len], n, self.read(&ins[1]), gu, |_, _, acc| acc);
@@ -225,10 +231,13 @@ impl CpuExecutor<'_> {
                             }
                         }
                     }
-                    Op::LmHead if last => {
+                    Op::LmHead { norm } if last => {
                         let row = ins[0].ty.elements();
                         let x: &[bf16] = self.rows(p, &ins[0], n);
                         let x = widen(&x[(n - 1) * row..], &mut xs);
+                        if let Some(eps) = norm {
+                            norm_input(x, self.read(&ins[2]), eps);
+                        }
                         gemv(x, self.read(&ins[1]), self.write::<f32>(&outs[0]), |_, acc| acc);
                     }
                     Op::Sample if last => {
@@ -236,7 +245,7 @@ impl CpuExecutor<'_> {
                         let token = sampling::sample(self.read(&ins[0]), &self.sampling, pos as u64, &mut s.sampler)?;
                         self.write::<i32>(&outs[0])[0] = token as i32;
                     }
-                    Op::LmHead | Op::Sample => {}
+                    Op::LmHead { .. } | Op::Sample => {}
                     ref op => return Err(Error::Unsupported(format!("the CPU prefill has no kernel for `{}`", op.kind()))),
                 }
                 Ok(())
