@@ -18,7 +18,7 @@
 // Grid: (ceil(N / PG_BN) or ceil(F / (PG_BN / 2)), ceil(rows / PG_BM)), PG_THREADS threads.
 #define PG_BM 64
 #define PG_BN 64
-#define PG_BK 32
+#define PG_BK 64
 #define PG_LD (PG_BK + 8)  // padded row: fragment loads are bank-conflict free
 #define PG_THREADS 128
 #define PG_LINEAR 0
