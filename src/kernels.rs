@@ -11,7 +11,7 @@ use std::ffi::CStr;
 
 /// The kernel files in compile order; `common.cuh` (helpers) must come first, and `gemv.cu`
 /// before `qkv_rope.cu`, which reuses its dot product.
-pub const SOURCES: [(&str, &str); 8] = [
+pub const SOURCES: [(&str, &str); 9] = [
     ("common.cuh", include_str!("../kernels/common.cuh")),
     ("gemv.cu", include_str!("../kernels/gemv.cu")),
     ("qkv_rope.cu", include_str!("../kernels/qkv_rope.cu")),
@@ -20,6 +20,7 @@ pub const SOURCES: [(&str, &str); 8] = [
     ("embedding.cu", include_str!("../kernels/embedding.cu")),
     ("sample.cu", include_str!("../kernels/sample.cu")),
     ("step_io.cu", include_str!("../kernels/step_io.cu")),
+    ("prefill.cu", include_str!("../kernels/prefill.cu")),
 ];
 
 /// Compiled kernels, as stored in a plan.

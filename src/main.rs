@@ -52,10 +52,15 @@ enum Command {
     /// tok/s, % of the memory roofline, time to first token and kernels per token.
     Bench {
         plan: PathBuf,
-        #[arg(long, default_value_t = 32)]
-        prompt_len: usize,
+        /// Prompt lengths, comma-separated: decode is measured after the first; each one's
+        /// time to first token is reported (best of two).
+        #[arg(long, default_value = "32", value_delimiter = ',')]
+        prompt_len: Vec<usize>,
         #[arg(long, default_value_t = 128)]
         gen: usize,
+        /// Feed the prompt token by token through the decode step (the pre-prefill baseline).
+        #[arg(long)]
+        token_by_token: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -116,7 +121,7 @@ fn main() {
         Command::Inspect { plan, json, before_fusion } => inspect_plan(plan, json, before_fusion),
         // Inside the thread pool, the CPU executor's parallel kernels allocate nothing per token.
         Command::Run(args) => rayon::scope(|_| run(args)),
-        Command::Bench { plan, prompt_len, gen, json } => bench(plan, prompt_len, gen, json),
+        Command::Bench { plan, prompt_len, gen, token_by_token, json } => bench(plan, prompt_len, gen, token_by_token, json),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -250,24 +255,47 @@ fn run(args: RunArgs) -> Result<i32> {
     Ok(if interrupted.load(Ordering::SeqCst) { 130 } else { 0 })
 }
 
-fn bench(path: PathBuf, prompt_len: usize, gen: usize, json: bool) -> Result<i32> {
-    if prompt_len == 0 || gen < 2 {
+/// A backend seen through `step` alone, so prefill falls back to one decode step per token.
+struct StepOnly<'a>(&'a mut dyn Backend);
+
+impl Backend for StepOnly<'_> {
+    fn step(&mut self, token: u32, pos: usize) -> llmc::error::Result<u32> {
+        self.0.step(token, pos)
+    }
+    fn logits(&self) -> llmc::error::Result<Vec<f32>> {
+        self.0.logits()
+    }
+}
+
+fn bench(path: PathBuf, prompt_lens: Vec<usize>, gen: usize, token_by_token: bool, json: bool) -> Result<i32> {
+    let prompt_len = prompt_lens.first().copied().unwrap_or(0);
+    if prompt_lens.contains(&0) || gen < 2 {
         bail!("--prompt-len must be at least 1 and --gen at least 2");
     }
     let file = PlanFile::open(&path)?;
     let plan = &file.plan;
     let vocab = plan.io.logits.ty.elements();
     let start = std::time::Instant::now();
-    let mut backend = exec::cuda::CudaBackend::new(&file, SamplingParams::GREEDY)?;
+    let mut cuda = exec::cuda::CudaBackend::new(&file, SamplingParams::GREEDY)?;
     let load_s = start.elapsed().as_secs_f64();
+    let (bandwidth, weight_bytes, kernels_per_token) = (cuda.copy_bandwidth()?, cuda.weight_bytes(), cuda.kernels_per_token());
+    let mut step_only = StepOnly(&mut cuda);
+    let backend: &mut dyn Backend = if token_by_token { &mut step_only } else { step_only.0 };
     // A fixed pseudo-random prompt: token ids are all the bench needs.
     let prompt: Vec<u32> = (0..prompt_len).map(|i| ((i * 7919 + 13) % vocab) as u32).collect();
     // No EOS, so every run decodes exactly `gen` tokens.
     let opts = GenerateOptions { max_tokens: gen, eos_ids: Vec::new(), max_seq_len: plan.max_seq_len };
-    let generation = exec::generate(&mut backend, &prompt, &opts, |_| Ok(true))?;
-    let bandwidth = backend.copy_bandwidth()?;
+    let generation = exec::generate(backend, &prompt, &opts, |_| Ok(true))?;
+    // Time to first token per prompt length, best of two (the first run above warms up).
+    let mut ttft = serde_json::Map::new();
+    for &len in &prompt_lens {
+        let prompt: Vec<u32> = (0..len).map(|i| ((i * 7919 + 13) % vocab) as u32).collect();
+        let opts = GenerateOptions { max_tokens: 1, eos_ids: Vec::new(), max_seq_len: plan.max_seq_len };
+        let best = (0..2).map(|_| exec::generate(backend, &prompt, &opts, |_| Ok(true)).map(|g| g.ttft_ms)).collect::<Result<Vec<f64>, _>>()?;
+        ttft.insert(len.to_string(), serde_json::json!(best.iter().cloned().fold(f64::MAX, f64::min)));
+    }
     let ms_per_token = 1e3 / generation.decode_tok_s;
-    let roofline_ms = backend.weight_bytes() as f64 / bandwidth * 1e3;
+    let roofline_ms = weight_bytes as f64 / bandwidth * 1e3;
     let report = serde_json::json!({
         "plan": path.display().to_string(),
         "target": plan.target.to_string(),
@@ -275,31 +303,34 @@ fn bench(path: PathBuf, prompt_len: usize, gen: usize, json: bool) -> Result<i32
         "generated": generation.generated_ids.len(),
         "load_s": load_s,
         "ttft_ms": generation.ttft_ms,
+        "ttft_ms_by_prompt_len": ttft,
         "ms_per_token": ms_per_token,
         "tok_s": generation.decode_tok_s,
-        "weight_bytes": backend.weight_bytes(),
+        "weight_bytes": weight_bytes,
         "copy_bandwidth_gb_s": bandwidth / 1e9,
         "roofline_ms_per_token": roofline_ms,
         "roofline_pct": 100.0 * roofline_ms / ms_per_token,
-        "kernels_per_token": backend.kernels_per_token(),
+        "kernels_per_token": kernels_per_token,
         "graphs_per_token": 1,
+        "prefill": if token_by_token { "token_by_token" } else { "batched" },
     });
     if json {
         println!("{report}");
     } else {
         println!(
             "{}: {:.3} ms/token, {:.1} tok/s, {:.1}% of roofline ({:.3} ms: {} weight bytes at {:.0} GB/s device copy bandwidth)\n\
-             TTFT {:.1} ms for {} prompt tokens; {} kernels per token in one CUDA graph; load {:.2} s",
+             TTFT {:.1} ms for {} prompt tokens (best of two by prompt length: {}); {} kernels per token in one CUDA graph; load {:.2} s",
             path.display(),
             ms_per_token,
             generation.decode_tok_s,
             100.0 * roofline_ms / ms_per_token,
             roofline_ms,
-            backend.weight_bytes(),
+            weight_bytes,
             bandwidth / 1e9,
             generation.ttft_ms,
             prompt_len,
-            backend.kernels_per_token(),
+            ttft.iter().map(|(k, v)| format!("{k}: {:.2} ms", v.as_f64().unwrap_or(0.0))).collect::<Vec<_>>().join(", "),
+            kernels_per_token,
             load_s
         );
     }

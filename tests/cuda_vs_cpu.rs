@@ -68,3 +68,44 @@ fn cpu_plans_and_other_architectures_are_refused() {
     let err = CudaBackend::new(&PlanFile::open(&path).unwrap(), SamplingParams::GREEDY).err().unwrap().to_string();
     assert!(err.contains(&format!("recompile it with `llmc compile --target sm_{sm}`")), "{err}");
 }
+
+/// Batched prefill on the GPU against the CPU executor's token-by-token decode: the logits after
+/// the prompt and 40 greedy steps after it, for the fixture prompt in one pass, split into two
+/// passes, and a 60-token prompt (several attention blocks, causal masking inside the chunk).
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn cuda_prefill_matches_cpu_decode_on_every_fixture() {
+    let sm = device_sm().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for name in FIXTURES {
+        let path = dir.path().join(format!("{name}.plan"));
+        let opts = CompileOptions { max_seq_len: 128, target: Target::Cuda { sm }, progress: false };
+        compile(&fixture_dir(name), &path, &opts).unwrap();
+        let file = PlanFile::open(&path).unwrap();
+        let fixture = reference(name).input_ids;
+        let long: Vec<u32> = (0..60).map(|i| fixture[i % fixture.len()] ^ (i as u32 % 7)).collect();
+        let mut worst = 0f32;
+        for (prompt, split) in [(&fixture, 0), (&fixture, fixture.len() / 2), (&long, 0), (&long, 37)] {
+            let mut cpu = CpuExecutor::new(&file, SamplingParams::GREEDY).unwrap();
+            let mut gpu = CudaBackend::new(&file, SamplingParams::GREEDY).unwrap();
+            let mut want = 0;
+            for (pos, &t) in prompt.iter().enumerate() {
+                want = cpu.step(t, pos).unwrap();
+            }
+            if split > 0 {
+                gpu.prefill(&prompt[..split], 0).unwrap();
+            }
+            let mut got = gpu.prefill(&prompt[split..], split).unwrap();
+            for i in 0..=GREEDY_STEPS {
+                let err = rel_l2_error(&gpu.logits().unwrap(), &cpu.logits().unwrap());
+                assert!(err <= TOLERANCE, "{name}: prompt of {} split at {split}: step {i}: relative logit error {err}", prompt.len());
+                assert_eq!(got, want, "{name}: prompt of {} split at {split}: step {i}: CUDA chose {got}, CPU {want}", prompt.len());
+                worst = worst.max(err);
+                let pos = prompt.len() + i;
+                want = cpu.step(want, pos).unwrap();
+                got = gpu.step(got, pos).unwrap();
+            }
+        }
+        println!("{name}: sm_{sm}, prefill (whole, split, 60 tokens) + {GREEDY_STEPS} greedy steps: worst relative logit error {worst:.2e}, greedy tokens identical");
+    }
+}

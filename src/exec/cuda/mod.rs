@@ -14,7 +14,10 @@ use crate::error::{Error, Result};
 use crate::plan::file::PlanFile;
 use crate::plan::Target;
 use cudarc::driver::{result as cu, sys, CudaContext, CudaGraph, CudaStream, DriverError};
-use launch::{DeviceLayout, Launch, Scratch};
+use crate::plan::prefill::PrefillLayout;
+use crate::plan::{Step, StepIo};
+use launch::{DeviceLayout, Launch, PrefillDevice, Scratch};
+use std::collections::HashMap;
 use std::ffi::{c_void, CString};
 use std::sync::Arc;
 
@@ -72,6 +75,7 @@ pub struct CudaBackend {
     // Field order is drop order: the graph, then the module and memory it refers to.
     graph: CudaGraph,
     stream: Arc<CudaStream>,
+    prefill: Prefill,
     _module: Module,
     _arena: DeviceBuffer,
     _weights: DeviceBuffer,
@@ -87,6 +91,17 @@ pub struct CudaBackend {
     sampling: SamplingParams,
     kernels_per_token: usize,
     weight_bytes: u64,
+}
+
+/// Batched prefill: launched directly, pass by pass (no graph: shapes change with the prompt).
+struct Prefill {
+    steps: Vec<Step>,
+    io: StepIo,
+    layout: PrefillLayout,
+    device: PrefillDevice,
+    dev_layout: DeviceLayout,
+    functions: HashMap<&'static str, sys::CUfunction>,
+    _buffer: DeviceBuffer,
 }
 
 impl CudaBackend {
@@ -126,13 +141,29 @@ impl CudaBackend {
 
         let layout = DeviceLayout { weights: weights.ptr, arena: arena.ptr, scratch, sms };
         let launches = layout.launches(plan)?;
+        let functions = functions(&module, launch::KERNEL_NAMES.iter().copied())?;
         // Programmatic dependent launch needs sm_90 (the kernels' griddepcontrol is compiled there).
-        let graph = capture(&stream, &module, &launches, sm >= 90)?;
+        let graph = capture(&stream, &functions, &launches, sm >= 90)?;
+        let prefill_layout = plan.prefill_layout(launch::PREFILL_CHUNK.min(plan.max_seq_len))?;
+        let qkv_at = prefill_layout.bytes.div_ceil(256) * 256;
+        let normed_at = qkv_at + launch::prefill_qkv_bytes(&plan.steps, prefill_layout.chunk).div_ceil(256) * 256;
+        let prefill_bytes = normed_at + launch::prefill_normed_bytes(&plan.steps, prefill_layout.chunk);
+        let prefill_buffer = DeviceBuffer::new(prefill_bytes as usize, "prefill arena")?;
+        let prefill = Prefill {
+            steps: plan.steps.clone(),
+            io: plan.io.clone(),
+            device: PrefillDevice { arena: prefill_buffer.ptr, qkv: prefill_buffer.ptr + qkv_at, normed: prefill_buffer.ptr + normed_at },
+            layout: prefill_layout,
+            dev_layout: layout,
+            functions,
+            _buffer: prefill_buffer,
+        };
         graph.upload().map_err(cuda_err("uploading the graph"))?;
         let io = &plan.io;
         Ok(CudaBackend {
             graph,
             stream,
+            prefill,
             _module: module,
             token: arena.ptr + io.token.offset,
             position: arena.ptr + io.position.offset,
@@ -210,50 +241,55 @@ fn load_module(cubin: &[u8], ptx: &str) -> Result<Module> {
     }
 }
 
-/// Records every launch on `stream` into one graph and instantiates it. With `pdl`, every kernel
-/// after the first is launched with programmatic stream serialization, so it starts while its
-/// predecessor drains (see `grid_dep_wait` in kernels/common.cuh) and GEMVs fetch their first
-/// weights across the boundary; the graph keeps those edges as programmatic dependencies.
-fn capture(stream: &Arc<CudaStream>, module: &Module, launches: &[Launch], pdl: bool) -> Result<CudaGraph> {
-    let mut functions = std::collections::HashMap::new();
-    for l in launches {
-        if !functions.contains_key(l.kernel) {
-            let name = CString::new(l.kernel).expect("kernel names hold no NUL");
-            // SAFETY: the module is loaded.
-            let f = unsafe { cu::module::get_function(module.0, name) }.map_err(|e| Error::Cuda(format!("kernel `{}` is missing from the plan: {e:?}", l.kernel)))?;
-            functions.insert(l.kernel, f);
-        }
+/// The module's kernels by name.
+fn functions(module: &Module, names: impl Iterator<Item = &'static str>) -> Result<HashMap<&'static str, sys::CUfunction>> {
+    let mut functions = HashMap::new();
+    for kernel in names {
+        let name = CString::new(kernel).expect("kernel names hold no NUL");
+        // SAFETY: the module is loaded.
+        let f = unsafe { cu::module::get_function(module.0, name) }.map_err(|e| Error::Cuda(format!("kernel `{kernel}` is missing from the plan: {e:?}")))?;
+        functions.insert(kernel, f);
     }
+    Ok(functions)
+}
+
+/// Enqueues `launches` on `stream`. With `pdl`, every kernel after the first is launched with
+/// programmatic stream serialization, so it starts while its predecessor drains (see
+/// `grid_dep_wait` in kernels/common.cuh) and GEMVs fetch their first weights across the
+/// boundary; a captured graph keeps those edges as programmatic dependencies.
+fn enqueue(stream: &CudaStream, functions: &HashMap<&'static str, sys::CUfunction>, launches: &[Launch], pdl: bool) -> Result<()> {
+    for (i, l) in launches.iter().enumerate() {
+        let mut words = l.args.clone();
+        let mut params: Vec<*mut c_void> = words.iter_mut().map(|w| w as *mut u64 as *mut c_void).collect();
+        // SAFETY: a zeroed attribute is plain data; the value union is written before use.
+        let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmaticStreamSerializationAllowed = 1;
+        let config = sys::CUlaunchConfig {
+            gridDimX: l.grid.0,
+            gridDimY: l.grid.1,
+            gridDimZ: l.grid.2,
+            blockDimX: l.block,
+            blockDimY: 1,
+            blockDimZ: 1,
+            sharedMemBytes: 0,
+            hStream: stream.cu_stream(),
+            attrs: &mut attr,
+            numAttrs: u32::from(pdl && i > 0),
+        };
+        // SAFETY: the arguments match the kernel's parameters (launch.rs builds both); the
+        // driver copies them (and the config) at the launch.
+        unsafe { sys::cuLaunchKernelEx(&config, functions[l.kernel], params.as_mut_ptr(), std::ptr::null_mut()) }
+            .result()
+            .map_err(|e| Error::Cuda(format!("launching {} for {}: {e:?}", l.kernel, l.label)))?;
+    }
+    Ok(())
+}
+
+/// Records every launch on `stream` into one graph and instantiates it.
+fn capture(stream: &Arc<CudaStream>, functions: &HashMap<&'static str, sys::CUfunction>, launches: &[Launch], pdl: bool) -> Result<CudaGraph> {
     stream.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).map_err(cuda_err("starting graph capture"))?;
-    let enqueue = || -> Result<()> {
-        for (i, l) in launches.iter().enumerate() {
-            let mut words = l.args.clone();
-            let mut params: Vec<*mut c_void> = words.iter_mut().map(|w| w as *mut u64 as *mut c_void).collect();
-            // SAFETY: a zeroed attribute is plain data; the value union is written before use.
-            let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
-            attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-            attr.value.programmaticStreamSerializationAllowed = 1;
-            let config = sys::CUlaunchConfig {
-                gridDimX: l.grid.0,
-                gridDimY: l.grid.1,
-                gridDimZ: l.grid.2,
-                blockDimX: l.block,
-                blockDimY: 1,
-                blockDimZ: 1,
-                sharedMemBytes: 0,
-                hStream: stream.cu_stream(),
-                attrs: &mut attr,
-                numAttrs: u32::from(pdl && i > 0),
-            };
-            // SAFETY: the arguments match the kernel's parameters (launch.rs builds both); the
-            // driver copies them (and the config) at capture.
-            unsafe { sys::cuLaunchKernelEx(&config, functions[l.kernel], params.as_mut_ptr(), std::ptr::null_mut()) }
-                .result()
-                .map_err(|e| Error::Cuda(format!("launching {} for {}: {e:?}", l.kernel, l.label)))?;
-        }
-        Ok(())
-    };
-    let enqueued = enqueue();
+    let enqueued = enqueue(stream, functions, launches, pdl);
     let graph = stream.end_capture(sys::CUgraphInstantiate_flags(0));
     enqueued?;
     graph.map_err(cuda_err("instantiating the decode graph"))?.ok_or_else(|| Error::Cuda("graph capture recorded nothing".into()))
@@ -288,6 +324,45 @@ impl Backend for CudaBackend {
             // Seeded temperature/top-k/top-p runs on the host from the logits (same draw as the
             // CPU executor); greedy decoding never reads them back.
             sampling::sample(&self.logits()?, &self.sampling, pos as u64, &mut sampling::Scratch::default())
+        }
+    }
+
+    fn prefill(&mut self, tokens: &[u32], start: usize) -> Result<u32> {
+        if tokens.is_empty() {
+            return Err(Error::Input("prefill needs at least one token".into()));
+        }
+        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= self.vocab) {
+            return Err(Error::Input(format!("token id {t} is outside the vocabulary of {}", self.vocab)));
+        }
+        let end = start + tokens.len();
+        if end > self.max_seq_len {
+            return Err(Error::Input(format!("positions {start}..{end} are outside the compiled context of {}", self.max_seq_len)));
+        }
+        let p = &self.prefill;
+        let chunk = p.layout.chunk;
+        let token_rows = p.device.arena + p.layout.offset(&p.io.token).ok_or_else(|| Error::Input("the plan's token is not widened".into()))?;
+        for (i, part) in tokens.chunks(chunk).enumerate() {
+            let at = start + i * chunk;
+            let last = at + part.len() == end;
+            let ids: Vec<i32> = part.iter().map(|&t| t as i32).collect();
+            // SAFETY: the token rows hold `chunk` i32s; the pageable source is staged before the call returns.
+            unsafe { cu::memcpy_htod_async(token_rows, &ids[..], self.stream.cu_stream()) }.map_err(cuda_err("writing the prompt"))?;
+            if last {
+                // `advance` moves it to `end` with the sampled token, ready for the decode graph.
+                self.write_i32(self.position, (end - 1) as i32)?;
+            }
+            let launches = p.dev_layout.prefill_launches(&p.steps, &p.io, &p.layout, &p.device, part.len(), at, last)?;
+            enqueue(&self.stream, &p.functions, &launches, false)?;
+        }
+        let mut next = [0i32];
+        self.read(self.next_token, &mut next, "running the prefill")?;
+        let device_next = u32::try_from(next[0]).map_err(|_| Error::Numeric(format!("non-finite logits at position {}", end - 1)))?;
+        self.device_input = Some((device_next, end));
+        let greedy = self.sampling.temperature == 0.0 || self.sampling.top_k == 1;
+        if greedy {
+            Ok(device_next)
+        } else {
+            sampling::sample(&self.logits()?, &self.sampling, (end - 1) as u64, &mut sampling::Scratch::default())
         }
     }
 

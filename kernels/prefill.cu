@@ -1,0 +1,341 @@
+// Batched prefill: the decode step's ops over `rows` prompt tokens at once (row t = token t at
+// position start + t). Activations are row-major [rows, width]; the KV caches are the decode
+// plan's. Launch shapes live in src/exec/cuda/launch.rs (`prefill_launches`).
+
+// ---- GEMM: out[t, r] = epilogue(x[t] . W[r]) on bf16 tensor cores (mma.sync m16n8k16, f32
+// accumulation). x bf16 [rows, K], W bf16 [N, K] row-major (both K-contiguous, so A is "row"
+// and B is "col" for the mma). Block tile PG_BM tokens x PG_BN weight rows, K in steps of
+// PG_BK through a cp.async double buffer; 4 warps of 32x32 each. Out-of-range rows and K tails
+// are zero-filled by cp.async, so any rows/N and K % 8 == 0 work. Epilogues (via an f32 tile in
+// shared memory, stored coalesced):
+//   PG_LINEAR:  out bf16 [rows, N] = bf16(acc + (bias[r] + residual[t, r]))  (bias/residual may be null)
+//   PG_F32:     out f32  [rows, N] = acc + bias[r]                             (qkv, before RoPE)
+//   PG_GATE_UP: W is [2F, K] (gate rows first), n = F; the block's first PG_BN/2 B rows are gate
+//               rows j0.., the rest the matching up rows F + j0..; out bf16 [rows, F] = bf16(silu(g) * u)
+// A per-row RMSNorm prologue fits in one place: scale each row's A tile in shared memory by the
+// norm weight after the cp.async wait (As[r][k] *= w[k0 + k]), and multiply acc by the row's
+// rsqrt(mean(x^2) + eps), computed once per block for its PG_BM rows, in the epilogue.
+// Grid: (ceil(N / PG_BN) or ceil(F / (PG_BN / 2)), ceil(rows / PG_BM)), PG_THREADS threads.
+#define PG_BM 64
+#define PG_BN 64
+#define PG_BK 64
+#define PG_LD (PG_BK + 8)  // padded row: fragment loads are bank-conflict free
+#define PG_THREADS 128
+#define PG_LINEAR 0
+#define PG_F32 1
+#define PG_GATE_UP 2
+#define PG_CLD (PG_BN + 1)
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    const int bytes = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void mma_bf16(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ unsigned ld_u32(const bf16* p) { return *reinterpret_cast<const unsigned*>(p); }
+
+extern "C" __global__ void __launch_bounds__(PG_THREADS)
+prefill_gemm(const bf16* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
+             const bf16* __restrict__ residual, void* __restrict__ out, int mode, int rows, int n, int k) {
+    constexpr int PIPE_BYTES = 2 * (PG_BM + PG_BN) * PG_LD * 2;
+    constexpr int C_BYTES = PG_BM * PG_CLD * 4;
+    __shared__ __align__(16) unsigned char smem[PIPE_BYTES > C_BYTES ? PIPE_BYTES : C_BYTES];
+    bf16* As = reinterpret_cast<bf16*>(smem);  // [2][PG_BM][PG_LD]
+    bf16* Bs = As + 2 * PG_BM * PG_LD;         // [2][PG_BN][PG_LD]
+    const int m0 = blockIdx.y * PG_BM;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+    const int g = lane >> 2, tg = lane & 3;
+    const int ktiles = (k + PG_BK - 1) / PG_BK;
+    const bool gate_up = mode == PG_GATE_UP;
+
+    auto load = [&](int stage, int kt) {
+        const int k0 = kt * PG_BK;
+        for (int c = tid; c < PG_BM * PG_BK / 8; c += PG_THREADS) {
+            const int r = c / (PG_BK / 8), kc = (c % (PG_BK / 8)) * 8;
+            const int t = m0 + r, kk = k0 + kc;
+            const bool ok = t < rows && kk < k;
+            cp_async16(As + (stage * PG_BM + r) * PG_LD + kc, x + (ok ? (long long)t * k + kk : 0), ok);
+        }
+        for (int c = tid; c < PG_BN * PG_BK / 8; c += PG_THREADS) {
+            const int r = c / (PG_BK / 8), kc = (c % (PG_BK / 8)) * 8;
+            int wr;
+            bool ok;
+            if (gate_up) {
+                const int j = blockIdx.x * (PG_BN / 2) + (r % (PG_BN / 2));
+                ok = j < n;
+                wr = r < PG_BN / 2 ? j : n + j;
+            } else {
+                wr = blockIdx.x * PG_BN + r;
+                ok = wr < n;
+            }
+            const int kk = k0 + kc;
+            ok = ok && kk < k;
+            cp_async16(Bs + (stage * PG_BN + r) * PG_LD + kc, w + (ok ? (long long)wr * k + kk : 0), ok);
+        }
+        cp_async_commit();
+    };
+
+    float acc[2][4][4];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
+
+    load(0, 0);
+    for (int kt = 0; kt < ktiles; kt++) {
+        const int stage = kt & 1;
+        if (kt + 1 < ktiles) {
+            load(stage ^ 1, kt + 1);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const bf16* A = As + stage * PG_BM * PG_LD;
+        const bf16* B = Bs + stage * PG_BN * PG_LD;
+#pragma unroll
+        for (int ks = 0; ks < PG_BK; ks += 16) {
+            unsigned a[2][4], b[4][2];
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                const bf16* p = A + (wm + i * 16 + g) * PG_LD + ks + tg * 2;
+                a[i][0] = ld_u32(p);
+                a[i][1] = ld_u32(p + 8 * PG_LD);
+                a[i][2] = ld_u32(p + 8);
+                a[i][3] = ld_u32(p + 8 * PG_LD + 8);
+            }
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const bf16* q = B + (wn + j * 8 + g) * PG_LD + ks + tg * 2;
+                b[j][0] = ld_u32(q);
+                b[j][1] = ld_u32(q + 8);
+            }
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) mma_bf16(acc[i][j], a[i], b[j][0], b[j][1]);
+        }
+        __syncthreads();
+    }
+
+    float* C = reinterpret_cast<float*>(smem);  // [PG_BM][PG_CLD]
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int r = wm + i * 16 + g, c = wn + j * 8 + tg * 2;
+            C[r * PG_CLD + c] = acc[i][j][0];
+            C[r * PG_CLD + c + 1] = acc[i][j][1];
+            C[(r + 8) * PG_CLD + c] = acc[i][j][2];
+            C[(r + 8) * PG_CLD + c + 1] = acc[i][j][3];
+        }
+    __syncthreads();
+    if (gate_up) {
+        constexpr int HALF = PG_BN / 2;
+        bf16* o = reinterpret_cast<bf16*>(out);
+        for (int e = tid; e < PG_BM * HALF; e += PG_THREADS) {
+            const int r = e / HALF, c = e % HALF, t = m0 + r, j = blockIdx.x * HALF + c;
+            if (t >= rows || j >= n) continue;
+            const float gv = C[r * PG_CLD + c], u = C[r * PG_CLD + HALF + c];
+            o[(long long)t * n + j] = f32_to_bf16(gv / (1.0f + expf(-gv)) * u);
+        }
+        return;
+    }
+    for (int e = tid; e < PG_BM * PG_BN; e += PG_THREADS) {
+        const int r = e / PG_BN, c = e % PG_BN, t = m0 + r, col = blockIdx.x * PG_BN + c;
+        if (t >= rows || col >= n) continue;
+        const long long o = (long long)t * n + col;
+        const float b = bias ? bf16_to_f32(bias[col]) : 0.f;
+        if (mode == PG_F32) {
+            reinterpret_cast<float*>(out)[o] = C[r * PG_CLD + c] + b;
+        } else {
+            const float extra = b + (residual ? bf16_to_f32(residual[o]) : 0.f);
+            reinterpret_cast<bf16*>(out)[o] = f32_to_bf16(C[r * PG_CLD + c] + extra);
+        }
+    }
+}
+
+// ---- Q/K/V epilogue: per (row t, head) of the PG_F32 GEMM's output y f32 [rows, heads*d]
+// (bias added): optional per-head RMSNorm, RoPE at start + t, then q row t or the K/V cache row
+// at start + t. Grid (rows, n_heads + 2*n_kv), 128 threads. Same math as qkv_rope.cu's epilogue.
+extern "C" __global__ void __launch_bounds__(128)
+prefill_rope(const float* __restrict__ y, const bf16* __restrict__ q_norm, const bf16* __restrict__ k_norm, float eps,
+             const float* __restrict__ inv_freq, int start, bf16* __restrict__ q_out, bf16* __restrict__ k_cache,
+             bf16* __restrict__ v_cache, int n_heads, int n_kv, int d) {
+    const int t = blockIdx.x, head = blockIdx.y, heads = n_heads + 2 * n_kv, pos = start + t;
+    const float* src = y + ((long long)t * heads + head) * d;
+    const int half = d / 2;
+    bf16* dst;
+    const bf16* norm_w;
+    if (head < n_heads) {
+        dst = q_out + ((long long)t * n_heads + head) * d;
+        norm_w = q_norm;
+    } else if (head < n_heads + n_kv) {
+        dst = k_cache + ((long long)pos * n_kv + (head - n_heads)) * d;
+        norm_w = k_norm;
+    } else {
+        dst = v_cache + ((long long)pos * n_kv + (head - n_heads - n_kv)) * d;
+        for (int i = threadIdx.x; i < d; i += blockDim.x) dst[i] = f32_to_bf16(src[i]);
+        return;
+    }
+    float inv = 1.f;
+    if (norm_w) {
+        float ss = 0.f;
+        for (int i = threadIdx.x; i < d; i += blockDim.x) ss += src[i] * src[i];
+        inv = 1.0f / sqrtf(block_sum(ss) / (float)d + eps);
+    }
+    const float fpos = (float)pos;
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        float a = src[i], b = src[i + half];
+        if (norm_w) {
+            a *= inv * bf16_to_f32(norm_w[i]);
+            b *= inv * bf16_to_f32(norm_w[i + half]);
+        }
+        float s, c;
+        sincosf(fpos * inv_freq[i], &s, &c);
+        dst[i] = f32_to_bf16(a * c - b * s);
+        dst[i + half] = f32_to_bf16(b * c + a * s);
+    }
+}
+
+// ---- Embedding of `rows` tokens: out[t] = table[tokens[t]] (zeros outside the vocabulary;
+// the host checks ids first). Grid rows, 256 threads.
+extern "C" __global__ void prefill_embedding(const bf16* __restrict__ table, const int* __restrict__ tokens,
+                                             bf16* __restrict__ out, int hidden, int vocab) {
+    const int id = tokens[blockIdx.x];
+    const bool valid = id >= 0 && id < vocab;
+    const bf16* row = table + (long long)(valid ? id : 0) * hidden;
+    bf16* dst = out + (long long)blockIdx.x * hidden;
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) dst[i] = valid ? row[i] : (bf16)0;
+}
+
+// ---- Causal attention of `rows` query tokens (token t at position start + t attends cache
+// rows 0..=start+t), grouped-query aware, scale 1/sqrt(d). q, out bf16 [rows, n_heads*d].
+// Grid (n_kv, ceil(rows / tokens_per_block)), PA_THREADS threads; block (g, b) takes the
+// tokens_per_block * group query vectors of KV head g (at most PA_MAX_Q, in shared memory as
+// f32), walks the positions in tiles of PA_TILE K/V rows staged in shared memory once for all of
+// them, and keeps an online softmax per query vector: lane j scores position p0 + j, then every
+// lane accumulates 2 output columns per 64 over the tile. Limits (host-checked): d even, d <=
+// PA_MAX_D, group <= PA_MAX_Q.
+#define PA_THREADS 128
+#define PA_WARPS (PA_THREADS / 32)
+#define PA_TILE 32
+#define PA_MAX_Q 48
+#define PA_MAX_D 128
+#define PA_QW (PA_MAX_Q / PA_WARPS)
+#define PA_PAIRS (PA_MAX_D / 64)  // column pairs per lane
+
+extern "C" __global__ void __launch_bounds__(PA_THREADS)
+prefill_attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
+                  bf16* __restrict__ out, int rows, int start, int tokens_per_block, int n_heads, int n_kv, int d) {
+    __shared__ __align__(16) float qs[PA_MAX_Q][PA_MAX_D];
+    __shared__ unsigned ks[PA_TILE][PA_MAX_D / 2 + 1];  // bf16 pairs; padded so lane j's row is its own bank
+    __shared__ unsigned vs[PA_TILE][PA_MAX_D / 2];
+    __shared__ float ps[PA_WARPS][PA_TILE];
+    const int gkv = blockIdx.x, t0 = blockIdx.y * tokens_per_block;
+    const int group = n_heads / n_kv, row = n_kv * d, d2 = d / 2;
+    const int tcount = min(tokens_per_block, rows - t0);
+    if (tcount <= 0) return;
+    const int nq = tcount * group;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const float scale = 1.0f / sqrtf((float)d);
+    for (int e = threadIdx.x; e < nq * d; e += PA_THREADS) {
+        const int qi = e / d, i = e % d;
+        const int t = t0 + qi / group, h = gkv * group + qi % group;
+        qs[qi][i] = bf16_to_f32(q[((long long)t * n_heads + h) * d + i]);
+    }
+    float m[PA_QW], l[PA_QW], acc[PA_QW][2 * PA_PAIRS];
+#pragma unroll
+    for (int j = 0; j < PA_QW; j++) {
+        m[j] = -INFINITY;
+        l[j] = 0.f;
+#pragma unroll
+        for (int i = 0; i < 2 * PA_PAIRS; i++) acc[j][i] = 0.f;
+    }
+    const int last_pos = start + t0 + tcount - 1;
+    for (int p0 = 0; p0 <= last_pos; p0 += PA_TILE) {
+        __syncthreads();  // the previous tile is consumed (and qs written, the first time)
+        for (int e = threadIdx.x; e < PA_TILE * d2; e += PA_THREADS) {
+            const int j = e / d2, c = e % d2, p = p0 + j;
+            unsigned kw = 0, vw = 0;
+            if (p <= last_pos) {
+                const long long at = (long long)p * row + gkv * d;
+                kw = reinterpret_cast<const unsigned*>(k_cache + at)[c];
+                vw = reinterpret_cast<const unsigned*>(v_cache + at)[c];
+            }
+            ks[j][c] = kw;
+            vs[j][c] = vw;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int jq = 0; jq < PA_QW; jq++) {
+            const int qi = warp + PA_WARPS * jq;
+            if (qi >= nq) break;
+            const int qpos = start + t0 + qi / group;
+            if (p0 > qpos) continue;  // the whole tile is in this query's future
+            const int p = p0 + lane;
+            float s = -INFINITY;
+            if (p <= qpos) {
+                float dot = 0.f;
+                for (int c = 0; c < d2; c++) {
+                    const unsigned kw = ks[lane][c];
+                    const float2 qq = *reinterpret_cast<const float2*>(&qs[qi][2 * c]);
+                    dot = fmaf(qq.x, lo_f32(kw), dot);
+                    dot = fmaf(qq.y, hi_f32(kw), dot);
+                }
+                s = dot * scale;
+            }
+            const float m_new = fmaxf(m[jq], warp_max(s));
+            const float correction = expf(m[jq] - m_new);
+            const float pr = p <= qpos ? expf(s - m_new) : 0.f;
+            l[jq] = l[jq] * correction + warp_sum(pr);
+            ps[warp][lane] = pr;
+            __syncwarp();
+#pragma unroll
+            for (int i = 0; i < 2 * PA_PAIRS; i++) acc[jq][i] *= correction;
+            const int tile_end = min(PA_TILE, qpos - p0 + 1);
+            for (int j = 0; j < tile_end; j++) {
+                const float pj = ps[warp][j];
+#pragma unroll
+                for (int i = 0; i < PA_PAIRS; i++) {
+                    const int c = lane + 32 * i;
+                    if (c < d2) {
+                        const unsigned vw = vs[j][c];
+                        acc[jq][2 * i] = fmaf(pj, lo_f32(vw), acc[jq][2 * i]);
+                        acc[jq][2 * i + 1] = fmaf(pj, hi_f32(vw), acc[jq][2 * i + 1]);
+                    }
+                }
+            }
+            __syncwarp();
+            m[jq] = m_new;
+        }
+    }
+#pragma unroll
+    for (int jq = 0; jq < PA_QW; jq++) {
+        const int qi = warp + PA_WARPS * jq;
+        if (qi >= nq) break;
+        const int t = t0 + qi / group, h = gkv * group + qi % group;
+        bf16* o = out + ((long long)t * n_heads + h) * d;
+#pragma unroll
+        for (int i = 0; i < PA_PAIRS; i++) {
+            const int c = lane + 32 * i;
+            if (c < d2) {
+                o[2 * c] = f32_to_bf16(acc[jq][2 * i] / l[jq]);
+                o[2 * c + 1] = f32_to_bf16(acc[jq][2 * i + 1] / l[jq]);
+            }
+        }
+    }
+}
