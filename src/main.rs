@@ -32,9 +32,10 @@ enum Command {
         /// Default: 4096, or the model's limit if smaller.
         #[arg(long)]
         max_seq_len: Option<usize>,
-        /// What the plan runs on: cpu, or a GPU architecture such as sm_90.
-        #[arg(long, default_value = "cpu")]
-        target: Target,
+        /// What the plan runs on: cpu, or a GPU architecture such as sm_90. Default: this
+        /// machine's GPU, or the CPU when it has none.
+        #[arg(long)]
+        target: Option<Target>,
     },
     /// Describe a plan: op counts, kernels per token, memory, and the fused schedule.
     Inspect {
@@ -136,7 +137,8 @@ fn main() {
     }
 }
 
-fn compile(model: PathBuf, output: PathBuf, max_seq_len: Option<usize>, target: Target) -> Result<i32> {
+fn compile(model: PathBuf, output: PathBuf, max_seq_len: Option<usize>, target: Option<Target>) -> Result<i32> {
+    let target = target.unwrap_or_else(|| llmc::exec::cuda::device_sm().map_or(Target::Cpu, |sm| Target::Cuda { sm }));
     let config = llmc::load::config::ModelConfig::from_file(&model.join("config.json")).ok();
     let max_seq_len = max_seq_len.unwrap_or_else(|| config.map_or(4096, |c| c.max_position_embeddings.min(4096)));
     // Ctrl-C stops between tensors: the temporary file is removed, a previous plan survives.
