@@ -45,7 +45,8 @@ impl Scratch {
         let mut s = Scratch::default();
         let (mut x, mut y, mut heads) = (0, 0, 0);
         for step in &plan.steps {
-            x = x.max(step.inputs.first().map_or(0, |i| i.ty.elements()));
+            // The main input when it is an activation (the embedding's first input is its table).
+            x = x.max(step.inputs.first().filter(|i| i.region == Region::Arena).map_or(0, |i| i.ty.elements()));
             match step.op {
                 Op::QkvRope { n_heads, n_kv_heads, head_dim, .. } => y = y.max((n_heads + 2 * n_kv_heads) * head_dim),
                 Op::GateUpSilu { .. } => y = y.max(2 * step.outputs[0].ty.elements()),
