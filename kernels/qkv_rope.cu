@@ -1,81 +1,90 @@
-// Fused (optional input RMSNorm, norm_w non-null) Q/K/V projection + bias + optional per-head q/k RMSNorm + RoPE + KV-cache write.
-// Launch: rows / R blocks of GEMV_THREADS, rows = (n_heads + 2*n_kv) * d, R dividing d so no
-// block straddles two heads. Phase 1 is the GEMV (every weight byte read once across the whole
-// GPU, not one block per head), writing f32 rows + bias to `scratch`; the last block to finish
-// each head (a counter per head) then normalizes and rotates that head with all its threads and
-// stores q, or the K/V cache row at `pos`, so the heads' epilogues run in parallel.
-// Bytes: rows*K*2 of weights + rows*4*2 of scratch + rows*2 of outputs.
-template <int R>
-__device__ void qkv_rope_impl(const bf16* x, const bf16* w, const bf16* bias, const bf16* q_norm,
-                              const bf16* k_norm, float eps, const float* inv_freq, const int* pos_p, bf16* q_out,
-                              bf16* k_cache, bf16* v_cache, float* scratch, unsigned* counter, int n_heads,
-                              int n_kv, int d, int k, int max_seq, const bf16* in_norm_w, float norm_eps) {
-    const int n = (n_heads + 2 * n_kv) * d;
-    const int first = blockIdx.x * R;
-    const bf16* rows[R];
-    row_pointers<R>(w, first, n, k, rows);
-    float acc[R];
-    dot_rows<R>(rows, x, in_norm_w, norm_eps, k, acc);  // waits for the earlier kernels (grid_dep_wait)
-    const int pos = *pos_p;
-    if (pos < 0 || pos >= max_seq) return;  // every block returns: the counter stays armed
-    if (threadIdx.x == 0) {
-#pragma unroll
-        for (int i = 0; i < R; i++)
-            if (first + i < n) scratch[first + i] = acc[i] + (bias ? bf16_to_f32(bias[first + i]) : 0.f);
-    }
-    const int head = first / d;
-    if (!is_last_block(counter + head, d / R)) return;
+// Fused (optional input RMSNorm, norm_w non-null) Q/K/V projection + bias + optional per-head
+// q/k RMSNorm + RoPE + KV-cache write, on the GEMV machinery of gemv.cu.
+// Launch: as gemv.cu, over (n_heads + 2*n_kv) * d/2 tasks. Task t is the RoPE pair (i, i + d/2)
+// of head t / (d/2), so the warp that computes both rows rotates them and stores q, or the K/V
+// cache row at `pos`, at once: no block waits for another. With q/k norm, a head's scale needs
+// all its rows: q/k tasks park their pair (f32) in `scratch`, and the last warp to finish each
+// head (a counter per head) normalizes and rotates the whole head.
+// Bytes: rows*K*2 of weights + the outputs (+ rows*4*2 of scratch with q/k norm).
 
-    const float* y = scratch + head * d;
-    const int half = d / 2;
-    bf16* dst;
-    const bf16* norm_w;
-    if (head < n_heads) {
-        dst = q_out + head * d;
-        norm_w = q_norm;
-    } else if (head < n_heads + n_kv) {
-        dst = k_cache + ((long long)pos * n_kv + (head - n_heads)) * d;
-        norm_w = k_norm;
-    } else {
-        dst = v_cache + ((long long)pos * n_kv + (head - n_heads - n_kv)) * d;
-        for (int i = threadIdx.x; i < d; i += GEMV_THREADS) dst[i] = f32_to_bf16(__ldcg(y + i));
-        if (threadIdx.x == 0) counter[head] = 0;
-        return;
-    }
-    float inv = 1.f;
+// Normalizes (norm_w non-null) and rotates by `pos` the pair (a, b) at (i, i + half) into dst.
+__device__ __forceinline__ void rope_store(float a, float b, int i, int half, float inv, const bf16* norm_w,
+                                           const float* inv_freq, int pos, bf16* dst) {
     if (norm_w) {
-        float ss = 0.f;
-        for (int i = threadIdx.x; i < d; i += GEMV_THREADS) {
-            const float v = __ldcg(y + i);
-            ss += v * v;
-        }
-        inv = 1.0f / sqrtf(block_sum(ss) / (float)d + eps);
+        a *= inv * bf16_to_f32(norm_w[i]);
+        b *= inv * bf16_to_f32(norm_w[i + half]);
     }
-    const float fpos = (float)pos;
-    for (int i = threadIdx.x; i < half; i += GEMV_THREADS) {
-        float a = __ldcg(y + i), b = __ldcg(y + i + half);
-        if (norm_w) {
-            a *= inv * bf16_to_f32(norm_w[i]);
-            b *= inv * bf16_to_f32(norm_w[i + half]);
-        }
-        float s, c;
-        sincosf(fpos * inv_freq[i], &s, &c);
-        dst[i] = f32_to_bf16(a * c - b * s);
-        dst[i + half] = f32_to_bf16(b * c + a * s);
-    }
-    if (threadIdx.x == 0) counter[head] = 0;
+    float s, c;
+    sincosf((float)pos * inv_freq[i], &s, &c);
+    dst[i] = f32_to_bf16(a * c - b * s);
+    dst[i + half] = f32_to_bf16(b * c + a * s);
 }
 
-#define QKV_KERNEL(R)                                                                                        \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS) qkv_rope_r##R(                                \
-        const bf16* x, const bf16* w, const bf16* bias, const bf16* q_norm, const bf16* k_norm, float eps,    \
-        const float* inv_freq, const int* pos, bf16* q_out, bf16* k_cache, bf16* v_cache, float* scratch,     \
-        unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq, const bf16* norm_w,              \
-        float norm_eps) {                                                                                     \
-        qkv_rope_impl<R>(x, w, bias, q_norm, k_norm, eps, inv_freq, pos, q_out, k_cache, v_cache, scratch,    \
-                         counter, n_heads, n_kv, d, k, max_seq, norm_w, norm_eps);                            \
+// A warp-wide "last one done" handshake over `arrivals` warps: the warp drawing the last ticket
+// sees every earlier warp's writes; it re-arms the counter for the next graph replay.
+__device__ __forceinline__ bool is_last_warp(unsigned* counter, unsigned arrivals) {
+    unsigned ticket = 0;
+    if ((threadIdx.x & 31) == 0) {
+        __threadfence();
+        ticket = atomicAdd(counter, 1u);
     }
+    const bool last = __shfl_sync(0xffffffffu, ticket, 0) == arrivals - 1;
+    if (last) __threadfence();
+    return last;
+}
 
-QKV_KERNEL(1)
-QKV_KERNEL(2)
-QKV_KERNEL(4)
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+qkv_rope(const bf16* x, const bf16* w, const bf16* bias, const bf16* q_norm, const bf16* k_norm, float eps,
+         const float* inv_freq, const int* pos_p, bf16* q_out, bf16* k_cache, bf16* v_cache, float* scratch,
+         unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq, const bf16* norm_w, float norm_eps) {
+    const int half = d / 2, heads = n_heads + 2 * n_kv;
+    gemv_tasks<2>(
+        heads * half, k, x, norm_w, norm_eps,
+        [&](int t, const bf16* (&rows)[2]) {
+            const long long r = (long long)(t / half) * d + t % half;
+            rows[0] = w + r * k;
+            rows[1] = w + (r + half) * k;
+        },
+        [&](int t, const float (&acc)[2]) {
+            const int pos = *pos_p;
+            if (pos < 0 || pos >= max_seq) return;  // every warp returns: the counters stay armed
+            const int head = t / half, i = t % half, r = head * d + i, lane = threadIdx.x & 31;
+            const float a = acc[0] + (bias ? bf16_to_f32(bias[r]) : 0.f);
+            const float b = acc[1] + (bias ? bf16_to_f32(bias[r + half]) : 0.f);
+            bf16* dst;
+            const bf16* head_norm;
+            if (head < n_heads) {
+                dst = q_out + head * d;
+                head_norm = q_norm;
+            } else if (head < n_heads + n_kv) {
+                dst = k_cache + ((long long)pos * n_kv + (head - n_heads)) * d;
+                head_norm = k_norm;
+            } else {
+                if (lane == 0) {
+                    bf16* v = v_cache + ((long long)pos * n_kv + (head - n_heads - n_kv)) * d;
+                    v[i] = f32_to_bf16(a);
+                    v[i + half] = f32_to_bf16(b);
+                }
+                return;
+            }
+            if (!head_norm) {
+                if (lane == 0) rope_store(a, b, i, half, 1.f, nullptr, inv_freq, pos, dst);
+                return;
+            }
+            if (lane == 0) {
+                scratch[r] = a;
+                scratch[r + half] = b;
+            }
+            if (!is_last_warp(counter + head, half)) return;
+            const float* y = scratch + head * d;
+            float ss = 0.f;
+            for (int j = lane; j < d; j += 32) {
+                const float v = __ldcg(y + j);
+                ss += v * v;
+            }
+            const float inv = 1.0f / sqrtf(warp_sum(ss) / (float)d + eps);
+            for (int j = lane; j < half; j += 32)
+                rope_store(__ldcg(y + j), __ldcg(y + j + half), j, half, inv, head_norm, inv_freq, pos, dst);
+            if (lane == 0) counter[head] = 0;
+        });
+}

@@ -1,9 +1,9 @@
 //! The CUDA backend against the CPU executor, on every fixture: logits at every position
 //! (prompt, then 40 greedy steps) within a
 //! relative L2 error of 1e-2 -- both round to bf16 at the same stores -- and identical greedy
-//! tokens. Each fixture runs twice: with the default attention (one block per KV head at these
-//! short contexts) and with `LLMC_ATTN_MIN_CHUNK=8`, so attention spans many flash-decoding
-//! splits and their merge. Needs an NVIDIA GPU and NVRTC: `cargo test --release --test cuda_vs_cpu -- --ignored`.
+//! tokens. Each fixture runs twice: with the default attention (slices of 16 positions: one
+//! block per KV head up to position 15, flash-decoding splits and their merge past it) and with
+//! `LLMC_ATTN_MIN_CHUNK=8`, so more splits merge. Needs an NVIDIA GPU and NVRTC: `cargo test --release --test cuda_vs_cpu -- --ignored`.
 
 mod common;
 use common::*;

@@ -9,23 +9,13 @@ use crate::plan::prefill::PrefillLayout;
 use crate::plan::{Plan, Region, Slot, Step, StepIo};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
-pub const KERNEL_NAMES: [&str; 23] = [
+pub const KERNEL_NAMES: [&str; 13] = [
     "embedding",
     "rms_norm",
-    "linear_r1",
-    "linear_r2",
-    "linear_r4",
-    "linear_r8",
-    "lm_head_r1",
-    "lm_head_r2",
-    "lm_head_r4",
-    "lm_head_r8",
-    "gate_up_silu_r1",
-    "gate_up_silu_r2",
-    "gate_up_silu_r4",
-    "qkv_rope_r1",
-    "qkv_rope_r2",
-    "qkv_rope_r4",
+    "linear",
+    "lm_head",
+    "gate_up_silu",
+    "qkv_rope",
     "attention",
     "sample_greedy",
     "advance",
@@ -36,8 +26,14 @@ pub const KERNEL_NAMES: [&str; 23] = [
 ];
 
 // Block sizes; they must match GEMV_THREADS, ATTN_THREADS and SAMPLE_THREADS in the kernels.
-const GEMV_THREADS: u32 = 128;
-const ATTN_THREADS: u32 = 256;
+const GEMV_WARPS: usize = 4;
+const GEMV_THREADS: u32 = 32 * GEMV_WARPS as u32;
+/// GEMV blocks per SM before warps take several tasks each: 16 warps, each with a batch of
+/// 16-byte loads in flight, keep an SM's share of HBM bandwidth busy.
+const GEMV_BLOCKS_PER_SM: usize = 4;
+/// The GEMV stages x (and a folded norm's weight) in shared memory, within the default 48 KiB.
+const GEMV_MAX_SHARED: usize = 48 * 1024;
+const ATTN_THREADS: u32 = 128;
 const SAMPLE_THREADS: u32 = 256;
 const NORM_THREADS: u32 = 256;
 // Kernel limits (ATTN_MAX_GROUP, ATTN_MAX_D in attention.cu).
@@ -49,15 +45,15 @@ const COUNTERS: usize = 512;
 const QKV_MAX_HEADS: usize = 256;
 const SAMPLE_COUNTER: usize = 256;
 const ATTENTION_COUNTERS: usize = 257;
-const ATTN_MAX_SPLITS: u32 = 256; // ATTN_MAX_SPLITS in attention.cu
-const ATTN_CHUNK: usize = 256; // most positions one attention block takes (ATTN_CHUNK)
-/// Fewest positions per attention block before the context is split over blocks; below it one
-/// block per KV head does all the work. `LLMC_ATTN_MIN_CHUNK` overrides it (1..=256), so the
-/// tests can run the split-and-merge path on short contexts.
-const ATTN_MIN_CHUNK: usize = 64;
+const ATTN_MAX_SPLITS: u32 = 1024; // ATTN_MAX_SPLITS in attention.cu
+const ATTN_TILE: usize = 32; // most positions one attention block takes (ATTN_TILE)
+/// Fewest positions per attention block before the context is split over more blocks: a block's
+/// loads are then few and all in flight at once. `LLMC_ATTN_MIN_CHUNK` overrides it
+/// (1..=ATTN_TILE), so the tests can run the split-and-merge path on short contexts.
+const ATTN_MIN_CHUNK: usize = 16;
 
 fn attn_min_chunk() -> usize {
-    std::env::var("LLMC_ATTN_MIN_CHUNK").ok().and_then(|v| v.parse().ok()).filter(|&c| (1..=ATTN_CHUNK).contains(&c)).unwrap_or(ATTN_MIN_CHUNK)
+    std::env::var("LLMC_ATTN_MIN_CHUNK").ok().and_then(|v| v.parse().ok()).filter(|&c| (1..=ATTN_TILE).contains(&c)).unwrap_or(ATTN_MIN_CHUNK)
 }
 
 /// One kernel launch, ready to enqueue. Arguments are 8-byte words: a pointer, or an i32/f32
@@ -67,6 +63,8 @@ pub struct Launch {
     pub kernel: &'static str,
     pub grid: (u32, u32, u32),
     pub block: u32,
+    /// Dynamic shared memory, bytes.
+    pub shared: u32,
     pub args: Vec<u64>,
     pub label: String,
 }
@@ -103,16 +101,19 @@ pub struct Scratch {
 
 /// Splits per KV head for flash-decoding at the longest context: about two blocks per SM over
 /// all KV heads, no more than slices of ATTN_MIN_CHUNK positions need, and enough that no slice
-/// exceeds ATTN_CHUNK. The kernel uses only as many as `pos` needs (one below ATTN_MIN_CHUNK).
+/// exceeds ATTN_TILE. The kernel uses only as many as `pos` needs (one below ATTN_MIN_CHUNK).
 fn attention_splits(sms: u32, n_kv: usize, max_seq: usize) -> u32 {
     let want = ((2 * sms as usize) / n_kv.max(1)).clamp(1, ATTN_MAX_SPLITS as usize).min(max_seq.div_ceil(attn_min_chunk()));
-    want.max(max_seq.div_ceil(ATTN_CHUNK)) as u32
+    want.max(max_seq.div_ceil(ATTN_TILE)) as u32
 }
 
-/// Rows per GEMV block: the most (up to `max`) that still leaves 8 blocks per SM, since each
-/// extra row adds two 16-byte loads in flight per thread but divides the grid.
-fn rows_per_block(n: usize, sms: u32, max: usize) -> usize {
-    [8, 4, 2].into_iter().find(|&r| r <= max && n.div_ceil(r) >= 8 * sms as usize).unwrap_or(1)
+/// Grid and dynamic shared memory of a GEMV-family kernel (kernels/gemv.cu) over `tasks` warp
+/// tasks with rows of `k` (`normed`: an input RMSNorm is folded in): one task per warp, at most
+/// GEMV_BLOCKS_PER_SM blocks per SM. None when x does not fit in shared memory.
+fn gemv_shape(tasks: usize, k: usize, normed: bool, sms: u32) -> Option<((u32, u32, u32), u32)> {
+    let shared = 2 * k * (1 + usize::from(normed));
+    let blocks = tasks.div_ceil(GEMV_WARPS).clamp(1, GEMV_BLOCKS_PER_SM * sms.max(1) as usize);
+    (shared <= GEMV_MAX_SHARED).then_some(((blocks as u32, 1, 1), shared as u32))
 }
 
 impl Scratch {
@@ -167,6 +168,7 @@ impl DeviceLayout {
             kernel: "advance",
             grid: (1, 1, 1),
             block: 1,
+            shared: 0,
             args: vec![self.ptr(&io.next_token), self.ptr(&io.token), self.ptr(&io.position)],
             label: "advance".into(),
         });
@@ -184,8 +186,8 @@ impl DeviceLayout {
             }
             Ok(k)
         };
-        let gemv = |name: &'static str, r: usize, n: usize| -> (&'static str, (u32, u32, u32)) {
-            (name, (n.div_ceil(r) as u32, 1, 1))
+        let gemv_shape = |tasks: usize, k: usize, normed: bool| {
+            gemv_shape(tasks, k, normed, self.sms).ok_or_else(|| unsupported(format!("rows of {k} do not fit the GEMV's {GEMV_MAX_SHARED} bytes of shared memory")))
         };
         let sms = self.sms;
         // An input RMSNorm folded into a GEMV: its weight is the op's last input (Op docs).
@@ -201,6 +203,7 @@ impl DeviceLayout {
                 }
             }
         };
+        let mut shared = 0;
         let (kernel, grid, block, args): (&'static str, (u32, u32, u32), u32, Vec<u64>) = match step.op {
             Op::Embedding => {
                 let (hidden, vocab) = (ins[0].ty.last_dim(), ins[0].ty.elements() / ins[0].ty.last_dim());
@@ -216,29 +219,25 @@ impl DeviceLayout {
                 let n = outs[0].ty.elements();
                 let bias_ptr = if bias { self.ptr(&ins[2]) } else { 0 };
                 let residual = if matches!(step.op, Op::LinearResidual { .. }) { self.ptr(&ins[2 + usize::from(bias)]) } else { 0 };
-                let r = rows_per_block(n, sms, 8);
-                let name = ["linear_r1", "linear_r2", "linear_r4", "linear_r8"][r.trailing_zeros() as usize];
-                let (kernel, grid) = gemv(name, r, n);
-                (kernel, grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), bias_ptr, residual, self.ptr(&outs[0]), int(n), int(k)])
+                let grid;
+                (grid, shared) = gemv_shape(n, k, false)?;
+                ("linear", grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), bias_ptr, residual, self.ptr(&outs[0]), int(n), int(k)])
             }
             Op::LmHead { norm } => {
                 let k = gemv_k(&ins[0], &ins[1])?;
                 let n = outs[0].ty.elements();
-                let r = rows_per_block(n, sms, 8);
-                let name = ["lm_head_r1", "lm_head_r2", "lm_head_r4", "lm_head_r8"][r.trailing_zeros() as usize];
-                let (kernel, grid) = gemv(name, r, n);
+                let grid;
+                (grid, shared) = gemv_shape(n, k, norm.is_some())?;
                 let (norm_w, eps) = norm_args(norm)?;
-                (kernel, grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(n), int(k)])
+                ("lm_head", grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(n), int(k)])
             }
             Op::GateUpSilu { norm } => {
                 let k = gemv_k(&ins[0], &ins[1])?;
                 let (norm_w, eps) = norm_args(norm)?;
                 let f = outs[0].ty.elements();
-                // Each block row is a gate/up pair, so 4 pairs already keep 16 loads in flight.
-                let r = rows_per_block(f, sms, 4);
-                let name = ["gate_up_silu_r1", "gate_up_silu_r2", "gate_up_silu_r4"][r.trailing_zeros() as usize];
-                let (kernel, grid) = gemv(name, r, f);
-                (kernel, grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(f), int(k)])
+                let grid;
+                (grid, shared) = gemv_shape(f, k, norm.is_some())?;
+                ("gate_up_silu", grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(f), int(k)])
             }
             Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm, norm } => {
                 let k = gemv_k(&ins[0], &ins[1])?;
@@ -258,14 +257,9 @@ impl DeviceLayout {
                 if heads > QKV_MAX_HEADS {
                     return Err(unsupported(format!("{heads} q/k/v heads (at most {QKV_MAX_HEADS})")));
                 }
-                let rows = heads * head_dim;
-                // A block's rows must lie in one head: its epilogue finishes that head.
-                let mut r = rows_per_block(rows, sms, 4);
-                while !head_dim.is_multiple_of(r) {
-                    r /= 2;
-                }
-                let name = ["qkv_rope_r1", "qkv_rope_r2", "qkv_rope_r4"][r.trailing_zeros() as usize];
-                let (kernel, grid) = gemv(name, r, rows);
+                // One warp task per RoPE pair.
+                let grid;
+                (grid, shared) = gemv_shape(heads * head_dim / 2, k, norm.is_some())?;
                 let args = vec![
                     self.ptr(&ins[0]),
                     self.ptr(&ins[1]),
@@ -288,21 +282,21 @@ impl DeviceLayout {
                     norm_w,
                     norm_eps,
                 ];
-                (kernel, grid, GEMV_THREADS, args)
+                ("qkv_rope", grid, GEMV_THREADS, args)
             }
             Op::Attention { n_heads, n_kv_heads, head_dim } => {
                 if n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) || n_heads / n_kv_heads > ATTN_MAX_GROUP {
                     return Err(unsupported(format!("{n_heads} query heads over {n_kv_heads} KV heads (at most {ATTN_MAX_GROUP} per KV head)")));
                 }
-                if head_dim > ATTN_MAX_HEAD_DIM || n_kv_heads > COUNTERS - ATTENTION_COUNTERS {
+                if head_dim > ATTN_MAX_HEAD_DIM || !head_dim.is_multiple_of(8) || n_kv_heads > COUNTERS - ATTENTION_COUNTERS {
                     return Err(unsupported(format!(
-                        "head_dim {head_dim} (at most {ATTN_MAX_HEAD_DIM}) or {n_kv_heads} KV heads (at most {})",
+                        "head_dim {head_dim} (a multiple of 8, at most {ATTN_MAX_HEAD_DIM}) or {n_kv_heads} KV heads (at most {})",
                         COUNTERS - ATTENTION_COUNTERS
                     )));
                 }
                 let splits = attention_splits(sms, n_kv_heads, plan.max_seq_len);
                 if splits > ATTN_MAX_SPLITS {
-                    return Err(unsupported(format!("a context of {} (at most {})", plan.max_seq_len, ATTN_MAX_SPLITS as usize * ATTN_CHUNK)));
+                    return Err(unsupported(format!("a context of {} (at most {})", plan.max_seq_len, ATTN_MAX_SPLITS as usize * ATTN_TILE)));
                 }
                 let args = vec![
                     self.ptr(&ins[0]),
@@ -334,7 +328,7 @@ impl DeviceLayout {
             }
             ref op => return Err(Error::Unsupported(format!("the CUDA backend has no kernel for `{}`", op.kind()))),
         };
-        Ok(Launch { kernel, grid, block, args, label: step.label.clone() })
+        Ok(Launch { kernel, grid, block, shared, args, label: step.label.clone() })
     }
 }
 
@@ -411,11 +405,12 @@ impl DeviceLayout {
                     kernel: "prefill_gemm",
                     grid: (gx as u32, n.div_ceil(PG_BM) as u32, 1),
                     block: PG_THREADS,
+                    shared: 0,
                     args: vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k)],
                     label: step.label.clone(),
                 })
             };
-            let launch = |kernel: &'static str, grid: (u32, u32, u32), block: u32, args: Vec<u64>| Launch { kernel, grid, block, args, label: step.label.clone() };
+            let launch = |kernel: &'static str, grid: (u32, u32, u32), block: u32, args: Vec<u64>| Launch { kernel, grid, block, shared: 0, args, label: step.label.clone() };
             // The GEMM's input rows: with an RMSNorm folded into the op (its weight is the last
             // input), the chunk's rows are normalized into `dev.normed` first, as decode's GEMV
             // does per token.
@@ -482,13 +477,13 @@ impl DeviceLayout {
                     }
                     let x = rows_ptr(&ins[0]) + ((n - 1) * row * ins[0].ty.dtype.size()) as u64;
                     let vocab = outs[0].ty.elements();
-                    let r = rows_per_block(vocab, self.sms, 8);
-                    let name = ["lm_head_r1", "lm_head_r2", "lm_head_r4", "lm_head_r8"][r.trailing_zeros() as usize];
+                    let (grid, shared) = gemv_shape(vocab, k, norm.is_some(), self.sms).ok_or_else(|| unsupported(format!("LM head rows of {k} do not fit the GEMV's shared memory")))?;
                     let (norm_w, eps) = match norm {
                         Some(eps) => (self.ptr(ins.last().expect("a normed op has inputs")), float(eps)),
                         None => (0, 0),
                     };
-                    launches.push(launch(name, (vocab.div_ceil(r) as u32, 1, 1), GEMV_THREADS, vec![x, self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(vocab), int(k)]));
+                    let args = vec![x, self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(vocab), int(k)];
+                    launches.push(Launch { shared, ..launch("lm_head", grid, GEMV_THREADS, args) });
                 }
                 Op::Sample if last => {
                     let vocab = ins[0].ty.elements();
@@ -511,6 +506,7 @@ impl DeviceLayout {
                 kernel: "advance",
                 grid: (1, 1, 1),
                 block: 1,
+                shared: 0,
                 args: vec![self.ptr(&io.next_token), self.ptr(&io.token), self.ptr(&io.position)],
                 label: "advance".into(),
             });

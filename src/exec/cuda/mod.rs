@@ -272,7 +272,7 @@ fn enqueue(stream: &CudaStream, functions: &HashMap<&'static str, sys::CUfunctio
             blockDimX: l.block,
             blockDimY: 1,
             blockDimZ: 1,
-            sharedMemBytes: 0,
+            sharedMemBytes: l.shared,
             hStream: stream.cu_stream(),
             attrs: &mut attr,
             numAttrs: u32::from(pdl && i > 0),
