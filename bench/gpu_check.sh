@@ -25,6 +25,7 @@ compute-sanitizer --tool memcheck --error-exitcode 9 "$BIN/llmc" run /tmp/qwen3_
 python3 "$(dirname "$0")/make_random_qwen.py" /tmp/qwen15 2>&1 | tail -2 | tee "$LOGS/bench.log"
 "$BIN/llmc" compile /tmp/qwen15 -o /tmp/qwen15.plan --target "$SM" 2>&1 | tee -a "$LOGS/bench.log"
 for run in 1 2; do "$BIN/llmc" bench /tmp/qwen15.plan --prompt-len 32 --gen 128 2>&1 | tee -a "$LOGS/bench.log"; done
+"$BIN/llmc" bench /tmp/qwen15.plan --prompt-len 1024 --gen 128 2>&1 | tee -a "$LOGS/bench.log"
 "$BIN/llmc" bench /tmp/qwen15.plan --prompt-len 32 --gen 128 --json > "$LOGS/bench.json" || status=1
 "$BIN/llmc" run /tmp/qwen15.plan --prompt "hi" --max-tokens 8 --json 2>&1 | tee -a "$LOGS/bench.log"
 

@@ -1,116 +1,137 @@
 // Decode attention of one query token over cache rows 0..=pos, grouped-query aware, scale
 // 1/sqrt(d). Launch: grid (n_kv, splits) of ATTN_THREADS; block (g, s) serves the `group` query
 // heads sharing KV head g over the s-th slice of positions. Slices are sized from `pos` on the
-// device (one captured graph serves every position): at least `min_chunk` positions (host), at
-// most ATTN_TILE; blocks past the active slices exit at once. A block stages its slice's K and V
-// rows in shared memory -- rows before `pos` (earlier steps wrote them) before grid_dep_wait, the
-// row at `pos` (this step's qkv_rope output) after it -- then scores, softmax and P.V run from
-// shared memory. One active slice writes the output directly; several (flash-decoding) each
-// publish (max, sum, acc[d]) per head and the last block of KV head g merges them.
-// The loops over heads and positions stay loops: the kernel runs 28 times a token with its
-// instructions fetched cold, so unrolled code costs more than it saves.
+// device (one captured graph serves every position) and hold at least `min_chunk` positions (host),
+// so a block's loads are few and in flight together; blocks past the active slices exit at once.
+// Each thread requests its first K and V rows before grid_dep_wait (rows before `pos` were
+// written by earlier steps), the row at `pos` (this step's qkv_rope output) after it. One active
+// slice writes the output directly; several (flash-decoding) each publish (max, sum, acc[d]) per
+// head and the last one of KV head g merges them.
+// In a block: (1) teams of lanes (8 bf16 per lane, a power of two of lanes per row) score one
+// position each against every query head of the group, scores kept in shared memory; (2) a
+// warp per head takes the max and the exponentials; (3) threads own (8-element chunk of V,
+// slice of positions) and accumulate every head, then the slices are summed in shared memory.
 // Bytes: 2 * (pos+1) * d * 2 per KV head (K and V, each read once) + partials when split.
-// Limits (checked on the host): group <= ATTN_MAX_GROUP, d <= ATTN_MAX_D, d % 8 == 0,
-// splits * ATTN_TILE >= max_seq, splits <= ATTN_MAX_SPLITS.
+// Limits (checked on the host): group <= ATTN_MAX_GROUP, d <= ATTN_MAX_D,
+// splits >= max_seq / ATTN_CHUNK, splits <= ATTN_MAX_SPLITS.
 
-#define ATTN_THREADS 128
+#define ATTN_THREADS 256
 #define ATTN_WARPS (ATTN_THREADS / 32)
-#define ATTN_TILE 32
 #define ATTN_MAX_GROUP 8
 #define ATTN_MAX_D 256
-#define ATTN_MAX_SPLITS 1024
-#define ATTN_ROW (ATTN_MAX_D / 8 + 1)  // 16-byte chunks per staged row; the pad spreads rows over banks
+#define ATTN_CHUNK 256
+#define ATTN_MAX_SPLITS 256
 
-__device__ __forceinline__ void fma8_f32(float (&acc)[8], float p, uint4 v) {
-    acc[0] = fmaf(p, lo_f32(v.x), acc[0]);
-    acc[1] = fmaf(p, hi_f32(v.x), acc[1]);
-    acc[2] = fmaf(p, lo_f32(v.y), acc[2]);
-    acc[3] = fmaf(p, hi_f32(v.y), acc[3]);
-    acc[4] = fmaf(p, lo_f32(v.z), acc[4]);
-    acc[5] = fmaf(p, hi_f32(v.z), acc[5]);
-    acc[6] = fmaf(p, lo_f32(v.w), acc[6]);
-    acc[7] = fmaf(p, hi_f32(v.w), acc[7]);
-}
-
-__device__ __forceinline__ float dot8(const float* q, uint4 k) {
-    const float4 a = *reinterpret_cast<const float4*>(q), b = *reinterpret_cast<const float4*>(q + 4);
-    float s = a.x * lo_f32(k.x);
-    s = fmaf(a.y, hi_f32(k.x), s);
-    s = fmaf(a.z, lo_f32(k.y), s);
-    s = fmaf(a.w, hi_f32(k.y), s);
-    s = fmaf(b.x, lo_f32(k.z), s);
-    s = fmaf(b.y, hi_f32(k.z), s);
-    s = fmaf(b.z, lo_f32(k.w), s);
-    return fmaf(b.w, hi_f32(k.w), s);
+// Elements i0..i0+7 of a row of d (zeros past d). Rows are 16-byte aligned when d % 8 == 0.
+__device__ __forceinline__ void attn_load8(const bf16* __restrict__ p, int i0, int d, float (&v)[8]) {
+    if ((d & 7) == 0) {
+        if (i0 < d) {
+            const uint4 u = __ldg(reinterpret_cast<const uint4*>(p + i0));
+            const unsigned w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                v[2 * e] = lo_f32(w[e]);
+                v[2 * e + 1] = hi_f32(w[e]);
+            }
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; e++) v[e] = 0.f;
+        }
+    } else {
+#pragma unroll
+        for (int e = 0; e < 8; e++) v[e] = i0 + e < d ? bf16_to_f32(p[i0 + e]) : 0.f;
+    }
 }
 
 extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
 attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
           const int* __restrict__ pos_p, bf16* __restrict__ out, float* __restrict__ partial,
           unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq, int min_chunk) {
-    // K and V of the slice; the merge reuses them for split weights (ATTN_MAX_GROUP * ATTN_MAX_SPLITS floats).
-    __shared__ uint4 kv_tiles[2][ATTN_TILE][ATTN_ROW];
-    __shared__ __align__(16) float qs[ATTN_MAX_GROUP][ATTN_MAX_D];
-    __shared__ float ps[ATTN_MAX_GROUP][ATTN_TILE];
-    __shared__ float m_sm[ATTN_MAX_GROUP], l_sm[ATTN_MAX_GROUP];
     grid_dep_launch();
     // The position is stable for the whole step (the previous step's `advance`, or the host,
-    // wrote it), and so are the cache rows before it.
+    // wrote it), and so are the cache rows before it: both are read before the wait.
     const int pos = *pos_p;
     if (pos < 0 || pos >= max_seq) return;
     const int g = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
     const int len = pos + 1, chunk = max((len + splits - 1) / splits, min_chunk);
     const int active = (len + chunk - 1) / chunk;
     if (split >= active) return;
-    const int group = n_heads / n_kv, row = n_kv * d, stride = d + 2, cpr = d >> 3;
+    const int group = n_heads / n_kv, row = n_kv * d, stride = d + 2;
     const int t0 = split * chunk, n = min(len, t0 + chunk) - t0;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const uint4* k_rows = reinterpret_cast<const uint4*>(k_cache + (long long)t0 * row + g * d);
-    const uint4* v_rows = reinterpret_cast<const uint4*>(v_cache + (long long)t0 * row + g * d);
-    const int row_chunks = row >> 3;
-
-#pragma unroll 4
-    for (int e = tid; e < n * cpr; e += ATTN_THREADS) {
-        const int j = e / cpr, c = e - j * cpr;
-        if (t0 + j < pos) {
-            kv_tiles[0][j][c] = __ldg(k_rows + j * row_chunks + c);
-            kv_tiles[1][j][c] = __ldg(v_rows + j * row_chunks + c);
-        }
-    }
-    grid_dep_wait();
-    if (t0 + n - 1 == pos) {
-        for (int c = tid; c < cpr; c += ATTN_THREADS) {
-            kv_tiles[0][n - 1][c] = __ldg(k_rows + (n - 1) * row_chunks + c);
-            kv_tiles[1][n - 1][c] = __ldg(v_rows + (n - 1) * row_chunks + c);
-        }
-    }
-    const uint4* qv = reinterpret_cast<const uint4*>(q + (long long)g * group * d);
-    for (int e = tid; e < group * cpr; e += ATTN_THREADS) {
-        const uint4 u = __ldg(qv + e);
-        float* dst = &qs[e / cpr][8 * (e % cpr)];
-        dst[0] = lo_f32(u.x), dst[1] = hi_f32(u.x), dst[2] = lo_f32(u.y), dst[3] = hi_f32(u.y);
-        dst[4] = lo_f32(u.z), dst[5] = hi_f32(u.z), dst[6] = lo_f32(u.w), dst[7] = hi_f32(u.w);
-    }
-    __syncthreads();
-
-    // Scores: a thread per (head, position).
+    const int cpr = (d + 7) >> 3;  // 8-element chunks per row
     const float scale = 1.0f / sqrtf((float)d);
-    for (int item = tid; item < group * n; item += ATTN_THREADS) {
-        const int h = item / n, j = item - h * n;
-        float s = 0.f;
-#pragma unroll 4
-        for (int c = 0; c < cpr; c++) s += dot8(&qs[h][8 * c], kv_tiles[0][j][c]);
-        ps[h][j] = s * scale;
+    const bf16* k_base = k_cache + (long long)t0 * row + g * d;
+    const bf16* v_base = v_cache + (long long)t0 * row + g * d;
+    // Phase (1): a team of tl lanes takes one position; lane c of the team holds elements 8c..8c+7.
+    int tl = 1;
+    while (tl < cpr) tl <<= 1;
+    const int per_warp = 32 / tl, teams = ATTN_WARPS * per_warp;
+    const int c = lane & (tl - 1), team = warp * per_warp + lane / tl;
+    // Phase (3): thread = (chunk c3 of V, slice of positions).
+    const int slices = ATTN_THREADS / cpr, c3 = tid % cpr, slice = tid / cpr;
+    // Every thread's first K and V rows are requested at once (on a short slice they are all
+    // it reads); the row at `pos` is this step's qkv_rope output, read after the wait.
+    const int jk = min(team, n - 1), jv = min(slice, n - 1);
+    float k_first[8], v_first[8];
+    if (t0 + jk < pos) attn_load8(k_base + (long long)jk * row, 8 * c, d, k_first);
+    if (t0 + jv < pos) attn_load8(v_base + (long long)jv * row, 8 * c3, d, v_first);
+    grid_dep_wait();
+    if (t0 + jk >= pos) attn_load8(k_base + (long long)jk * row, 8 * c, d, k_first);
+    if (t0 + jv >= pos) attn_load8(v_base + (long long)jv * row, 8 * c3, d, v_first);
+
+    __shared__ float s[ATTN_MAX_GROUP][ATTN_CHUNK];         // scores, probabilities, split weights
+    __shared__ float buf[ATTN_MAX_GROUP * ATTN_MAX_D + 8];  // q of the group, then slice sums
+    __shared__ float m_sm[ATTN_MAX_GROUP], l_sm[ATTN_MAX_GROUP];
+    // The group's q, 8 elements a thread in one load; zeros past it (a lane past d multiplies
+    // them by its zero K elements).
+    const int qn = group * d;
+    for (int e = qn + tid; e < ATTN_MAX_GROUP * ATTN_MAX_D + 8; e += ATTN_THREADS) buf[e] = 0.f;
+    for (int c8 = tid; 8 * c8 < qn; c8 += ATTN_THREADS) {
+        float v[8];
+        attn_load8(q + (long long)g * qn, 8 * c8, qn, v);
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            if (8 * c8 + e < qn) buf[8 * c8 + e] = v[e];
     }
     __syncthreads();
 
-    // Softmax numerators: a warp per head, a lane per position (n <= ATTN_TILE == 32).
+    // (1) Scores.
+#pragma unroll 2
+    for (int b = 0; b < n; b += teams) {  // uniform over the warp: every lane reaches the shuffles
+        const int j = b + team;
+        float kv[8];
+        if (b == 0) {
+#pragma unroll
+            for (int e = 0; e < 8; e++) kv[e] = k_first[e];
+        } else {
+            attn_load8(k_base + (long long)min(j, n - 1) * row, 8 * c, d, kv);
+        }
+#pragma unroll
+        for (int h = 0; h < ATTN_MAX_GROUP; h++) {
+            if (h >= group) break;
+            const float* qh = buf + h * d + 8 * c;  // past d, kv is 0 (qh stays inside buf)
+            float dot = 0.f;
+#pragma unroll
+            for (int e = 0; e < 8; e++) dot = fmaf(qh[e], kv[e], dot);
+            for (int o = tl >> 1; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+            if (c == 0 && j < n) s[h][j] = dot * scale;
+        }
+    }
+    __syncthreads();
+
+    // (2) Softmax numerators per head.
     for (int h = warp; h < group; h += ATTN_WARPS) {
-        const float s = lane < n ? ps[h][lane] : -INFINITY;
-        const float mx = warp_max(s);
-        const float p = lane < n ? expf(s - mx) : 0.f;
-        if (lane < n) ps[h][lane] = p;
-        const float sum = warp_sum(p);
+        float mx = -INFINITY;
+        for (int j = lane; j < n; j += 32) mx = fmaxf(mx, s[h][j]);
+        mx = warp_max(mx);
+        float sum = 0.f;
+        for (int j = lane; j < n; j += 32) {
+            const float p = expf(s[h][j] - mx);
+            s[h][j] = p;
+            sum += p;
+        }
+        sum = warp_sum(sum);
         if (lane == 0) {
             m_sm[h] = mx;
             l_sm[h] = sum;
@@ -118,36 +139,61 @@ attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf
     }
     __syncthreads();
 
-    // P.V: a thread per (head, 8-element chunk of V).
-    const bool direct = active == 1;
-    for (int item = tid; item < group * cpr; item += ATTN_THREADS) {
-        const int h = item / cpr, c = item - h * cpr, head = g * group + h;
-        float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-#pragma unroll 4
-        for (int j = 0; j < n; j++) fma8_f32(acc, ps[h][j], kv_tiles[1][j][c]);
-        if (direct) {
-            const float l = l_sm[h];
-            uint4 o;
-            o.x = f32_to_bf16(acc[0] / l) | ((unsigned)f32_to_bf16(acc[1] / l) << 16);
-            o.y = f32_to_bf16(acc[2] / l) | ((unsigned)f32_to_bf16(acc[3] / l) << 16);
-            o.z = f32_to_bf16(acc[4] / l) | ((unsigned)f32_to_bf16(acc[5] / l) << 16);
-            o.w = f32_to_bf16(acc[6] / l) | ((unsigned)f32_to_bf16(acc[7] / l) << 16);
-            reinterpret_cast<uint4*>(out + (long long)head * d)[c] = o;
-        } else {
-            float* p = partial + ((long long)head * splits + split) * stride;
-            if (c == 0) {
-                p[0] = m_sm[h];
-                p[1] = l_sm[h];
+    // (3) P.V, all heads at once.
+    float acc[ATTN_MAX_GROUP][8];
+#pragma unroll
+    for (int h = 0; h < ATTN_MAX_GROUP; h++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[h][e] = 0.f;
+    if (slice < slices) {
+#pragma unroll 2
+        for (int j = slice; j < n; j += slices) {
+            float vv[8];
+            if (j == slice) {
+#pragma unroll
+                for (int e = 0; e < 8; e++) vv[e] = v_first[e];
+            } else {
+                attn_load8(v_base + (long long)j * row, 8 * c3, d, vv);
             }
 #pragma unroll
-            for (int e = 0; e < 8; e++) p[2 + 8 * c + e] = acc[e];
+            for (int h = 0; h < ATTN_MAX_GROUP; h++) {
+                if (h >= group) break;
+                const float p = s[h][j];
+#pragma unroll
+                for (int e = 0; e < 8; e++) acc[h][e] = fmaf(p, vv[e], acc[h][e]);
+            }
+        }
+    }
+    const bool direct = active == 1;
+#pragma unroll
+    for (int h = 0; h < ATTN_MAX_GROUP; h++) {
+        if (h >= group) break;
+        __syncthreads();  // buf is free (q, or the previous head's sums, fully read)
+        if (slice < slices) {
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                if (8 * c3 + e < d) buf[slice * d + 8 * c3 + e] = acc[h][e];
+        }
+        __syncthreads();
+        const int head = g * group + h;
+        float* p = partial + ((long long)head * splits + split) * stride;
+        for (int i = tid; i < d; i += ATTN_THREADS) {
+            float a = 0.f;
+            for (int sl = 0; sl < slices; sl++) a += buf[sl * d + i];
+            if (direct)
+                out[head * d + i] = f32_to_bf16(a / l_sm[h]);
+            else
+                p[2 + i] = a;
+        }
+        if (!direct && tid == 0) {
+            p[0] = m_sm[h];
+            p[1] = l_sm[h];
         }
     }
     if (direct || !is_last_block(counters + g, active)) return;
 
-    // Merge the active splits of KV head g: a warp per head finds the split weights, then a
-    // thread per (head, element) sums the splits.
-    float* weights = reinterpret_cast<float*>(kv_tiles);  // [group][ATTN_MAX_SPLITS]
+    // Merge the active splits of KV head g: a warp per head finds the split weights, then all
+    // threads sum coalesced rows.
     for (int h = warp; h < group; h += ATTN_WARPS) {
         const float* p = partial + (long long)(g * group + h) * splits * stride;
         float mx = -INFINITY;
@@ -156,7 +202,7 @@ attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf
         float sum = 0.f;
         for (int sp = lane; sp < active; sp += 32) {
             const float w = expf(__ldcg(p + sp * stride) - mx);  // every active split saw a position
-            weights[h * ATTN_MAX_SPLITS + sp] = w;
+            s[h][sp] = w;
             sum += w * __ldcg(p + sp * stride + 1);
         }
         sum = warp_sum(sum);
@@ -164,12 +210,11 @@ attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf
     }
     __syncthreads();
     for (int e = tid; e < group * d; e += ATTN_THREADS) {
-        const int h = e / d, i = e - h * d;
+        const int h = e / d, i = e % d;
         const float* p = partial + (long long)(g * group + h) * splits * stride + 2 + i;
-        const float* w = weights + h * ATTN_MAX_SPLITS;
         float a = 0.f;
-#pragma unroll 4
-        for (int sp = 0; sp < active; sp++) a = fmaf(w[sp], __ldcg(p + sp * stride), a);
+#pragma unroll 8
+        for (int sp = 0; sp < active; sp++) a = fmaf(s[h][sp], __ldcg(p + sp * stride), a);
         out[(g * group + h) * d + i] = f32_to_bf16(a / l_sm[h]);
     }
     if (tid == 0) counters[g] = 0;

@@ -33,7 +33,7 @@ const GEMV_THREADS: u32 = 32 * GEMV_WARPS as u32;
 const GEMV_BLOCKS_PER_SM: usize = 4;
 /// The GEMV stages x (and a folded norm's weight) in shared memory, within the default 48 KiB.
 const GEMV_MAX_SHARED: usize = 48 * 1024;
-const ATTN_THREADS: u32 = 128;
+const ATTN_THREADS: u32 = 256;
 const SAMPLE_THREADS: u32 = 256;
 const NORM_THREADS: u32 = 256;
 // Kernel limits (ATTN_MAX_GROUP, ATTN_MAX_D in attention.cu).
@@ -45,15 +45,18 @@ const COUNTERS: usize = 512;
 const QKV_MAX_HEADS: usize = 256;
 const SAMPLE_COUNTER: usize = 256;
 const ATTENTION_COUNTERS: usize = 257;
-const ATTN_MAX_SPLITS: u32 = 1024; // ATTN_MAX_SPLITS in attention.cu
-const ATTN_TILE: usize = 32; // most positions one attention block takes (ATTN_TILE)
+const ATTN_MAX_SPLITS: u32 = 256; // ATTN_MAX_SPLITS in attention.cu
+const ATTN_CHUNK: usize = 256; // most positions one attention block takes (ATTN_CHUNK)
+/// Splits per KV head wanted at the longest context: the last block merges every active split,
+/// so more splits than this cost more in the merge than they save in the blocks.
+const ATTN_WANT_SPLITS: usize = 32;
 /// Fewest positions per attention block before the context is split over more blocks: a block's
-/// loads are then few and all in flight at once. `LLMC_ATTN_MIN_CHUNK` overrides it
-/// (1..=ATTN_TILE), so the tests can run the split-and-merge path on short contexts.
+/// loads are then few and in flight together. `LLMC_ATTN_MIN_CHUNK` overrides it
+/// (1..=ATTN_CHUNK), so the tests can run the split-and-merge path on short contexts.
 const ATTN_MIN_CHUNK: usize = 16;
 
 fn attn_min_chunk() -> usize {
-    std::env::var("LLMC_ATTN_MIN_CHUNK").ok().and_then(|v| v.parse().ok()).filter(|&c| (1..=ATTN_TILE).contains(&c)).unwrap_or(ATTN_MIN_CHUNK)
+    std::env::var("LLMC_ATTN_MIN_CHUNK").ok().and_then(|v| v.parse().ok()).filter(|&c| (1..=ATTN_CHUNK).contains(&c)).unwrap_or(ATTN_MIN_CHUNK)
 }
 
 /// One kernel launch, ready to enqueue. Arguments are 8-byte words: a pointer, or an i32/f32
@@ -99,12 +102,12 @@ pub struct Scratch {
     pub sample_blocks: u32,
 }
 
-/// Splits per KV head for flash-decoding at the longest context: about two blocks per SM over
-/// all KV heads, no more than slices of ATTN_MIN_CHUNK positions need, and enough that no slice
-/// exceeds ATTN_TILE. The kernel uses only as many as `pos` needs (one below ATTN_MIN_CHUNK).
+/// Splits per KV head for flash-decoding at the longest context: at most two blocks per SM over
+/// all KV heads and ATTN_WANT_SPLITS, no more than slices of ATTN_MIN_CHUNK positions need, and
+/// enough that no slice exceeds ATTN_CHUNK. The kernel uses only as many as `pos` needs.
 fn attention_splits(sms: u32, n_kv: usize, max_seq: usize) -> u32 {
-    let want = ((2 * sms as usize) / n_kv.max(1)).clamp(1, ATTN_MAX_SPLITS as usize).min(max_seq.div_ceil(attn_min_chunk()));
-    want.max(max_seq.div_ceil(ATTN_TILE)) as u32
+    let want = ((2 * sms as usize) / n_kv.max(1)).clamp(1, ATTN_WANT_SPLITS).min(max_seq.div_ceil(attn_min_chunk()));
+    want.max(max_seq.div_ceil(ATTN_CHUNK)) as u32
 }
 
 /// Grid and dynamic shared memory of a GEMV-family kernel (kernels/gemv.cu) over `tasks` warp
@@ -288,15 +291,15 @@ impl DeviceLayout {
                 if n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) || n_heads / n_kv_heads > ATTN_MAX_GROUP {
                     return Err(unsupported(format!("{n_heads} query heads over {n_kv_heads} KV heads (at most {ATTN_MAX_GROUP} per KV head)")));
                 }
-                if head_dim > ATTN_MAX_HEAD_DIM || !head_dim.is_multiple_of(8) || n_kv_heads > COUNTERS - ATTENTION_COUNTERS {
+                if head_dim > ATTN_MAX_HEAD_DIM || n_kv_heads > COUNTERS - ATTENTION_COUNTERS {
                     return Err(unsupported(format!(
-                        "head_dim {head_dim} (a multiple of 8, at most {ATTN_MAX_HEAD_DIM}) or {n_kv_heads} KV heads (at most {})",
+                        "head_dim {head_dim} (at most {ATTN_MAX_HEAD_DIM}) or {n_kv_heads} KV heads (at most {})",
                         COUNTERS - ATTENTION_COUNTERS
                     )));
                 }
                 let splits = attention_splits(sms, n_kv_heads, plan.max_seq_len);
                 if splits > ATTN_MAX_SPLITS {
-                    return Err(unsupported(format!("a context of {} (at most {})", plan.max_seq_len, ATTN_MAX_SPLITS as usize * ATTN_TILE)));
+                    return Err(unsupported(format!("a context of {} (at most {})", plan.max_seq_len, ATTN_MAX_SPLITS as usize * ATTN_CHUNK)));
                 }
                 let args = vec![
                     self.ptr(&ins[0]),
