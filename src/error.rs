@@ -136,3 +136,17 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_device_memory_names_the_sizes() {
+        let e = Error::OutOfDeviceMemory { what: "this plan".into(), needed: 3 << 29, free: 100 << 20 };
+        assert_eq!(
+            e.to_string(),
+            "out of GPU memory: 1.50 GiB needed for this plan, 100.0 MiB free on the GPU; compile with a smaller --max-seq-len (it sizes the KV cache) or free GPU memory"
+        );
+    }
+}
