@@ -49,6 +49,23 @@ pub enum Error {
 
     #[error("CUDA: {0}")]
     Cuda(String),
+
+    #[error(
+        "out of GPU memory: {} needed for {what}, {} free on the GPU; compile with a smaller --max-seq-len (it sizes the KV cache) or free GPU memory",
+        format_bytes(*.needed),
+        format_bytes(*.free)
+    )]
+    OutOfDeviceMemory { what: String, needed: u64, free: u64 },
+}
+
+/// A byte count for people: GiB from 1 GiB up, MiB below.
+pub fn format_bytes(bytes: u64) -> String {
+    const MIB: f64 = (1u64 << 20) as f64;
+    if bytes >= 1 << 30 {
+        format!("{:.2} GiB", bytes as f64 / (1024.0 * MIB))
+    } else {
+        format!("{:.1} MiB", bytes as f64 / MIB)
+    }
 }
 
 /// What is wrong with a GGUF file, found while reading it.
@@ -117,5 +134,19 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_device_memory_names_the_sizes() {
+        let e = Error::OutOfDeviceMemory { what: "this plan".into(), needed: 3 << 29, free: 100 << 20 };
+        assert_eq!(
+            e.to_string(),
+            "out of GPU memory: 1.50 GiB needed for this plan, 100.0 MiB free on the GPU; compile with a smaller --max-seq-len (it sizes the KV cache) or free GPU memory"
+        );
     }
 }

@@ -48,17 +48,7 @@ const WARM_UP: usize = 32;
 #[test]
 fn decode_steps_allocate_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    // The fixture's config allows 128 positions; the random model does not care about more.
-    let model = dir.path().join("model");
-    std::fs::create_dir(&model).unwrap();
-    for entry in std::fs::read_dir(fixture_dir("qwen3_untied")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
-    }
-    let config = model.join("config.json");
-    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    json["max_position_embeddings"] = (TOKENS + 1).into();
-    std::fs::write(&config, json.to_string()).unwrap();
+    let model = fixture_with_context("qwen3_untied", dir.path(), TOKENS + 1);
     let out = dir.path().join("plan");
     let opts = llmc::compile::CompileOptions { max_seq_len: TOKENS + 1, target: llmc::plan::Target::Cpu, progress: false };
     llmc::compile::compile(&model, &out, &opts).unwrap();

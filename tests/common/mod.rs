@@ -44,6 +44,22 @@ pub fn compile_fixture(name: &str, dir: &Path) -> PlanFile {
     PlanFile::open(&out).unwrap()
 }
 
+/// A copy of fixture `name` under `dir` whose config allows `positions` positions, so it can be
+/// compiled with a longer context than the fixture's 128 (its random weights do not care).
+pub fn fixture_with_context(name: &str, dir: &Path, positions: usize) -> PathBuf {
+    let model = dir.join(format!("{name}-{positions}"));
+    std::fs::create_dir_all(&model).unwrap();
+    for entry in std::fs::read_dir(fixture_dir(name)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
+    }
+    let config = model.join("config.json");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    json["max_position_embeddings"] = positions.into();
+    std::fs::write(&config, json.to_string()).unwrap();
+    model
+}
+
 /// ||a - b||_2 / ||b||_2.
 pub fn rel_l2_error(got: &[f32], want: &[f32]) -> f32 {
     assert_eq!(got.len(), want.len());

@@ -34,7 +34,11 @@ struct DeviceBuffer {
 impl DeviceBuffer {
     fn new(bytes: usize, what: &str) -> Result<DeviceBuffer> {
         // SAFETY: plain allocation in the current context.
-        let ptr = unsafe { cu::malloc_sync(bytes.max(1)) }.map_err(|e| Error::Cuda(format!("allocating {bytes} bytes for the {what}: {e:?}")))?;
+        let ptr = unsafe { cu::malloc_sync(bytes.max(1)) }.map_err(|e| match (e.0, cu::mem_get_info()) {
+            // Free memory can shrink after the check in `CudaBackend::new` (another process).
+            (sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY, Ok((free, _))) => Error::OutOfDeviceMemory { what: format!("the {what}"), needed: bytes as u64, free: free as u64 },
+            _ => Error::Cuda(format!("allocating {bytes} bytes for the {what}: {e:?}")),
+        })?;
         Ok(DeviceBuffer { ptr, bytes })
     }
 }
@@ -122,6 +126,18 @@ impl CudaBackend {
             return Err(Error::Input(format!("this plan was compiled for sm_{plan_sm} but the GPU is sm_{sm}; recompile it with `llmc compile --target sm_{sm}`")));
         }
         let sms = ctx.attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).map_err(cuda_err("reading the SM count"))? as u32;
+        let scratch = Scratch::for_plan(plan, plan.arena_bytes, sms);
+        let prefill_layout = plan.prefill_layout(launch::PREFILL_CHUNK.min(plan.max_seq_len))?;
+        let qkv_at = prefill_layout.bytes.div_ceil(256) * 256;
+        let normed_at = qkv_at + launch::prefill_qkv_bytes(&plan.steps, prefill_layout.chunk).div_ceil(256) * 256;
+        let prefill_bytes = normed_at + launch::prefill_normed_bytes(&plan.steps, prefill_layout.chunk);
+        // Checked up front, so a plan too big for this GPU fails with the sizes before anything
+        // is uploaded, rather than with a bare CUDA_ERROR_OUT_OF_MEMORY part way through.
+        let needed = plan.weight_bytes + plan.arena_bytes + scratch.bytes + prefill_bytes;
+        let (free, _) = cu::mem_get_info().map_err(cuda_err("reading free GPU memory"))?;
+        if needed > free as u64 {
+            return Err(Error::OutOfDeviceMemory { what: "this plan".into(), needed, free: free as u64 });
+        }
         // Graph capture forbids the cross-stream events cudarc records by default.
         // SAFETY: this backend synchronizes its one stream itself.
         unsafe { ctx.disable_event_tracking() };
@@ -131,7 +147,6 @@ impl CudaBackend {
         let weights = DeviceBuffer::new(plan.weight_bytes as usize, "weights")?;
         // SAFETY: the buffer holds weight_bytes; the source is the mapped, checksummed blob.
         unsafe { cu::memcpy_htod_sync(weights.ptr, file.weights()) }.map_err(cuda_err("uploading the weights"))?;
-        let scratch = Scratch::for_plan(plan, plan.arena_bytes, sms);
         let arena = DeviceBuffer::new((plan.arena_bytes + scratch.bytes) as usize, "arena")?;
         // Zeroed so the KV cache and the reduction counters start clean.
         unsafe { cu::memset_d8_sync(arena.ptr, 0, arena.bytes) }.map_err(cuda_err("clearing the arena"))?;
@@ -144,10 +159,6 @@ impl CudaBackend {
         let functions = functions(&module, launch::KERNEL_NAMES.iter().copied())?;
         // Programmatic dependent launch needs sm_90 (the kernels' griddepcontrol is compiled there).
         let graph = capture(&stream, &functions, &launches, sm >= 90)?;
-        let prefill_layout = plan.prefill_layout(launch::PREFILL_CHUNK.min(plan.max_seq_len))?;
-        let qkv_at = prefill_layout.bytes.div_ceil(256) * 256;
-        let normed_at = qkv_at + launch::prefill_qkv_bytes(&plan.steps, prefill_layout.chunk).div_ceil(256) * 256;
-        let prefill_bytes = normed_at + launch::prefill_normed_bytes(&plan.steps, prefill_layout.chunk);
         let prefill_buffer = DeviceBuffer::new(prefill_bytes as usize, "prefill arena")?;
         let prefill = Prefill {
             steps: plan.steps.clone(),
