@@ -5,12 +5,13 @@
 #   2. bench/verify_full_scale.py: llmc against transformers on random full-size Qwen2.5-1.5B,
 #      Qwen3-1.7B and Llama-3.2-3B (logits after the prompt and after 16 steps, 64 greedy tokens),
 #   3. llmc bench on the Qwen2.5-1.5B shape: prompt 32 and 1024, 128 new tokens,
-#   4. bench/transformers_baseline.py: transformers eager and static cache + torch.compile, same shape,
-#   5. OUT/bench.md: the three side by side, with the verification table.
+#   4. with LLMC_GGUF_PARTS (a folder of the real model's GGUF in pieces): bench/real_model_gpu.sh,
+#   5. bench/transformers_baseline.py: transformers eager and static cache + torch.compile, same shape,
+#   6. OUT/bench.md: the three side by side, with the verification table.
 # Usage: bash bench/run_all.sh BIN_DIR [OUT_DIR]   (OUT_DIR defaults to $OUT)
-# BIN_DIR holds `llmc` (cargo build --release) and, optionally, the `cuda_vs_cpu` test binary
-# (cargo test --release --no-run --test cuda_vs_cpu) with a file BUILT_AT naming the checkout it
-# was built in (its fixtures are found there), and a file COMMIT with the commit built.
+# BIN_DIR holds `llmc` (cargo build --release) and, optionally, the `cuda_vs_cpu` and `cuda_faults`
+# test binaries (cargo test --release --no-run --test ...) with a file BUILT_AT naming the checkout
+# they were built in (their fixtures are found there), and a file COMMIT with the commit built.
 # VERIFY_ARGS and BASELINE_ARGS are appended to those scripts' arguments (local checks: --layers 2).
 # Total time on an H100: about 6 minutes; each stage has a time limit so that the whole run
 # ends within 9.5 minutes and what was measured is always written.
@@ -27,7 +28,7 @@ mkdir -p "$WORK"
 status=0
 left() { echo $(( DEADLINE - SECONDS )); }
 # At most 8 files come back from $OUT: run_all.log (everything printed), bench.md, llmc_bench.json,
-# baseline.json, verify.json, verify.md, verify.log.
+# baseline.json, verify.json, verify.md, verify.log, real_model.log.
 exec > >(tee "$LOGS/run_all.log") 2>&1
 stage() { echo; echo "=== [$SECONDS s] $*"; }
 {
@@ -39,14 +40,16 @@ python3 -c 'import torch, transformers; print("python", __import__("sys").versio
 } 2>&1 | tee "$WORK/env.txt"
 SM=sm_$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)
 
-stage "1. correctness: CUDA vs CPU executor on the fixtures; memcheck"
-if [ -x "$BIN/cuda_vs_cpu" ]; then
-  BUILT_AT=${LLMC_BUILT_AT:-$(cat "$BIN/BUILT_AT" 2>/dev/null || echo /work/main)}
-  [ -e "$BUILT_AT" ] || { mkdir -p "$(dirname "$BUILT_AT")" && ln -s "$PWD" "$BUILT_AT"; }
-  timeout 120 "$BIN/cuda_vs_cpu" --ignored --nocapture --test-threads 1 || status=1
-else
-  echo "no cuda_vs_cpu test binary in $BIN: skipped"
-fi
+stage "1. correctness: CUDA vs CPU executor on the fixtures; GPU faults; memcheck"
+BUILT_AT=${LLMC_BUILT_AT:-$(cat "$BIN/BUILT_AT" 2>/dev/null || echo /work/main)}
+[ -e "$BUILT_AT" ] || { mkdir -p "$(dirname "$BUILT_AT")" && ln -s "$PWD" "$BUILT_AT"; }
+for test in cuda_vs_cpu cuda_faults; do
+  if [ -x "$BIN/$test" ]; then
+    timeout 120 "$BIN/$test" --ignored --nocapture --test-threads 1 || status=1
+  else
+    echo "no $test test binary in $BIN: skipped"
+  fi
+done
 "$BIN/llmc" compile tests/fixtures/qwen3_untied -o "$WORK/qwen3_untied.plan" --target "$SM" --max-seq-len 64
 timeout 90 compute-sanitizer --tool memcheck --error-exitcode 9 "$BIN/llmc" run "$WORK/qwen3_untied.plan" --prompt "hello world" --max-tokens 24 || status=1
 
@@ -66,10 +69,18 @@ timeout 60 "$BIN/llmc" bench "$PLAN" --prompt-len 1024 --gen 128 --json > "$WORK
 cat "$WORK/bench_32.json" "$WORK/bench_1024.json"
 rm -rf "$WORK/qwen2.5-1.5b"
 
-stage "4. transformers baselines (budget $(( $(left) - 20 )) s)"
+stage "4. the real model (GGUF) on this GPU"
+if [ -n "${LLMC_GGUF_PARTS:-}" ]; then
+  timeout 180 bash "$HERE/real_model_gpu.sh" "$BIN" "$LLMC_GGUF_PARTS" > "$LOGS/real_model.log" 2>&1 || status=1
+  cat "$LOGS/real_model.log"
+else
+  echo "LLMC_GGUF_PARTS not set: skipped"
+fi
+
+stage "5. transformers baselines (budget $(( $(left) - 20 )) s)"
 timeout $(( $(left) - 20 )) python3 "$HERE/transformers_baseline.py" --out "$LOGS/baseline.json" ${BASELINE_ARGS:-} || status=1
 
-stage "5. $LOGS/bench.md"
+stage "6. $LOGS/bench.md"
 python3 - "$LOGS" "$WORK" <<'EOF' || status=1
 import json, sys
 from pathlib import Path
