@@ -254,3 +254,15 @@ fn not_a_plan() {
     let err = fails(&["run", fixture_dir("qwen2_tied").join("config.json").to_str().unwrap(), "--prompt", "hi"]);
     assert!(err.contains("not an llmc plan"), "{err}");
 }
+
+#[test]
+fn invalid_utf8_prompt() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = good_plan(dir.path());
+    let prompt = std::ffi::OsStr::from_bytes(b"caf\xe9 au lait");
+    let out = Command::new(env!("CARGO_BIN_EXE_llmc")).arg("run").arg(&plan).arg("--prompt").arg(prompt).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success() && !stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.lines().next().unwrap_or("").contains("invalid UTF-8"), "{stderr}");
+}
