@@ -9,7 +9,7 @@
 //!    maximum winning.
 //! 2. m = the largest logit. With 0 < top_k < vocab the candidates are the tokens whose logit is
 //!    >= the k-th largest logit (ties at that threshold are all kept); otherwise every token.
-//! 3. A candidate's weight is [`weight`]: exp((l - m) / temperature) from f32 operations rounded
+//! 3. A candidate's weight is `weight`: exp((l - m) / temperature) from f32 operations rounded
 //!    one by one (no library exp: CUDA's and libm's differ in the last bits), as an integer with
 //!    40 fraction bits. Masses are exact u64 sums of weights, so the order of summation (atomics
 //!    on the GPU) does not matter.
@@ -20,8 +20,8 @@
 //!    the kept tokens in index order, the token is the first at which the running mass exceeds r
 //!    (one does: r < S).
 //!
-//! Thresholds are found by descending the logits' order-preserving u32 keys ([`key`]) a byte at a
-//! time (four 256-bin histograms), on both sides.
+//! Thresholds are found by descending the logits' order-preserving u32 keys (`key`) with
+//! histograms, 12, 10 and 10 bits at a time, on both sides.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -95,23 +95,26 @@ fn weight(l: f32, m: f32, t: f32) -> u64 {
 }
 
 /// The largest key K such that the tokens with keys >= K weigh at least `want` (which the
-/// total weight reaches), found a byte at a time from the top: 256-bin histograms of the tokens
-/// whose higher bytes match the ones chosen so far.
+/// total weight reaches), found 12, 10 and 10 bits at a time from the top: histograms of the
+/// tokens whose higher bits match the digits chosen so far. (The first digit is wide so that the
+/// GPU's histogram atomics, which pile up on the few exponents logits span, spread out.)
 fn descend(keys: &[u32], weight_of: impl Fn(usize) -> u64, want: u64) -> u32 {
-    let (mut prefix, mut above) = (0u32, 0u64);
-    for shift in [24, 16, 8, 0] {
-        let mut bins = [0u64; 256];
+    let (mut prefix, mut above, mut hi) = (0u32, 0u64, 32);
+    for shift in [20, 10, 0] {
+        let mut bins = [0u64; 1 << 12];
+        let mask = (1u32 << (hi - shift)) - 1;
         for (i, &k) in keys.iter().enumerate() {
-            if (u64::from(k ^ prefix) >> (shift + 8)) == 0 {
-                bins[(k >> shift & 255) as usize] += weight_of(i);
+            if u64::from(k ^ prefix) >> hi == 0 {
+                bins[(k >> shift & mask) as usize] += weight_of(i);
             }
         }
-        let mut digit = 255;
+        let mut digit = mask as usize;
         while above + bins[digit] < want {
             above += bins[digit];
             digit -= 1;
         }
         prefix |= (digit as u32) << shift;
+        hi = shift;
     }
     prefix
 }
