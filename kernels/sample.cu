@@ -57,3 +57,165 @@ sample_greedy(const float* __restrict__ logits, int vocab, int* __restrict__ nex
         *counter = 0;
     }
 }
+
+// On-device seeded sampling (temperature, top-k, top-p): the function src/exec/sampling.rs
+// defines, bit for bit -- the same keys, fixed-point weights, exact u64 masses and integer draw.
+// The position of the draw is read from the step's position slot, so every graph replay draws
+// for its own position.
+// Launch: 1 block of TOP_THREADS (the scans assume exactly 32 warps). Passes over the logits
+// (L2-resident after the LM head): the max and non-finite check; 3 for top-k (when on); the
+// weights, written to `weights` (vocab u64); 3 for top-p (when on); the kept mass of each
+// thread's contiguous range. Then the one thread whose range holds the draw walks it.
+// Bytes: at most about vocab * 52 read (9 passes of logits, 2 of weights) and vocab * 8 written.
+
+#define TOP_THREADS 1024
+#define TOP_MAX_BINS 4096  // 2^12: the keys are descended 12, 10 and 10 bits at a time
+#define WEIGHT_BITS 40
+
+__device__ __forceinline__ unsigned logit_key(float x) {
+    const unsigned u = __float_as_uint(__fadd_rn(x, 0.f));  // -0 and +0 share a key
+    return (u >> 31) ? ~u : (u | 0x80000000u);
+}
+
+// sampling.rs's `weight`: the intrinsics round every operation on its own (NVRTC would fuse a
+// multiply and an add), so the bits are the host's.
+__device__ unsigned long long sample_weight(float l, float m, float t) {
+    const float x = __fdiv_rn(__fsub_rn(l, m), t);
+    if (x < -86.f) return 0;
+    const float n = roundf(__fmul_rn(x, 1.442695f));
+    const float r = __fsub_rn(__fsub_rn(x, __fmul_rn(n, 6.9314575e-1f)), __fmul_rn(n, 1.4286068e-6f));
+    const float c[7] = {1.3888889e-3f, 8.333334e-3f, 4.1666668e-2f, 1.6666667e-1f, 0.5f, 1.f, 1.f};
+    float p = 1.984127e-4f;
+    for (int i = 0; i < 7; i++) p = __fadd_rn(__fmul_rn(p, r), c[i]);
+    return __float2ull_rz(__fmul_rn(p, __int_as_float((127 + WEIGHT_BITS + (int)n) << 23)));
+}
+
+// sampling.rs's `random_bits`: splitmix64, 53 bits.
+__device__ __forceinline__ unsigned long long random_bits(unsigned long long seed, unsigned long long pos) {
+    unsigned long long z = seed ^ (pos * 0x9E3779B97F4A7C15ull);
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (z ^ (z >> 31)) >> 11;
+}
+
+// Exclusive prefix sum of `v` in thread order; `total` gets the block's sum.
+__device__ unsigned long long block_prefix(unsigned long long v, unsigned long long& total) {
+    __shared__ unsigned long long warp_sums[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    unsigned long long incl = v;
+    for (int o = 1; o < 32; o <<= 1) {
+        const unsigned long long n = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += n;
+    }
+    __syncthreads();  // warp_sums may still be read by a previous call
+    if (lane == 31) warp_sums[warp] = incl;
+    __syncthreads();
+    if (warp == 0) {
+        unsigned long long s = warp_sums[lane];
+        for (int o = 1; o < 32; o <<= 1) {
+            const unsigned long long n = __shfl_up_sync(0xffffffffu, s, o);
+            if (lane >= o) s += n;
+        }
+        warp_sums[lane] = s;
+    }
+    __syncthreads();
+    total = warp_sums[31];
+    return (warp ? warp_sums[warp - 1] : 0) + incl - v;
+}
+
+// sampling.rs's `descend` over the tokens whose keys are >= floor: the largest key K such that
+// the tokens with keys >= K weigh at least `want`, each weighing 1 (weights == nullptr) or its
+// weight; with weights, want = min(ceil(top_p * total), total). At each level a histogram of the
+// tokens matching the digits chosen so far; each thread sums a run of bins from the top, and the
+// thread whose run crosses `want` walks it.
+__device__ unsigned descend(const float* __restrict__ logits, int vocab, unsigned floor,
+                            const unsigned long long* __restrict__ weights, unsigned long long want, float top_p) {
+    __shared__ unsigned long long bins[TOP_MAX_BINS];
+    __shared__ unsigned long long above_s;
+    __shared__ unsigned prefix_s;
+    unsigned prefix = 0;
+    unsigned long long above = 0;
+    for (int hi = 32, shift = 20; shift >= 0; hi = shift, shift -= 10) {
+        const int n_bins = 1 << (hi - shift), per = n_bins / TOP_THREADS;
+        for (int b = threadIdx.x; b < n_bins; b += TOP_THREADS) bins[b] = 0;
+        __syncthreads();
+        for (int i = threadIdx.x; i < vocab; i += TOP_THREADS) {
+            const unsigned k = logit_key(logits[i]);
+            if (k >= floor && ((unsigned long long)(k ^ prefix) >> hi) == 0)
+                atomicAdd(&bins[(k >> shift) & (n_bins - 1)], weights ? weights[i] : 1ull);
+        }
+        __syncthreads();
+        const int top = n_bins - 1 - threadIdx.x * per;  // this thread's bins: top, top - 1, ...
+        unsigned long long mine = 0, total;
+        for (int j = 0; j < per; j++) mine += bins[top - j];
+        unsigned long long run = above + block_prefix(mine, total);
+        if (weights && hi == 32) {
+            const unsigned long long need = (unsigned long long)ceil((double)top_p * (double)total);
+            want = need < total ? need : total;
+        }
+        if (run < want && run + mine >= want) {
+            int d = top;
+            while (run + bins[d] < want) run += bins[d--];
+            prefix_s = prefix | ((unsigned)d << shift);
+            above_s = run;
+        }
+        __syncthreads();
+        prefix = prefix_s;
+        above = above_s;
+    }
+    return prefix;
+}
+
+extern "C" __global__ void __launch_bounds__(TOP_THREADS)
+sample_top(const float* __restrict__ logits, int vocab, const int* __restrict__ position, int* __restrict__ next_token,
+           unsigned long long* __restrict__ weights, float temperature, int top_k, float top_p, unsigned long long seed) {
+    __shared__ float maxes[32];
+    grid_dep_launch();
+    grid_dep_wait();
+    float m = -INFINITY;
+    int bad = 0;
+    for (int i = threadIdx.x; i < vocab; i += TOP_THREADS) {
+        const float v = logits[i];
+        bad |= !isfinite(v);
+        m = fmaxf(m, v);
+    }
+    if (__syncthreads_or(bad)) {
+        if (threadIdx.x == 0) *next_token = -1;
+        return;
+    }
+    m = warp_max(m);
+    if ((threadIdx.x & 31) == 0) maxes[threadIdx.x >> 5] = m;
+    __syncthreads();
+    m = warp_max(maxes[threadIdx.x & 31]);
+
+    // The smallest key kept: the k-th largest logit's, then top-p's threshold.
+    unsigned floor = 0;
+    if (top_k > 0 && top_k < vocab) floor = descend(logits, vocab, 0, nullptr, top_k, top_p);
+    for (int i = threadIdx.x; i < vocab; i += TOP_THREADS) {
+        const float l = logits[i];
+        weights[i] = logit_key(l) >= floor ? sample_weight(l, m, temperature) : 0;
+    }
+    __syncthreads();  // the weights are read by other threads below
+    if (top_p < 1.f) floor = descend(logits, vocab, floor, weights, 0, top_p);
+
+    // The draw: r = floor(u * S), then the first kept token, in index order, at which the
+    // running mass exceeds r. Each thread takes a contiguous range.
+    const int per = (vocab + TOP_THREADS - 1) / TOP_THREADS;
+    const int begin = min(vocab, (int)threadIdx.x * per), end = min(vocab, begin + per);
+    unsigned long long mine = 0, total;
+    for (int i = begin; i < end; i++)
+        if (logit_key(logits[i]) >= floor) mine += weights[i];
+    unsigned long long run = block_prefix(mine, total);
+    const unsigned long long r = __umul64hi(random_bits(seed, (unsigned long long)*position) << 11, total);
+    if (run <= r && r < run + mine) {
+        for (int i = begin; i < end; i++) {
+            if (logit_key(logits[i]) < floor) continue;
+            run += weights[i];
+            if (run > r) {
+                *next_token = i;
+                break;
+            }
+        }
+    }
+}

@@ -4,12 +4,13 @@
 //! the shapes they expect in their header comments (`kernels/*.cu`).
 
 use crate::error::{Error, Result};
+use crate::exec::sampling::SamplingParams;
 use crate::ir::Op;
 use crate::plan::prefill::PrefillLayout;
 use crate::plan::{Plan, Region, Slot, Step, StepIo};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
-pub const KERNEL_NAMES: [&str; 13] = [
+pub const KERNEL_NAMES: [&str; 14] = [
     "embedding",
     "rms_norm",
     "linear",
@@ -18,6 +19,7 @@ pub const KERNEL_NAMES: [&str; 13] = [
     "qkv_rope",
     "attention",
     "sample_greedy",
+    "sample_top",
     "advance",
     "prefill_gemm",
     "prefill_rope",
@@ -25,7 +27,7 @@ pub const KERNEL_NAMES: [&str; 13] = [
     "prefill_attention",
 ];
 
-// Block sizes; they must match GEMV_THREADS, ATTN_THREADS and SAMPLE_THREADS in the kernels.
+// Block sizes; they must match GEMV_THREADS, ATTN_THREADS, SAMPLE_THREADS and TOP_THREADS in the kernels.
 const GEMV_WARPS: usize = 4;
 const GEMV_THREADS: u32 = 32 * GEMV_WARPS as u32;
 /// GEMV blocks per SM before warps take several tasks each: 16 warps, each with a batch of
@@ -35,6 +37,7 @@ const GEMV_BLOCKS_PER_SM: usize = 4;
 const GEMV_MAX_SHARED: usize = 48 * 1024;
 const ATTN_THREADS: u32 = 256;
 const SAMPLE_THREADS: u32 = 256;
+const TOP_THREADS: u32 = 1024;
 const NORM_THREADS: u32 = 256;
 // Kernel limits (ATTN_MAX_GROUP, ATTN_MAX_D in attention.cu).
 const ATTN_MAX_GROUP: usize = 8;
@@ -87,6 +90,8 @@ pub struct DeviceLayout {
     pub arena: u64,
     pub scratch: Scratch,
     pub sms: u32,
+    /// Greedy runs `sample_greedy`; anything else `sample_top` with these parameters.
+    pub sampling: SamplingParams,
 }
 
 /// Byte offsets of the scratch areas, which follow the arena in the same allocation.
@@ -97,6 +102,8 @@ pub struct Scratch {
     pub attention: u64,
     pub sample_value: u64,
     pub sample_index: u64,
+    /// `sample_top`'s weights: a u64 per vocabulary entry.
+    pub sample_weights: u64,
     pub bytes: u64,
     pub attention_splits: u32,
     pub sample_blocks: u32,
@@ -141,8 +148,9 @@ impl Scratch {
         let attention = align(qkv + 4 * qkv_rows as u64);
         let sample_value = align(attention + 4 * attention_floats as u64);
         let sample_index = align(sample_value + 4 * sample_blocks as u64);
-        let end = align(sample_index + 4 * sample_blocks as u64);
-        Scratch { counters, qkv, attention, sample_value, sample_index, bytes: end - base, attention_splits: splits, sample_blocks }
+        let sample_weights = align(sample_index + 4 * sample_blocks as u64);
+        let end = align(sample_weights + 8 * vocab as u64);
+        Scratch { counters, qkv, attention, sample_value, sample_index, sample_weights, bytes: end - base, attention_splits: splits, sample_blocks }
     }
 }
 
@@ -160,6 +168,38 @@ impl DeviceLayout {
 
     fn counter(&self, index: usize) -> u64 {
         self.scratch(self.scratch.counters) + 4 * index as u64
+    }
+
+    /// The sampler over `logits` into `next`: greedy across many blocks, or seeded sampling in one
+    /// block, drawing for the position in the `position` slot.
+    fn sample(&self, logits: &Slot, next: &Slot, position: &Slot, label: &str) -> Launch {
+        let vocab = logits.ty.elements();
+        let p = &self.sampling;
+        let (kernel, grid, block, args) = if p.is_greedy() {
+            let args = vec![
+                self.ptr(logits),
+                int(vocab),
+                self.ptr(next),
+                self.scratch(self.scratch.sample_value),
+                self.scratch(self.scratch.sample_index),
+                self.counter(SAMPLE_COUNTER),
+            ];
+            ("sample_greedy", self.scratch.sample_blocks, SAMPLE_THREADS, args)
+        } else {
+            let args = vec![
+                self.ptr(logits),
+                int(vocab),
+                self.ptr(position),
+                self.ptr(next),
+                self.scratch(self.scratch.sample_weights),
+                float(p.temperature),
+                int(p.top_k.min(vocab)),
+                float(p.top_p),
+                p.seed,
+            ];
+            ("sample_top", 1, TOP_THREADS, args)
+        };
+        Launch { kernel, grid: (grid, 1, 1), block, shared: 0, args, label: label.to_string() }
     }
 
     /// The launches of one decode step: the plan's steps, then `advance`, which feeds the
@@ -317,18 +357,7 @@ impl DeviceLayout {
                 ];
                 ("attention", (n_kv_heads as u32, splits, 1), ATTN_THREADS, args)
             }
-            Op::Sample => {
-                let vocab = ins[0].ty.elements();
-                let args = vec![
-                    self.ptr(&ins[0]),
-                    int(vocab),
-                    self.ptr(&outs[0]),
-                    self.scratch(self.scratch.sample_value),
-                    self.scratch(self.scratch.sample_index),
-                    self.counter(SAMPLE_COUNTER),
-                ];
-                ("sample_greedy", (self.scratch.sample_blocks, 1, 1), SAMPLE_THREADS, args)
-            }
+            Op::Sample => return Ok(self.sample(&ins[0], &outs[0], &plan.io.position, &step.label)),
             ref op => return Err(Error::Unsupported(format!("the CUDA backend has no kernel for `{}`", op.kind()))),
         };
         Ok(Launch { kernel, grid, block, shared, args, label: step.label.clone() })
@@ -488,18 +517,8 @@ impl DeviceLayout {
                     let args = vec![x, self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(vocab), int(k)];
                     launches.push(Launch { shared, ..launch("lm_head", grid, GEMV_THREADS, args) });
                 }
-                Op::Sample if last => {
-                    let vocab = ins[0].ty.elements();
-                    let args = vec![
-                        self.ptr(&ins[0]),
-                        int(vocab),
-                        self.ptr(&outs[0]),
-                        self.scratch(self.scratch.sample_value),
-                        self.scratch(self.scratch.sample_index),
-                        self.counter(SAMPLE_COUNTER),
-                    ];
-                    launches.push(launch("sample_greedy", (self.scratch.sample_blocks, 1, 1), SAMPLE_THREADS, args));
-                }
+                // The host wrote the last row's position to the position slot, which the draw reads.
+                Op::Sample if last => launches.push(self.sample(&ins[0], &outs[0], &io.position, &step.label)),
                 Op::LmHead { .. } | Op::Sample => {}
                 ref op => return Err(Error::Unsupported(format!("the CUDA prefill has no kernel for `{}`", op.kind()))),
             }

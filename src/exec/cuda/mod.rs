@@ -1,14 +1,14 @@
 //! The CUDA runtime. At start it checks the plan was compiled for this GPU, loads the plan's
 //! CUBIN, uploads the weights once, makes one allocation for the arena (plus the reductions'
 //! scratch), and captures the whole decode step -- every kernel and the `advance` kernel that
-//! feeds the sampled token and the next position back -- as ONE CUDA graph. Each token is then
-//! one graph launch and a 4-byte read of the next token; token and position are written only
-//! when the caller's input differs from what the graph fed itself (the prompt, or a token the
-//! host sampler chose).
+//! feeds the sampled token and the next position back -- as ONE CUDA graph. Sampling, greedy or
+//! seeded, runs on the device inside the graph. Each token is then one graph launch and a 4-byte
+//! read of the next token; token and position are written only when the caller's input differs
+//! from what the graph fed itself (the prompt, or a token the caller chose).
 
 pub mod launch;
 
-use super::sampling::{self, SamplingParams};
+use super::sampling::SamplingParams;
 use super::Backend;
 use crate::error::{Error, Result};
 use crate::plan::file::PlanFile;
@@ -92,7 +92,6 @@ pub struct CudaBackend {
     max_seq_len: usize,
     /// The (token, position) the device holds for the next replay, if known.
     device_input: Option<(u32, usize)>,
-    sampling: SamplingParams,
     kernels_per_token: usize,
     weight_bytes: u64,
 }
@@ -154,7 +153,7 @@ impl CudaBackend {
         // for (and a pageable upload may still be in flight when the call returns).
         ctx.synchronize().map_err(cuda_err("uploading the weights"))?;
 
-        let layout = DeviceLayout { weights: weights.ptr, arena: arena.ptr, scratch, sms };
+        let layout = DeviceLayout { weights: weights.ptr, arena: arena.ptr, scratch, sms, sampling };
         let launches = layout.launches(plan)?;
         let functions = functions(&module, launch::KERNEL_NAMES.iter().copied())?;
         // Programmatic dependent launch needs sm_90 (the kernels' griddepcontrol is compiled there).
@@ -186,7 +185,6 @@ impl CudaBackend {
             vocab: io.logits.ty.elements(),
             max_seq_len: plan.max_seq_len,
             device_input: None,
-            sampling,
             kernels_per_token: launches.len(),
             weight_bytes: plan.weight_bytes,
         })
@@ -328,14 +326,7 @@ impl Backend for CudaBackend {
         self.read(self.next_token, &mut next, "running the decode step")?;
         let device_next = u32::try_from(next[0]).map_err(|_| Error::Numeric(format!("non-finite logits at position {pos}")))?;
         self.device_input = Some((device_next, pos + 1));
-        let greedy = self.sampling.temperature == 0.0 || self.sampling.top_k == 1;
-        if greedy {
-            Ok(device_next)
-        } else {
-            // Seeded temperature/top-k/top-p runs on the host from the logits (same draw as the
-            // CPU executor); greedy decoding never reads them back.
-            sampling::sample(&self.logits()?, &self.sampling, pos as u64, &mut sampling::Scratch::default())
-        }
+        Ok(device_next)
     }
 
     fn prefill(&mut self, tokens: &[u32], start: usize) -> Result<u32> {
@@ -369,12 +360,7 @@ impl Backend for CudaBackend {
         self.read(self.next_token, &mut next, "running the prefill")?;
         let device_next = u32::try_from(next[0]).map_err(|_| Error::Numeric(format!("non-finite logits at position {}", end - 1)))?;
         self.device_input = Some((device_next, end));
-        let greedy = self.sampling.temperature == 0.0 || self.sampling.top_k == 1;
-        if greedy {
-            Ok(device_next)
-        } else {
-            sampling::sample(&self.logits()?, &self.sampling, (end - 1) as u64, &mut sampling::Scratch::default())
-        }
+        Ok(device_next)
     }
 
     fn logits(&self) -> Result<Vec<f32>> {
