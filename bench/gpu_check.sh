@@ -28,6 +28,15 @@ for run in 1 2; do "$BIN/llmc" bench /tmp/qwen15.plan --prompt-len 32 --gen 128 
 "$BIN/llmc" bench /tmp/qwen15.plan --prompt-len 1024 --gen 128 2>&1 | tee -a "$LOGS/bench.log"
 "$BIN/llmc" bench /tmp/qwen15.plan --prompt-len 32 --gen 128 --json > "$LOGS/bench.json" || status=1
 "$BIN/llmc" run /tmp/qwen15.plan --prompt "hi" --max-tokens 8 --json 2>&1 | tee -a "$LOGS/bench.log"
+# Decode speed by sampling mode (the sampler runs inside the graph in every mode).
+ids=$(seq -s, 100 131)
+for mode in "--temperature 0" "--temperature 0.8 --top-p 0.95" "--temperature 0.8 --top-k 40 --top-p 0.95"; do
+  echo "sampling: $mode" | tee -a "$LOGS/bench.log"
+  # shellcheck disable=SC2086
+  "$BIN/llmc" run /tmp/qwen15.plan --prompt-ids "$ids" --max-tokens 256 --ignore-eos $mode --json 2>&1 | tail -1 \
+    | python3 -c "import json, sys; print({k: v for k, v in json.loads(sys.stdin.read()).items() if not isinstance(v, list)})" 2>&1 \
+    | tee -a "$LOGS/bench.log" || status=1
+done
 
 # One decode step's kernels (the second graph replay), timed without clock locking.
 timeout 240 ncu --clock-control none --graph-profiling node --launch-skip 201 --launch-count 201 \
