@@ -1,6 +1,6 @@
 //! The CPU executor: runs a plan's steps one by one over a host arena, with the same storage
-//! types as the GPU (bf16 activations, f32 logits) and f32 arithmetic, rounding to bf16 exactly
-//! where the plan stores bf16. It is the reference the CUDA backend is checked against and what
+//! types as the GPU (f32 activations and logits, bf16 weights and KV cache) and f32 arithmetic,
+//! rounding to bf16 exactly where the plan stores bf16 (the KV cache). It is the reference the CUDA backend is checked against and what
 //! CI runs. GEMVs and attention heads are spread over all cores with rayon.
 
 use super::sampling::{self, SamplingParams};
@@ -29,7 +29,7 @@ pub struct CpuExecutor<'p> {
 /// Working memory of the kernels, sized once from the plan, so a step allocates nothing.
 #[derive(Default)]
 struct Scratch {
-    /// The step's main input, widened to f32.
+    /// A copy of the step's main input (the input norm scales it in place).
     x: Vec<f32>,
     /// GEMV results that an epilogue still transforms (q/k/v, gate/up).
     y: Vec<f32>,
@@ -100,12 +100,10 @@ fn gemv<T: Send>(x: &[f32], w: &[bf16], out: &mut [T], f: impl Fn(usize, f32) ->
     });
 }
 
-/// Widens `x` into the front of `buf` and returns that part.
-fn widen<'b>(x: &[bf16], buf: &'b mut [f32]) -> &'b mut [f32] {
+/// Copies `x` into the front of `buf` and returns that part.
+fn copy_into<'b>(x: &[f32], buf: &'b mut [f32]) -> &'b mut [f32] {
     let out = &mut buf[..x.len()];
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = f32_of(v);
-    }
+    out.copy_from_slice(x);
     out
 }
 
@@ -120,16 +118,8 @@ fn rms_norm_rows(x: &mut [f32], w: &[bf16], eps: f32) {
     }
 }
 
-/// The input of a GEMV with `norm: Some(eps)` (weight in the last input slot): RMSNorm of `x`
-/// rounded to bf16, exactly what the unfused RmsNorm step stored, then widened again.
-fn norm_input(x: &mut [f32], w: &[bf16], eps: f32) {
-    rms_norm_rows(x, w, eps);
-    for v in x.iter_mut() {
-        *v = f32_of(round(*v));
-    }
-}
-
-fn store(out: &mut [bf16], x: &[f32]) {
+/// Rounds `x` into the bf16 KV cache.
+fn store_kv(out: &mut [bf16], x: &[f32]) {
     for (o, &v) in out.iter_mut().zip(x) {
         *o = round(v);
     }
@@ -159,7 +149,7 @@ struct Heads {
 }
 
 /// Attention of one query token (`q`, all heads) over cache rows 0..=pos, into `out`.
-fn attend(a: &Heads, q: &[bf16], k_cache: &[bf16], v_cache: &[bf16], pos: usize, out: &mut [bf16], s: &mut Scratch) {
+fn attend(a: &Heads, q: &[f32], k_cache: &[bf16], v_cache: &[bf16], pos: usize, out: &mut [f32], s: &mut Scratch) {
     let (d, group, row) = (a.d, a.n_heads / a.n_kv_heads, a.n_kv_heads * a.d);
     let scale = 1.0 / (d as f32).sqrt();
     let heads = out.par_chunks_mut(d).zip(s.scores.par_chunks_mut(a.max_seq)).zip(s.acc.par_chunks_mut(d));
@@ -169,7 +159,7 @@ fn attend(a: &Heads, q: &[bf16], k_cache: &[bf16], v_cache: &[bf16], pos: usize,
         let scores = &mut scores[..=pos];
         for (t, sc) in scores.iter_mut().enumerate() {
             let k = &k_cache[t * row + kv..t * row + kv + d];
-            *sc = qh.iter().zip(k).map(|(&a, &b)| f32_of(a) * f32_of(b)).sum::<f32>() * scale;
+            *sc = qh.iter().zip(k).map(|(&a, &b)| a * f32_of(b)).sum::<f32>() * scale;
         }
         let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
         let mut total = 0.0;
@@ -184,7 +174,7 @@ fn attend(a: &Heads, q: &[bf16], k_cache: &[bf16], v_cache: &[bf16], pos: usize,
             }
         }
         for (o, a) in o.iter_mut().zip(acc.iter()) {
-            *o = round(a / total);
+            *o = a / total;
         }
     });
 }
@@ -242,17 +232,19 @@ impl<'p> CpuExecutor<'p> {
                 let h = ins[0].ty.last_dim();
                 let vocab = table.len() / h;
                 let row = usize::try_from(id).ok().filter(|&r| r < vocab).ok_or_else(|| Error::Input(format!("token id {id} is outside the vocabulary of {vocab}")))?;
-                self.write::<bf16>(&outs[0]).copy_from_slice(&table[row * h..(row + 1) * h]);
+                for (o, &v) in self.write::<f32>(&outs[0]).iter_mut().zip(&table[row * h..(row + 1) * h]) {
+                    *o = f32_of(v);
+                }
             }
             Op::RmsNorm { eps } => {
-                let x = widen(self.read(&ins[0]), &mut s.x);
+                let x = copy_into(self.read(&ins[0]), &mut s.x);
                 rms_norm_rows(x, self.read(&ins[1]), eps);
-                store(self.write(&outs[0]), x);
+                self.write::<f32>(&outs[0]).copy_from_slice(x);
             }
             Op::QkvRope { n_heads, n_kv_heads, head_dim: d, bias, qk_norm, norm } => {
-                let x = widen(self.read(&ins[0]), &mut s.x);
+                let x = copy_into(self.read(&ins[0]), &mut s.x);
                 if let Some(eps) = norm {
-                    norm_input(x, self.read(ins.last().expect("norm weight")), eps);
+                    rms_norm_rows(x, self.read(ins.last().expect("norm weight")), eps);
                 }
                 let w: &[bf16] = self.read(&ins[1]);
                 let mut next = 2;
@@ -276,9 +268,9 @@ impl<'p> CpuExecutor<'p> {
                     rope(head, inv_freq, pos as f32);
                 }
                 let row = n_kv_heads * d;
-                store(self.write(&outs[0]), &y[..q_end]);
-                store(&mut self.write::<bf16>(&outs[1])[pos * row..(pos + 1) * row], &y[q_end..k_end]);
-                store(&mut self.write::<bf16>(&outs[2])[pos * row..(pos + 1) * row], &y[k_end..]);
+                self.write::<f32>(&outs[0]).copy_from_slice(&y[..q_end]);
+                store_kv(&mut self.write::<bf16>(&outs[1])[pos * row..(pos + 1) * row], &y[q_end..k_end]);
+                store_kv(&mut self.write::<bf16>(&outs[2])[pos * row..(pos + 1) * row], &y[k_end..]);
             }
             Op::Attention { n_heads, n_kv_heads, head_dim: d } => {
                 let pos = self.position(self.read::<i32>(&ins[3])[0])?;
@@ -286,32 +278,32 @@ impl<'p> CpuExecutor<'p> {
                 attend(&heads, self.read(&ins[0]), self.read(&ins[1]), self.read(&ins[2]), pos, self.write(&outs[0]), s);
             }
             Op::Linear { bias } | Op::LinearResidual { bias } => {
-                let x = widen(self.read(&ins[0]), &mut s.x);
+                let x = copy_into(self.read(&ins[0]), &mut s.x);
                 let b: Option<&[bf16]> = if bias { Some(self.read(&ins[2])) } else { None };
-                let residual: Option<&[bf16]> = match step.op {
+                let residual: Option<&[f32]> = match step.op {
                     Op::LinearResidual { .. } => Some(self.read(&ins[2 + usize::from(bias)])),
                     _ => None,
                 };
-                let extra = |r: usize| b.map_or(0.0, |b| f32_of(b[r])) + residual.map_or(0.0, |h| f32_of(h[r]));
-                gemv(x, self.read(&ins[1]), self.write::<bf16>(&outs[0]), |r, acc| round(acc + extra(r)));
+                let extra = |r: usize| b.map_or(0.0, |b| f32_of(b[r])) + residual.map_or(0.0, |h| h[r]);
+                gemv(x, self.read(&ins[1]), self.write::<f32>(&outs[0]), |r, acc| acc + extra(r));
             }
             Op::GateUpSilu { norm } => {
-                let x = widen(self.read(&ins[0]), &mut s.x);
+                let x = copy_into(self.read(&ins[0]), &mut s.x);
                 if let Some(eps) = norm {
-                    norm_input(x, self.read(&ins[2]), eps);
+                    rms_norm_rows(x, self.read(&ins[2]), eps);
                 }
                 let f = outs[0].ty.last_dim();
                 let gu = &mut s.y[..2 * f];
                 gemv(x, self.read(&ins[1]), gu, |_, acc| acc);
-                let out: &mut [bf16] = self.write(&outs[0]);
+                let out: &mut [f32] = self.write(&outs[0]);
                 for (i, o) in out.iter_mut().enumerate() {
-                    *o = round(silu(gu[i]) * gu[f + i]);
+                    *o = silu(gu[i]) * gu[f + i];
                 }
             }
             Op::LmHead { norm } => {
-                let x = widen(self.read(&ins[0]), &mut s.x);
+                let x = copy_into(self.read(&ins[0]), &mut s.x);
                 if let Some(eps) = norm {
-                    norm_input(x, self.read(&ins[2]), eps);
+                    rms_norm_rows(x, self.read(&ins[2]), eps);
                 }
                 gemv(x, self.read(&ins[1]), self.write::<f32>(&outs[0]), |_, acc| acc);
             }

@@ -22,7 +22,7 @@ pub enum Op {
     KvCache { layer: u32, half: KvHalf },
 
     // ---- eager-level ops, as lowered ----
-    /// In: table[V,H], ids i32[1,1]. Out: bf16[1,1,H].
+    /// In: table bf16[V,H], ids i32[1,1]. Out: f32[1,1,H] (the row, widened exactly).
     Embedding,
     /// Elementwise dtype conversion (round to nearest even on narrowing).
     Cast { to: DType },
@@ -49,35 +49,37 @@ pub enum Op {
     RopeTable,
     /// `x * cos + rotate_half(x) * sin` per head. In: x[1,heads,1,D], cos[1,1,1,D], sin[1,1,1,D].
     ApplyRope,
-    /// Writes one token's K or V rows into the cache at `pos`. In: cache, new[1,kv,1,D], pos.
-    /// Out: the same cache buffer (an alias), so readers are ordered after the write.
+    /// Writes one token's K or V rows into the cache at `pos`, rounded to the cache's dtype.
+    /// In: cache, new[1,kv,1,D], pos. Out: the same cache buffer (an alias), so readers are
+    /// ordered after the write.
     KvAppend,
     /// Causal attention of one query token over cache rows 0..=pos, grouped-query aware,
-    /// scale 1/sqrt(D). In: q[1,heads,1,D], k_cache, v_cache, pos. Out: bf16[1,heads,1,D].
+    /// scale 1/sqrt(D). In: q[1,heads,1,D], k_cache, v_cache, pos. Out: q's dtype [1,heads,1,D].
     Attention { n_heads: usize, n_kv_heads: usize, head_dim: usize },
 
     // ---- fused ops, produced by the passes ----
     // Input normalization (`norm: Some(eps)` on the GEMV ops, from `fuse_norm_into_projection`):
     // the op's x is the raw hidden state [1,H] and its LAST input slot is the RMSNorm weight
     // w[H]. The op first computes exactly what the unfused `RmsNorm { eps }` stored,
-    // `xn = bf16(x * (rsqrt(mean(x^2) + eps) * w))` in f32 with one rounding to bf16, and then
-    // runs its GEMV over xn. Every GPU block recomputes the norm from x (a few KB, cached).
-    /// RMSNorm reading and writing bf16, computing in f32: `w * bf16(norm(f32(x)))`.
-    /// In: x, w. Out: bf16 like x. Rows are the last dimension (per-head for q/k norm).
+    // `xn = x * (rsqrt(mean(x^2) + eps) * w)` in f32, and then runs its GEMV over xn. Every GPU
+    // block recomputes the norm from x (a few KB, cached).
+    /// RMSNorm computing in f32: `x * (rsqrt(mean(x^2) + eps) * w)`.
+    /// In: x, w. Out: x's dtype. Rows are the last dimension (per-head for q/k norm).
     RmsNorm { eps: f32 },
-    /// `residual + x @ W^T (+ b)`, rounded once. In: x, W[N,K], optional b[N], residual[..,N].
+    /// `residual + x @ W^T (+ b)`. In: x, W[N,K], optional b[N], residual[..,N]. Out: x's dtype.
     LinearResidual { bias: bool },
     /// Q/K/V projection from one concatenated weight, optional bias, optional per-head q/k
     /// RMSNorm, RoPE at `pos`, and the K/V cache write.
     /// In: x, w_qkv, [b_qkv], [q_norm_w, k_norm_w], inv_freq, pos, k_cache, v_cache.
-    /// Out: q bf16[1, n_heads*D] (rotated), k_cache alias, v_cache alias.
+    /// Out: q [1, n_heads*D] (rotated, x's dtype), k_cache alias, v_cache alias (K and V rounded
+    /// to the cache's dtype).
     /// `norm: Some(eps)`: x is first RMS-normalized with the weight in an extra LAST input slot
     /// (after v_cache), see [`Op::RmsNorm`] for the exact rounding.
     QkvRope { n_heads: usize, n_kv_heads: usize, head_dim: usize, bias: bool, qk_norm: Option<f32>, norm: Option<f32> },
     /// `silu(x @ Wg^T) * (x @ Wu^T)` from one concatenated weight [2F, H] (gate rows first).
-    /// In: x, w_gate_up, [norm_w]. Out: bf16[1, F].
+    /// In: x, w_gate_up, [norm_w]. Out: x's dtype [1, F].
     GateUpSilu { norm: Option<f32> },
-    /// The LM head producing f32 logits. In: x bf16[1,H], W[V,H], [norm_w]. Out: f32[1,V].
+    /// The LM head producing f32 logits. In: x[1,H], W[V,H], [norm_w]. Out: f32[1,V].
     LmHead { norm: Option<f32> },
     /// Chooses the next token from f32 logits: greedy, or by the run's sampling settings.
     /// In: logits. Out: i32[1].

@@ -1,6 +1,6 @@
-//! Folds the dtype casts around RMSNorm into one op that reads and writes bf16 and computes in
-//! f32: `w * cast_bf16(norm(cast_f32(x)))` becomes `rms_norm(x, w)`. Eager PyTorch materializes
-//! both casts as full tensors; the fused op keeps the f32 values in registers. The i32 -> f32
+//! Folds the dtype casts around RMSNorm into one op that computes in f32 and returns x's dtype:
+//! `w * cast_back(norm(cast_f32(x)))` becomes `rms_norm(x, w)`. Eager PyTorch dispatches both
+//! casts (materializing them for bf16 activations); the fused op keeps the values in registers. The i32 -> f32
 //! cast of the position is folded into the RoPE table, which reads the integer directly.
 
 use super::pattern::{nodes_where, producer, sole_producer};
@@ -13,14 +13,15 @@ pub fn fold_casts(mut g: Graph) -> Graph {
         if producer(&g, w, |op| matches!(op, Op::Weight(_))).is_none() {
             continue;
         }
-        let Some(down_n) = sole_producer(&g, down, |op| matches!(op, Op::Cast { to: DType::BF16 })) else { continue };
+        let Some(down_n) = sole_producer(&g, down, |op| matches!(op, Op::Cast { .. })) else { continue };
         let normed = g.inputs(down_n)[0];
         let Some(core) = sole_producer(&g, normed, |op| matches!(op, Op::RmsNormCore { .. })) else { continue };
         let Op::RmsNormCore { eps } = g.node(core).op else { unreachable!() };
         let up = g.inputs(core)[0];
         let Some(up_n) = sole_producer(&g, up, |op| matches!(op, Op::Cast { to: DType::F32 })) else { continue };
         let x = g.inputs(up_n)[0];
-        if g.ty(x).dtype != DType::BF16 {
+        // `.to(input_dtype)`: the norm's result has x's dtype, as the fused op's does.
+        if g.ty(down).dtype != g.ty(x).dtype {
             continue;
         }
         let label = g.node(mul).label.clone();

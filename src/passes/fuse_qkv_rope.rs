@@ -35,7 +35,7 @@ fn projection(g: &Graph, v: Value, want: LayerWeight) -> Option<Projection> {
 fn unrope(g: &Graph, v: Value) -> Option<(Value, Value, Value)> {
     let rope = sole_producer(g, v, |op| matches!(op, Op::ApplyRope))?;
     let [x, cos, _sin] = g.inputs(rope)[..] else { return None };
-    let cast = producer(g, cos, |op| matches!(op, Op::Cast { to: DType::BF16 }))?;
+    let cast = producer(g, cos, |op| matches!(op, Op::Cast { .. }))?;
     let table = producer(g, g.inputs(cast)[0], |op| matches!(op, Op::RopeTable))?;
     let [inv_freq, pos] = g.inputs(table)[..] else { return None };
     Some((x, inv_freq, pos))
@@ -86,7 +86,7 @@ pub fn fuse_qkv_rope(mut g: Graph) -> Graph {
         };
         inputs.extend([inv_freq, pos, k_cache, v_cache]);
         let outputs = vec![
-            TensorType::new(DType::BF16, &[1, n_heads * head_dim]),
+            TensorType::new(g.ty(q_rot).dtype, &[1, n_heads * head_dim]),
             g.ty(k_cache).clone(),
             g.ty(v_cache).clone(),
         ];

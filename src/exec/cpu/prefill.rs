@@ -1,7 +1,7 @@
 //! Batched prefill on the CPU: the plan's steps over a chunk of up to [`CHUNK`] prompt tokens
 //! at once, activations laid out by [`PrefillLayout`] (row `t` = prompt token `t`). The GEMMs
 //! dot each weight row with every row of the chunk while it is hot in cache, so the weights are
-//! read once per chunk instead of once per token. Same kernels and bf16 stores as decode, so the
+//! read once per chunk instead of once per token. Same kernels and stores as decode, so the
 //! results match token-by-token decode up to f32 summation order.
 
 use super::*;
@@ -15,7 +15,7 @@ pub(super) struct PrefillState {
     layout: PrefillLayout,
     _arena: Vec<u64>,
     base: *mut u8,
-    /// A step's main input rows, widened to f32.
+    /// A copy of a step's main input rows (the input norm scales them in place).
     x: Vec<f32>,
     /// GEMM results an epilogue still transforms (q/k/v, gate/up), `CHUNK` rows.
     y: Vec<f32>,
@@ -138,9 +138,9 @@ impl CpuExecutor<'_> {
             // Row views; the x/y scratch is split off `p` so the views (of the arena) can coexist.
             let (mut xs, mut ys) = (std::mem::take(&mut p.x), std::mem::take(&mut p.y));
             let res = (|| -> Result<()> {
-                let widen_rows = |slot: &Slot, xs: &mut Vec<f32>| -> usize {
-                    let x: &[bf16] = self.rows(p, slot, n);
-                    widen(x, xs);
+                let copy_rows = |slot: &Slot, xs: &mut Vec<f32>| -> usize {
+                    let x: &[f32] = self.rows(p, slot, n);
+                    copy_into(x, xs);
                     x.len()
                 };
                 match step.op {
@@ -149,21 +149,23 @@ impl CpuExecutor<'_> {
                         let h = ins[0].ty.last_dim();
                         let vocab = table.len() / h;
                         let ids: &[i32] = self.rows(p, &ins[1], n);
-                        let out: &mut [bf16] = self.rows(p, &outs[0], n);
+                        let out: &mut [f32] = self.rows(p, &outs[0], n);
                         for (t, &id) in ids.iter().enumerate() {
                             let row = usize::try_from(id).ok().filter(|&r| r < vocab).ok_or_else(|| Error::Input(format!("token id {id} is outside the vocabulary of {vocab}")))?;
-                            out[t * h..(t + 1) * h].copy_from_slice(&table[row * h..(row + 1) * h]);
+                            for (o, &v) in out[t * h..(t + 1) * h].iter_mut().zip(&table[row * h..(row + 1) * h]) {
+                                *o = f32_of(v);
+                            }
                         }
                     }
                     Op::RmsNorm { eps } => {
-                        let len = widen_rows(&ins[0], &mut xs);
+                        let len = copy_rows(&ins[0], &mut xs);
                         rms_norm_rows(&mut xs[..len], self.read(&ins[1]), eps);
-                        store(self.rows(p, &outs[0], n), &xs[..len]);
+                        self.rows::<f32>(p, &outs[0], n).copy_from_slice(&xs[..len]);
                     }
                     Op::QkvRope { n_heads, n_kv_heads, head_dim: d, bias, qk_norm, norm } => {
-                        let len = widen_rows(&ins[0], &mut xs);
+                        let len = copy_rows(&ins[0], &mut xs);
                         if let Some(eps) = norm {
-                            norm_input(&mut xs[..len], self.read(ins.last().expect("norm weight")), eps);
+                            rms_norm_rows(&mut xs[..len], self.read(ins.last().expect("norm weight")), eps);
                         }
                         let w: &[bf16] = self.read(&ins[1]);
                         let mut next = 2;
@@ -179,7 +181,7 @@ impl CpuExecutor<'_> {
                         let y = &mut ys[..n * width];
                         gemm(&xs[..len], n, w, y, |_, r, acc| acc + b.map_or(0.0, |b| f32_of(b[r])));
                         let (q_end, k_end) = (n_heads * d, (n_heads + n_kv_heads) * d);
-                        let q_out: &mut [bf16] = self.rows(p, &outs[0], n);
+                        let q_out: &mut [f32] = self.rows(p, &outs[0], n);
                         let (k_cache, v_cache): (&mut [bf16], &mut [bf16]) = (self.write(&outs[1]), self.write(&outs[2]));
                         let row = n_kv_heads * d;
                         for (t, yt) in y.chunks_exact_mut(width).enumerate() {
@@ -191,15 +193,15 @@ impl CpuExecutor<'_> {
                             for head in yt[..k_end].chunks_exact_mut(d) {
                                 rope(head, inv_freq, pos as f32);
                             }
-                            store(&mut q_out[t * q_end..(t + 1) * q_end], &yt[..q_end]);
-                            store(&mut k_cache[pos * row..(pos + 1) * row], &yt[q_end..k_end]);
-                            store(&mut v_cache[pos * row..(pos + 1) * row], &yt[k_end..]);
+                            q_out[t * q_end..(t + 1) * q_end].copy_from_slice(&yt[..q_end]);
+                            store_kv(&mut k_cache[pos * row..(pos + 1) * row], &yt[q_end..k_end]);
+                            store_kv(&mut v_cache[pos * row..(pos + 1) * row], &yt[k_end..]);
                         }
                     }
                     Op::Attention { n_heads, n_kv_heads, head_dim: d } => {
                         let heads = Heads { n_heads, n_kv_heads, d, max_seq: plan.max_seq_len };
-                        let q: &[bf16] = self.rows(p, &ins[0], n);
-                        let out: &mut [bf16] = self.rows(p, &outs[0], n);
+                        let q: &[f32] = self.rows(p, &ins[0], n);
+                        let out: &mut [f32] = self.rows(p, &outs[0], n);
                         let (k_cache, v_cache): (&[bf16], &[bf16]) = (self.read(&ins[1]), self.read(&ins[2]));
                         let width = n_heads * d;
                         for t in 0..n {
@@ -207,37 +209,37 @@ impl CpuExecutor<'_> {
                         }
                     }
                     Op::Linear { bias } | Op::LinearResidual { bias } => {
-                        let len = widen_rows(&ins[0], &mut xs);
+                        let len = copy_rows(&ins[0], &mut xs);
                         let b: Option<&[bf16]> = if bias { Some(self.read(&ins[2])) } else { None };
-                        let residual: Option<&[bf16]> = match step.op {
+                        let residual: Option<&[f32]> = match step.op {
                             Op::LinearResidual { .. } => Some(self.rows(p, &ins[2 + usize::from(bias)], n)),
                             _ => None,
                         };
                         let width = outs[0].ty.elements();
-                        let extra = |t: usize, r: usize| b.map_or(0.0, |b| f32_of(b[r])) + residual.map_or(0.0, |h| f32_of(h[t * width + r]));
-                        gemm(&xs[..len], n, self.read(&ins[1]), self.rows::<bf16>(p, &outs[0], n), |t, r, acc| round(acc + extra(t, r)));
+                        let extra = |t: usize, r: usize| b.map_or(0.0, |b| f32_of(b[r])) + residual.map_or(0.0, |h| h[t * width + r]);
+                        gemm(&xs[..len], n, self.read(&ins[1]), self.rows::<f32>(p, &outs[0], n), |t, r, acc| acc + extra(t, r));
                     }
                     Op::GateUpSilu { norm } => {
-                        let len = widen_rows(&ins[0], &mut xs);
+                        let len = copy_rows(&ins[0], &mut xs);
                         if let Some(eps) = norm {
-                            norm_input(&mut xs[..len], self.read(&ins[2]), eps);
+                            rms_norm_rows(&mut xs[..len], self.read(&ins[2]), eps);
                         }
                         let f = outs[0].ty.last_dim();
                         let gu = &mut ys[..n * 2 * f];
                         gemm(&xs[..len], n, self.read(&ins[1]), gu, |_, _, acc| acc);
-                        let out: &mut [bf16] = self.rows(p, &outs[0], n);
+                        let out: &mut [f32] = self.rows(p, &outs[0], n);
                         for (o, g) in out.chunks_exact_mut(f).zip(gu.chunks_exact(2 * f)) {
                             for (i, o) in o.iter_mut().enumerate() {
-                                *o = round(silu(g[i]) * g[f + i]);
+                                *o = silu(g[i]) * g[f + i];
                             }
                         }
                     }
                     Op::LmHead { norm } if last => {
                         let row = ins[0].ty.elements();
-                        let x: &[bf16] = self.rows(p, &ins[0], n);
-                        let x = widen(&x[(n - 1) * row..], &mut xs);
+                        let x: &[f32] = self.rows(p, &ins[0], n);
+                        let x = copy_into(&x[(n - 1) * row..], &mut xs);
                         if let Some(eps) = norm {
-                            norm_input(x, self.read(&ins[2]), eps);
+                            rms_norm_rows(x, self.read(&ins[2]), eps);
                         }
                         gemv(x, self.read(&ins[1]), self.write::<f32>(&outs[0]), |_, acc| acc);
                     }
