@@ -11,6 +11,7 @@
 // position each against every query head of the group, scores kept in shared memory; (2) a
 // warp per head takes the max and the exponentials; (3) threads own (8-element chunk of V,
 // slice of positions) and accumulate every head, then the slices are summed in shared memory.
+// q and the output are f32, the KV cache bf16.
 // Bytes: 2 * (pos+1) * d * 2 per KV head (K and V, each read once) + partials when split.
 // Limits (checked on the host): group <= ATTN_MAX_GROUP, d <= ATTN_MAX_D,
 // splits >= max_seq / ATTN_CHUNK, splits <= ATTN_MAX_SPLITS.
@@ -44,8 +45,8 @@ __device__ __forceinline__ void attn_load8(const bf16* __restrict__ p, int i0, i
 }
 
 extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
-attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
-          const int* __restrict__ pos_p, bf16* __restrict__ out, float* __restrict__ partial,
+attention(const float* __restrict__ q, const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
+          const int* __restrict__ pos_p, float* __restrict__ out, float* __restrict__ partial,
           unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq, int min_chunk) {
     grid_dep_launch();
     // The position is stable for the whole step (the previous step's `advance`, or the host,
@@ -83,17 +84,10 @@ attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf
     __shared__ float s[ATTN_MAX_GROUP][ATTN_CHUNK];         // scores, probabilities, split weights
     __shared__ float buf[ATTN_MAX_GROUP * ATTN_MAX_D + 8];  // q of the group, then slice sums
     __shared__ float m_sm[ATTN_MAX_GROUP], l_sm[ATTN_MAX_GROUP];
-    // The group's q, 8 elements a thread in one load; zeros past it (a lane past d multiplies
-    // them by its zero K elements).
+    // The group's q; zeros past it (a lane past d multiplies them by its zero K elements).
     const int qn = group * d;
     for (int e = qn + tid; e < ATTN_MAX_GROUP * ATTN_MAX_D + 8; e += ATTN_THREADS) buf[e] = 0.f;
-    for (int c8 = tid; 8 * c8 < qn; c8 += ATTN_THREADS) {
-        float v[8];
-        attn_load8(q + (long long)g * qn, 8 * c8, qn, v);
-#pragma unroll
-        for (int e = 0; e < 8; e++)
-            if (8 * c8 + e < qn) buf[8 * c8 + e] = v[e];
-    }
+    for (int e = tid; e < qn; e += ATTN_THREADS) buf[e] = q[(long long)g * qn + e];
     __syncthreads();
 
     // (1) Scores.
@@ -181,7 +175,7 @@ attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf
             float a = 0.f;
             for (int sl = 0; sl < slices; sl++) a += buf[sl * d + i];
             if (direct)
-                out[head * d + i] = f32_to_bf16(a / l_sm[h]);
+                out[head * d + i] = a / l_sm[h];
             else
                 p[2 + i] = a;
         }
@@ -215,7 +209,7 @@ attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf
         float a = 0.f;
 #pragma unroll 8
         for (int sp = 0; sp < active; sp++) a = fmaf(s[h][sp], __ldcg(p + sp * stride), a);
-        out[(g * group + h) * d + i] = f32_to_bf16(a / l_sm[h]);
+        out[(g * group + h) * d + i] = a / l_sm[h];
     }
     if (tid == 0) counters[g] = 0;
 }

@@ -1,15 +1,15 @@
-// Batch-1 GEMV family: y[r] = epilogue(x . W[r]) for W bf16 [N, K] row-major, x bf16 [K].
+// Batch-1 GEMV family: y[r] = epilogue(x . W[r]) for W bf16 [N, K] row-major, x f32 [K].
 // Launch: blocks of GEMV_THREADS (GEMV_WARPS warps), grid from the host (launch.rs: one task per
-// warp, capped at a few blocks per SM, warps then stride over the tasks), K*2 bytes of dynamic
-// shared memory (twice that with an input norm). A warp's task is one row (linear, LM head) or two rows its epilogue combines
+// warp, capped at a few blocks per SM, warps then stride over the tasks), K*4 bytes of dynamic
+// shared memory (K*6 with an input norm: its bf16 weight sits behind x). A warp's task is one row (linear, LM head) or two rows its epilogue combines
 // (gate/up: rows r and F+r; q/k/v: the RoPE pair i, i+d/2 of a head), so no epilogue waits for
 // another block. Lanes stride K in 16-byte chunks, GEMV_BATCH / ROWS chunks per row in flight;
 // the first task's first batch (and the norm weight) is requested before grid_dep_wait (weights
 // never change) and each next task's before the current one's reduction, so weight streaming
 // runs on across task and kernel boundaries. x is staged once per block in shared memory,
-// RMS-normalized there when an input norm is folded in (norm_w non-null), rounded to bf16
-// exactly as the rms_norm kernel stores it.
-// Bytes: N*K*2 of weights (the whole cost) + K*2 of x per block (L2 hits) + the outputs.
+// RMS-normalized there (in f32, as the rms_norm kernel computes it) when an input norm is folded
+// in (norm_w non-null).
+// Bytes: N*K*2 of weights (the whole cost) + K*4 of x per block (L2 hits) + the outputs.
 // Requires K % 8 == 0 and 16-byte aligned rows (checked on the host).
 
 #define GEMV_WARPS 4
@@ -18,64 +18,54 @@
 
 extern __shared__ uint4 gemv_x[];
 
-__device__ __forceinline__ void fma8(float& acc, uint4 w, uint4 x) {
-    acc = fmaf(lo_f32(w.x), lo_f32(x.x), acc);
-    acc = fmaf(hi_f32(w.x), hi_f32(x.x), acc);
-    acc = fmaf(lo_f32(w.y), lo_f32(x.y), acc);
-    acc = fmaf(hi_f32(w.y), hi_f32(x.y), acc);
-    acc = fmaf(lo_f32(w.z), lo_f32(x.z), acc);
-    acc = fmaf(hi_f32(w.z), hi_f32(x.z), acc);
-    acc = fmaf(lo_f32(w.w), lo_f32(x.w), acc);
-    acc = fmaf(hi_f32(w.w), hi_f32(x.w), acc);
+// acc += w . x over one 16-byte chunk of 8 bf16 weights and the matching 8 f32 of x.
+__device__ __forceinline__ void fma8(float& acc, uint4 w, float4 xa, float4 xb) {
+    acc = fmaf(lo_f32(w.x), xa.x, acc);
+    acc = fmaf(hi_f32(w.x), xa.y, acc);
+    acc = fmaf(lo_f32(w.y), xa.z, acc);
+    acc = fmaf(hi_f32(w.y), xa.w, acc);
+    acc = fmaf(lo_f32(w.z), xb.x, acc);
+    acc = fmaf(hi_f32(w.z), xb.y, acc);
+    acc = fmaf(lo_f32(w.w), xb.z, acc);
+    acc = fmaf(hi_f32(w.w), xb.w, acc);
 }
 
-// One 16-byte chunk of RMS-normalized x: bf16(x * (inv * w)) per element.
-__device__ __forceinline__ uint4 norm_chunk(uint4 x, uint4 w, float inv) {
-    const unsigned* u = reinterpret_cast<const unsigned*>(&x);
-    const unsigned* gu = reinterpret_cast<const unsigned*>(&w);
-    uint4 o;
-    unsigned* ou = reinterpret_cast<unsigned*>(&o);
-#pragma unroll
-    for (int e = 0; e < 4; e++) {
-        const unsigned lo = f32_to_bf16(lo_f32(u[e]) * (inv * lo_f32(gu[e])));
-        const unsigned hi = f32_to_bf16(hi_f32(u[e]) * (inv * hi_f32(gu[e])));
-        ou[e] = lo | (hi << 16);
-    }
-    return o;
-}
+// x's chunk c (8 f32) is gemv_x[2c], gemv_x[2c + 1]; the norm weight's (8 bf16) gemv_x[2k/8 + c].
+__device__ __forceinline__ float4* gemv_x_f32() { return reinterpret_cast<float4*>(gemv_x); }
 
-__device__ __forceinline__ float sumsq8(uint4 v) {
-    const unsigned* u = reinterpret_cast<const unsigned*>(&v);
-    float ss = 0.f;
-#pragma unroll
-    for (int e = 0; e < 4; e++) {
-        const float a = lo_f32(u[e]), b = hi_f32(u[e]);
-        ss += a * a + b * b;
-    }
-    return ss;
-}
+__device__ __forceinline__ float sumsq4(float4 v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; }
 
 // The norm weight into shared memory behind x (before grid_dep_wait: it is a weight).
 __device__ __forceinline__ void stage_norm_weight(const bf16* __restrict__ norm_w, int k) {
     if (!norm_w) return;
     const int chunks = k >> 3;
-    for (int c = threadIdx.x; c < chunks; c += GEMV_THREADS) gemv_x[chunks + c] = __ldg(reinterpret_cast<const uint4*>(norm_w) + c);
+    for (int c = threadIdx.x; c < chunks; c += GEMV_THREADS) gemv_x[2 * chunks + c] = __ldg(reinterpret_cast<const uint4*>(norm_w) + c);
 }
 
 // x into gemv_x (every thread of the block calls it, after grid_dep_wait: x is an earlier
 // kernel's output), RMS-normalized when norm_w is non-null (its weight staged already).
-__device__ __forceinline__ void stage_x(const bf16* __restrict__ x, const bf16* __restrict__ norm_w, float eps, int k) {
-    const int chunks = k >> 3;
-    const uint4* xv = reinterpret_cast<const uint4*>(x);
+__device__ __forceinline__ void stage_x(const float* __restrict__ x, const bf16* __restrict__ norm_w, float eps, int k) {
+    const int quads = k >> 2;
+    const float4* xv = reinterpret_cast<const float4*>(x);
+    float4* xs = gemv_x_f32();
     float ss = 0.f;
-    for (int c = threadIdx.x; c < chunks; c += GEMV_THREADS) {
-        const uint4 v = __ldg(xv + c);
-        gemv_x[c] = v;
-        ss += sumsq8(v);
+    for (int c = threadIdx.x; c < quads; c += GEMV_THREADS) {
+        const float4 v = __ldg(xv + c);
+        xs[c] = v;
+        ss += sumsq4(v);
     }
     if (norm_w) {
         const float inv = 1.0f / sqrtf(block_sum(ss) / (float)k + eps);  // block_sum syncs: the weight is staged
-        for (int c = threadIdx.x; c < chunks; c += GEMV_THREADS) gemv_x[c] = norm_chunk(gemv_x[c], gemv_x[chunks + c], inv);
+        const unsigned* w = reinterpret_cast<const unsigned*>(gemv_x + 2 * (k >> 3));
+        for (int c = threadIdx.x; c < quads; c += GEMV_THREADS) {
+            float4 v = xs[c];
+            const unsigned w01 = w[2 * c], w23 = w[2 * c + 1];
+            v.x *= inv * lo_f32(w01);
+            v.y *= inv * hi_f32(w01);
+            v.z *= inv * lo_f32(w23);
+            v.w *= inv * hi_f32(w23);
+            xs[c] = v;
+        }
     }
     __syncthreads();
 }
@@ -101,9 +91,9 @@ __device__ __forceinline__ void fma_batch(const uint4 (&w)[ROWS][GEMV_BATCH / RO
     for (int b = 0; b < GEMV_BATCH / ROWS; b++) {
         const int c = c0 + lane + 32 * b;
         if (c < chunks) {
-            const uint4 xc = gemv_x[c];
+            const float4 xa = gemv_x_f32()[2 * c], xb = gemv_x_f32()[2 * c + 1];
 #pragma unroll
-            for (int i = 0; i < ROWS; i++) fma8(acc[i], w[i][b], xc);
+            for (int i = 0; i < ROWS; i++) fma8(acc[i], w[i][b], xa, xb);
         }
     }
 }
@@ -111,7 +101,7 @@ __device__ __forceinline__ void fma_batch(const uint4 (&w)[ROWS][GEMV_BATCH / RO
 // Runs every task of the grid: rows_of(t, rows) names task t's weight rows, epilogue(t, acc)
 // gets their dot products with x (every lane holds the totals).
 template <int ROWS, class RowsOf, class Epilogue>
-__device__ __forceinline__ void gemv_tasks(int tasks, int k, const bf16* x, const bf16* norm_w, float eps,
+__device__ __forceinline__ void gemv_tasks(int tasks, int k, const float* x, const bf16* norm_w, float eps,
                                            RowsOf rows_of, Epilogue epilogue) {
     const int chunks = k >> 3, stride = gridDim.x * GEMV_WARPS;
     int t = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
@@ -145,21 +135,21 @@ __device__ __forceinline__ void gemv_tasks(int tasks, int k, const bf16* x, cons
     }
 }
 
-// Linear and LinearResidual: y = bf16(x.W[r] + (bias[r] + residual[r])); bias/residual may be null.
+// Linear and LinearResidual: y = x.W[r] + (bias[r] + residual[r]); bias/residual may be null.
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
-linear(const bf16* x, const bf16* w, const bf16* bias, const bf16* residual, bf16* out, int n, int k) {
+linear(const float* x, const bf16* w, const bf16* bias, const float* residual, float* out, int n, int k) {
     gemv_tasks<1>(
         n, k, x, nullptr, 0.f, [&](int t, const bf16* (&rows)[1]) { rows[0] = w + (long long)t * k; },
         [&](int t, const float (&acc)[1]) {
             if ((threadIdx.x & 31) != 0) return;
-            const float extra = (bias ? bf16_to_f32(bias[t]) : 0.f) + (residual ? bf16_to_f32(residual[t]) : 0.f);
-            out[t] = f32_to_bf16(acc[0] + extra);
+            const float extra = (bias ? bf16_to_f32(bias[t]) : 0.f) + (residual ? residual[t] : 0.f);
+            out[t] = acc[0] + extra;
         });
 }
 
 // LmHead: f32 logits, no rounding. norm_w: optional input RMSNorm (null for none).
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
-lm_head(const bf16* x, const bf16* w, const bf16* norm_w, float eps, float* out, int n, int k) {
+lm_head(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out, int n, int k) {
     gemv_tasks<1>(
         n, k, x, norm_w, eps, [&](int t, const bf16* (&rows)[1]) { rows[0] = w + (long long)t * k; },
         [&](int t, const float (&acc)[1]) {
@@ -167,9 +157,9 @@ lm_head(const bf16* x, const bf16* w, const bf16* norm_w, float eps, float* out,
         });
 }
 
-// GateUpSilu over W [2F, K] (gate rows first): y[r] = bf16(silu(g_r) * u_r).
+// GateUpSilu over W [2F, K] (gate rows first): y[r] = silu(g_r) * u_r.
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
-gate_up_silu(const bf16* x, const bf16* w, const bf16* norm_w, float eps, bf16* out, int f, int k) {
+gate_up_silu(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out, int f, int k) {
     gemv_tasks<2>(
         f, k, x, norm_w, eps,
         [&](int t, const bf16* (&rows)[2]) {
@@ -179,6 +169,6 @@ gate_up_silu(const bf16* x, const bf16* w, const bf16* norm_w, float eps, bf16* 
         [&](int t, const float (&acc)[2]) {
             if ((threadIdx.x & 31) != 0) return;
             const float g = acc[0];
-            out[t] = f32_to_bf16(g / (1.0f + expf(-g)) * acc[1]);
+            out[t] = g / (1.0f + expf(-g)) * acc[1];
         });
 }

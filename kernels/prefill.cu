@@ -3,27 +3,26 @@
 // plan's. Launch shapes live in src/exec/cuda/launch.rs (`prefill_launches`).
 
 // ---- GEMM: out[t, r] = epilogue(x[t] . W[r]) on bf16 tensor cores (mma.sync m16n8k16, f32
-// accumulation). x bf16 [rows, K], W bf16 [N, K] row-major (both K-contiguous, so A is "row"
-// and B is "col" for the mma). Block tile PG_BM tokens x PG_BN weight rows, K in steps of
-// PG_BK through a cp.async double buffer; 4 warps of 32x32 each. Out-of-range rows and K tails
-// are zero-filled by cp.async, so any rows/N and K % 8 == 0 work. Epilogues (via an f32 tile in
-// shared memory, stored coalesced):
-//   PG_LINEAR:  out bf16 [rows, N] = bf16(acc + (bias[r] + residual[t, r]))  (bias/residual may be null)
-//   PG_F32:     out f32  [rows, N] = acc + bias[r]                             (qkv, before RoPE)
+// accumulation). x f32 [rows, K], W bf16 [N, K] row-major (both K-contiguous, so A is "row"
+// and B is "col" for the mma). x keeps f32 precision: each A fragment is split into
+// hi = bf16(x) and lo = bf16(x - hi), and both are multiplied (x = hi + lo to 2^-16 relative),
+// so a prefilled row matches the decode GEMV's f32 x at twice the tensor-core work.
+// Block tile PG_BM tokens x PG_BN weight rows, K in steps of PG_BK through a cp.async double
+// buffer; 4 warps of 32x32 each. Out-of-range rows and K tails are zero-filled by cp.async, so
+// any rows/N and K % 8 == 0 work. Epilogues (via an f32 tile in shared memory, stored coalesced):
+//   PG_LINEAR:  out f32 [rows, N] = acc + (bias[r] + residual[t, r])  (bias/residual may be null)
 //   PG_GATE_UP: W is [2F, K] (gate rows first), n = F; the block's first PG_BN/2 B rows are gate
-//               rows j0.., the rest the matching up rows F + j0..; out bf16 [rows, F] = bf16(silu(g) * u)
-// A per-row RMSNorm prologue fits in one place: scale each row's A tile in shared memory by the
-// norm weight after the cp.async wait (As[r][k] *= w[k0 + k]), and multiply acc by the row's
-// rsqrt(mean(x^2) + eps), computed once per block for its PG_BM rows, in the epilogue.
+//               rows j0.., the rest the matching up rows F + j0..; out f32 [rows, F] = silu(g) * u
 // Grid: (ceil(N / PG_BN) or ceil(F / (PG_BN / 2)), ceil(rows / PG_BM)), PG_THREADS threads.
+// Bytes: N*K*2 of weights per PG_BM rows of x, + rows*K*4 of x per PG_BN columns (L2).
 #define PG_BM 64
 #define PG_BN 64
-#define PG_BK 64
-#define PG_LD (PG_BK + 8)  // padded row: fragment loads are bank-conflict free
+#define PG_BK 32
+#define PG_LDA (PG_BK + 8)  // padded rows (f32 A, bf16 B): fragment loads are bank-conflict free
+#define PG_LDB (PG_BK + 8)
 #define PG_THREADS 128
 #define PG_LINEAR 0
-#define PG_F32 1
-#define PG_GATE_UP 2
+#define PG_GATE_UP 1
 #define PG_CLD (PG_BN + 1)
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
@@ -44,14 +43,23 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const unsigned (&a)[4], 
 
 __device__ __forceinline__ unsigned ld_u32(const bf16* p) { return *reinterpret_cast<const unsigned*>(p); }
 
+// Two consecutive f32 of A as packed bf16 pairs: hi = bf16(x), lo = bf16(x - hi).
+__device__ __forceinline__ void split_pair(const float* p, unsigned& hi, unsigned& lo) {
+    const float2 v = *reinterpret_cast<const float2*>(p);
+    const bf16 h0 = f32_to_bf16(v.x), h1 = f32_to_bf16(v.y);
+    hi = (unsigned)h0 | ((unsigned)h1 << 16);
+    lo = (unsigned)f32_to_bf16(v.x - bf16_to_f32(h0)) | ((unsigned)f32_to_bf16(v.y - bf16_to_f32(h1)) << 16);
+}
+
 extern "C" __global__ void __launch_bounds__(PG_THREADS)
-prefill_gemm(const bf16* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
-             const bf16* __restrict__ residual, void* __restrict__ out, int mode, int rows, int n, int k) {
-    constexpr int PIPE_BYTES = 2 * (PG_BM + PG_BN) * PG_LD * 2;
+prefill_gemm(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
+             const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k) {
+    constexpr int A_BYTES = 2 * PG_BM * PG_LDA * 4;
+    constexpr int PIPE_BYTES = A_BYTES + 2 * PG_BN * PG_LDB * 2;
     constexpr int C_BYTES = PG_BM * PG_CLD * 4;
     __shared__ __align__(16) unsigned char smem[PIPE_BYTES > C_BYTES ? PIPE_BYTES : C_BYTES];
-    bf16* As = reinterpret_cast<bf16*>(smem);  // [2][PG_BM][PG_LD]
-    bf16* Bs = As + 2 * PG_BM * PG_LD;         // [2][PG_BN][PG_LD]
+    float* As = reinterpret_cast<float*>(smem);           // [2][PG_BM][PG_LDA]
+    bf16* Bs = reinterpret_cast<bf16*>(smem + A_BYTES);   // [2][PG_BN][PG_LDB]
     const int m0 = blockIdx.y * PG_BM;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
@@ -61,11 +69,11 @@ prefill_gemm(const bf16* __restrict__ x, const bf16* __restrict__ w, const bf16*
 
     auto load = [&](int stage, int kt) {
         const int k0 = kt * PG_BK;
-        for (int c = tid; c < PG_BM * PG_BK / 8; c += PG_THREADS) {
-            const int r = c / (PG_BK / 8), kc = (c % (PG_BK / 8)) * 8;
+        for (int c = tid; c < PG_BM * PG_BK / 4; c += PG_THREADS) {
+            const int r = c / (PG_BK / 4), kc = (c % (PG_BK / 4)) * 4;
             const int t = m0 + r, kk = k0 + kc;
             const bool ok = t < rows && kk < k;
-            cp_async16(As + (stage * PG_BM + r) * PG_LD + kc, x + (ok ? (long long)t * k + kk : 0), ok);
+            cp_async16(As + (stage * PG_BM + r) * PG_LDA + kc, x + (ok ? (long long)t * k + kk : 0), ok);
         }
         for (int c = tid; c < PG_BN * PG_BK / 8; c += PG_THREADS) {
             const int r = c / (PG_BK / 8), kc = (c % (PG_BK / 8)) * 8;
@@ -81,7 +89,7 @@ prefill_gemm(const bf16* __restrict__ x, const bf16* __restrict__ w, const bf16*
             }
             const int kk = k0 + kc;
             ok = ok && kk < k;
-            cp_async16(Bs + (stage * PG_BN + r) * PG_LD + kc, w + (ok ? (long long)wr * k + kk : 0), ok);
+            cp_async16(Bs + (stage * PG_BN + r) * PG_LDB + kc, w + (ok ? (long long)wr * k + kk : 0), ok);
         }
         cp_async_commit();
     };
@@ -104,29 +112,32 @@ prefill_gemm(const bf16* __restrict__ x, const bf16* __restrict__ w, const bf16*
             cp_async_wait<0>();
         }
         __syncthreads();
-        const bf16* A = As + stage * PG_BM * PG_LD;
-        const bf16* B = Bs + stage * PG_BN * PG_LD;
+        const float* A = As + stage * PG_BM * PG_LDA;
+        const bf16* B = Bs + stage * PG_BN * PG_LDB;
 #pragma unroll
         for (int ks = 0; ks < PG_BK; ks += 16) {
-            unsigned a[2][4], b[4][2];
+            unsigned hi[2][4], lo[2][4], b[4][2];
 #pragma unroll
             for (int i = 0; i < 2; i++) {
-                const bf16* p = A + (wm + i * 16 + g) * PG_LD + ks + tg * 2;
-                a[i][0] = ld_u32(p);
-                a[i][1] = ld_u32(p + 8 * PG_LD);
-                a[i][2] = ld_u32(p + 8);
-                a[i][3] = ld_u32(p + 8 * PG_LD + 8);
+                const float* p = A + (wm + i * 16 + g) * PG_LDA + ks + tg * 2;
+                split_pair(p, hi[i][0], lo[i][0]);
+                split_pair(p + 8 * PG_LDA, hi[i][1], lo[i][1]);
+                split_pair(p + 8, hi[i][2], lo[i][2]);
+                split_pair(p + 8 * PG_LDA + 8, hi[i][3], lo[i][3]);
             }
 #pragma unroll
             for (int j = 0; j < 4; j++) {
-                const bf16* q = B + (wn + j * 8 + g) * PG_LD + ks + tg * 2;
+                const bf16* q = B + (wn + j * 8 + g) * PG_LDB + ks + tg * 2;
                 b[j][0] = ld_u32(q);
                 b[j][1] = ld_u32(q + 8);
             }
 #pragma unroll
             for (int i = 0; i < 2; i++)
 #pragma unroll
-                for (int j = 0; j < 4; j++) mma_bf16(acc[i][j], a[i], b[j][0], b[j][1]);
+                for (int j = 0; j < 4; j++) {
+                    mma_bf16(acc[i][j], hi[i], b[j][0], b[j][1]);
+                    mma_bf16(acc[i][j], lo[i], b[j][0], b[j][1]);
+                }
         }
         __syncthreads();
     }
@@ -145,12 +156,11 @@ prefill_gemm(const bf16* __restrict__ x, const bf16* __restrict__ w, const bf16*
     __syncthreads();
     if (gate_up) {
         constexpr int HALF = PG_BN / 2;
-        bf16* o = reinterpret_cast<bf16*>(out);
         for (int e = tid; e < PG_BM * HALF; e += PG_THREADS) {
             const int r = e / HALF, c = e % HALF, t = m0 + r, j = blockIdx.x * HALF + c;
             if (t >= rows || j >= n) continue;
             const float gv = C[r * PG_CLD + c], u = C[r * PG_CLD + HALF + c];
-            o[(long long)t * n + j] = f32_to_bf16(gv / (1.0f + expf(-gv)) * u);
+            out[(long long)t * n + j] = gv / (1.0f + expf(-gv)) * u;
         }
         return;
     }
@@ -158,36 +168,32 @@ prefill_gemm(const bf16* __restrict__ x, const bf16* __restrict__ w, const bf16*
         const int r = e / PG_BN, c = e % PG_BN, t = m0 + r, col = blockIdx.x * PG_BN + c;
         if (t >= rows || col >= n) continue;
         const long long o = (long long)t * n + col;
-        const float b = bias ? bf16_to_f32(bias[col]) : 0.f;
-        if (mode == PG_F32) {
-            reinterpret_cast<float*>(out)[o] = C[r * PG_CLD + c] + b;
-        } else {
-            const float extra = b + (residual ? bf16_to_f32(residual[o]) : 0.f);
-            reinterpret_cast<bf16*>(out)[o] = f32_to_bf16(C[r * PG_CLD + c] + extra);
-        }
+        out[o] = C[r * PG_CLD + c] + ((bias ? bf16_to_f32(bias[col]) : 0.f) + (residual ? residual[o] : 0.f));
     }
 }
 
-// ---- Q/K/V epilogue: per (row t, head) of the PG_F32 GEMM's output y f32 [rows, heads*d]
-// (bias added): optional per-head RMSNorm, RoPE at start + t, then q row t or the K/V cache row
-// at start + t. Grid (rows, n_heads + 2*n_kv), 128 threads. Same math as qkv_rope.cu's epilogue.
+// ---- Q/K/V epilogue: per (row t, head) of the GEMM's output y f32 [rows, heads*d] (bias
+// added): optional per-head RMSNorm, RoPE at start + t, then q row t (f32) or the K/V cache row
+// at start + t (bf16). Grid (rows, n_heads + 2*n_kv), 128 threads. Same math as qkv_rope.cu's
+// epilogue.
 extern "C" __global__ void __launch_bounds__(128)
 prefill_rope(const float* __restrict__ y, const bf16* __restrict__ q_norm, const bf16* __restrict__ k_norm, float eps,
-             const float* __restrict__ inv_freq, int start, bf16* __restrict__ q_out, bf16* __restrict__ k_cache,
+             const float* __restrict__ inv_freq, int start, float* __restrict__ q_out, bf16* __restrict__ k_cache,
              bf16* __restrict__ v_cache, int n_heads, int n_kv, int d) {
     const int t = blockIdx.x, head = blockIdx.y, heads = n_heads + 2 * n_kv, pos = start + t;
     const float* src = y + ((long long)t * heads + head) * d;
     const int half = d / 2;
-    bf16* dst;
+    float* q_dst = nullptr;  // exactly one of q_dst, k_dst
+    bf16* k_dst = nullptr;
     const bf16* norm_w;
     if (head < n_heads) {
-        dst = q_out + ((long long)t * n_heads + head) * d;
+        q_dst = q_out + ((long long)t * n_heads + head) * d;
         norm_w = q_norm;
     } else if (head < n_heads + n_kv) {
-        dst = k_cache + ((long long)pos * n_kv + (head - n_heads)) * d;
+        k_dst = k_cache + ((long long)pos * n_kv + (head - n_heads)) * d;
         norm_w = k_norm;
     } else {
-        dst = v_cache + ((long long)pos * n_kv + (head - n_heads - n_kv)) * d;
+        bf16* dst = v_cache + ((long long)pos * n_kv + (head - n_heads - n_kv)) * d;
         for (int i = threadIdx.x; i < d; i += blockDim.x) dst[i] = f32_to_bf16(src[i]);
         return;
     }
@@ -206,24 +212,30 @@ prefill_rope(const float* __restrict__ y, const bf16* __restrict__ q_norm, const
         }
         float s, c;
         sincosf(fpos * inv_freq[i], &s, &c);
-        dst[i] = f32_to_bf16(a * c - b * s);
-        dst[i + half] = f32_to_bf16(b * c + a * s);
+        const float ra = a * c - b * s, rb = b * c + a * s;
+        if (q_dst) {
+            q_dst[i] = ra;
+            q_dst[i + half] = rb;
+        } else {
+            k_dst[i] = f32_to_bf16(ra);
+            k_dst[i + half] = f32_to_bf16(rb);
+        }
     }
 }
 
-// ---- Embedding of `rows` tokens: out[t] = table[tokens[t]] (zeros outside the vocabulary;
-// the host checks ids first). Grid rows, 256 threads.
+// ---- Embedding of `rows` tokens: out[t] = f32(table[tokens[t]]) (zeros outside the
+// vocabulary; the host checks ids first). Grid rows, 256 threads.
 extern "C" __global__ void prefill_embedding(const bf16* __restrict__ table, const int* __restrict__ tokens,
-                                             bf16* __restrict__ out, int hidden, int vocab) {
+                                             float* __restrict__ out, int hidden, int vocab) {
     const int id = tokens[blockIdx.x];
     const bool valid = id >= 0 && id < vocab;
     const bf16* row = table + (long long)(valid ? id : 0) * hidden;
-    bf16* dst = out + (long long)blockIdx.x * hidden;
-    for (int i = threadIdx.x; i < hidden; i += blockDim.x) dst[i] = valid ? row[i] : (bf16)0;
+    float* dst = out + (long long)blockIdx.x * hidden;
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) dst[i] = valid ? bf16_to_f32(row[i]) : 0.f;
 }
 
 // ---- Causal attention of `rows` query tokens (token t at position start + t attends cache
-// rows 0..=start+t), grouped-query aware, scale 1/sqrt(d). q, out bf16 [rows, n_heads*d].
+// rows 0..=start+t), grouped-query aware, scale 1/sqrt(d). q, out f32 [rows, n_heads*d].
 // Grid (n_kv, ceil(rows / tokens_per_block)), PA_THREADS threads; block (g, b) takes the
 // tokens_per_block * group query vectors of KV head g (at most PA_MAX_Q, in shared memory as
 // f32), walks the positions in tiles of PA_TILE K/V rows staged in shared memory once for all of
@@ -239,8 +251,8 @@ extern "C" __global__ void prefill_embedding(const bf16* __restrict__ table, con
 #define PA_PAIRS (PA_MAX_D / 64)  // column pairs per lane
 
 extern "C" __global__ void __launch_bounds__(PA_THREADS)
-prefill_attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
-                  bf16* __restrict__ out, int rows, int start, int tokens_per_block, int n_heads, int n_kv, int d) {
+prefill_attention(const float* __restrict__ q, const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
+                  float* __restrict__ out, int rows, int start, int tokens_per_block, int n_heads, int n_kv, int d) {
     __shared__ __align__(16) float qs[PA_MAX_Q][PA_MAX_D];
     __shared__ unsigned ks[PA_TILE][PA_MAX_D / 2 + 1];  // bf16 pairs; padded so lane j's row is its own bank
     __shared__ unsigned vs[PA_TILE][PA_MAX_D / 2];
@@ -255,7 +267,7 @@ prefill_attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, 
     for (int e = threadIdx.x; e < nq * d; e += PA_THREADS) {
         const int qi = e / d, i = e % d;
         const int t = t0 + qi / group, h = gkv * group + qi % group;
-        qs[qi][i] = bf16_to_f32(q[((long long)t * n_heads + h) * d + i]);
+        qs[qi][i] = q[((long long)t * n_heads + h) * d + i];
     }
     float m[PA_QW], l[PA_QW], acc[PA_QW][2 * PA_PAIRS];
 #pragma unroll
@@ -328,13 +340,13 @@ prefill_attention(const bf16* __restrict__ q, const bf16* __restrict__ k_cache, 
         const int qi = warp + PA_WARPS * jq;
         if (qi >= nq) break;
         const int t = t0 + qi / group, h = gkv * group + qi % group;
-        bf16* o = out + ((long long)t * n_heads + h) * d;
+        float* o = out + ((long long)t * n_heads + h) * d;
 #pragma unroll
         for (int i = 0; i < PA_PAIRS; i++) {
             const int c = lane + 32 * i;
             if (c < d2) {
-                o[2 * c] = f32_to_bf16(acc[jq][2 * i] / l[jq]);
-                o[2 * c + 1] = f32_to_bf16(acc[jq][2 * i + 1] / l[jq]);
+                o[2 * c] = acc[jq][2 * i] / l[jq];
+                o[2 * c + 1] = acc[jq][2 * i + 1] / l[jq];
             }
         }
     }

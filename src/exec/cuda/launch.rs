@@ -33,8 +33,11 @@ const GEMV_THREADS: u32 = 32 * GEMV_WARPS as u32;
 /// GEMV blocks per SM before warps take several tasks each: 16 warps, each with a batch of
 /// 16-byte loads in flight, keep an SM's share of HBM bandwidth busy.
 const GEMV_BLOCKS_PER_SM: usize = 4;
-/// The GEMV stages x (and a folded norm's weight) in shared memory, within the default 48 KiB.
-const GEMV_MAX_SHARED: usize = 48 * 1024;
+/// The GEMV stages x (f32, and a folded norm's bf16 weight) in shared memory: up to 96 KiB, which
+/// every sm_80+ GPU grants a block that asks (K up to 24,576 without a norm).
+pub const GEMV_MAX_SHARED: usize = 96 * 1024;
+/// The kernels that take dynamic shared memory (gemv.cu's), allowed GEMV_MAX_SHARED at load.
+pub const GEMV_KERNELS: [&str; 4] = ["linear", "lm_head", "gate_up_silu", "qkv_rope"];
 const ATTN_THREADS: u32 = 256;
 const SAMPLE_THREADS: u32 = 256;
 const TOP_THREADS: u32 = 1024;
@@ -121,7 +124,7 @@ fn attention_splits(sms: u32, n_kv: usize, max_seq: usize) -> u32 {
 /// tasks with rows of `k` (`normed`: an input RMSNorm is folded in): one task per warp, at most
 /// GEMV_BLOCKS_PER_SM blocks per SM. None when x does not fit in shared memory.
 fn gemv_shape(tasks: usize, k: usize, normed: bool, sms: u32) -> Option<((u32, u32, u32), u32)> {
-    let shared = 2 * k * (1 + usize::from(normed));
+    let shared = 4 * k + if normed { 2 * k } else { 0 };
     let blocks = tasks.div_ceil(GEMV_WARPS).clamp(1, GEMV_BLOCKS_PER_SM * sms.max(1) as usize);
     (shared <= GEMV_MAX_SHARED).then_some(((blocks as u32, 1, 1), shared as u32))
 }
@@ -374,8 +377,7 @@ const PG_BM: usize = 64;
 const PG_BN: usize = 64;
 const PG_THREADS: u32 = 128;
 const PG_LINEAR: usize = 0;
-const PG_F32: usize = 1;
-const PG_GATE_UP: usize = 2;
+const PG_GATE_UP: usize = 1;
 const PA_THREADS: u32 = 128;
 const PA_MAX_Q: usize = 48;
 const PA_MAX_D: usize = 128;
@@ -386,7 +388,7 @@ const PA_MAX_D: usize = 128;
 pub struct PrefillDevice {
     pub arena: u64,
     pub qkv: u64,
-    /// bf16 rows of a folded input RMSNorm, which prefill runs before the GEMM.
+    /// f32 rows of a folded input RMSNorm, which prefill runs before the GEMM.
     pub normed: u64,
 }
 
@@ -399,7 +401,7 @@ pub fn prefill_normed_bytes(steps: &[Step], chunk: usize) -> u64 {
         .map(|s| s.inputs[0].ty.elements())
         .max()
         .unwrap_or(0);
-    (2 * width * chunk) as u64
+    (4 * width * chunk) as u64
 }
 
 /// Bytes of the f32 q/k/v scratch for `chunk` rows.
@@ -489,7 +491,7 @@ impl DeviceLayout {
                     let (k_cache, v_cache) = (self.ptr(take()), self.ptr(take()));
                     let heads = n_heads + 2 * n_kv_heads;
                     let x = gemm_input(&mut launches, norm);
-                    launches.push(gemm(&ins[1], heads * head_dim, PG_F32, x, bias_ptr, 0, dev.qkv)?);
+                    launches.push(gemm(&ins[1], heads * head_dim, PG_LINEAR, x, bias_ptr, 0, dev.qkv)?);
                     let args = vec![dev.qkv, q_norm, k_norm, float(qk_norm.unwrap_or(0.0)), inv_freq, int(start), rows_ptr(&outs[0]), k_cache, v_cache, int(n_heads), int(n_kv_heads), int(head_dim)];
                     launches.push(launch("prefill_rope", (n as u32, heads as u32, 1), 128, args));
                 }
