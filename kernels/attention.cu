@@ -11,8 +11,8 @@
 // position each against every query head of the group, scores kept in shared memory; (2) a
 // warp per head takes the max and the exponentials; (3) threads own (8-element chunk of V,
 // slice of positions) and accumulate every head, then the slices are summed in shared memory.
-// q and the output are f32, the KV cache bf16.
-// Bytes: 2 * (pos+1) * d * 2 per KV head (K and V, each read once) + partials when split.
+// Everything is f32. Bytes: 2 * (pos+1) * d * 4 per KV head (K and V, each read once) +
+// partials when split.
 // Limits (checked on the host): group <= ATTN_MAX_GROUP, d <= ATTN_MAX_D,
 // splits >= max_seq / ATTN_CHUNK, splits <= ATTN_MAX_SPLITS.
 
@@ -23,29 +23,24 @@
 #define ATTN_CHUNK 256
 #define ATTN_MAX_SPLITS 256
 
-// Elements i0..i0+7 of a row of d (zeros past d). Rows are 16-byte aligned when d % 8 == 0.
-__device__ __forceinline__ void attn_load8(const bf16* __restrict__ p, int i0, int d, float (&v)[8]) {
+// Elements i0..i0+7 of a row of d (zeros past d); 16-byte loads when d % 8 == 0.
+__device__ __forceinline__ void attn_load8(const float* __restrict__ p, int i0, int d, float (&v)[8]) {
     if ((d & 7) == 0) {
         if (i0 < d) {
-            const uint4 u = __ldg(reinterpret_cast<const uint4*>(p + i0));
-            const unsigned w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                v[2 * e] = lo_f32(w[e]);
-                v[2 * e + 1] = hi_f32(w[e]);
-            }
+            const float4 a = __ldg(reinterpret_cast<const float4*>(p + i0)), b = __ldg(reinterpret_cast<const float4*>(p + i0 + 4));
+            v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
         } else {
 #pragma unroll
             for (int e = 0; e < 8; e++) v[e] = 0.f;
         }
     } else {
 #pragma unroll
-        for (int e = 0; e < 8; e++) v[e] = i0 + e < d ? bf16_to_f32(p[i0 + e]) : 0.f;
+        for (int e = 0; e < 8; e++) v[e] = i0 + e < d ? p[i0 + e] : 0.f;
     }
 }
 
 extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
-attention(const float* __restrict__ q, const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
+attention(const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache,
           const int* __restrict__ pos_p, float* __restrict__ out, float* __restrict__ partial,
           unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq, int min_chunk) {
     grid_dep_launch();
@@ -62,8 +57,8 @@ attention(const float* __restrict__ q, const bf16* __restrict__ k_cache, const b
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int cpr = (d + 7) >> 3;  // 8-element chunks per row
     const float scale = 1.0f / sqrtf((float)d);
-    const bf16* k_base = k_cache + (long long)t0 * row + g * d;
-    const bf16* v_base = v_cache + (long long)t0 * row + g * d;
+    const float* k_base = k_cache + (long long)t0 * row + g * d;
+    const float* v_base = v_cache + (long long)t0 * row + g * d;
     // Phase (1): a team of tl lanes takes one position; lane c of the team holds elements 8c..8c+7.
     int tl = 1;
     while (tl < cpr) tl <<= 1;

@@ -8,7 +8,7 @@
 // hi = bf16(x) and lo = bf16(x - hi), and both are multiplied (x = hi + lo to 2^-16 relative),
 // so a prefilled row matches the decode GEMV's f32 x at twice the tensor-core work.
 // Block tile PG_BM tokens x PG_BN weight rows, K in steps of PG_BK through a cp.async double
-// buffer; 4 warps of 32x32 each. Out-of-range rows and K tails are zero-filled by cp.async, so
+// buffer in PG_SHARED bytes of dynamic shared memory; 4 warps of 32x32 each. Out-of-range rows and K tails are zero-filled by cp.async, so
 // any rows/N and K % 8 == 0 work. Epilogues (via an f32 tile in shared memory, stored coalesced):
 //   PG_LINEAR:  out f32 [rows, N] = acc + (bias[r] + residual[t, r])  (bias/residual may be null)
 //   PG_GATE_UP: W is [2F, K] (gate rows first), n = F; the block's first PG_BN/2 B rows are gate
@@ -17,13 +17,17 @@
 // Bytes: N*K*2 of weights per PG_BM rows of x, + rows*K*4 of x per PG_BN columns (L2).
 #define PG_BM 64
 #define PG_BN 64
-#define PG_BK 32
+#define PG_BK 64
 #define PG_LDA (PG_BK + 8)  // padded rows (f32 A, bf16 B): fragment loads are bank-conflict free
 #define PG_LDB (PG_BK + 8)
 #define PG_THREADS 128
 #define PG_LINEAR 0
 #define PG_GATE_UP 1
 #define PG_CLD (PG_BN + 1)
+#define PG_A_BYTES (2 * PG_BM * PG_LDA * 4)
+#define PG_SHARED (PG_A_BYTES + 2 * PG_BN * PG_LDB * 2)  // > the C tile, PG_BM * PG_CLD * 4
+
+extern __shared__ __align__(16) unsigned char pg_smem[];
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
     const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
@@ -43,23 +47,25 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const unsigned (&a)[4], 
 
 __device__ __forceinline__ unsigned ld_u32(const bf16* p) { return *reinterpret_cast<const unsigned*>(p); }
 
+// Two f32 rounded to a packed bf16 pair (first in the low half) in one instruction (sm_80+).
+__device__ __forceinline__ unsigned pack_bf16x2(float first, float second) {
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(second), "f"(first));
+    return r;
+}
+
 // Two consecutive f32 of A as packed bf16 pairs: hi = bf16(x), lo = bf16(x - hi).
 __device__ __forceinline__ void split_pair(const float* p, unsigned& hi, unsigned& lo) {
     const float2 v = *reinterpret_cast<const float2*>(p);
-    const bf16 h0 = f32_to_bf16(v.x), h1 = f32_to_bf16(v.y);
-    hi = (unsigned)h0 | ((unsigned)h1 << 16);
-    lo = (unsigned)f32_to_bf16(v.x - bf16_to_f32(h0)) | ((unsigned)f32_to_bf16(v.y - bf16_to_f32(h1)) << 16);
+    hi = pack_bf16x2(v.x, v.y);
+    lo = pack_bf16x2(v.x - lo_f32(hi), v.y - hi_f32(hi));
 }
 
 extern "C" __global__ void __launch_bounds__(PG_THREADS)
 prefill_gemm(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
              const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k) {
-    constexpr int A_BYTES = 2 * PG_BM * PG_LDA * 4;
-    constexpr int PIPE_BYTES = A_BYTES + 2 * PG_BN * PG_LDB * 2;
-    constexpr int C_BYTES = PG_BM * PG_CLD * 4;
-    __shared__ __align__(16) unsigned char smem[PIPE_BYTES > C_BYTES ? PIPE_BYTES : C_BYTES];
-    float* As = reinterpret_cast<float*>(smem);           // [2][PG_BM][PG_LDA]
-    bf16* Bs = reinterpret_cast<bf16*>(smem + A_BYTES);   // [2][PG_BN][PG_LDB]
+    float* As = reinterpret_cast<float*>(pg_smem);             // [2][PG_BM][PG_LDA]
+    bf16* Bs = reinterpret_cast<bf16*>(pg_smem + PG_A_BYTES);  // [2][PG_BN][PG_LDB]
     const int m0 = blockIdx.y * PG_BM;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
@@ -142,7 +148,7 @@ prefill_gemm(const float* __restrict__ x, const bf16* __restrict__ w, const bf16
         __syncthreads();
     }
 
-    float* C = reinterpret_cast<float*>(smem);  // [PG_BM][PG_CLD]
+    float* C = reinterpret_cast<float*>(pg_smem);  // [PG_BM][PG_CLD]
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
@@ -174,27 +180,25 @@ prefill_gemm(const float* __restrict__ x, const bf16* __restrict__ w, const bf16
 
 // ---- Q/K/V epilogue: per (row t, head) of the GEMM's output y f32 [rows, heads*d] (bias
 // added): optional per-head RMSNorm, RoPE at start + t, then q row t (f32) or the K/V cache row
-// at start + t (bf16). Grid (rows, n_heads + 2*n_kv), 128 threads. Same math as qkv_rope.cu's
-// epilogue.
+// at start + t. Grid (rows, n_heads + 2*n_kv), 128 threads. Same math as qkv_rope.cu's epilogue.
 extern "C" __global__ void __launch_bounds__(128)
 prefill_rope(const float* __restrict__ y, const bf16* __restrict__ q_norm, const bf16* __restrict__ k_norm, float eps,
-             const float* __restrict__ inv_freq, int start, float* __restrict__ q_out, bf16* __restrict__ k_cache,
-             bf16* __restrict__ v_cache, int n_heads, int n_kv, int d) {
+             const float* __restrict__ inv_freq, int start, float* __restrict__ q_out, float* __restrict__ k_cache,
+             float* __restrict__ v_cache, int n_heads, int n_kv, int d) {
     const int t = blockIdx.x, head = blockIdx.y, heads = n_heads + 2 * n_kv, pos = start + t;
     const float* src = y + ((long long)t * heads + head) * d;
     const int half = d / 2;
-    float* q_dst = nullptr;  // exactly one of q_dst, k_dst
-    bf16* k_dst = nullptr;
+    float* dst;
     const bf16* norm_w;
     if (head < n_heads) {
-        q_dst = q_out + ((long long)t * n_heads + head) * d;
+        dst = q_out + ((long long)t * n_heads + head) * d;
         norm_w = q_norm;
     } else if (head < n_heads + n_kv) {
-        k_dst = k_cache + ((long long)pos * n_kv + (head - n_heads)) * d;
+        dst = k_cache + ((long long)pos * n_kv + (head - n_heads)) * d;
         norm_w = k_norm;
     } else {
-        bf16* dst = v_cache + ((long long)pos * n_kv + (head - n_heads - n_kv)) * d;
-        for (int i = threadIdx.x; i < d; i += blockDim.x) dst[i] = f32_to_bf16(src[i]);
+        dst = v_cache + ((long long)pos * n_kv + (head - n_heads - n_kv)) * d;
+        for (int i = threadIdx.x; i < d; i += blockDim.x) dst[i] = src[i];
         return;
     }
     float inv = 1.f;
@@ -212,14 +216,8 @@ prefill_rope(const float* __restrict__ y, const bf16* __restrict__ q_norm, const
         }
         float s, c;
         sincosf(fpos * inv_freq[i], &s, &c);
-        const float ra = a * c - b * s, rb = b * c + a * s;
-        if (q_dst) {
-            q_dst[i] = ra;
-            q_dst[i + half] = rb;
-        } else {
-            k_dst[i] = f32_to_bf16(ra);
-            k_dst[i + half] = f32_to_bf16(rb);
-        }
+        dst[i] = a * c - b * s;
+        dst[i + half] = b * c + a * s;
     }
 }
 
@@ -235,7 +233,8 @@ extern "C" __global__ void prefill_embedding(const bf16* __restrict__ table, con
 }
 
 // ---- Causal attention of `rows` query tokens (token t at position start + t attends cache
-// rows 0..=start+t), grouped-query aware, scale 1/sqrt(d). q, out f32 [rows, n_heads*d].
+// rows 0..=start+t), grouped-query aware, scale 1/sqrt(d). q, out f32 [rows, n_heads*d], the
+// caches f32.
 // Grid (n_kv, ceil(rows / tokens_per_block)), PA_THREADS threads; block (g, b) takes the
 // tokens_per_block * group query vectors of KV head g (at most PA_MAX_Q, in shared memory as
 // f32), walks the positions in tiles of PA_TILE K/V rows staged in shared memory once for all of
@@ -245,17 +244,17 @@ extern "C" __global__ void prefill_embedding(const bf16* __restrict__ table, con
 #define PA_THREADS 128
 #define PA_WARPS (PA_THREADS / 32)
 #define PA_TILE 32
-#define PA_MAX_Q 48
+#define PA_MAX_Q 24
 #define PA_MAX_D 128
 #define PA_QW (PA_MAX_Q / PA_WARPS)
 #define PA_PAIRS (PA_MAX_D / 64)  // column pairs per lane
 
 extern "C" __global__ void __launch_bounds__(PA_THREADS)
-prefill_attention(const float* __restrict__ q, const bf16* __restrict__ k_cache, const bf16* __restrict__ v_cache,
+prefill_attention(const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache,
                   float* __restrict__ out, int rows, int start, int tokens_per_block, int n_heads, int n_kv, int d) {
     __shared__ __align__(16) float qs[PA_MAX_Q][PA_MAX_D];
-    __shared__ unsigned ks[PA_TILE][PA_MAX_D / 2 + 1];  // bf16 pairs; padded so lane j's row is its own bank
-    __shared__ unsigned vs[PA_TILE][PA_MAX_D / 2];
+    __shared__ float2 ks[PA_TILE][PA_MAX_D / 2 + 1];  // padded so lane j's row starts on its own bank
+    __shared__ float2 vs[PA_TILE][PA_MAX_D / 2];
     __shared__ float ps[PA_WARPS][PA_TILE];
     const int gkv = blockIdx.x, t0 = blockIdx.y * tokens_per_block;
     const int group = n_heads / n_kv, row = n_kv * d, d2 = d / 2;
@@ -282,11 +281,11 @@ prefill_attention(const float* __restrict__ q, const bf16* __restrict__ k_cache,
         __syncthreads();  // the previous tile is consumed (and qs written, the first time)
         for (int e = threadIdx.x; e < PA_TILE * d2; e += PA_THREADS) {
             const int j = e / d2, c = e % d2, p = p0 + j;
-            unsigned kw = 0, vw = 0;
+            float2 kw = make_float2(0.f, 0.f), vw = kw;
             if (p <= last_pos) {
                 const long long at = (long long)p * row + gkv * d;
-                kw = reinterpret_cast<const unsigned*>(k_cache + at)[c];
-                vw = reinterpret_cast<const unsigned*>(v_cache + at)[c];
+                kw = reinterpret_cast<const float2*>(k_cache + at)[c];
+                vw = reinterpret_cast<const float2*>(v_cache + at)[c];
             }
             ks[j][c] = kw;
             vs[j][c] = vw;
@@ -303,10 +302,10 @@ prefill_attention(const float* __restrict__ q, const bf16* __restrict__ k_cache,
             if (p <= qpos) {
                 float dot = 0.f;
                 for (int c = 0; c < d2; c++) {
-                    const unsigned kw = ks[lane][c];
+                    const float2 kw = ks[lane][c];
                     const float2 qq = *reinterpret_cast<const float2*>(&qs[qi][2 * c]);
-                    dot = fmaf(qq.x, lo_f32(kw), dot);
-                    dot = fmaf(qq.y, hi_f32(kw), dot);
+                    dot = fmaf(qq.x, kw.x, dot);
+                    dot = fmaf(qq.y, kw.y, dot);
                 }
                 s = dot * scale;
             }
@@ -325,9 +324,9 @@ prefill_attention(const float* __restrict__ q, const bf16* __restrict__ k_cache,
                 for (int i = 0; i < PA_PAIRS; i++) {
                     const int c = lane + 32 * i;
                     if (c < d2) {
-                        const unsigned vw = vs[j][c];
-                        acc[jq][2 * i] = fmaf(pj, lo_f32(vw), acc[jq][2 * i]);
-                        acc[jq][2 * i + 1] = fmaf(pj, hi_f32(vw), acc[jq][2 * i + 1]);
+                        const float2 vw = vs[j][c];
+                        acc[jq][2 * i] = fmaf(pj, vw.x, acc[jq][2 * i]);
+                        acc[jq][2 * i + 1] = fmaf(pj, vw.y, acc[jq][2 * i + 1]);
                     }
                 }
             }

@@ -5,30 +5,24 @@
 // cache row at `pos`, at once: no block waits for another. With q/k norm, a head's scale needs
 // all its rows: q/k tasks park their pair (f32) in `scratch`, and the last warp to finish each
 // head (a counter per head) normalizes and rotates the whole head.
-// q is stored in f32, K and V rounded to the bf16 cache.
-// Bytes: rows*K*2 of weights + the outputs (+ rows*4*2 of scratch with q/k norm).
-
-__device__ __forceinline__ void put(float* p, float v) { *p = v; }
-__device__ __forceinline__ void put(bf16* p, float v) { *p = f32_to_bf16(v); }
+// Bytes: rows*K*2 of weights + the outputs, f32 (+ rows*4*2 of scratch with q/k norm).
 
 // Normalizes (norm_w non-null) and rotates by `pos` the pair (a, b) at (i, i + half) into dst.
-template <class T>
 __device__ __forceinline__ void rope_store(float a, float b, int i, int half, float inv, const bf16* norm_w,
-                                           const float* inv_freq, int pos, T* dst) {
+                                           const float* inv_freq, int pos, float* dst) {
     if (norm_w) {
         a *= inv * bf16_to_f32(norm_w[i]);
         b *= inv * bf16_to_f32(norm_w[i + half]);
     }
     float s, c;
     sincosf((float)pos * inv_freq[i], &s, &c);
-    put(dst + i, a * c - b * s);
-    put(dst + i + half, b * c + a * s);
+    dst[i] = a * c - b * s;
+    dst[i + half] = b * c + a * s;
 }
 
-// The whole head (d values of y, f32) normalized and rotated into dst by one warp.
-template <class T>
+// The whole head (d values of y) normalized and rotated into dst by one warp.
 __device__ __forceinline__ void rope_store_head(const float* y, int d, float eps, const bf16* norm_w,
-                                                const float* inv_freq, int pos, T* dst) {
+                                                const float* inv_freq, int pos, float* dst) {
     const int lane = threadIdx.x & 31, half = d / 2;
     float ss = 0.f;
     for (int j = lane; j < d; j += 32) {
@@ -54,7 +48,7 @@ __device__ __forceinline__ bool is_last_warp(unsigned* counter, unsigned arrival
 
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 qkv_rope(const float* x, const bf16* w, const bf16* bias, const bf16* q_norm, const bf16* k_norm, float eps,
-         const float* inv_freq, const int* pos_p, float* q_out, bf16* k_cache, bf16* v_cache, float* scratch,
+         const float* inv_freq, const int* pos_p, float* q_out, float* k_cache, float* v_cache, float* scratch,
          unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq, const bf16* norm_w, float norm_eps) {
     const int half = d / 2, heads = n_heads + 2 * n_kv;
     gemv_tasks<2>(
@@ -70,26 +64,24 @@ qkv_rope(const float* x, const bf16* w, const bf16* bias, const bf16* q_norm, co
             const int head = t / half, i = t % half, r = head * d + i, lane = threadIdx.x & 31;
             const float a = acc[0] + (bias ? bf16_to_f32(bias[r]) : 0.f);
             const float b = acc[1] + (bias ? bf16_to_f32(bias[r + half]) : 0.f);
-            float* q_dst = nullptr;  // exactly one of q_dst, k_dst
-            bf16* k_dst = nullptr;
+            float* dst;
             const bf16* head_norm;
             if (head < n_heads) {
-                q_dst = q_out + head * d;
+                dst = q_out + head * d;
                 head_norm = q_norm;
             } else if (head < n_heads + n_kv) {
-                k_dst = k_cache + ((long long)pos * n_kv + (head - n_heads)) * d;
+                dst = k_cache + ((long long)pos * n_kv + (head - n_heads)) * d;
                 head_norm = k_norm;
             } else {
                 if (lane == 0) {
-                    bf16* v = v_cache + ((long long)pos * n_kv + (head - n_heads - n_kv)) * d;
-                    v[i] = f32_to_bf16(a);
-                    v[i + half] = f32_to_bf16(b);
+                    float* v = v_cache + ((long long)pos * n_kv + (head - n_heads - n_kv)) * d;
+                    v[i] = a;
+                    v[i + half] = b;
                 }
                 return;
             }
             if (!head_norm) {
-                if (lane == 0 && q_dst) rope_store(a, b, i, half, 1.f, nullptr, inv_freq, pos, q_dst);
-                if (lane == 0 && k_dst) rope_store(a, b, i, half, 1.f, nullptr, inv_freq, pos, k_dst);
+                if (lane == 0) rope_store(a, b, i, half, 1.f, nullptr, inv_freq, pos, dst);
                 return;
             }
             if (lane == 0) {
@@ -98,8 +90,7 @@ qkv_rope(const float* x, const bf16* w, const bf16* bias, const bf16* q_norm, co
             }
             if (!is_last_warp(counter + head, half)) return;
             const float* y = scratch + head * d;
-            if (q_dst) rope_store_head(y, d, eps, head_norm, inv_freq, pos, q_dst);
-            else rope_store_head(y, d, eps, head_norm, inv_freq, pos, k_dst);
+            rope_store_head(y, d, eps, head_norm, inv_freq, pos, dst);
             if (lane == 0) counter[head] = 0;
         });
 }

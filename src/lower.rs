@@ -2,11 +2,11 @@
 //! (transformers' Llama/Qwen2/Qwen3 modules) runs it, with every dtype cast, view, transpose and
 //! unsqueeze that forward performs. The passes then remove what is not real work.
 //!
-//! Precision: weights stay bf16 (widened exactly where they are read), activations are f32 --
-//! the forward transformers computes after `model.float()` on the same bf16 values -- and only the
-//! KV cache is stored in bf16 (rounded as it is written). A bf16 residual stream and bf16 GEMV
-//! inputs cost no measurable decode time to avoid, but put the logits of a 28-layer model 2.5-4%
-//! from that f32 forward (`bench/precision_probe.py`); with f32 activations it is about 1%.
+//! Precision: weights stay bf16 (widened exactly where they are read); activations and the KV
+//! cache are f32 -- the forward transformers computes after `model.float()` on the same bf16
+//! values. bf16 activations put the logits of a 28-layer model 2.5-4% from that forward, a bf16
+//! KV cache alone 1-1.5% (`bench/precision_probe.py`); in f32 they cost little at batch 1, where
+//! the weights are most of the bytes (an f32 cache doubles attention's share).
 
 use crate::ir::{DType, Graph, KvHalf, LayerWeight, Op, TensorType, Value, WeightId};
 use crate::load::config::ModelConfig;
@@ -115,7 +115,7 @@ impl Lowerer<'_> {
         let q = self.same_type(Op::ApplyRope, &[q, cos_u, sin_u], &attn);
         let k = self.same_type(Op::ApplyRope, &[k, cos_u, sin_u], &attn);
 
-        let cache_ty = TensorType::new(BF16, &[self.max_seq_len, nkv, d]);
+        let cache_ty = TensorType::new(ACT, &[self.max_seq_len, nkv, d]);
         let k_cache = self.op(Op::KvCache { layer, half: KvHalf::K }, &[], cache_ty.clone(), &attn);
         let v_cache = self.op(Op::KvCache { layer, half: KvHalf::V }, &[], cache_ty.clone(), &attn);
         let k_cache = self.op(Op::KvAppend, &[k_cache, k, pos], cache_ty.clone(), &attn);

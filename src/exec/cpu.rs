@@ -1,6 +1,5 @@
 //! The CPU executor: runs a plan's steps one by one over a host arena, with the same storage
-//! types as the GPU (f32 activations and logits, bf16 weights and KV cache) and f32 arithmetic,
-//! rounding to bf16 exactly where the plan stores bf16 (the KV cache). It is the reference the CUDA backend is checked against and what
+//! types as the GPU (bf16 weights; f32 activations, KV cache and logits) and f32 arithmetic. It is the reference the CUDA backend is checked against and what
 //! CI runs. GEMVs and attention heads are spread over all cores with rayon.
 
 use super::sampling::{self, SamplingParams};
@@ -70,11 +69,6 @@ fn f32_of(x: bf16) -> f32 {
     f32::from_bits((x.to_bits() as u32) << 16)
 }
 
-#[inline]
-fn round(x: f32) -> bf16 {
-    bf16::from_f32(x)
-}
-
 /// Dot product of an f32 vector with a bf16 row, in 16 independent lanes so it vectorizes.
 fn dot(x: &[f32], w: &[bf16]) -> f32 {
     let mut acc = [0f32; 16];
@@ -118,13 +112,6 @@ fn rms_norm_rows(x: &mut [f32], w: &[bf16], eps: f32) {
     }
 }
 
-/// Rounds `x` into the bf16 KV cache.
-fn store_kv(out: &mut [bf16], x: &[f32]) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = round(v);
-    }
-}
-
 /// Rotates one head in place (rotate_half convention) at angles `pos * inv_freq`.
 fn rope(head: &mut [f32], inv_freq: &[f32], pos: f32) {
     let half = head.len() / 2;
@@ -149,7 +136,7 @@ struct Heads {
 }
 
 /// Attention of one query token (`q`, all heads) over cache rows 0..=pos, into `out`.
-fn attend(a: &Heads, q: &[f32], k_cache: &[bf16], v_cache: &[bf16], pos: usize, out: &mut [f32], s: &mut Scratch) {
+fn attend(a: &Heads, q: &[f32], k_cache: &[f32], v_cache: &[f32], pos: usize, out: &mut [f32], s: &mut Scratch) {
     let (d, group, row) = (a.d, a.n_heads / a.n_kv_heads, a.n_kv_heads * a.d);
     let scale = 1.0 / (d as f32).sqrt();
     let heads = out.par_chunks_mut(d).zip(s.scores.par_chunks_mut(a.max_seq)).zip(s.acc.par_chunks_mut(d));
@@ -159,7 +146,7 @@ fn attend(a: &Heads, q: &[f32], k_cache: &[bf16], v_cache: &[bf16], pos: usize, 
         let scores = &mut scores[..=pos];
         for (t, sc) in scores.iter_mut().enumerate() {
             let k = &k_cache[t * row + kv..t * row + kv + d];
-            *sc = qh.iter().zip(k).map(|(&a, &b)| a * f32_of(b)).sum::<f32>() * scale;
+            *sc = qh.iter().zip(k).map(|(&a, &b)| a * b).sum::<f32>() * scale;
         }
         let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
         let mut total = 0.0;
@@ -170,7 +157,7 @@ fn attend(a: &Heads, q: &[f32], k_cache: &[bf16], v_cache: &[bf16], pos: usize, 
         acc.fill(0.0);
         for (t, &p) in scores.iter().enumerate() {
             for (a, &v) in acc.iter_mut().zip(&v_cache[t * row + kv..t * row + kv + d]) {
-                *a += p * f32_of(v);
+                *a += p * v;
             }
         }
         for (o, a) in o.iter_mut().zip(acc.iter()) {
@@ -269,8 +256,8 @@ impl<'p> CpuExecutor<'p> {
                 }
                 let row = n_kv_heads * d;
                 self.write::<f32>(&outs[0]).copy_from_slice(&y[..q_end]);
-                store_kv(&mut self.write::<bf16>(&outs[1])[pos * row..(pos + 1) * row], &y[q_end..k_end]);
-                store_kv(&mut self.write::<bf16>(&outs[2])[pos * row..(pos + 1) * row], &y[k_end..]);
+                self.write::<f32>(&outs[1])[pos * row..(pos + 1) * row].copy_from_slice(&y[q_end..k_end]);
+                self.write::<f32>(&outs[2])[pos * row..(pos + 1) * row].copy_from_slice(&y[k_end..]);
             }
             Op::Attention { n_heads, n_kv_heads, head_dim: d } => {
                 let pos = self.position(self.read::<i32>(&ins[3])[0])?;

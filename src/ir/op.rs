@@ -18,7 +18,7 @@ pub enum Op {
     Position,
     /// A weight of the model. Out: its tensor.
     Weight(WeightId),
-    /// A layer's K or V cache: bf16[max_seq_len, n_kv_heads, head_dim], alive for the whole run.
+    /// A layer's K or V cache: [max_seq_len, n_kv_heads, head_dim], alive for the whole run.
     KvCache { layer: u32, half: KvHalf },
 
     // ---- eager-level ops, as lowered ----
@@ -49,8 +49,7 @@ pub enum Op {
     RopeTable,
     /// `x * cos + rotate_half(x) * sin` per head. In: x[1,heads,1,D], cos[1,1,1,D], sin[1,1,1,D].
     ApplyRope,
-    /// Writes one token's K or V rows into the cache at `pos`, rounded to the cache's dtype.
-    /// In: cache, new[1,kv,1,D], pos. Out: the same cache buffer (an alias), so readers are
+    /// Writes one token's K or V rows into the cache at `pos`. In: cache, new[1,kv,1,D], pos. Out: the same cache buffer (an alias), so readers are
     /// ordered after the write.
     KvAppend,
     /// Causal attention of one query token over cache rows 0..=pos, grouped-query aware,
@@ -71,8 +70,7 @@ pub enum Op {
     /// Q/K/V projection from one concatenated weight, optional bias, optional per-head q/k
     /// RMSNorm, RoPE at `pos`, and the K/V cache write.
     /// In: x, w_qkv, [b_qkv], [q_norm_w, k_norm_w], inv_freq, pos, k_cache, v_cache.
-    /// Out: q [1, n_heads*D] (rotated, x's dtype), k_cache alias, v_cache alias (K and V rounded
-    /// to the cache's dtype).
+    /// Out: q [1, n_heads*D] (rotated, x's dtype), k_cache alias, v_cache alias.
     /// `norm: Some(eps)`: x is first RMS-normalized with the weight in an extra LAST input slot
     /// (after v_cache), see [`Op::RmsNorm`] for the exact rounding.
     QkvRope { n_heads: usize, n_kv_heads: usize, head_dim: usize, bias: bool, qk_norm: Option<f32>, norm: Option<f32> },

@@ -182,7 +182,7 @@ impl CpuExecutor<'_> {
                         gemm(&xs[..len], n, w, y, |_, r, acc| acc + b.map_or(0.0, |b| f32_of(b[r])));
                         let (q_end, k_end) = (n_heads * d, (n_heads + n_kv_heads) * d);
                         let q_out: &mut [f32] = self.rows(p, &outs[0], n);
-                        let (k_cache, v_cache): (&mut [bf16], &mut [bf16]) = (self.write(&outs[1]), self.write(&outs[2]));
+                        let (k_cache, v_cache): (&mut [f32], &mut [f32]) = (self.write(&outs[1]), self.write(&outs[2]));
                         let row = n_kv_heads * d;
                         for (t, yt) in y.chunks_exact_mut(width).enumerate() {
                             let pos = start + t;
@@ -194,15 +194,15 @@ impl CpuExecutor<'_> {
                                 rope(head, inv_freq, pos as f32);
                             }
                             q_out[t * q_end..(t + 1) * q_end].copy_from_slice(&yt[..q_end]);
-                            store_kv(&mut k_cache[pos * row..(pos + 1) * row], &yt[q_end..k_end]);
-                            store_kv(&mut v_cache[pos * row..(pos + 1) * row], &yt[k_end..]);
+                            k_cache[pos * row..(pos + 1) * row].copy_from_slice(&yt[q_end..k_end]);
+                            v_cache[pos * row..(pos + 1) * row].copy_from_slice(&yt[k_end..]);
                         }
                     }
                     Op::Attention { n_heads, n_kv_heads, head_dim: d } => {
                         let heads = Heads { n_heads, n_kv_heads, d, max_seq: plan.max_seq_len };
                         let q: &[f32] = self.rows(p, &ins[0], n);
                         let out: &mut [f32] = self.rows(p, &outs[0], n);
-                        let (k_cache, v_cache): (&[bf16], &[bf16]) = (self.read(&ins[1]), self.read(&ins[2]));
+                        let (k_cache, v_cache): (&[f32], &[f32]) = (self.read(&ins[1]), self.read(&ins[2]));
                         let width = n_heads * d;
                         for t in 0..n {
                             attend(&heads, &q[t * width..(t + 1) * width], k_cache, v_cache, start + t, &mut out[t * width..(t + 1) * width], s);

@@ -36,8 +36,15 @@ const GEMV_BLOCKS_PER_SM: usize = 4;
 /// The GEMV stages x (f32, and a folded norm's bf16 weight) in shared memory: up to 96 KiB, which
 /// every sm_80+ GPU grants a block that asks (K up to 24,576 without a norm).
 pub const GEMV_MAX_SHARED: usize = 96 * 1024;
-/// The kernels that take dynamic shared memory (gemv.cu's), allowed GEMV_MAX_SHARED at load.
-pub const GEMV_KERNELS: [&str; 4] = ["linear", "lm_head", "gate_up_silu", "qkv_rope"];
+/// The kernels that take more than the default 48 KiB of dynamic shared memory, and the most
+/// each may take (set at load).
+pub const LARGE_SHARED: [(&str, usize); 5] = [
+    ("linear", GEMV_MAX_SHARED),
+    ("lm_head", GEMV_MAX_SHARED),
+    ("gate_up_silu", GEMV_MAX_SHARED),
+    ("qkv_rope", GEMV_MAX_SHARED),
+    ("prefill_gemm", PG_SHARED),
+];
 const ATTN_THREADS: u32 = 256;
 const SAMPLE_THREADS: u32 = 256;
 const TOP_THREADS: u32 = 1024;
@@ -372,14 +379,17 @@ impl DeviceLayout {
 /// Prompt tokens per prefill pass on the GPU: big enough that the GEMMs run on tensor cores at
 /// a good fraction of peak, small enough that the widened activations stay a few tens of MB.
 pub const PREFILL_CHUNK: usize = 512;
-// Must match PG_BM, PG_BN, PG_THREADS, PG_* modes, PA_THREADS, PA_MAX_Q, PA_MAX_D in prefill.cu.
+// Must match PG_BM, PG_BN, PG_BK, PG_SHARED, PG_THREADS, PG_* modes, PA_THREADS, PA_MAX_Q, PA_MAX_D in prefill.cu.
 const PG_BM: usize = 64;
 const PG_BN: usize = 64;
+const PG_BK: usize = 64;
+/// The GEMM's double buffer: f32 x tiles and bf16 weight tiles, rows padded by 8 elements.
+const PG_SHARED: usize = 2 * PG_BM * (PG_BK + 8) * 4 + 2 * PG_BN * (PG_BK + 8) * 2;
 const PG_THREADS: u32 = 128;
 const PG_LINEAR: usize = 0;
 const PG_GATE_UP: usize = 1;
 const PA_THREADS: u32 = 128;
-const PA_MAX_Q: usize = 48;
+const PA_MAX_Q: usize = 24;
 const PA_MAX_D: usize = 128;
 
 /// Where prefill's buffers are on the device: the prefill arena (the widened activations, laid
@@ -439,7 +449,7 @@ impl DeviceLayout {
                     kernel: "prefill_gemm",
                     grid: (gx as u32, n.div_ceil(PG_BM) as u32, 1),
                     block: PG_THREADS,
-                    shared: 0,
+                    shared: PG_SHARED as u32,
                     args: vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k)],
                     label: step.label.clone(),
                 })

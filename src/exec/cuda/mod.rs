@@ -257,12 +257,12 @@ fn functions(module: &Module, names: impl Iterator<Item = &'static str>) -> Resu
         let name = CString::new(kernel).expect("kernel names hold no NUL");
         // SAFETY: the module is loaded.
         let f = unsafe { cu::module::get_function(module.0, name) }.map_err(|e| Error::Cuda(format!("kernel `{kernel}` is missing from the plan: {e:?}")))?;
-        if launch::GEMV_KERNELS.contains(&kernel) {
+        if let Some(&(_, bytes)) = launch::LARGE_SHARED.iter().find(|(k, _)| *k == kernel) {
             // Past the default 48 KiB of dynamic shared memory a kernel must opt in.
             let attr = sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
             // SAFETY: f is a live function of the loaded module.
-            unsafe { cu::function::set_function_attribute(f, attr, launch::GEMV_MAX_SHARED as i32) }
-                .map_err(|e| Error::Cuda(format!("allowing `{kernel}` {} bytes of shared memory: {e:?}", launch::GEMV_MAX_SHARED)))?;
+            unsafe { cu::function::set_function_attribute(f, attr, bytes as i32) }
+                .map_err(|e| Error::Cuda(format!("allowing `{kernel}` {bytes} bytes of shared memory: {e:?}")))?;
         }
         functions.insert(kernel, f);
     }
