@@ -62,15 +62,60 @@ sample_greedy(const float* __restrict__ logits, int vocab, int* __restrict__ nex
 // defines, bit for bit -- the same keys, fixed-point weights, exact u64 masses and integer draw.
 // The position of the draw is read from the step's position slot, so every graph replay draws
 // for its own position.
-// Launch: 1 block of TOP_THREADS (the scans assume exactly 32 warps). Passes over the logits
-// (L2-resident after the LM head): the max and non-finite check; 3 for top-k (when on); the
-// weights, written to `weights` (vocab u64); 3 for top-p (when on); the kept mass of each
-// thread's contiguous range. Then the one thread whose range holds the draw walks it.
+// Launch: 1 block of TOP_THREADS (the scans assume exactly 32 warps), TOP_SHARED bytes of
+// dynamic shared memory. Passes over the logits (L2-resident after the LM head): the max and
+// non-finite check; 3 for top-k (when on); the weights, written to `weights` (vocab u64); 3 for
+// top-p (when on); the kept mass of each thread's contiguous range. Then the one thread whose
+// range holds the draw walks it.
 // Bytes: at most about vocab * 52 read (9 passes of logits, 2 of weights) and vocab * 8 written.
 
 #define TOP_THREADS 1024
-#define TOP_MAX_BINS 4096  // 2^12: the keys are descended 12, 10 and 10 bits at a time
+#define TOP_WARPS (TOP_THREADS / 32)
+#define TOP_FIRST_BITS 8  // the keys are descended 8, 12 and 12 bits at a time
+#define TOP_BITS 12
+#define TOP_SHARED (TOP_WARPS * (1 << TOP_FIRST_BITS) * 8)  // >= (1 << TOP_BITS) * 8
 #define WEIGHT_BITS 40
+
+#define TOP_BATCH 4  // 16-byte loads of logits (and of their weights) in flight per thread
+
+// Calls f(i, logits[i], w_i) over this thread's share of 0..vocab, w_i = weights[i] (1 when
+// weights is null), TOP_BATCH 16-byte loads at a time: one block walks the whole vocabulary, so
+// the passes are bound by load latency, and a load per element would leave the SM idle.
+template <class F>
+__device__ __forceinline__ void for_each_logit(const float* __restrict__ logits, const unsigned long long* __restrict__ weights,
+                                               int vocab, F f) {
+    const int quads = vocab >> 2;
+    const float4* l4 = reinterpret_cast<const float4*>(logits);
+    const ulonglong2* w2 = reinterpret_cast<const ulonglong2*>(weights);
+    for (int q0 = threadIdx.x; q0 < quads; q0 += TOP_THREADS * TOP_BATCH) {
+        float4 l[TOP_BATCH];
+        ulonglong2 wa[TOP_BATCH], wb[TOP_BATCH];
+#pragma unroll
+        for (int u = 0; u < TOP_BATCH; u++) {
+            const int q = min(q0 + u * TOP_THREADS, quads - 1);
+            l[u] = __ldcg(l4 + q);
+            if (weights) {
+                wa[u] = __ldcg(w2 + 2 * q);
+                wb[u] = __ldcg(w2 + 2 * q + 1);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < TOP_BATCH; u++) {
+            const int q = q0 + u * TOP_THREADS;
+            if (q >= quads) break;
+            f(4 * q, l[u].x, weights ? wa[u].x : 1ull);
+            f(4 * q + 1, l[u].y, weights ? wa[u].y : 1ull);
+            f(4 * q + 2, l[u].z, weights ? wb[u].x : 1ull);
+            f(4 * q + 3, l[u].w, weights ? wb[u].y : 1ull);
+        }
+    }
+    for (int i = 4 * quads + threadIdx.x; i < vocab; i += TOP_THREADS) f(i, logits[i], weights ? weights[i] : 1ull);
+}
+
+// The histograms: the first level's one per warp (every token lands there, most of them in the
+// few bins of the common exponents, so a block-wide histogram would serialize on them), the
+// later levels' one for the block.
+extern __shared__ unsigned long long top_bins[];
 
 __device__ __forceinline__ unsigned logit_key(float x) {
     const unsigned u = __float_as_uint(__fadd_rn(x, 0.f));  // -0 and +0 share a key
@@ -128,27 +173,33 @@ __device__ unsigned long long block_prefix(unsigned long long v, unsigned long l
 // the tokens with keys >= K weigh at least `want`, each weighing 1 (weights == nullptr) or its
 // weight; with weights, want = min(ceil(top_p * total), total). At each level a histogram of the
 // tokens matching the digits chosen so far; each thread sums a run of bins from the top, and the
-// thread whose run crosses `want` walks it.
+// thread whose run crosses `want` walks it. (The digits' widths do not change the result.)
 __device__ unsigned descend(const float* __restrict__ logits, int vocab, unsigned floor,
                             const unsigned long long* __restrict__ weights, unsigned long long want, float top_p) {
-    __shared__ unsigned long long bins[TOP_MAX_BINS];
     __shared__ unsigned long long above_s;
     __shared__ unsigned prefix_s;
     unsigned prefix = 0;
     unsigned long long above = 0;
-    for (int hi = 32, shift = 20; shift >= 0; hi = shift, shift -= 10) {
-        const int n_bins = 1 << (hi - shift), per = n_bins / TOP_THREADS;
-        for (int b = threadIdx.x; b < n_bins; b += TOP_THREADS) bins[b] = 0;
+    for (int hi = 32, shift = 32 - TOP_FIRST_BITS; shift >= 0; hi = shift, shift -= TOP_BITS) {
+        const bool first = hi == 32;
+        const int n_bins = 1 << (hi - shift), per = max(1, n_bins / TOP_THREADS);
+        unsigned long long* hist = first ? top_bins + (threadIdx.x >> 5) * n_bins : top_bins;
+        for (int b = threadIdx.x; b < (first ? TOP_WARPS : 1) * n_bins; b += TOP_THREADS) top_bins[b] = 0;
         __syncthreads();
-        for (int i = threadIdx.x; i < vocab; i += TOP_THREADS) {
-            const unsigned k = logit_key(logits[i]);
-            if (k >= floor && ((unsigned long long)(k ^ prefix) >> hi) == 0)
-                atomicAdd(&bins[(k >> shift) & (n_bins - 1)], weights ? weights[i] : 1ull);
+        for_each_logit(logits, weights, vocab, [&](int, float l, unsigned long long w) {
+            const unsigned k = logit_key(l);
+            if (k >= floor && ((unsigned long long)(k ^ prefix) >> hi) == 0) atomicAdd(&hist[(k >> shift) & (n_bins - 1)], w);
+        });
+        __syncthreads();
+        if (first) {  // the warps' histograms summed into the first (each thread its own bins)
+            for (int b = threadIdx.x; b < n_bins; b += TOP_THREADS)
+                for (int w = 1; w < TOP_WARPS; w++) top_bins[b] += top_bins[w * n_bins + b];
+            __syncthreads();
         }
-        __syncthreads();
+        unsigned long long* bins = top_bins;
         const int top = n_bins - 1 - threadIdx.x * per;  // this thread's bins: top, top - 1, ...
         unsigned long long mine = 0, total;
-        for (int j = 0; j < per; j++) mine += bins[top - j];
+        for (int j = 0; j < per && top - j >= 0; j++) mine += bins[top - j];
         unsigned long long run = above + block_prefix(mine, total);
         if (weights && hi == 32) {
             const unsigned long long need = (unsigned long long)ceil((double)top_p * (double)total);
@@ -175,11 +226,10 @@ sample_top(const float* __restrict__ logits, int vocab, const int* __restrict__ 
     grid_dep_wait();
     float m = -INFINITY;
     int bad = 0;
-    for (int i = threadIdx.x; i < vocab; i += TOP_THREADS) {
-        const float v = logits[i];
+    for_each_logit(logits, nullptr, vocab, [&](int, float v, unsigned long long) {
         bad |= !isfinite(v);
         m = fmaxf(m, v);
-    }
+    });
     if (__syncthreads_or(bad)) {
         if (threadIdx.x == 0) *next_token = -1;
         return;
@@ -192,10 +242,9 @@ sample_top(const float* __restrict__ logits, int vocab, const int* __restrict__ 
     // The smallest key kept: the k-th largest logit's, then top-p's threshold.
     unsigned floor = 0;
     if (top_k > 0 && top_k < vocab) floor = descend(logits, vocab, 0, nullptr, top_k, top_p);
-    for (int i = threadIdx.x; i < vocab; i += TOP_THREADS) {
-        const float l = logits[i];
+    for_each_logit(logits, nullptr, vocab, [&](int i, float l, unsigned long long) {
         weights[i] = logit_key(l) >= floor ? sample_weight(l, m, temperature) : 0;
-    }
+    });
     __syncthreads();  // the weights are read by other threads below
     if (top_p < 1.f) floor = descend(logits, vocab, floor, weights, 0, top_p);
 
@@ -204,8 +253,8 @@ sample_top(const float* __restrict__ logits, int vocab, const int* __restrict__ 
     const int per = (vocab + TOP_THREADS - 1) / TOP_THREADS;
     const int begin = min(vocab, (int)threadIdx.x * per), end = min(vocab, begin + per);
     unsigned long long mine = 0, total;
-    for (int i = begin; i < end; i++)
-        if (logit_key(logits[i]) >= floor) mine += weights[i];
+#pragma unroll 8
+    for (int i = begin; i < end; i++) mine += logit_key(logits[i]) >= floor ? weights[i] : 0;  // loads in flight together
     unsigned long long run = block_prefix(mine, total);
     const unsigned long long r = __umul64hi(random_bits(seed, (unsigned long long)*position) << 11, total);
     if (run <= r && r < run + mine) {

@@ -38,16 +38,19 @@ const GEMV_BLOCKS_PER_SM: usize = 4;
 pub const GEMV_MAX_SHARED: usize = 96 * 1024;
 /// The kernels that take more than the default 48 KiB of dynamic shared memory, and the most
 /// each may take (set at load).
-pub const LARGE_SHARED: [(&str, usize); 5] = [
+pub const LARGE_SHARED: [(&str, usize); 6] = [
     ("linear", GEMV_MAX_SHARED),
     ("lm_head", GEMV_MAX_SHARED),
     ("gate_up_silu", GEMV_MAX_SHARED),
     ("qkv_rope", GEMV_MAX_SHARED),
     ("prefill_gemm", PG_SHARED),
+    ("sample_top", TOP_SHARED),
 ];
 const ATTN_THREADS: u32 = 256;
 const SAMPLE_THREADS: u32 = 256;
 const TOP_THREADS: u32 = 1024;
+/// sample_top's histograms: 32 warps x 256 first-level bins of u64 (TOP_SHARED in sample.cu).
+const TOP_SHARED: usize = 32 * 256 * 8;
 const NORM_THREADS: u32 = 256;
 // Kernel limits (ATTN_MAX_GROUP, ATTN_MAX_D in attention.cu).
 const ATTN_MAX_GROUP: usize = 8;
@@ -209,7 +212,8 @@ impl DeviceLayout {
             ];
             ("sample_top", 1, TOP_THREADS, args)
         };
-        Launch { kernel, grid: (grid, 1, 1), block, shared: 0, args, label: label.to_string() }
+        let shared = if kernel == "sample_top" { TOP_SHARED as u32 } else { 0 };
+        Launch { kernel, grid: (grid, 1, 1), block, shared, args, label: label.to_string() }
     }
 
     /// The launches of one decode step: the plan's steps, then `advance`, which feeds the
