@@ -112,10 +112,19 @@ __device__ __forceinline__ void for_each_logit(const float* __restrict__ logits,
     for (int i = 4 * quads + threadIdx.x; i < vocab; i += TOP_THREADS) f(i, logits[i], weights ? weights[i] : 1ull);
 }
 
-// The histograms: the first level's one per warp (every token lands there, most of them in the
-// few bins of the common exponents, so a block-wide histogram would serialize on them), the
-// later levels' one for the block.
-extern __shared__ unsigned long long top_bins[];
+// The histograms as they are summed: u32 halves (shared-memory atomics are native for 32 bits;
+// a 64-bit add would be a compare-and-swap loop), the first level's one per warp (every token
+// lands there, most of them in the few bins of the common exponents), the later levels' one for
+// the block.
+extern __shared__ unsigned top_halves[];
+
+// bin += w, exactly, over the bin's low and high u32 halves: the add that wraps the low half
+// carries into the high one.
+__device__ __forceinline__ void add_u64(unsigned* lo, unsigned* hi, unsigned long long w) {
+    const unsigned low = (unsigned)w, old = atomicAdd(lo, low);
+    const unsigned high = (unsigned)(w >> 32) + (old + low < old ? 1u : 0u);
+    if (high) atomicAdd(hi, high);
+}
 
 __device__ __forceinline__ unsigned logit_key(float x) {
     const unsigned u = __float_as_uint(__fadd_rn(x, 0.f));  // -0 and +0 share a key
@@ -176,27 +185,34 @@ __device__ unsigned long long block_prefix(unsigned long long v, unsigned long l
 // thread whose run crosses `want` walks it. (The digits' widths do not change the result.)
 __device__ unsigned descend(const float* __restrict__ logits, int vocab, unsigned floor,
                             const unsigned long long* __restrict__ weights, unsigned long long want, float top_p) {
+    __shared__ unsigned long long bins[1 << TOP_BITS];
     __shared__ unsigned long long above_s;
     __shared__ unsigned prefix_s;
     unsigned prefix = 0;
     unsigned long long above = 0;
     for (int hi = 32, shift = 32 - TOP_FIRST_BITS; shift >= 0; hi = shift, shift -= TOP_BITS) {
-        const bool first = hi == 32;
         const int n_bins = 1 << (hi - shift), per = max(1, n_bins / TOP_THREADS);
-        unsigned long long* hist = first ? top_bins + (threadIdx.x >> 5) * n_bins : top_bins;
-        for (int b = threadIdx.x; b < (first ? TOP_WARPS : 1) * n_bins; b += TOP_THREADS) top_bins[b] = 0;
+        const int copies = hi == 32 ? TOP_WARPS : 1, halves = copies * n_bins;
+        for (int b = threadIdx.x; b < 2 * halves; b += TOP_THREADS) top_halves[b] = 0;
         __syncthreads();
+        const int mine_at = copies == 1 ? 0 : (threadIdx.x >> 5) * n_bins;
         for_each_logit(logits, weights, vocab, [&](int, float l, unsigned long long w) {
             const unsigned k = logit_key(l);
-            if (k >= floor && ((unsigned long long)(k ^ prefix) >> hi) == 0) atomicAdd(&hist[(k >> shift) & (n_bins - 1)], w);
+            if (k >= floor && ((unsigned long long)(k ^ prefix) >> hi) == 0) {
+                const int b = mine_at + ((k >> shift) & (n_bins - 1));
+                add_u64(top_halves + b, top_halves + halves + b, w);
+            }
         });
         __syncthreads();
-        if (first) {  // the warps' histograms summed into the first (each thread its own bins)
-            for (int b = threadIdx.x; b < n_bins; b += TOP_THREADS)
-                for (int w = 1; w < TOP_WARPS; w++) top_bins[b] += top_bins[w * n_bins + b];
-            __syncthreads();
+        for (int b = threadIdx.x; b < n_bins; b += TOP_THREADS) {
+            unsigned long long lo = 0, hi_sum = 0;
+            for (int c = 0; c < copies; c++) {
+                lo += top_halves[c * n_bins + b];
+                hi_sum += top_halves[halves + c * n_bins + b];
+            }
+            bins[b] = lo + (hi_sum << 32);
         }
-        unsigned long long* bins = top_bins;
+        __syncthreads();
         const int top = n_bins - 1 - threadIdx.x * per;  // this thread's bins: top, top - 1, ...
         unsigned long long mine = 0, total;
         for (int j = 0; j < per && top - j >= 0; j++) mine += bins[top - j];
@@ -249,22 +265,35 @@ sample_top(const float* __restrict__ logits, int vocab, const int* __restrict__ 
     if (top_p < 1.f) floor = descend(logits, vocab, floor, weights, 0, top_p);
 
     // The draw: r = floor(u * S), then the first kept token, in index order, at which the
-    // running mass exceeds r. Each thread takes a contiguous range.
-    const int per = (vocab + TOP_THREADS - 1) / TOP_THREADS;
-    const int begin = min(vocab, (int)threadIdx.x * per), end = min(vocab, begin + per);
+    // running mass exceeds r. Each warp takes a contiguous range, its lanes 32 consecutive
+    // tokens at a time (coalesced); the warp whose range holds the draw walks it.
+    const int lane = threadIdx.x & 31, span = (vocab + TOP_WARPS - 1) / TOP_WARPS;
+    const int begin = min(vocab, (int)(threadIdx.x >> 5) * span), end = min(vocab, begin + span);
+    auto kept = [&](int i) -> unsigned long long {
+        return i < end && logit_key(__ldcg(logits + i)) >= floor ? __ldcg(weights + i) : 0ull;
+    };
     unsigned long long mine = 0, total;
-#pragma unroll 8
-    for (int i = begin; i < end; i++) mine += logit_key(logits[i]) >= floor ? weights[i] : 0;  // loads in flight together
-    unsigned long long run = block_prefix(mine, total);
+#pragma unroll 4
+    for (int i = begin + lane; i < end; i += 32) mine += kept(i);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mine += __shfl_xor_sync(0xffffffffu, mine, o);
+    unsigned long long run = __shfl_sync(0xffffffffu, block_prefix(lane == 0 ? mine : 0, total), 0);
     const unsigned long long r = __umul64hi(random_bits(seed, (unsigned long long)*position) << 11, total);
     if (run <= r && r < run + mine) {
-        for (int i = begin; i < end; i++) {
-            if (logit_key(logits[i]) < floor) continue;
-            run += weights[i];
-            if (run > r) {
-                *next_token = i;
+        for (int i0 = begin; i0 < end; i0 += 32) {
+            const unsigned long long w = kept(i0 + lane);
+            unsigned long long incl = w;
+#pragma unroll
+            for (int o = 1; o < 32; o <<= 1) {
+                const unsigned long long n = __shfl_up_sync(0xffffffffu, incl, o);
+                if (lane >= o) incl += n;
+            }
+            const unsigned crossed = __ballot_sync(0xffffffffu, run + incl > r);
+            if (crossed) {
+                if (lane == __ffs(crossed) - 1) *next_token = i0 + lane;
                 break;
             }
+            run += __shfl_sync(0xffffffffu, incl, 31);
         }
     }
 }

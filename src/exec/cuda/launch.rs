@@ -49,7 +49,7 @@ pub const LARGE_SHARED: [(&str, usize); 6] = [
 const ATTN_THREADS: u32 = 256;
 const SAMPLE_THREADS: u32 = 256;
 const TOP_THREADS: u32 = 1024;
-/// sample_top's histograms: 32 warps x 256 first-level bins of u64 (TOP_SHARED in sample.cu).
+/// sample_top's histograms: 32 warps x 256 first-level bins, two u32 halves each (TOP_SHARED in sample.cu).
 const TOP_SHARED: usize = 32 * 256 * 8;
 const NORM_THREADS: u32 = 256;
 // Kernel limits (ATTN_MAX_GROUP, ATTN_MAX_D in attention.cu).
