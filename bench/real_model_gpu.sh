@@ -26,5 +26,6 @@ show --prompt "def fibonacci(n):" --max-tokens 64
 show --chat --prompt "Write a haiku about compilers." --max-tokens 64
 show --chat --prompt "Write a Python function that checks whether a number is prime." --max-tokens 256
 show --chat --prompt "用一句话解释什么是编译器。" --max-tokens 64
+show --chat --prompt "Write a haiku about the sea." --max-tokens 64 --temperature 0.7 --top-p 0.9 --seed 1
 echo
 "$BIN/llmc" bench "$PLAN" --prompt-len 32 --gen 128 2>&1
