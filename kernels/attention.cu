@@ -7,7 +7,7 @@
 // written by earlier steps), the row at `pos` (this step's qkv_rope output) after it. One active
 // slice writes the output directly; several (flash-decoding) each publish (max, sum, acc[d]) per
 // head and the last one of KV head g merges them.
-// In a block: (1) teams of lanes (8 bf16 per lane, a power of two of lanes per row) score one
+// In a block: (1) teams of lanes (8 elements per lane, a power of two of lanes per row) score one
 // position each against every query head of the group, scores kept in shared memory; (2) a
 // warp per head takes the max and the exponentials; (3) threads own (8-element chunk of V,
 // slice of positions) and accumulate every head, then the slices are summed in shared memory.

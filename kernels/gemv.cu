@@ -1,9 +1,9 @@
 // Batch-1 GEMV family: y[r] = epilogue(x . W[r]) for W bf16 [N, K] row-major, x f32 [K].
 // Launch: blocks of GEMV_THREADS (GEMV_WARPS warps), grid from the host (launch.rs: one task per
 // warp, capped at a few blocks per SM, warps then stride over the tasks), K*4 bytes of dynamic
-// shared memory (K*6 with an input norm: its bf16 weight sits behind x). A warp's task is one row (linear, LM head) or two rows its epilogue combines
-// (gate/up: rows r and F+r; q/k/v: the RoPE pair i, i+d/2 of a head), so no epilogue waits for
-// another block. Lanes stride K in 16-byte chunks, GEMV_BATCH / ROWS chunks per row in flight;
+// shared memory (K*6 with an input norm: its bf16 weight sits behind x). A warp's task is one
+// row (linear, LM head) or two rows its epilogue combines (gate/up: rows r and F+r; q/k/v: the
+// RoPE pair i, i+d/2 of a head), so no epilogue waits for another block. Lanes stride K in 16-byte chunks, GEMV_BATCH / ROWS chunks per row in flight;
 // the first task's first batch (and the norm weight) is requested before grid_dep_wait (weights
 // never change) and each next task's before the current one's reduction, so weight streaming
 // runs on across task and kernel boundaries. x is staged once per block in shared memory,

@@ -5,7 +5,7 @@
 //! Precision: weights stay bf16 (widened exactly where they are read); activations and the KV
 //! cache are f32 -- the forward transformers computes after `model.float()` on the same bf16
 //! values. bf16 activations put the logits of a 28-layer model 2.5-4% from that forward, a bf16
-//! KV cache alone 1-1.5% (`bench/precision_probe.py`); in f32 they cost little at batch 1, where
+//! KV cache alone about 1% (`bench/precision_probe.py`); in f32 they cost little at batch 1, where
 //! the weights are most of the bytes (an f32 cache doubles attention's share).
 
 use crate::ir::{DType, Graph, KvHalf, LayerWeight, Op, TensorType, Value, WeightId};

@@ -14,7 +14,9 @@ use llmc::exec::cpu::CpuExecutor;
 use llmc::exec::sampling::SamplingParams;
 use llmc::exec::Backend;
 
-const TOLERANCE: f32 = 1e-2;
+/// f32 activations and cache over the same bf16 weights as the f32 reference: only the order of
+/// f32 sums differs (bf16 activations would be ~1e-2 from it).
+const TOLERANCE: f32 = 1e-4;
 
 fn check_fixture(name: &str) {
     let dir = tempfile::tempdir().unwrap();

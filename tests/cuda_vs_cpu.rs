@@ -15,7 +15,9 @@ use llmc::exec::Backend;
 use llmc::plan::file::PlanFile;
 use llmc::plan::Target;
 
-const TOLERANCE: f32 = 1e-2;
+/// Both backends compute in f32 over the same bf16 weights; only the order of sums differs
+/// (measured on an H100: at most 8.3e-6).
+const TOLERANCE: f32 = 1e-4;
 const GREEDY_STEPS: usize = 40;
 
 #[test]

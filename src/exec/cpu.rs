@@ -1,6 +1,7 @@
 //! The CPU executor: runs a plan's steps one by one over a host arena, with the same storage
-//! types as the GPU (bf16 weights; f32 activations, KV cache and logits) and f32 arithmetic. It is the reference the CUDA backend is checked against and what
-//! CI runs. GEMVs and attention heads are spread over all cores with rayon.
+//! types as the GPU (bf16 weights; f32 activations, KV cache and logits) and f32 arithmetic. It
+//! is the reference the CUDA backend is checked against and what CI runs. GEMVs and attention
+//! heads are spread over all cores with rayon.
 
 use super::sampling::{self, SamplingParams};
 use super::Backend;
