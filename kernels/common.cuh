@@ -1,6 +1,7 @@
 // Shared by every kernel file (prepended once; NVRTC compiles all files as one module).
-// bf16 is stored as its 16 bits: it is the top half of an f32, so widening is a shift, and
-// narrowing rounds to nearest even exactly as the CPU executor's `half::bf16::from_f32`.
+// bf16 (the weights) is stored as its 16 bits: it is the top half of an f32, so widening is a
+// shift. Activations are f32; nothing is narrowed on the device except prefill's tensor-core
+// operands (prefill.cu).
 // No CUDA headers are included, so NVRTC needs no include path.
 
 typedef unsigned short bf16;
@@ -8,13 +9,6 @@ typedef unsigned short bf16;
 #define INFINITY __int_as_float(0x7f800000)
 
 __device__ __forceinline__ float bf16_to_f32(bf16 x) { return __uint_as_float(((unsigned)x) << 16); }
-
-__device__ __forceinline__ bf16 f32_to_bf16(float f) {
-    unsigned u = __float_as_uint(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16)((u >> 16) | 0x40u);  // NaN stays NaN
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (bf16)(u >> 16);
-}
 
 // The low and high bf16 of a 32-bit word (little-endian: element 0 is the low half).
 __device__ __forceinline__ float lo_f32(unsigned w) { return __uint_as_float(w << 16); }
