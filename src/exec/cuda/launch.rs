@@ -188,7 +188,7 @@ impl DeviceLayout {
     fn sample(&self, logits: &Slot, next: &Slot, position: &Slot, label: &str) -> Launch {
         let vocab = logits.ty.elements();
         let p = &self.sampling;
-        let (kernel, grid, block, args) = if p.is_greedy() {
+        let (kernel, grid, block, shared, args) = if p.is_greedy() {
             let args = vec![
                 self.ptr(logits),
                 int(vocab),
@@ -197,7 +197,7 @@ impl DeviceLayout {
                 self.scratch(self.scratch.sample_index),
                 self.counter(SAMPLE_COUNTER),
             ];
-            ("sample_greedy", self.scratch.sample_blocks, SAMPLE_THREADS, args)
+            ("sample_greedy", self.scratch.sample_blocks, SAMPLE_THREADS, 0, args)
         } else {
             let args = vec![
                 self.ptr(logits),
@@ -210,9 +210,8 @@ impl DeviceLayout {
                 float(p.top_p),
                 p.seed,
             ];
-            ("sample_top", 1, TOP_THREADS, args)
+            ("sample_top", 1, TOP_THREADS, TOP_SHARED as u32, args)
         };
-        let shared = if kernel == "sample_top" { TOP_SHARED as u32 } else { 0 };
         Launch { kernel, grid: (grid, 1, 1), block, shared, args, label: label.to_string() }
     }
 
