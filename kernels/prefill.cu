@@ -180,7 +180,7 @@ prefill_gemm(const float* __restrict__ x, const bf16* __restrict__ w, const bf16
 
 // ---- Q/K/V epilogue: per (row t, head) of the GEMM's output y f32 [rows, heads*d] (bias
 // added): optional per-head RMSNorm, RoPE at start + t, then q row t (f32) or the K/V cache row
-// at start + t. Grid (rows, n_heads + 2*n_kv), 128 threads. Same math as qkv_rope.cu's epilogue.
+// at start + t. Grid (rows, n_heads + 2*n_kv), 128 threads. qkv_rope.cu's `rope_store` rotates.
 extern "C" __global__ void __launch_bounds__(128)
 prefill_rope(const float* __restrict__ y, const bf16* __restrict__ q_norm, const bf16* __restrict__ k_norm, float eps,
              const float* __restrict__ inv_freq, int start, float* __restrict__ q_out, float* __restrict__ k_cache,
@@ -207,18 +207,7 @@ prefill_rope(const float* __restrict__ y, const bf16* __restrict__ q_norm, const
         for (int i = threadIdx.x; i < d; i += blockDim.x) ss += src[i] * src[i];
         inv = 1.0f / sqrtf(block_sum(ss) / (float)d + eps);
     }
-    const float fpos = (float)pos;
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        float a = src[i], b = src[i + half];
-        if (norm_w) {
-            a *= inv * bf16_to_f32(norm_w[i]);
-            b *= inv * bf16_to_f32(norm_w[i + half]);
-        }
-        float s, c;
-        sincosf(fpos * inv_freq[i], &s, &c);
-        dst[i] = a * c - b * s;
-        dst[i + half] = b * c + a * s;
-    }
+    for (int i = threadIdx.x; i < half; i += blockDim.x) rope_store(src[i], src[i + half], i, half, inv, norm_w, inv_freq, pos, dst);
 }
 
 // ---- Embedding of `rows` tokens: out[t] = f32(table[tokens[t]]) (zeros outside the

@@ -229,21 +229,17 @@ impl<'p> CpuExecutor<'p> {
                 rms_norm_rows(x, self.read(&ins[1]), eps);
                 self.write::<f32>(&outs[0]).copy_from_slice(x);
             }
-            Op::QkvRope { n_heads, n_kv_heads, head_dim: d, bias, qk_norm, norm } => {
-                let x = copy_into(self.read(&ins[0]), &mut s.x);
-                if let Some(eps) = norm {
-                    rms_norm_rows(x, self.read(ins.last().expect("norm weight")), eps);
+            Op::QkvRope { n_heads, n_kv_heads, head_dim: d, qk_norm, norm, .. } => {
+                let slots = step.qkv_inputs()?;
+                let x = copy_into(self.read(slots.x), &mut s.x);
+                if let (Some(eps), Some(w)) = (norm, slots.norm) {
+                    rms_norm_rows(x, self.read(w), eps);
                 }
-                let w: &[bf16] = self.read(&ins[1]);
-                let mut next = 2;
-                let mut take = || {
-                    next += 1;
-                    &ins[next - 1]
-                };
-                let b: Option<&[bf16]> = if bias { Some(self.read(take())) } else { None };
-                let norms: Option<(&[bf16], &[bf16])> = qk_norm.map(|_| (self.read(take()), self.read(take())));
-                let (inv_freq, pos): (&[f32], i32) = (self.read(take()), self.read::<i32>(take())[0]);
-                let pos = self.position(pos)?;
+                let w: &[bf16] = self.read(slots.w);
+                let b: Option<&[bf16]> = slots.bias.map(|b| self.read(b));
+                let norms: Option<(&[bf16], &[bf16])> = slots.qk_norm.map(|(q, k)| (self.read(q), self.read(k)));
+                let inv_freq: &[f32] = self.read(slots.inv_freq);
+                let pos = self.position(self.read::<i32>(slots.position)[0])?;
                 let y = &mut s.y[..(n_heads + 2 * n_kv_heads) * d];
                 gemv(x, w, y, |r, acc| acc + b.map_or(0.0, |b| f32_of(b[r])));
                 let q_end = n_heads * d;

@@ -82,6 +82,37 @@ pub struct Step {
     pub label: String,
 }
 
+/// The input slots of a `QkvRope` step by role, in the order `Op::QkvRope` documents.
+pub struct QkvInputs<'s> {
+    pub x: &'s Slot,
+    pub w: &'s Slot,
+    pub bias: Option<&'s Slot>,
+    /// The per-head (q, k) RMSNorm weights.
+    pub qk_norm: Option<(&'s Slot, &'s Slot)>,
+    pub inv_freq: &'s Slot,
+    pub position: &'s Slot,
+    pub k_cache: &'s Slot,
+    pub v_cache: &'s Slot,
+    /// The folded input RMSNorm's weight.
+    pub norm: Option<&'s Slot>,
+}
+
+impl Step {
+    /// This `QkvRope` step's inputs by role; an error for another op or too few inputs.
+    pub fn qkv_inputs(&self) -> Result<QkvInputs<'_>> {
+        let bad = || Error::BadPlan { path: "plan".into(), msg: format!("step {}: not a qkv_rope step with its inputs", self.label) };
+        let Op::QkvRope { bias, qk_norm, norm, .. } = self.op else { return Err(bad()) };
+        let mut slots = self.inputs.iter();
+        let mut next = || slots.next().ok_or_else(bad);
+        let (x, w) = (next()?, next()?);
+        let bias = if bias { Some(next()?) } else { None };
+        let qk_norm = if qk_norm.is_some() { Some((next()?, next()?)) } else { None };
+        let (inv_freq, position, k_cache, v_cache) = (next()?, next()?, next()?, next()?);
+        let norm = if norm.is_some() { Some(next()?) } else { None };
+        Ok(QkvInputs { x, w, bias, qk_norm, inv_freq, position, k_cache, v_cache, norm })
+    }
+}
+
 /// A weight in the blob; concatenated weights (`qkv_proj`, `gate_up_proj`) hold their parts back
 /// to back, and a tied LM head shares the embedding's offset.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

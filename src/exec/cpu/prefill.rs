@@ -162,21 +162,17 @@ impl CpuExecutor<'_> {
                         rms_norm_rows(&mut xs[..len], self.read(&ins[1]), eps);
                         self.rows::<f32>(p, &outs[0], n).copy_from_slice(&xs[..len]);
                     }
-                    Op::QkvRope { n_heads, n_kv_heads, head_dim: d, bias, qk_norm, norm } => {
-                        let len = copy_rows(&ins[0], &mut xs);
-                        if let Some(eps) = norm {
-                            rms_norm_rows(&mut xs[..len], self.read(ins.last().expect("norm weight")), eps);
+                    Op::QkvRope { n_heads, n_kv_heads, head_dim: d, qk_norm, norm, .. } => {
+                        // The position slot is unused: prefill's rows sit at start + t.
+                        let slots = step.qkv_inputs()?;
+                        let len = copy_rows(slots.x, &mut xs);
+                        if let (Some(eps), Some(w)) = (norm, slots.norm) {
+                            rms_norm_rows(&mut xs[..len], self.read(w), eps);
                         }
-                        let w: &[bf16] = self.read(&ins[1]);
-                        let mut next = 2;
-                        let mut take = || {
-                            next += 1;
-                            &ins[next - 1]
-                        };
-                        let b: Option<&[bf16]> = if bias { Some(self.read(take())) } else { None };
-                        let norms: Option<(&[bf16], &[bf16])> = qk_norm.map(|_| (self.read(take()), self.read(take())));
-                        let inv_freq: &[f32] = self.read(take());
-                        take(); // the position: prefill's rows sit at start + t
+                        let w: &[bf16] = self.read(slots.w);
+                        let b: Option<&[bf16]> = slots.bias.map(|b| self.read(b));
+                        let norms: Option<(&[bf16], &[bf16])> = slots.qk_norm.map(|(q, k)| (self.read(q), self.read(k)));
+                        let inv_freq: &[f32] = self.read(slots.inv_freq);
                         let width = (n_heads + 2 * n_kv_heads) * d;
                         let y = &mut ys[..n * width];
                         gemm(&xs[..len], n, w, y, |_, r, acc| acc + b.map_or(0.0, |b| f32_of(b[r])));

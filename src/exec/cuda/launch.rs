@@ -295,20 +295,17 @@ impl DeviceLayout {
                 (grid, shared) = gemv_shape(f, k, norm.is_some())?;
                 ("gate_up_silu", grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(f), int(k)])
             }
-            Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm, norm } => {
+            Op::QkvRope { n_heads, n_kv_heads, head_dim, qk_norm, norm, .. } => {
                 let k = gemv_k(&ins[0], &ins[1])?;
                 let (norm_w, norm_eps) = norm_args(norm)?;
                 if !head_dim.is_multiple_of(2) {
                     return Err(unsupported(format!("RoPE needs an even head_dim, got {head_dim}")));
                 }
-                let mut next = 2;
-                let mut take = || {
-                    next += 1;
-                    &ins[next - 1]
-                };
-                let bias_ptr = if bias { self.ptr(take()) } else { 0 };
-                let (q_norm, k_norm) = if qk_norm.is_some() { (self.ptr(take()), self.ptr(take())) } else { (0, 0) };
-                let (inv_freq, pos, k_cache, v_cache) = (self.ptr(take()), self.ptr(take()), self.ptr(take()), self.ptr(take()));
+                let slots = step.qkv_inputs()?;
+                let bias_ptr = slots.bias.map_or(0, |b| self.ptr(b));
+                let (q_norm, k_norm) = slots.qk_norm.map_or((0, 0), |(q, k)| (self.ptr(q), self.ptr(k)));
+                let (inv_freq, pos) = (self.ptr(slots.inv_freq), self.ptr(slots.position));
+                let (k_cache, v_cache) = (self.ptr(slots.k_cache), self.ptr(slots.v_cache));
                 let heads = n_heads + 2 * n_kv_heads;
                 if heads > QKV_MAX_HEADS {
                     return Err(unsupported(format!("{heads} q/k/v heads (at most {QKV_MAX_HEADS})")));
@@ -488,20 +485,16 @@ impl DeviceLayout {
                     let x = gemm_input(&mut launches, norm);
                     launches.push(gemm(&ins[1], outs[0].ty.elements(), PG_GATE_UP, x, 0, 0, rows_ptr(&outs[0]))?);
                 }
-                Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm, norm } => {
+                Op::QkvRope { n_heads, n_kv_heads, head_dim, qk_norm, norm, .. } => {
                     if !head_dim.is_multiple_of(2) {
                         return Err(unsupported(format!("RoPE needs an even head_dim, got {head_dim}")));
                     }
-                    let mut next = 2;
-                    let mut take = || {
-                        next += 1;
-                        &ins[next - 1]
-                    };
-                    let bias_ptr = if bias { self.ptr(take()) } else { 0 };
-                    let (q_norm, k_norm) = if qk_norm.is_some() { (self.ptr(take()), self.ptr(take())) } else { (0, 0) };
-                    let inv_freq = self.ptr(take());
-                    take(); // the position: rows sit at start + t
-                    let (k_cache, v_cache) = (self.ptr(take()), self.ptr(take()));
+                    // The position slot is unused: rows sit at start + t.
+                    let slots = step.qkv_inputs()?;
+                    let bias_ptr = slots.bias.map_or(0, |b| self.ptr(b));
+                    let (q_norm, k_norm) = slots.qk_norm.map_or((0, 0), |(q, k)| (self.ptr(q), self.ptr(k)));
+                    let inv_freq = self.ptr(slots.inv_freq);
+                    let (k_cache, v_cache) = (self.ptr(slots.k_cache), self.ptr(slots.v_cache));
                     let heads = n_heads + 2 * n_kv_heads;
                     let x = gemm_input(&mut launches, norm);
                     launches.push(gemm(&ins[1], heads * head_dim, PG_LINEAR, x, bias_ptr, 0, dev.qkv)?);
