@@ -12,6 +12,7 @@ SHAPES = {
     "qwen2.5-1.5b": ROOT / "plans/configs/qwen2.5-1.5b.json",
     "qwen3-1.7b": ROOT / "plans/configs/qwen3-1.7b.json",
     "llama-3.2-3b": ROOT / "plans/configs/llama-3.2-3b.json",
+    "qwen2-7b": ROOT / "plans/configs/qwen2-7b.json",
 }
 MODEL_TYPES = {"Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3", "LlamaForCausalLM": "llama"}
 TOKENIZER = ROOT / "tests/fixtures/qwen2_tied"

@@ -141,7 +141,7 @@ def main():
     ap.add_argument("--llmc", required=True, help="the llmc binary")
     ap.add_argument("--out", required=True, help="directory for verify.json and verify.log")
     ap.add_argument("--work", default="/tmp/llmc-verify", help="scratch directory for models and plans")
-    ap.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated: " + ", ".join(SHAPES))
+    ap.add_argument("--shapes", default="qwen2.5-1.5b,qwen3-1.7b,llama-3.2-3b", help="comma-separated: " + ", ".join(SHAPES))
     ap.add_argument("--layers", type=int, help="override num_hidden_layers (local CPU checks)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--target", help="llmc compile target (default: the GPU's sm_XX, or cpu with --device cpu)")

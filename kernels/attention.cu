@@ -23,11 +23,12 @@
 #define ATTN_CHUNK 256
 #define ATTN_MAX_SPLITS 256
 
-// Elements i0..i0+7 of a row of d (zeros past d); 16-byte loads when d % 8 == 0.
+// Elements i0..i0+7 of a row of d (zeros past d); 16-byte loads when d % 8 == 0. Through L2
+// (__ldcg): the row at `pos` may have been written during this launch (persistent.cu).
 __device__ __forceinline__ void attn_load8(const float* __restrict__ p, int i0, int d, float (&v)[8]) {
     if ((d & 7) == 0) {
         if (i0 < d) {
-            const float4 a = __ldg(reinterpret_cast<const float4*>(p + i0)), b = __ldg(reinterpret_cast<const float4*>(p + i0 + 4));
+            const float4 a = __ldcg(reinterpret_cast<const float4*>(p + i0)), b = __ldcg(reinterpret_cast<const float4*>(p + i0 + 4));
             v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
         } else {
 #pragma unroll
@@ -39,16 +40,19 @@ __device__ __forceinline__ void attn_load8(const float* __restrict__ p, int i0, 
     }
 }
 
-extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
-attention(const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache,
-          const int* __restrict__ pos_p, float* __restrict__ out, float* __restrict__ partial,
-          unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq, int min_chunk) {
-    grid_dep_launch();
+// One block's work: KV head g over slice `split` of `splits`. Every thread calls it; returns are
+// uniform over the block, and wait() (called by every thread that gets past them) comes before
+// anything this step wrote is read.
+template <class Wait>
+__device__ __forceinline__ void attention_unit(const float* __restrict__ q, const float* __restrict__ k_cache,
+                                               const float* __restrict__ v_cache, const int* __restrict__ pos_p,
+                                               float* __restrict__ out, float* __restrict__ partial,
+                                               unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq,
+                                               int min_chunk, int g, int split, int splits, Wait wait) {
     // The position is stable for the whole step (the previous step's `advance`, or the host,
     // wrote it), and so are the cache rows before it: both are read before the wait.
     const int pos = *pos_p;
     if (pos < 0 || pos >= max_seq) return;
-    const int g = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
     const int len = pos + 1, chunk = max((len + splits - 1) / splits, min_chunk);
     const int active = (len + chunk - 1) / chunk;
     if (split >= active) return;
@@ -72,7 +76,7 @@ attention(const float* __restrict__ q, const float* __restrict__ k_cache, const 
     float k_first[8], v_first[8];
     if (t0 + jk < pos) attn_load8(k_base + (long long)jk * row, 8 * c, d, k_first);
     if (t0 + jv < pos) attn_load8(v_base + (long long)jv * row, 8 * c3, d, v_first);
-    grid_dep_wait();
+    wait();
     if (t0 + jk >= pos) attn_load8(k_base + (long long)jk * row, 8 * c, d, k_first);
     if (t0 + jv >= pos) attn_load8(v_base + (long long)jv * row, 8 * c3, d, v_first);
 
@@ -207,4 +211,13 @@ attention(const float* __restrict__ q, const float* __restrict__ k_cache, const 
         out[(g * group + h) * d + i] = a / l_sm[h];
     }
     if (tid == 0) counters[g] = 0;
+}
+
+extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
+attention(const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache,
+          const int* __restrict__ pos_p, float* __restrict__ out, float* __restrict__ partial,
+          unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq, int min_chunk) {
+    grid_dep_launch();
+    attention_unit(q, k_cache, v_cache, pos_p, out, partial, counters, n_heads, n_kv, d, max_seq, min_chunk, blockIdx.x,
+                   blockIdx.y, gridDim.y, GridWait{});
 }

@@ -50,6 +50,12 @@ __device__ __forceinline__ void grid_dep_wait() {
 #endif
 }
 
+// The standalone kernels' `wait` argument (the kernels' bodies are templates over it: the
+// persistent decode kernel passes a counter wait, persistent.cu).
+struct GridWait {
+    __device__ __forceinline__ void operator()() const { grid_dep_wait(); }
+};
+
 __device__ __forceinline__ void grid_dep_launch() {
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");

@@ -1,12 +1,15 @@
 // Batch-1 GEMV family: y[r] = epilogue(x . W[r]) for W bf16 [N, K] row-major, x f32 [K].
 // Launch: blocks of GEMV_THREADS (GEMV_WARPS warps), grid from the host (launch.rs: one task per
-// warp, capped at a few blocks per SM, warps then stride over the tasks), K*4 bytes of dynamic
+// warp, capped at a few blocks per SM, warps then stride over the tasks; the persistent decode
+// kernel runs the same task loops over its instructions' task ranges), K*4 bytes of dynamic
 // shared memory (K*6 with an input norm: its bf16 weight sits behind x). A warp's task is one
 // row (linear, LM head) or two rows its epilogue combines (gate/up: rows r and F+r; q/k/v: the
 // RoPE pair i, i+d/2 of a head), so no epilogue waits for another block. Lanes stride K in 16-byte chunks, GEMV_BATCH / ROWS chunks per row in flight;
 // the first task's first batch (and the norm weight) is requested before grid_dep_wait (weights
 // never change) and each next task's before the current one's reduction, so weight streaming
-// runs on across task and kernel boundaries. x is staged once per block in shared memory,
+// runs on across task and kernel boundaries. `wait` (grid_dep_wait here, a counter wait in
+// persistent.cu) is where the block first needs an earlier kernel's or instruction's output.
+// x is staged once per block in shared memory,
 // RMS-normalized there (in f32, as the rms_norm kernel computes it) when an input norm is folded
 // in (norm_w non-null).
 // Bytes: N*K*2 of weights (the whole cost) + K*4 of x per block (L2 hits) + the outputs.
@@ -39,25 +42,26 @@ __device__ __forceinline__ float sumsq4(float4 v) { return v.x * v.x + v.y * v.y
 __device__ __forceinline__ void stage_norm_weight(const bf16* __restrict__ norm_w, int k) {
     if (!norm_w) return;
     const int chunks = k >> 3;
-    for (int c = threadIdx.x; c < chunks; c += GEMV_THREADS) gemv_x[2 * chunks + c] = __ldg(reinterpret_cast<const uint4*>(norm_w) + c);
+    for (int c = threadIdx.x; c < chunks; c += blockDim.x) gemv_x[2 * chunks + c] = __ldg(reinterpret_cast<const uint4*>(norm_w) + c);
 }
 
-// x into gemv_x (every thread of the block calls it, after grid_dep_wait: x is an earlier
-// kernel's output), RMS-normalized when norm_w is non-null (its weight staged already).
+// x into gemv_x (every thread of the block calls it, after the wait: x is an earlier kernel's
+// or instruction's output, read through L2 (__ldcg): in the persistent kernel another block
+// wrote it during this launch), RMS-normalized when norm_w is non-null (its weight staged already).
 __device__ __forceinline__ void stage_x(const float* __restrict__ x, const bf16* __restrict__ norm_w, float eps, int k) {
     const int quads = k >> 2;
     const float4* xv = reinterpret_cast<const float4*>(x);
     float4* xs = gemv_x_f32();
     float ss = 0.f;
-    for (int c = threadIdx.x; c < quads; c += GEMV_THREADS) {
-        const float4 v = __ldg(xv + c);
+    for (int c = threadIdx.x; c < quads; c += blockDim.x) {
+        const float4 v = __ldcg(xv + c);
         xs[c] = v;
         ss += sumsq4(v);
     }
     if (norm_w) {
         const float inv = 1.0f / sqrtf(block_sum(ss) / (float)k + eps);  // block_sum syncs: the weight is staged
         const unsigned* w = reinterpret_cast<const unsigned*>(gemv_x + 2 * (k >> 3));
-        for (int c = threadIdx.x; c < quads; c += GEMV_THREADS) {
+        for (int c = threadIdx.x; c < quads; c += blockDim.x) {
             float4 v = xs[c];
             const unsigned w01 = w[2 * c], w23 = w[2 * c + 1];
             v.x *= inv * lo_f32(w01);
@@ -98,22 +102,21 @@ __device__ __forceinline__ void fma_batch(const uint4 (&w)[ROWS][GEMV_BATCH / RO
     }
 }
 
-// Runs every task of the grid: rows_of(t, rows) names task t's weight rows, epilogue(t, acc)
-// gets their dot products with x (every lane holds the totals).
-template <int ROWS, class RowsOf, class Epilogue>
-__device__ __forceinline__ void gemv_tasks(int tasks, int k, const float* x, const bf16* norm_w, float eps,
-                                           RowsOf rows_of, Epilogue epilogue) {
-    const int chunks = k >> 3, stride = gridDim.x * GEMV_WARPS;
-    int t = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+// Runs tasks t, t + stride, ... below `tasks` (every thread of the block calls it; each warp
+// starts at its own t): rows_of(t, rows) names task t's weight rows, epilogue(t, acc) gets their
+// dot products with x (every lane holds the totals). wait() is called once by every thread.
+template <int ROWS, class RowsOf, class Epilogue, class Wait>
+__device__ __forceinline__ void gemv_tasks(int t, int stride, int tasks, int k, const float* x, const bf16* norm_w,
+                                           float eps, RowsOf rows_of, Epilogue epilogue, Wait wait) {
+    const int chunks = k >> 3;
     const bf16* rows[ROWS];
     uint4 w[ROWS][GEMV_BATCH / ROWS];
-    grid_dep_launch();
     if (t < tasks) {
         rows_of(t, rows);
         load_batch<ROWS>(rows, 0, chunks, w);
     }
     stage_norm_weight(norm_w, k);
-    grid_dep_wait();
+    wait();
     stage_x(x, norm_w, eps, k);
     for (; t < tasks; t += stride) {
         float acc[ROWS];
@@ -135,33 +138,55 @@ __device__ __forceinline__ void gemv_tasks(int tasks, int k, const float* x, con
     }
 }
 
+// This warp's first task and the stride of a standalone GEMV launch.
+__device__ __forceinline__ int grid_first_task() { return blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5); }
+__device__ __forceinline__ int grid_task_stride() { return gridDim.x * GEMV_WARPS; }
+
 // Linear and LinearResidual: y = x.W[r] + (bias[r] + residual[r]); bias/residual may be null.
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
-linear(const float* x, const bf16* w, const bf16* bias, const float* residual, float* out, int n, int k) {
+// Tasks are rows; this runs rows t, t + stride, ... below `end`.
+template <class Wait>
+__device__ __forceinline__ void linear_tasks(int t, int stride, int end, const float* x, const bf16* w, const bf16* bias,
+                                             const float* residual, float* out, int k, Wait wait) {
     gemv_tasks<1>(
-        n, k, x, nullptr, 0.f, [&](int t, const bf16* (&rows)[1]) { rows[0] = w + (long long)t * k; },
+        t, stride, end, k, x, nullptr, 0.f, [&](int t, const bf16* (&rows)[1]) { rows[0] = w + (long long)t * k; },
         [&](int t, const float (&acc)[1]) {
             if ((threadIdx.x & 31) != 0) return;
             const float extra = (bias ? bf16_to_f32(bias[t]) : 0.f) + (residual ? residual[t] : 0.f);
             out[t] = acc[0] + extra;
-        });
+        },
+        wait);
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+linear(const float* x, const bf16* w, const bf16* bias, const float* residual, float* out, int n, int k) {
+    grid_dep_launch();
+    linear_tasks(grid_first_task(), grid_task_stride(), n, x, w, bias, residual, out, k, GridWait{});
 }
 
 // LmHead: f32 logits, no rounding. norm_w: optional input RMSNorm (null for none).
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
-lm_head(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out, int n, int k) {
+template <class Wait>
+__device__ __forceinline__ void lm_head_tasks(int t, int stride, int end, const float* x, const bf16* w, const bf16* norm_w,
+                                              float eps, float* out, int k, Wait wait) {
     gemv_tasks<1>(
-        n, k, x, norm_w, eps, [&](int t, const bf16* (&rows)[1]) { rows[0] = w + (long long)t * k; },
+        t, stride, end, k, x, norm_w, eps, [&](int t, const bf16* (&rows)[1]) { rows[0] = w + (long long)t * k; },
         [&](int t, const float (&acc)[1]) {
             if ((threadIdx.x & 31) == 0) out[t] = acc[0];
-        });
+        },
+        wait);
 }
 
-// GateUpSilu over W [2F, K] (gate rows first): y[r] = silu(g_r) * u_r.
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
-gate_up_silu(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out, int f, int k) {
+lm_head(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out, int n, int k) {
+    grid_dep_launch();
+    lm_head_tasks(grid_first_task(), grid_task_stride(), n, x, w, norm_w, eps, out, k, GridWait{});
+}
+
+// GateUpSilu over W [2F, K] (gate rows first): y[r] = silu(g_r) * u_r. Task r reads rows r, F + r.
+template <class Wait>
+__device__ __forceinline__ void gate_up_silu_tasks(int t, int stride, int end, const float* x, const bf16* w, const bf16* norm_w,
+                                                   float eps, float* out, int f, int k, Wait wait) {
     gemv_tasks<2>(
-        f, k, x, norm_w, eps,
+        t, stride, end, k, x, norm_w, eps,
         [&](int t, const bf16* (&rows)[2]) {
             rows[0] = w + (long long)t * k;
             rows[1] = w + (long long)(t + f) * k;
@@ -170,5 +195,12 @@ gate_up_silu(const float* x, const bf16* w, const bf16* norm_w, float eps, float
             if ((threadIdx.x & 31) != 0) return;
             const float g = acc[0];
             out[t] = g / (1.0f + expf(-g)) * acc[1];
-        });
+        },
+        wait);
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+gate_up_silu(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out, int f, int k) {
+    grid_dep_launch();
+    gate_up_silu_tasks(grid_first_task(), grid_task_stride(), f, x, w, norm_w, eps, out, f, k, GridWait{});
 }

@@ -8,9 +8,42 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+/// How a GPU plan decodes: one kernel per step in a CUDA graph, or one persistent kernel running
+/// a program scheduled at compile time (`plan::program`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decode {
+    Graph,
+    Persistent,
+}
+
+impl std::str::FromStr for Decode {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "graph" => Ok(Decode::Graph),
+            "persistent" => Ok(Decode::Persistent),
+            _ => Err(crate::error::Error::Input(format!("unknown decode path `{s}` (use graph or persistent)"))),
+        }
+    }
+}
+
+impl Decode {
+    /// The default for a target: persistent on sm_90 and newer, where it is measured faster
+    /// (README, benchmark), else graph.
+    pub fn default_for(target: Target) -> Decode {
+        match target {
+            Target::Cuda { sm } if sm >= 90 => Decode::Persistent,
+            _ => Decode::Graph,
+        }
+    }
+}
+
 pub struct CompileOptions {
     pub max_seq_len: usize,
     pub target: Target,
+    pub decode: Decode,
+    /// SMs the persistent program is scheduled for (`exec::cuda::persistent::default_sms` when None).
+    pub sms: Option<u32>,
     /// Show a progress bar (off for tests and non-terminals).
     pub progress: bool,
 }
@@ -29,8 +62,18 @@ pub fn compile(model_path: &Path, output: &Path, opts: &CompileOptions) -> Resul
     let start = Instant::now();
     let model = load::open(model_path)?;
     let mut plan = plan::build(&model.config, model.tokenizer.clone(), opts.max_seq_len, opts.target)?;
-    if let Target::Cuda { sm } = opts.target {
-        plan.kernels = Some(crate::kernels::compile(sm)?);
+    match (opts.target, opts.decode) {
+        (Target::Cuda { sm }, decode) => {
+            if decode == Decode::Persistent {
+                let sms = opts.sms.unwrap_or_else(|| crate::exec::cuda::persistent::default_sms(sm));
+                plan.program = Some(crate::exec::cuda::persistent::schedule(&plan, sms)?);
+            }
+            plan.kernels = Some(crate::kernels::compile(sm)?);
+        }
+        (Target::Cpu, Decode::Persistent) => {
+            return Err(crate::error::Error::Input("--decode persistent needs a GPU target (--target sm_XX)".into()));
+        }
+        (Target::Cpu, Decode::Graph) => {}
     }
     let bar = if opts.progress { ProgressBar::new(plan.weight_bytes) } else { ProgressBar::hidden() };
     bar.set_style(

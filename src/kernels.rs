@@ -9,9 +9,10 @@ use cudarc::nvrtc::{result as nvrtc, sys};
 use serde::{Deserialize, Serialize};
 use std::ffi::CStr;
 
-/// The kernel files in compile order; `common.cuh` (helpers) must come first, and `gemv.cu`
-/// before `qkv_rope.cu`, which reuses its dot product.
-pub const SOURCES: [(&str, &str); 9] = [
+/// The kernel files in compile order; `common.cuh` (helpers) must come first, `gemv.cu`
+/// before `qkv_rope.cu`, which reuses its dot product, and `persistent.cu` after every kernel
+/// whose body it runs.
+pub const SOURCES: [(&str, &str); 10] = [
     ("common.cuh", include_str!("../kernels/common.cuh")),
     ("gemv.cu", include_str!("../kernels/gemv.cu")),
     ("qkv_rope.cu", include_str!("../kernels/qkv_rope.cu")),
@@ -21,6 +22,7 @@ pub const SOURCES: [(&str, &str); 9] = [
     ("sample.cu", include_str!("../kernels/sample.cu")),
     ("step_io.cu", include_str!("../kernels/step_io.cu")),
     ("prefill.cu", include_str!("../kernels/prefill.cu")),
+    ("persistent.cu", include_str!("../kernels/persistent.cu")),
 ];
 
 /// Compiled kernels, as stored in a plan.

@@ -36,6 +36,14 @@ enum Command {
         /// machine's GPU, or the CPU when it has none.
         #[arg(long)]
         target: Option<Target>,
+        /// How a GPU plan decodes: `persistent` (one kernel running a program scheduled onto the
+        /// SMs now; default on sm_90) or `graph` (one kernel per step; default before sm_90).
+        #[arg(long)]
+        decode: Option<llmc::compile::Decode>,
+        /// SMs to schedule the persistent program for. Default: this machine's GPU when it is
+        /// the target, else 132 for sm_90 (H100/H200 SXM) and 108 before.
+        #[arg(long)]
+        sms: Option<u32>,
     },
     /// Describe a plan: op counts, kernels per token, memory, and the fused schedule.
     Inspect {
@@ -118,7 +126,7 @@ enum BackendKind {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Compile { model, output, max_seq_len, target } => compile(model, output, max_seq_len, target),
+        Command::Compile { model, output, max_seq_len, target, decode, sms } => compile(model, output, max_seq_len, target, decode, sms),
         Command::Inspect { plan, json, before_fusion } => inspect_plan(plan, json, before_fusion),
         // Inside the thread pool, the CPU executor's parallel kernels allocate nothing per token.
         Command::Run(args) => rayon::scope(|_| run(args)),
@@ -137,22 +145,29 @@ fn main() {
     }
 }
 
-fn compile(model: PathBuf, output: PathBuf, max_seq_len: Option<usize>, target: Option<Target>) -> Result<i32> {
-    let target = target.unwrap_or_else(|| llmc::exec::cuda::device_sm().map_or(Target::Cpu, |sm| Target::Cuda { sm }));
+fn compile(model: PathBuf, output: PathBuf, max_seq_len: Option<usize>, target: Option<Target>, decode: Option<llmc::compile::Decode>, sms: Option<u32>) -> Result<i32> {
+    let local_sm = llmc::exec::cuda::device_sm().ok();
+    let target = target.unwrap_or(local_sm.map_or(Target::Cpu, |sm| Target::Cuda { sm }));
+    let decode = decode.unwrap_or(llmc::compile::Decode::default_for(target));
+    // Schedule for this machine's GPU when it is the target.
+    let sms = sms.or_else(|| (Some(target) == local_sm.map(|sm| Target::Cuda { sm })).then(llmc::exec::cuda::device_sms).and_then(|r| r.ok()));
     let config = llmc::load::config::ModelConfig::from_file(&model.join("config.json")).ok();
     let max_seq_len = max_seq_len.unwrap_or_else(|| config.map_or(4096, |c| c.max_position_embeddings.min(4096)));
     // Ctrl-C stops between tensors: the temporary file is removed, a previous plan survives.
     ctrlc::set_handler(|| llmc::compile::CANCELLED.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
-    let opts = llmc::compile::CompileOptions { max_seq_len, target, progress: std::io::stderr().is_terminal() };
+    let opts = llmc::compile::CompileOptions { max_seq_len, target, decode, sms, progress: std::io::stderr().is_terminal() };
     let report = llmc::compile::compile(&model, &output, &opts).with_context(|| format!("compiling {}", model.display()))?;
     let p = &report.plan;
     eprintln!(
-        "wrote {} in {:.1} s: {} weight bytes, {} arena bytes, {} kernels per token, max_seq_len {}",
+        "wrote {} in {:.1} s: {} weight bytes, {} arena bytes, {}, max_seq_len {}",
         output.display(),
         report.seconds,
         p.weight_bytes,
         p.arena_bytes,
-        p.kernels_per_token(),
+        match &p.program {
+            Some(program) => format!("decode as one persistent kernel of {} workers", program.workers()),
+            None => format!("{} kernels per token", p.kernels_per_token()),
+        },
         p.max_seq_len
     );
     Ok(0)
@@ -313,6 +328,7 @@ fn bench(path: PathBuf, prompt_lens: Vec<usize>, gen: usize, token_by_token: boo
         "roofline_ms_per_token": roofline_ms,
         "roofline_pct": 100.0 * roofline_ms / ms_per_token,
         "kernels_per_token": kernels_per_token,
+        "decode": if plan.program.is_some() { "persistent" } else { "graph" },
         "graphs_per_token": 1,
         "prefill": if token_by_token { "token_by_token" } else { "batched" },
     });

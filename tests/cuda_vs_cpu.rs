@@ -3,11 +3,12 @@
 //! relative L2 error of 1e-2 -- both round to bf16 at the same stores -- and identical greedy
 //! tokens. Each fixture runs twice: with the default attention (slices of 16 positions: one
 //! block per KV head up to position 15, flash-decoding splits and their merge past it) and with
-//! `LLMC_ATTN_MIN_CHUNK=8`, so more splits merge. Needs an NVIDIA GPU and NVRTC: `cargo test --release --test cuda_vs_cpu -- --ignored`.
+//! `LLMC_ATTN_MIN_CHUNK=8`, so more splits merge, and every check runs for both decode paths
+//! (one kernel per step; one persistent kernel). Needs an NVIDIA GPU and NVRTC: `cargo test --release --test cuda_vs_cpu -- --ignored`.
 
 mod common;
 use common::*;
-use llmc::compile::{compile, CompileOptions};
+use llmc::compile::{compile, CompileOptions, Decode};
 use llmc::exec::cpu::CpuExecutor;
 use llmc::exec::cuda::{device_sm, CudaBackend};
 use llmc::exec::sampling::{self, SamplingParams};
@@ -19,13 +20,15 @@ use llmc::plan::Target;
 /// (measured on an H100: at most 8.3e-6).
 const TOLERANCE: f32 = 1e-4;
 const GREEDY_STEPS: usize = 40;
+const DECODE_PATHS: [Decode; 2] = [Decode::Graph, Decode::Persistent];
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn cuda_matches_cpu_on_every_fixture() {
     let sm = device_sm().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for (name, min_chunk) in FIXTURES.iter().flat_map(|n| [(n, None), (n, Some("8"))]) {
+    let cases = DECODE_PATHS.iter().flat_map(|&d| FIXTURES.iter().flat_map(move |n| [(d, n, None), (d, n, Some("8"))]));
+    for (decode, name, min_chunk) in cases {
         // SAFETY: this test is the only one of its binary touching the environment, and the
         // backend reads the variable while it is being created, on this thread.
         match min_chunk {
@@ -33,9 +36,10 @@ fn cuda_matches_cpu_on_every_fixture() {
             None => unsafe { std::env::remove_var("LLMC_ATTN_MIN_CHUNK") },
         }
         let path = dir.path().join(format!("{name}.plan"));
-        let opts = CompileOptions { max_seq_len: 64, target: Target::Cuda { sm }, progress: false };
+        let opts = CompileOptions { max_seq_len: 64, target: Target::Cuda { sm }, decode, sms: None, progress: false };
         compile(&fixture_dir(name), &path, &opts).unwrap();
         let file = PlanFile::open(&path).unwrap();
+        assert_eq!(file.plan.program.is_some(), decode == Decode::Persistent);
         let mut cpu = CpuExecutor::new(&file, SamplingParams::GREEDY).unwrap();
         let mut gpu = CudaBackend::new(&file, SamplingParams::GREEDY).unwrap();
         let prompt = reference(name).input_ids;
@@ -45,13 +49,13 @@ fn cuda_matches_cpu_on_every_fixture() {
             let want = cpu.step(token, pos).unwrap();
             let got = gpu.step(token, pos).unwrap();
             let err = rel_l2_error(&gpu.logits().unwrap(), &cpu.logits().unwrap());
-            assert!(err <= TOLERANCE, "{name}: position {pos}: relative logit error {err}");
-            assert_eq!(got, want, "{name}: position {pos}: CUDA chose {got}, CPU {want}");
+            assert!(err <= TOLERANCE, "{name} {decode:?}: position {pos}: relative logit error {err}");
+            assert_eq!(got, want, "{name} {decode:?}: position {pos}: CUDA chose {got}, CPU {want}");
             worst = worst.max(err);
             tokens.push(got);
             next = got;
         }
-        println!("{name} (attention min chunk {}): sm_{sm}, {} positions, worst relative logit error {worst:.2e}, greedy tokens identical", min_chunk.unwrap_or("default"), tokens.len());
+        println!("{name} {decode:?} (attention min chunk {}): sm_{sm}, {} positions, worst relative logit error {worst:.2e}, greedy tokens identical", min_chunk.unwrap_or("default"), tokens.len());
     }
 }
 
@@ -65,7 +69,7 @@ fn cpu_plans_and_other_architectures_are_refused() {
     assert!(err.contains("--target sm_"), "{err}");
     let other = if sm == 80 { 90 } else { 80 };
     let path = dir.path().join("other.plan");
-    let opts = CompileOptions { max_seq_len: 64, target: Target::Cuda { sm: other }, progress: false };
+    let opts = CompileOptions { max_seq_len: 64, target: Target::Cuda { sm: other }, decode: llmc::compile::Decode::Graph, sms: None, progress: false };
     compile(&fixture_dir("qwen2_tied"), &path, &opts).unwrap();
     let err = CudaBackend::new(&PlanFile::open(&path).unwrap(), SamplingParams::GREEDY).err().unwrap().to_string();
     assert!(err.contains(&format!("recompile it with `llmc compile --target sm_{sm}`")), "{err}");
@@ -79,9 +83,9 @@ fn cpu_plans_and_other_architectures_are_refused() {
 fn cuda_prefill_matches_cpu_decode_on_every_fixture() {
     let sm = device_sm().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for name in FIXTURES {
+    for (decode, name) in DECODE_PATHS.iter().flat_map(|&d| FIXTURES.iter().map(move |n| (d, n))) {
         let path = dir.path().join(format!("{name}.plan"));
-        let opts = CompileOptions { max_seq_len: 128, target: Target::Cuda { sm }, progress: false };
+        let opts = CompileOptions { max_seq_len: 128, target: Target::Cuda { sm }, decode, sms: None, progress: false };
         compile(&fixture_dir(name), &path, &opts).unwrap();
         let file = PlanFile::open(&path).unwrap();
         let fixture = reference(name).input_ids;
@@ -108,7 +112,7 @@ fn cuda_prefill_matches_cpu_decode_on_every_fixture() {
                 got = gpu.step(got, pos).unwrap();
             }
         }
-        println!("{name}: sm_{sm}, prefill (whole, split, 60 tokens) + {GREEDY_STEPS} greedy steps: worst relative logit error {worst:.2e}, greedy tokens identical");
+        println!("{name} {decode:?}: sm_{sm}, prefill (whole, split, 60 tokens) + {GREEDY_STEPS} greedy steps: worst relative logit error {worst:.2e}, greedy tokens identical");
     }
 }
 
@@ -122,9 +126,9 @@ fn device_sampling_matches_the_host_sampler() {
     let sm = device_sm().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sets = [(0.8, 40, 0.9), (1.0, 0, 0.95), (0.7, 0, 1.0), (1.3, 5, 1.0)];
-    for name in FIXTURES {
+    for (decode, name) in DECODE_PATHS.iter().flat_map(|&d| FIXTURES.iter().map(move |n| (d, n))) {
         let path = dir.path().join(format!("{name}.plan"));
-        let opts = CompileOptions { max_seq_len: 64, target: Target::Cuda { sm }, progress: false };
+        let opts = CompileOptions { max_seq_len: 64, target: Target::Cuda { sm }, decode, sms: None, progress: false };
         compile(&fixture_dir(name), &path, &opts).unwrap();
         let file = PlanFile::open(&path).unwrap();
         let prompt = reference(name).input_ids;
@@ -146,7 +150,48 @@ fn device_sampling_matches_the_host_sampler() {
             };
             let (a, b) = (run(1), run(2));
             assert_ne!(a, b, "{name}: t={temperature} k={top_k} p={top_p}: seeds 1 and 2 drew the same tokens");
-            println!("{name}: t={temperature} k={top_k} p={top_p}: {} device draws equal the host's", a.len() + b.len());
+            println!("{name} {decode:?}: t={temperature} k={top_k} p={top_p}: {} device draws equal the host's", a.len() + b.len());
         }
     }
+}
+
+/// The persistent kernel's counters are re-armed by the kernel itself: 10,000 replays of the
+/// decode step (greedy, feeding itself) finish, each within a second, and the last logits still
+/// equal the CPU executor's from the same position. A deadlock fails this test on its timeout.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn persistent_decode_replays_10000_tokens() {
+    const TOKENS: usize = 10_000;
+    let sm = device_sm().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixture_with_context("qwen3_untied", dir.path(), TOKENS + 1);
+    let path = dir.path().join("long.plan");
+    let opts = CompileOptions { max_seq_len: TOKENS + 1, target: Target::Cuda { sm }, decode: Decode::Persistent, sms: None, progress: false };
+    compile(&model, &path, &opts).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let file = PlanFile::open(&path).unwrap();
+        let mut gpu = CudaBackend::new(&file, SamplingParams::GREEDY).unwrap();
+        let mut tokens = vec![1u32];
+        for pos in 0..TOKENS {
+            tokens.push(gpu.step(tokens[pos], pos).unwrap());
+            done_tx.send(pos).unwrap();
+        }
+        (tokens, gpu.logits().unwrap(), file)
+    });
+    let mut last = 0;
+    while last + 1 < TOKENS {
+        last = done_rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap_or_else(|_| panic!("no decode step finished within 10 s after position {last}: deadlock"));
+    }
+    let (tokens, logits, file) = worker.join().unwrap();
+    // The CPU executor fed the same tokens reaches the same logits at the last position.
+    let mut cpu = CpuExecutor::new(&file, SamplingParams::GREEDY).unwrap();
+    let mut want = 0;
+    for pos in 0..TOKENS {
+        want = cpu.step(tokens[pos], pos).unwrap();
+    }
+    let err = rel_l2_error(&logits, &cpu.logits().unwrap());
+    assert!(err <= TOLERANCE, "after {TOKENS} tokens: relative logit error {err}");
+    assert_eq!(want, tokens[TOKENS]);
+    println!("persistent decode: {TOKENS} replays, last logits within {err:.2e} of the CPU executor");
 }

@@ -26,8 +26,9 @@ use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::Xxh3;
 
 pub const MAGIC: &[u8; 8] = b"LLMCPLAN";
-/// Bumped whenever the layout or the meaning of any field changes (3: f32 activations).
-pub const FORMAT_VERSION: u32 = 3;
+/// Bumped whenever the layout or the meaning of any field changes (3: f32 activations; 4: the
+/// persistent decode program).
+pub const FORMAT_VERSION: u32 = 4;
 const HEADER_BYTES: usize = 20;
 const WEIGHTS_ALIGN: u64 = 4096;
 /// Metadata larger than this is refused before decoding (a real plan's is a few hundred KiB

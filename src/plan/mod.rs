@@ -6,6 +6,7 @@
 pub mod file;
 pub mod inspect;
 pub mod prefill;
+pub mod program;
 
 use crate::arena::{self, Lifetime, ALIGN};
 use crate::error::{Error, Result};
@@ -154,6 +155,9 @@ pub struct Plan {
     pub weight_bytes: u64,
     /// The compiled CUDA kernels of a GPU target; None for the CPU.
     pub kernels: Option<crate::kernels::KernelImage>,
+    /// Decode as one persistent kernel running this program (`llmc compile --decode
+    /// persistent`); None: one kernel per step.
+    pub program: Option<program::Program>,
 }
 
 pub const LLMC_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -191,6 +195,7 @@ pub fn build(config: &ModelConfig, tokenizer: TokenizerSpec, max_seq_len: usize,
         weights,
         weight_bytes,
         kernels: None,
+        program: None,
     })
 }
 

@@ -10,7 +10,7 @@ use crate::plan::prefill::PrefillLayout;
 use crate::plan::{Plan, Region, Slot, Step, StepIo};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
-pub const KERNEL_NAMES: [&str; 14] = [
+pub const KERNEL_NAMES: [&str; 15] = [
     "embedding",
     "rms_norm",
     "linear",
@@ -25,6 +25,7 @@ pub const KERNEL_NAMES: [&str; 14] = [
     "prefill_rope",
     "prefill_embedding",
     "prefill_attention",
+    "decode_persistent",
 ];
 
 // Block sizes; they must match GEMV_THREADS, ATTN_THREADS, SAMPLE_THREADS and TOP_THREADS in the kernels.
@@ -38,13 +39,14 @@ const GEMV_BLOCKS_PER_SM: usize = 4;
 pub const GEMV_MAX_SHARED: usize = 96 * 1024;
 /// The kernels that take more than the default 48 KiB of dynamic shared memory, and the most
 /// each may take (set at load).
-pub const LARGE_SHARED: [(&str, usize); 6] = [
+pub const LARGE_SHARED: [(&str, usize); 7] = [
     ("linear", GEMV_MAX_SHARED),
     ("lm_head", GEMV_MAX_SHARED),
     ("gate_up_silu", GEMV_MAX_SHARED),
     ("qkv_rope", GEMV_MAX_SHARED),
     ("prefill_gemm", PG_SHARED),
     ("sample_top", TOP_SHARED),
+    ("decode_persistent", super::persistent::MAX_SHARED as usize),
 ];
 const ATTN_THREADS: u32 = 256;
 const SAMPLE_THREADS: u32 = 256;
@@ -86,6 +88,9 @@ pub struct Launch {
     pub shared: u32,
     pub args: Vec<u64>,
     pub label: String,
+    /// Units of work: warp tasks of a GEMV-family kernel, blocks of any other. The persistent
+    /// decode program divides these among its workers.
+    pub tasks: u32,
 }
 
 fn int(v: usize) -> u64 {
@@ -117,6 +122,8 @@ pub struct Scratch {
     pub sample_index: u64,
     /// `sample_top`'s weights: a u64 per vocabulary entry.
     pub sample_weights: u64,
+    /// The persistent kernel's counters: one per step and its "done" count, zero between replays.
+    pub sync: u64,
     pub bytes: u64,
     pub attention_splits: u32,
     pub sample_blocks: u32,
@@ -162,8 +169,9 @@ impl Scratch {
         let sample_value = align(attention + 4 * attention_floats as u64);
         let sample_index = align(sample_value + 4 * sample_blocks as u64);
         let sample_weights = align(sample_index + 4 * sample_blocks as u64);
-        let end = align(sample_weights + 8 * vocab as u64);
-        Scratch { counters, qkv, attention, sample_value, sample_index, sample_weights, bytes: end - base, attention_splits: splits, sample_blocks }
+        let sync = align(sample_weights + 8 * vocab as u64);
+        let end = align(sync + 4 * (plan.steps.len() as u64 + 1));
+        Scratch { counters, qkv, attention, sample_value, sample_index, sample_weights, sync, bytes: end - base, attention_splits: splits, sample_blocks }
     }
 }
 
@@ -212,7 +220,7 @@ impl DeviceLayout {
             ];
             ("sample_top", 1, TOP_THREADS, TOP_SHARED as u32, args)
         };
-        Launch { kernel, grid: (grid, 1, 1), block, shared, args, label: label.to_string() }
+        Launch { kernel, grid: (grid, 1, 1), block, shared, args, label: label.to_string(), tasks: grid }
     }
 
     /// The launches of one decode step: the plan's steps, then `advance`, which feeds the
@@ -227,6 +235,7 @@ impl DeviceLayout {
             shared: 0,
             args: vec![self.ptr(&io.next_token), self.ptr(&io.token), self.ptr(&io.position)],
             label: "advance".into(),
+            tasks: 1,
         });
         Ok(launches)
     }
@@ -260,6 +269,8 @@ impl DeviceLayout {
             }
         };
         let mut shared = 0;
+        // Warp tasks of the GEMV family; other kernels' tasks are their blocks.
+        let mut warp_tasks = None;
         let (kernel, grid, block, args): (&'static str, (u32, u32, u32), u32, Vec<u64>) = match step.op {
             Op::Embedding => {
                 let (hidden, vocab) = (ins[0].ty.last_dim(), ins[0].ty.elements() / ins[0].ty.last_dim());
@@ -277,6 +288,7 @@ impl DeviceLayout {
                 let residual = if matches!(step.op, Op::LinearResidual { .. }) { self.ptr(&ins[2 + usize::from(bias)]) } else { 0 };
                 let grid;
                 (grid, shared) = gemv_shape(n, k, false)?;
+                warp_tasks = Some(n);
                 ("linear", grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), bias_ptr, residual, self.ptr(&outs[0]), int(n), int(k)])
             }
             Op::LmHead { norm } => {
@@ -284,6 +296,7 @@ impl DeviceLayout {
                 let n = outs[0].ty.elements();
                 let grid;
                 (grid, shared) = gemv_shape(n, k, norm.is_some())?;
+                warp_tasks = Some(n);
                 let (norm_w, eps) = norm_args(norm)?;
                 ("lm_head", grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(n), int(k)])
             }
@@ -293,6 +306,7 @@ impl DeviceLayout {
                 let f = outs[0].ty.elements();
                 let grid;
                 (grid, shared) = gemv_shape(f, k, norm.is_some())?;
+                warp_tasks = Some(f);
                 ("gate_up_silu", grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(f), int(k)])
             }
             Op::QkvRope { n_heads, n_kv_heads, head_dim, qk_norm, norm, .. } => {
@@ -313,6 +327,7 @@ impl DeviceLayout {
                 // One warp task per RoPE pair.
                 let grid;
                 (grid, shared) = gemv_shape(heads * head_dim / 2, k, norm.is_some())?;
+                warp_tasks = Some(heads * head_dim / 2);
                 let args = vec![
                     self.ptr(&ins[0]),
                     self.ptr(&ins[1]),
@@ -370,7 +385,8 @@ impl DeviceLayout {
             Op::Sample => return Ok(self.sample(&ins[0], &outs[0], &plan.io.position, &step.label)),
             ref op => return Err(Error::Unsupported(format!("the CUDA backend has no kernel for `{}`", op.kind()))),
         };
-        Ok(Launch { kernel, grid, block, shared, args, label: step.label.clone() })
+        let tasks = warp_tasks.map_or(grid.0 * grid.1 * grid.2, |t| t as u32);
+        Ok(Launch { kernel, grid, block, shared, args, label: step.label.clone(), tasks })
     }
 }
 
@@ -452,9 +468,18 @@ impl DeviceLayout {
                     shared: PG_SHARED as u32,
                     args: vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k)],
                     label: step.label.clone(),
+                    tasks: gx as u32 * n.div_ceil(PG_BM) as u32,
                 })
             };
-            let launch = |kernel: &'static str, grid: (u32, u32, u32), block: u32, args: Vec<u64>| Launch { kernel, grid, block, shared: 0, args, label: step.label.clone() };
+            let launch = |kernel: &'static str, grid: (u32, u32, u32), block: u32, args: Vec<u64>| Launch {
+                kernel,
+                grid,
+                block,
+                shared: 0,
+                args,
+                label: step.label.clone(),
+                tasks: grid.0 * grid.1 * grid.2,
+            };
             // The GEMM's input rows: with an RMSNorm folded into the op (its weight is the last
             // input), the chunk's rows are normalized into `dev.normed` first, as decode's GEMV
             // does per token.
@@ -539,6 +564,7 @@ impl DeviceLayout {
                 shared: 0,
                 args: vec![self.ptr(&io.next_token), self.ptr(&io.token), self.ptr(&io.position)],
                 label: "advance".into(),
+                tasks: 1,
             });
         }
         Ok(launches)

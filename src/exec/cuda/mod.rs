@@ -7,6 +7,7 @@
 //! from what the graph fed itself (the prompt, or a token the caller chose).
 
 pub mod launch;
+pub mod persistent;
 
 use super::sampling::SamplingParams;
 use super::Backend;
@@ -17,6 +18,7 @@ use cudarc::driver::{result as cu, sys, CudaContext, CudaGraph, CudaStream, Driv
 use crate::plan::prefill::PrefillLayout;
 use crate::plan::{Step, StepIo};
 use launch::{DeviceLayout, Launch, PrefillDevice, Scratch};
+use persistent::DeviceProgram;
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
 use std::sync::Arc;
@@ -67,6 +69,12 @@ pub fn device_sm() -> Result<u32> {
     Ok((major * 10 + minor) as u32)
 }
 
+/// The GPU's SM count.
+pub fn device_sms() -> Result<u32> {
+    let ctx = context()?;
+    ctx.attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).map(|n| n as u32).map_err(cuda_err("reading the SM count"))
+}
+
 fn context() -> Result<Arc<CudaContext>> {
     // SAFETY: only tries to dlopen libcuda.
     if !unsafe { sys::is_culib_present() } {
@@ -81,6 +89,7 @@ pub struct CudaBackend {
     stream: Arc<CudaStream>,
     prefill: Prefill,
     _module: Module,
+    _program: Option<DeviceBuffer>,
     _arena: DeviceBuffer,
     _weights: DeviceBuffer,
     _ctx: Arc<CudaContext>,
@@ -124,7 +133,10 @@ impl CudaBackend {
         if sm != plan_sm || image.sm != plan_sm {
             return Err(Error::Input(format!("this plan was compiled for sm_{plan_sm} but the GPU is sm_{sm}; recompile it with `llmc compile --target sm_{sm}`")));
         }
-        let sms = ctx.attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).map_err(cuda_err("reading the SM count"))? as u32;
+        let device_sms = ctx.attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).map_err(cuda_err("reading the SM count"))? as u32;
+        // A persistent program fixed its launch shapes (attention splits) for the SMs it was
+        // scheduled for; the graph path sizes them for this GPU.
+        let sms = plan.program.as_ref().map_or(device_sms, |p| p.sms);
         let scratch = Scratch::for_plan(plan, plan.arena_bytes, sms);
         let prefill_layout = plan.prefill_layout(launch::PREFILL_CHUNK.min(plan.max_seq_len))?;
         let qkv_at = prefill_layout.bytes.div_ceil(256) * 256;
@@ -154,8 +166,31 @@ impl CudaBackend {
         ctx.synchronize().map_err(cuda_err("uploading the weights"))?;
 
         let layout = DeviceLayout { weights: weights.ptr, arena: arena.ptr, scratch, sms, sampling };
-        let launches = layout.launches(plan)?;
         let functions = functions(&module, launch::KERNEL_NAMES.iter().copied())?;
+        let mut launches = layout.launches(plan)?;
+        let mut program_tables = None;
+        if let Some(program) = &plan.program {
+            let tables = DeviceProgram::new(plan, program, &launches)?;
+            let f = functions["decode_persistent"];
+            // SAFETY: f is a live function of the loaded module.
+            let per_sm = unsafe { cu::occupancy::max_active_block_per_multiprocessor(f, persistent::THREADS as i32, tables.shared() as usize) }
+                .map_err(cuda_err("reading the persistent kernel's occupancy"))? as u32;
+            if per_sm * device_sms < tables.workers() {
+                return Err(Error::Input(format!(
+                    "this plan's persistent decode program has {} workers, but this GPU holds {} at once ({device_sms} SMs x {per_sm}); recompile it on this GPU with `llmc compile`",
+                    tables.workers(),
+                    per_sm * device_sms
+                )));
+            }
+            let buffer = DeviceBuffer::new(tables.bytes.len(), "persistent program")?;
+            // SAFETY: the buffer holds the tables' bytes.
+            unsafe { cu::memcpy_htod_sync(buffer.ptr, &tables.bytes[..]) }.map_err(cuda_err("uploading the persistent program"))?;
+            ctx.synchronize().map_err(cuda_err("uploading the persistent program"))?;
+            // One kernel for every step in the program; the rest (sampling) and `advance` after it.
+            let rest = launches.drain(..).enumerate().filter(|(i, _)| program.tasks.get(*i).is_none_or(|&t| t == 0)).map(|(_, l)| l);
+            launches = std::iter::once(tables.launch(buffer.ptr, arena.ptr + scratch.sync)).chain(rest).collect();
+            program_tables = Some(buffer);
+        }
         // Programmatic dependent launch needs sm_90 (the kernels' griddepcontrol is compiled there).
         let graph = capture(&stream, &functions, &launches, sm >= 90)?;
         let prefill_buffer = DeviceBuffer::new(prefill_bytes as usize, "prefill arena")?;
@@ -175,6 +210,7 @@ impl CudaBackend {
             stream,
             prefill,
             _module: module,
+            _program: program_tables,
             token: arena.ptr + io.token.offset,
             position: arena.ptr + io.position.offset,
             next_token: arena.ptr + io.next_token.offset,
@@ -277,10 +313,20 @@ fn enqueue(stream: &CudaStream, functions: &HashMap<&'static str, sys::CUfunctio
     for (i, l) in launches.iter().enumerate() {
         let mut words = l.args.clone();
         let mut params: Vec<*mut c_void> = words.iter_mut().map(|w| w as *mut u64 as *mut c_void).collect();
-        // SAFETY: a zeroed attribute is plain data; the value union is written before use.
-        let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
-        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-        attr.value.programmaticStreamSerializationAllowed = 1;
+        // SAFETY: zeroed attributes are plain data; the value union is written before use.
+        let mut attrs: [sys::CUlaunchAttribute; 2] = unsafe { std::mem::zeroed() };
+        let mut n = 0;
+        if pdl && i > 0 {
+            attrs[n].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+            attrs[n].value.programmaticStreamSerializationAllowed = 1;
+            n += 1;
+        }
+        if l.kernel == "decode_persistent" {
+            // Its workers wait on each other: the driver must make all of them resident or fail.
+            attrs[n].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
+            attrs[n].value.cooperative = 1;
+            n += 1;
+        }
         let config = sys::CUlaunchConfig {
             gridDimX: l.grid.0,
             gridDimY: l.grid.1,
@@ -290,8 +336,8 @@ fn enqueue(stream: &CudaStream, functions: &HashMap<&'static str, sys::CUfunctio
             blockDimZ: 1,
             sharedMemBytes: l.shared,
             hStream: stream.cu_stream(),
-            attrs: &mut attr,
-            numAttrs: u32::from(pdl && i > 0),
+            attrs: attrs.as_mut_ptr(),
+            numAttrs: n as u32,
         };
         // SAFETY: the arguments match the kernel's parameters (launch.rs builds both); the
         // driver copies them (and the config) at the launch.

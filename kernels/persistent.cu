@@ -1,0 +1,178 @@
+// Decode as one persistent kernel: every step of the plan but sampling, run by PK_BLOCKS_PER_SM
+// resident blocks ("workers") per SM, each executing the instruction stream the compiler
+// scheduled for it (src/exec/cuda/persistent.rs builds it, src/plan/program.rs holds it).
+// Launch: `workers` blocks of PK_THREADS (cooperative, so all are resident), dynamic shared
+// memory as the largest GEMV of the program stages (gemv.cu), grid = the program's workers.
+//
+// An instruction is (step, first task, end task, waits): the step's operands come from its
+// descriptor (PK_DESC_WORDS words: kind, aux, then the standalone kernel's arguments as launch.rs
+// builds them), the tasks are the standalone kernel's warp tasks (GEMVs; warps of the block
+// stride over the range) or blocks (attention: unit u is KV head u / splits, slice u % splits).
+// Each step has a counter in `sync`; an instruction waits until every step it depends on has
+// signalled as many times as that step has instructions (the compiler lists only the direct,
+// non-implied dependencies, and they always name earlier steps, so the program cannot deadlock
+// when every worker is resident), runs, then signals its own step. The last worker to finish
+// re-arms every counter, so the captured graph replays with no host work.
+//
+// Weights never wait for activations: each GEMV requests its first weight rows before its wait
+// (gemv_tasks), and at the start of every instruction thread 0 asks L2 to prefetch the next
+// instruction's weights (up to PK_PREFETCH_BYTES, Hopper's bulk prefetch), so HBM streams
+// across dependency waits. Bytes: the plan's weights once + the activations (L2) + KV rows.
+// Activations written during the launch are read through L2 (ld.cg or after an acquire), never
+// the non-coherent read-only path.
+
+#define PK_THREADS ATTN_THREADS
+#define PK_WARPS (PK_THREADS / 32)
+#define PK_BLOCKS_PER_SM 2
+#define PK_DESC_WORDS 24
+#define PK_PREFETCH_BYTES (96 * 1024)
+
+// Step kinds of a descriptor's word 0 (PersistentKind in persistent.rs).
+#define PK_EMBEDDING 1
+#define PK_LINEAR 2
+#define PK_LM_HEAD 3
+#define PK_GATE_UP 4
+#define PK_QKV 5
+#define PK_ATTENTION 6
+
+__device__ __forceinline__ unsigned load_acquire(const unsigned* p) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+
+// Waits (thread 0 spins, then the block syncs) until every listed step has signalled its count.
+struct CounterWait {
+    const uint2* waits;
+    int n;
+    const unsigned* sync;
+    __device__ __forceinline__ void operator()() const {
+        if (threadIdx.x == 0)
+            for (int i = 0; i < n; i++) {
+                const uint2 w = waits[i];
+                while (load_acquire(sync + w.x) < w.y) {
+                }
+            }
+        __syncthreads();
+    }
+};
+
+// Asks L2 for the first `cap` of `bytes` at `p` (16-byte aligned, multiples of 16).
+__device__ __forceinline__ void prefetch_l2(const void* p, unsigned long long bytes, unsigned long long cap) {
+#if __CUDA_ARCH__ >= 900
+    bytes = min(bytes, cap);
+    const char* c = static_cast<const char*>(p);
+    for (unsigned long long at = 0; at < bytes; at += 32768) {
+        const unsigned piece = (unsigned)min(bytes - at, 32768ull);
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(c + at), "r"(piece) : "memory");
+    }
+#endif
+}
+
+// The weight rows an instruction streams, asked of L2 ahead of time (called by one thread).
+__device__ __forceinline__ void prefetch_instruction(const unsigned long long* desc, uint4 ins) {
+    const long long begin = ins.y, end = ins.z;
+    const unsigned long long* a = desc + 2;
+    switch ((int)desc[0]) {
+    case PK_LINEAR:
+    case PK_LM_HEAD: {
+        const long long k = (int)a[6];
+        prefetch_l2(reinterpret_cast<const bf16*>(a[1]) + begin * k, (end - begin) * k * 2, PK_PREFETCH_BYTES);
+        break;
+    }
+    case PK_GATE_UP: {  // gate rows and up rows, half the budget each
+        const long long f = (int)a[5], k = (int)a[6];
+        const bf16* w = reinterpret_cast<const bf16*>(a[1]);
+        prefetch_l2(w + begin * k, (end - begin) * k * 2, PK_PREFETCH_BYTES / 2);
+        prefetch_l2(w + (f + begin) * k, (end - begin) * k * 2, PK_PREFETCH_BYTES / 2);
+        break;
+    }
+    case PK_QKV: {  // the whole heads the range of RoPE pairs touches
+        const long long d = (int)a[15], k = (int)a[16], half = d / 2;
+        const long long first = begin / half * d, last = (end - 1) / half * d + d;
+        prefetch_l2(reinterpret_cast<const bf16*>(a[1]) + first * k, (last - first) * k * 2, PK_PREFETCH_BYTES);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(PK_THREADS, PK_BLOCKS_PER_SM)
+decode_persistent(const uint4* __restrict__ program, const unsigned* __restrict__ worker_start,
+                  const uint2* __restrict__ waits, const unsigned long long* __restrict__ descs, unsigned* sync, int steps) {
+    const int first = worker_start[blockIdx.x], last = worker_start[blockIdx.x + 1];
+    const int warp = threadIdx.x >> 5;
+    if (threadIdx.x == 0 && first < last) prefetch_instruction(descs + (long long)program[first].x * PK_DESC_WORDS, program[first]);
+    for (int i = first; i < last; i++) {
+        const uint4 ins = program[i];
+        const unsigned long long* desc = descs + (long long)ins.x * PK_DESC_WORDS;
+        if (threadIdx.x == 0 && i + 1 < last) prefetch_instruction(descs + (long long)program[i + 1].x * PK_DESC_WORDS, program[i + 1]);
+        const CounterWait wait{waits + (ins.w & 0xffffffu), (int)(ins.w >> 24), sync};
+        const unsigned long long* a = desc + 2;
+        const int t = ins.y + warp, end = ins.z;
+        switch ((int)desc[0]) {
+        case PK_EMBEDDING: {
+            wait();
+            const int hidden = (int)a[3], vocab = (int)a[4], id = *reinterpret_cast<const int*>(a[1]);
+            const bool valid = id >= 0 && id < vocab;
+            const bf16* row = reinterpret_cast<const bf16*>(a[0]) + (long long)(valid ? id : 0) * hidden;
+            float* out = reinterpret_cast<float*>(a[2]);
+            for (int e = threadIdx.x; e < hidden; e += PK_THREADS) out[e] = valid ? bf16_to_f32(row[e]) : 0.f;
+            break;
+        }
+        case PK_LINEAR:
+            linear_tasks(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), reinterpret_cast<const bf16*>(a[1]),
+                         reinterpret_cast<const bf16*>(a[2]), reinterpret_cast<const float*>(a[3]), reinterpret_cast<float*>(a[4]),
+                         (int)a[6], wait);
+            break;
+        case PK_LM_HEAD:
+            lm_head_tasks(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), reinterpret_cast<const bf16*>(a[1]),
+                          reinterpret_cast<const bf16*>(a[2]), __int_as_float((int)a[3]), reinterpret_cast<float*>(a[4]),
+                          (int)a[6], wait);
+            break;
+        case PK_GATE_UP:
+            gate_up_silu_tasks(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), reinterpret_cast<const bf16*>(a[1]),
+                               reinterpret_cast<const bf16*>(a[2]), __int_as_float((int)a[3]), reinterpret_cast<float*>(a[4]),
+                               (int)a[5], (int)a[6], wait);
+            break;
+        case PK_QKV:
+            qkv_rope_tasks(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), reinterpret_cast<const bf16*>(a[1]),
+                           reinterpret_cast<const bf16*>(a[2]), reinterpret_cast<const bf16*>(a[3]),
+                           reinterpret_cast<const bf16*>(a[4]), __int_as_float((int)a[5]), reinterpret_cast<const float*>(a[6]),
+                           reinterpret_cast<const int*>(a[7]), reinterpret_cast<float*>(a[8]), reinterpret_cast<float*>(a[9]),
+                           reinterpret_cast<float*>(a[10]), reinterpret_cast<float*>(a[11]), reinterpret_cast<unsigned*>(a[12]),
+                           (int)a[13], (int)a[14], (int)a[15], (int)a[16], (int)a[17], reinterpret_cast<const bf16*>(a[18]),
+                           __int_as_float((int)a[19]), wait);
+            break;
+        case PK_ATTENTION: {
+            const int splits = (int)desc[1];
+            for (int u = ins.y; u < end; u++) {
+                attention_unit(reinterpret_cast<const float*>(a[0]), reinterpret_cast<const float*>(a[1]),
+                               reinterpret_cast<const float*>(a[2]), reinterpret_cast<const int*>(a[3]), reinterpret_cast<float*>(a[4]),
+                               reinterpret_cast<float*>(a[5]), reinterpret_cast<unsigned*>(a[6]), (int)a[7], (int)a[8], (int)a[9],
+                               (int)a[10], (int)a[11], u / splits, u % splits, splits, wait);
+                __syncthreads();  // the unit's shared memory is free for the next
+            }
+            break;
+        }
+        default:
+            break;
+        }
+        // A body may return before its wait (an inactive attention slice); waiting here keeps the
+        // signal below a promise that this step's dependencies are complete too.
+        wait();
+        __syncthreads();  // every thread's writes (and shared memory reads) are done
+        if (threadIdx.x == 0) {
+            __threadfence();
+            atomicAdd(sync + ins.x, 1u);
+        }
+    }
+    if (threadIdx.x == 0) {
+        __threadfence();
+        if (atomicAdd(sync + steps, 1u) == gridDim.x - 1) {  // every worker is past its last wait
+            for (int s = 0; s <= steps; s++) sync[s] = 0;
+            __threadfence();
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The host side of the persistent decode kernel (kernels/persistent.cu). At compile time,
+//! [`schedule`] asks the one-kernel-per-step launch shapes how many tasks each step has (so both
+//! decode paths cut the work the same way) and has `plan::program` assign them to workers. At
+//! load, [`DeviceProgram`] lays the program and one descriptor per step (the step's kernel kind
+//! and the very arguments its standalone launch would get) out as the tables the kernel reads.
+
+use super::launch::{DeviceLayout, Launch, Scratch};
+use crate::error::{Error, Result};
+use crate::exec::sampling::SamplingParams;
+use crate::ir::Op;
+use crate::plan::program::{Program, StepWork};
+use crate::plan::Plan;
+
+/// Threads of a worker (PK_THREADS, = ATTN_THREADS: attention runs one unit per worker).
+pub const THREADS: u32 = 256;
+/// Workers resident on each SM (PK_BLOCKS_PER_SM).
+pub const WORKERS_PER_SM: u32 = 2;
+/// u64 words of a step descriptor: kind, aux, then the standalone kernel's arguments (PK_DESC_WORDS).
+const DESC_WORDS: usize = 24;
+/// Dynamic shared memory one worker may stage (x of the widest GEMV): two workers and their
+/// static shared memory (attention's ~17 KiB) must fit an SM's 228 KiB.
+pub const MAX_SHARED: u32 = 80 * 1024;
+
+/// The step kinds the kernel runs (PK_* in persistent.cu), by standalone kernel.
+fn kind(kernel: &str) -> Option<u64> {
+    Some(match kernel {
+        "embedding" => 1,
+        "linear" => 2,
+        "lm_head" => 3,
+        "gate_up_silu" => 4,
+        "qkv_rope" => 5,
+        "attention" => 6,
+        _ => return None,
+    })
+}
+
+/// SMs to schedule for when compiling for `sm` without that GPU at hand: the data-center part
+/// of each architecture (H100/H200 SXM: 132; A100: 108). `--sms` overrides it.
+pub fn default_sms(sm: u32) -> u32 {
+    if sm >= 90 {
+        132
+    } else {
+        108
+    }
+}
+
+/// The launches the program's steps would get one kernel each, on `sms` SMs (device pointers
+/// relative to zero bases: only shapes and tasks are used at compile time).
+fn step_launches(plan: &Plan, sms: u32) -> Result<Vec<Launch>> {
+    let scratch = Scratch::for_plan(plan, plan.arena_bytes, sms);
+    DeviceLayout { weights: 0, arena: 0, scratch, sms, sampling: SamplingParams::GREEDY }.launches(plan)
+}
+
+/// The persistent program of `plan` for a GPU of `sms` SMs; a step the kernel cannot run is
+/// refused here, with its reason, never at load.
+pub fn schedule(plan: &Plan, sms: u32) -> Result<Program> {
+    let launches = step_launches(plan, sms)?;
+    let mut work = Vec::with_capacity(plan.steps.len());
+    for (step, launch) in plan.steps.iter().zip(&launches) {
+        if matches!(step.op, Op::Sample) {
+            work.push(None); // runs after the persistent kernel, in its own kernel
+            continue;
+        }
+        let refuse = |why: String| Error::Unsupported(format!("--decode persistent: {} ({}): {why}; compile with --decode graph", step.label, step.op.kind()));
+        if kind(launch.kernel).is_none() {
+            return Err(refuse(format!("the persistent kernel has no `{}` instruction", launch.kernel)));
+        }
+        if launch.shared > MAX_SHARED {
+            return Err(refuse(format!("stages {} bytes of shared memory (a worker has {MAX_SHARED})", launch.shared)));
+        }
+        // GEMV tasks stream an equal share of the weight matrix (input 1); others stream none.
+        let gemv = matches!(step.op, Op::Linear { .. } | Op::LinearResidual { .. } | Op::GateUpSilu { .. } | Op::QkvRope { .. } | Op::LmHead { .. });
+        let bytes_per_task = if gemv { step.inputs[1].bytes() / u64::from(launch.tasks.max(1)) } else { 0 };
+        work.push(Some(StepWork { tasks: launch.tasks, bytes_per_task }));
+    }
+    Program::schedule(plan, &work, sms, WORKERS_PER_SM)
+}
+
+/// The program's tables as the kernel reads them, in one buffer: instructions (4 u32: step,
+/// begin, end, first wait | count << 24), worker starts (u32), waits (2 u32: step, count), step
+/// descriptors (DESC_WORDS u64), each table 256-byte aligned.
+pub struct DeviceProgram {
+    pub bytes: Vec<u8>,
+    offsets: [u64; 4],
+    shared: u32,
+    workers: u32,
+    steps: usize,
+}
+
+impl DeviceProgram {
+    /// Checks the program against the plan and the launches the runtime built (same tasks per
+    /// step: a program scheduled under other launch shapes is refused) and lays out its tables.
+    pub fn new(plan: &Plan, program: &Program, launches: &[Launch]) -> Result<DeviceProgram> {
+        program.check(plan.steps.len())?;
+        let stale = |what: String| Error::Input(format!("this plan's persistent program does not match its launches ({what}); recompile it with `llmc compile`"));
+        let mut descs = vec![0u64; DESC_WORDS * plan.steps.len()];
+        let mut shared = 0;
+        for (i, (launch, &tasks)) in launches.iter().zip(&program.tasks).enumerate().filter(|(_, (_, &t))| t > 0) {
+            let kind = kind(launch.kernel).ok_or_else(|| stale(format!("step {i} runs `{}`", launch.kernel)))?;
+            if launch.tasks != tasks || launch.args.len() + 2 > DESC_WORDS {
+                return Err(stale(format!("step {i} has {} tasks, the program {tasks}", launch.tasks)));
+            }
+            let desc = &mut descs[i * DESC_WORDS..(i + 1) * DESC_WORDS];
+            desc[0] = kind;
+            desc[1] = u64::from(launch.grid.1); // attention: the splits per KV head
+            desc[2..2 + launch.args.len()].copy_from_slice(&launch.args);
+            shared = shared.max(launch.shared);
+        }
+        let mut bytes = Vec::new();
+        let mut table = |words: &[u8]| -> u64 {
+            bytes.resize(bytes.len().div_ceil(256) * 256, 0);
+            let at = bytes.len() as u64;
+            bytes.extend_from_slice(words);
+            at
+        };
+        let instructions: Vec<u32> = program.instructions.iter().flat_map(|i| [i.step, i.begin, i.end, i.wait_first | (i.wait_count << 24)]).collect();
+        let waits: Vec<u32> = program.waits.iter().flat_map(|w| [w.step, w.count]).collect();
+        let offsets = [
+            table(bytemuck::cast_slice(&instructions)),
+            table(bytemuck::cast_slice(&program.starts)),
+            table(bytemuck::cast_slice(&waits)),
+            table(bytemuck::cast_slice(&descs)),
+        ];
+        Ok(DeviceProgram { bytes, offsets, shared, workers: program.workers(), steps: plan.steps.len() })
+    }
+
+    /// Dynamic shared memory of the launch, to check occupancy with.
+    pub fn shared(&self) -> u32 {
+        self.shared
+    }
+
+    pub fn workers(&self) -> u32 {
+        self.workers
+    }
+
+    /// The kernel's launch, with the tables uploaded at `tables` and its counters (steps + 1
+    /// u32, zero) at `sync`.
+    pub fn launch(&self, tables: u64, sync: u64) -> Launch {
+        let [instructions, starts, waits, descs] = self.offsets.map(|o| tables + o);
+        Launch {
+            kernel: "decode_persistent",
+            grid: (self.workers, 1, 1),
+            block: THREADS,
+            shared: self.shared,
+            args: vec![instructions, starts, waits, descs, sync, self.steps as u64],
+            label: "decode (persistent)".into(),
+            tasks: self.workers,
+        }
+    }
+}
