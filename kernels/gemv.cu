@@ -74,25 +74,24 @@ __device__ __forceinline__ void stage_x(const float* __restrict__ x, const bf16*
     __syncthreads();
 }
 
-// This lane's chunks c0 + lane + 32*b of every row (zeros past the end).
-template <int ROWS>
-__device__ __forceinline__ void load_batch(const bf16* const (&rows)[ROWS], int c0, int chunks,
-                                           uint4 (&w)[ROWS][GEMV_BATCH / ROWS]) {
+// This lane's chunks c0 + lane + 32*b of every row (zeros past the end, or for a null row).
+template <int ROWS, int BATCH>
+__device__ __forceinline__ void load_batch(const bf16* const (&rows)[ROWS], int c0, int chunks, uint4 (&w)[ROWS][BATCH / ROWS]) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
-    for (int b = 0; b < GEMV_BATCH / ROWS; b++) {
+    for (int b = 0; b < BATCH / ROWS; b++) {
         const int c = c0 + lane + 32 * b;
 #pragma unroll
         for (int i = 0; i < ROWS; i++)
-            w[i][b] = c < chunks ? __ldg(reinterpret_cast<const uint4*>(rows[i]) + c) : make_uint4(0, 0, 0, 0);
+            w[i][b] = rows[i] && c < chunks ? __ldg(reinterpret_cast<const uint4*>(rows[i]) + c) : make_uint4(0, 0, 0, 0);
     }
 }
 
-template <int ROWS>
-__device__ __forceinline__ void fma_batch(const uint4 (&w)[ROWS][GEMV_BATCH / ROWS], int c0, int chunks, float (&acc)[ROWS]) {
+template <int ROWS, int BATCH>
+__device__ __forceinline__ void fma_batch(const uint4 (&w)[ROWS][BATCH / ROWS], int c0, int chunks, float (&acc)[ROWS]) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
-    for (int b = 0; b < GEMV_BATCH / ROWS; b++) {
+    for (int b = 0; b < BATCH / ROWS; b++) {
         const int c = c0 + lane + 32 * b;
         if (c < chunks) {
             const float4 xa = gemv_x_f32()[2 * c], xb = gemv_x_f32()[2 * c + 1];
@@ -103,38 +102,55 @@ __device__ __forceinline__ void fma_batch(const uint4 (&w)[ROWS][GEMV_BATCH / RO
 }
 
 // Runs tasks t, t + stride, ... below `tasks` (every thread of the block calls it; each warp
-// starts at its own t): rows_of(t, rows) names task t's weight rows, epilogue(t, acc) gets their
-// dot products with x (every lane holds the totals). wait() is called once by every thread.
-template <int ROWS, class RowsOf, class Epilogue, class Wait>
+// starts at its own t): rows_of(t, rows) names task t's ROWS weight rows, epilogue(t, acc) gets
+// their dot products with x (every lane holds the totals). wait() is called once by every thread.
+// A warp streams TASKS tasks at once (t, t + stride, ...) with BATCH 16-byte loads per lane in
+// flight over their rows: short rows (K = 1536 is 192 chunks) need several tasks' rows in flight
+// to keep enough bytes moving per warp when few warps share an SM (the persistent kernel).
+template <int ROWS, int TASKS, int BATCH, class RowsOf, class Epilogue, class Wait>
 __device__ __forceinline__ void gemv_tasks(int t, int stride, int tasks, int k, const float* x, const bf16* norm_w,
                                            float eps, RowsOf rows_of, Epilogue epilogue, Wait wait) {
+    constexpr int R = ROWS * TASKS;
     const int chunks = k >> 3;
-    const bf16* rows[ROWS];
-    uint4 w[ROWS][GEMV_BATCH / ROWS];
+    const bf16* rows[R];
+    uint4 w[R][BATCH / R];
+    // The rows of tasks t, t + stride, ... (null past the last task).
+    auto name_rows = [&](int t) {
+#pragma unroll
+        for (int j = 0; j < TASKS; j++) {
+            const bf16* r[ROWS];
+            const bool valid = t + j * stride < tasks;
+            if (valid) rows_of(t + j * stride, r);
+#pragma unroll
+            for (int i = 0; i < ROWS; i++) rows[j * ROWS + i] = valid ? r[i] : nullptr;
+        }
+    };
     if (t < tasks) {
-        rows_of(t, rows);
-        load_batch<ROWS>(rows, 0, chunks, w);
+        name_rows(t);
+        load_batch<R, BATCH>(rows, 0, chunks, w);
     }
     stage_norm_weight(norm_w, k);
     wait();
     stage_x(x, norm_w, eps, k);
-    for (; t < tasks; t += stride) {
-        float acc[ROWS];
+    for (; t < tasks; t += TASKS * stride) {
+        float acc[R];
 #pragma unroll
-        for (int i = 0; i < ROWS; i++) acc[i] = 0.f;
+        for (int i = 0; i < R; i++) acc[i] = 0.f;
         for (int c0 = 0;;) {
-            fma_batch<ROWS>(w, c0, chunks, acc);
-            c0 += 32 * (GEMV_BATCH / ROWS);
+            fma_batch<R, BATCH>(w, c0, chunks, acc);
+            c0 += 32 * (BATCH / R);
             if (c0 >= chunks) break;
-            load_batch<ROWS>(rows, c0, chunks, w);
+            load_batch<R, BATCH>(rows, c0, chunks, w);
         }
-        if (t + stride < tasks) {
-            rows_of(t + stride, rows);
-            load_batch<ROWS>(rows, 0, chunks, w);
+        if (t + TASKS * stride < tasks) {
+            name_rows(t + TASKS * stride);
+            load_batch<R, BATCH>(rows, 0, chunks, w);
         }
 #pragma unroll
-        for (int i = 0; i < ROWS; i++) acc[i] = warp_sum(acc[i]);
-        epilogue(t, acc);
+        for (int i = 0; i < R; i++) acc[i] = warp_sum(acc[i]);
+#pragma unroll
+        for (int j = 0; j < TASKS; j++)
+            if (t + j * stride < tasks) epilogue(t + j * stride, *reinterpret_cast<const float(*)[ROWS]>(acc + j * ROWS));
     }
 }
 
@@ -144,10 +160,10 @@ __device__ __forceinline__ int grid_task_stride() { return gridDim.x * GEMV_WARP
 
 // Linear and LinearResidual: y = x.W[r] + (bias[r] + residual[r]); bias/residual may be null.
 // Tasks are rows; this runs rows t, t + stride, ... below `end`.
-template <class Wait>
+template <int TASKS, int BATCH, class Wait>
 __device__ __forceinline__ void linear_tasks(int t, int stride, int end, const float* x, const bf16* w, const bf16* bias,
                                              const float* residual, float* out, int k, Wait wait) {
-    gemv_tasks<1>(
+    gemv_tasks<1, TASKS, BATCH>(
         t, stride, end, k, x, nullptr, 0.f, [&](int t, const bf16* (&rows)[1]) { rows[0] = w + (long long)t * k; },
         [&](int t, const float (&acc)[1]) {
             if ((threadIdx.x & 31) != 0) return;
@@ -160,14 +176,14 @@ __device__ __forceinline__ void linear_tasks(int t, int stride, int end, const f
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 linear(const float* x, const bf16* w, const bf16* bias, const float* residual, float* out, int n, int k) {
     grid_dep_launch();
-    linear_tasks(grid_first_task(), grid_task_stride(), n, x, w, bias, residual, out, k, GridWait{});
+    linear_tasks<1, GEMV_BATCH>(grid_first_task(), grid_task_stride(), n, x, w, bias, residual, out, k, GridWait{});
 }
 
 // LmHead: f32 logits, no rounding. norm_w: optional input RMSNorm (null for none).
-template <class Wait>
+template <int TASKS, int BATCH, class Wait>
 __device__ __forceinline__ void lm_head_tasks(int t, int stride, int end, const float* x, const bf16* w, const bf16* norm_w,
                                               float eps, float* out, int k, Wait wait) {
-    gemv_tasks<1>(
+    gemv_tasks<1, TASKS, BATCH>(
         t, stride, end, k, x, norm_w, eps, [&](int t, const bf16* (&rows)[1]) { rows[0] = w + (long long)t * k; },
         [&](int t, const float (&acc)[1]) {
             if ((threadIdx.x & 31) == 0) out[t] = acc[0];
@@ -178,14 +194,14 @@ __device__ __forceinline__ void lm_head_tasks(int t, int stride, int end, const 
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 lm_head(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out, int n, int k) {
     grid_dep_launch();
-    lm_head_tasks(grid_first_task(), grid_task_stride(), n, x, w, norm_w, eps, out, k, GridWait{});
+    lm_head_tasks<1, GEMV_BATCH>(grid_first_task(), grid_task_stride(), n, x, w, norm_w, eps, out, k, GridWait{});
 }
 
 // GateUpSilu over W [2F, K] (gate rows first): y[r] = silu(g_r) * u_r. Task r reads rows r, F + r.
-template <class Wait>
+template <int TASKS, int BATCH, class Wait>
 __device__ __forceinline__ void gate_up_silu_tasks(int t, int stride, int end, const float* x, const bf16* w, const bf16* norm_w,
                                                    float eps, float* out, int f, int k, Wait wait) {
-    gemv_tasks<2>(
+    gemv_tasks<2, TASKS, BATCH>(
         t, stride, end, k, x, norm_w, eps,
         [&](int t, const bf16* (&rows)[2]) {
             rows[0] = w + (long long)t * k;
@@ -202,5 +218,5 @@ __device__ __forceinline__ void gate_up_silu_tasks(int t, int stride, int end, c
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 gate_up_silu(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out, int f, int k) {
     grid_dep_launch();
-    gate_up_silu_tasks(grid_first_task(), grid_task_stride(), f, x, w, norm_w, eps, out, f, k, GridWait{});
+    gate_up_silu_tasks<1, GEMV_BATCH>(grid_first_task(), grid_task_stride(), f, x, w, norm_w, eps, out, f, k, GridWait{});
 }

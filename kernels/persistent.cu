@@ -23,9 +23,20 @@
 
 #define PK_THREADS ATTN_THREADS
 #define PK_WARPS (PK_THREADS / 32)
-#define PK_BLOCKS_PER_SM 2
+#define PK_BLOCKS_PER_SM 1
 #define PK_DESC_WORDS 24
+// GEMV loads in flight per lane, and tasks a warp streams at once (rows of one or two per task):
+// one worker of 8 warps per SM needs ~100 KiB in flight to keep its share of HBM busy.
+#ifndef PK_GEMV_BATCH
+#define PK_GEMV_BATCH 32
+#endif
+#ifndef PK_TASKS_1ROW
+#define PK_TASKS_1ROW 4
+#endif
+#define PK_TASKS_2ROW (PK_TASKS_1ROW / 2)
+#ifndef PK_PREFETCH_BYTES
 #define PK_PREFETCH_BYTES (96 * 1024)
+#endif
 
 // Step kinds of a descriptor's word 0 (PersistentKind in persistent.rs).
 #define PK_EMBEDDING 1
@@ -41,6 +52,12 @@ __device__ __forceinline__ unsigned load_acquire(const unsigned* p) {
     return v;
 }
 
+// Release-add: the block's writes (ordered before it by a barrier) are visible to whoever
+// acquires the count. Cheaper than __threadfence (a sequentially consistent fence) + atomicAdd.
+__device__ __forceinline__ void add_release(unsigned* p, unsigned v) {
+    asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+
 // Waits (thread 0 spins, then the block syncs) until every listed step has signalled its count.
 struct CounterWait {
     const uint2* waits;
@@ -51,6 +68,9 @@ struct CounterWait {
             for (int i = 0; i < n; i++) {
                 const uint2 w = waits[i];
                 while (load_acquire(sync + w.x) < w.y) {
+#ifdef PK_SLEEP
+                    __nanosleep(PK_SLEEP);
+#endif
                 }
             }
         __syncthreads();
@@ -98,6 +118,56 @@ __device__ __forceinline__ void prefetch_instruction(const unsigned long long* d
     }
 }
 
+// One instruction's body per step kind.
+// `a` is the descriptor's argument words (launch.rs's order for the standalone kernel), warp w
+// of the block runs tasks t = begin + w, t + PK_WARPS, ... below `end`.
+__device__ __forceinline__ void pk_embedding(const unsigned long long* a, CounterWait wait) {
+    wait();
+    const int hidden = (int)a[3], vocab = (int)a[4], id = *reinterpret_cast<const int*>(a[1]);
+    const bool valid = id >= 0 && id < vocab;
+    const bf16* row = reinterpret_cast<const bf16*>(a[0]) + (long long)(valid ? id : 0) * hidden;
+    float* out = reinterpret_cast<float*>(a[2]);
+    for (int e = threadIdx.x; e < hidden; e += PK_THREADS) out[e] = valid ? bf16_to_f32(row[e]) : 0.f;
+}
+
+__device__ __forceinline__ void pk_linear(const unsigned long long* a, int t, int end, CounterWait wait) {
+    linear_tasks<PK_TASKS_1ROW, PK_GEMV_BATCH>(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), reinterpret_cast<const bf16*>(a[1]),
+                 reinterpret_cast<const bf16*>(a[2]), reinterpret_cast<const float*>(a[3]), reinterpret_cast<float*>(a[4]),
+                 (int)a[6], wait);
+}
+
+__device__ __forceinline__ void pk_lm_head(const unsigned long long* a, int t, int end, CounterWait wait) {
+    lm_head_tasks<PK_TASKS_1ROW, PK_GEMV_BATCH>(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), reinterpret_cast<const bf16*>(a[1]),
+                  reinterpret_cast<const bf16*>(a[2]), __int_as_float((int)a[3]), reinterpret_cast<float*>(a[4]), (int)a[6],
+                  wait);
+}
+
+__device__ __forceinline__ void pk_gate_up(const unsigned long long* a, int t, int end, CounterWait wait) {
+    gate_up_silu_tasks<PK_TASKS_2ROW, PK_GEMV_BATCH>(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), reinterpret_cast<const bf16*>(a[1]),
+                       reinterpret_cast<const bf16*>(a[2]), __int_as_float((int)a[3]), reinterpret_cast<float*>(a[4]),
+                       (int)a[5], (int)a[6], wait);
+}
+
+__device__ __forceinline__ void pk_qkv(const unsigned long long* a, int t, int end, CounterWait wait) {
+    qkv_rope_tasks<PK_TASKS_2ROW, PK_GEMV_BATCH>(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), reinterpret_cast<const bf16*>(a[1]),
+                   reinterpret_cast<const bf16*>(a[2]), reinterpret_cast<const bf16*>(a[3]), reinterpret_cast<const bf16*>(a[4]),
+                   __int_as_float((int)a[5]), reinterpret_cast<const float*>(a[6]), reinterpret_cast<const int*>(a[7]),
+                   reinterpret_cast<float*>(a[8]), reinterpret_cast<float*>(a[9]), reinterpret_cast<float*>(a[10]),
+                   reinterpret_cast<float*>(a[11]), reinterpret_cast<unsigned*>(a[12]), (int)a[13], (int)a[14], (int)a[15],
+                   (int)a[16], (int)a[17], reinterpret_cast<const bf16*>(a[18]), __int_as_float((int)a[19]), wait);
+}
+
+// Attention units begin..end-1, one after another (the whole block on each).
+__device__ __forceinline__ void pk_attention(const unsigned long long* a, int splits, int begin, int end, CounterWait wait) {
+    for (int u = begin; u < end; u++) {
+        attention_unit(reinterpret_cast<const float*>(a[0]), reinterpret_cast<const float*>(a[1]),
+                       reinterpret_cast<const float*>(a[2]), reinterpret_cast<const int*>(a[3]), reinterpret_cast<float*>(a[4]),
+                       reinterpret_cast<float*>(a[5]), reinterpret_cast<unsigned*>(a[6]), (int)a[7], (int)a[8], (int)a[9],
+                       (int)a[10], (int)a[11], u / splits, u % splits, splits, wait);
+        __syncthreads();  // the unit's shared memory is free for the next
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(PK_THREADS, PK_BLOCKS_PER_SM)
 decode_persistent(const uint4* __restrict__ program, const unsigned* __restrict__ worker_start,
                   const uint2* __restrict__ waits, const unsigned long long* __restrict__ descs, unsigned* sync, int steps) {
@@ -112,61 +182,19 @@ decode_persistent(const uint4* __restrict__ program, const unsigned* __restrict_
         const unsigned long long* a = desc + 2;
         const int t = ins.y + warp, end = ins.z;
         switch ((int)desc[0]) {
-        case PK_EMBEDDING: {
-            wait();
-            const int hidden = (int)a[3], vocab = (int)a[4], id = *reinterpret_cast<const int*>(a[1]);
-            const bool valid = id >= 0 && id < vocab;
-            const bf16* row = reinterpret_cast<const bf16*>(a[0]) + (long long)(valid ? id : 0) * hidden;
-            float* out = reinterpret_cast<float*>(a[2]);
-            for (int e = threadIdx.x; e < hidden; e += PK_THREADS) out[e] = valid ? bf16_to_f32(row[e]) : 0.f;
-            break;
-        }
-        case PK_LINEAR:
-            linear_tasks(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), reinterpret_cast<const bf16*>(a[1]),
-                         reinterpret_cast<const bf16*>(a[2]), reinterpret_cast<const float*>(a[3]), reinterpret_cast<float*>(a[4]),
-                         (int)a[6], wait);
-            break;
-        case PK_LM_HEAD:
-            lm_head_tasks(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), reinterpret_cast<const bf16*>(a[1]),
-                          reinterpret_cast<const bf16*>(a[2]), __int_as_float((int)a[3]), reinterpret_cast<float*>(a[4]),
-                          (int)a[6], wait);
-            break;
-        case PK_GATE_UP:
-            gate_up_silu_tasks(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), reinterpret_cast<const bf16*>(a[1]),
-                               reinterpret_cast<const bf16*>(a[2]), __int_as_float((int)a[3]), reinterpret_cast<float*>(a[4]),
-                               (int)a[5], (int)a[6], wait);
-            break;
-        case PK_QKV:
-            qkv_rope_tasks(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), reinterpret_cast<const bf16*>(a[1]),
-                           reinterpret_cast<const bf16*>(a[2]), reinterpret_cast<const bf16*>(a[3]),
-                           reinterpret_cast<const bf16*>(a[4]), __int_as_float((int)a[5]), reinterpret_cast<const float*>(a[6]),
-                           reinterpret_cast<const int*>(a[7]), reinterpret_cast<float*>(a[8]), reinterpret_cast<float*>(a[9]),
-                           reinterpret_cast<float*>(a[10]), reinterpret_cast<float*>(a[11]), reinterpret_cast<unsigned*>(a[12]),
-                           (int)a[13], (int)a[14], (int)a[15], (int)a[16], (int)a[17], reinterpret_cast<const bf16*>(a[18]),
-                           __int_as_float((int)a[19]), wait);
-            break;
-        case PK_ATTENTION: {
-            const int splits = (int)desc[1];
-            for (int u = ins.y; u < end; u++) {
-                attention_unit(reinterpret_cast<const float*>(a[0]), reinterpret_cast<const float*>(a[1]),
-                               reinterpret_cast<const float*>(a[2]), reinterpret_cast<const int*>(a[3]), reinterpret_cast<float*>(a[4]),
-                               reinterpret_cast<float*>(a[5]), reinterpret_cast<unsigned*>(a[6]), (int)a[7], (int)a[8], (int)a[9],
-                               (int)a[10], (int)a[11], u / splits, u % splits, splits, wait);
-                __syncthreads();  // the unit's shared memory is free for the next
-            }
-            break;
-        }
-        default:
-            break;
+        case PK_EMBEDDING: pk_embedding(a, wait); break;
+        case PK_LINEAR: pk_linear(a, t, end, wait); break;
+        case PK_LM_HEAD: pk_lm_head(a, t, end, wait); break;
+        case PK_GATE_UP: pk_gate_up(a, t, end, wait); break;
+        case PK_QKV: pk_qkv(a, t, end, wait); break;
+        case PK_ATTENTION: pk_attention(a, (int)desc[1], ins.y, end, wait); break;
+        default: break;
         }
         // A body may return before its wait (an inactive attention slice); waiting here keeps the
         // signal below a promise that this step's dependencies are complete too.
         wait();
         __syncthreads();  // every thread's writes (and shared memory reads) are done
-        if (threadIdx.x == 0) {
-            __threadfence();
-            atomicAdd(sync + ins.x, 1u);
-        }
+        if (threadIdx.x == 0) add_release(sync + ins.x, 1u);
     }
     if (threadIdx.x == 0) {
         __threadfence();

@@ -14,12 +14,11 @@ use crate::plan::Plan;
 /// Threads of a worker (PK_THREADS, = ATTN_THREADS: attention runs one unit per worker).
 pub const THREADS: u32 = 256;
 /// Workers resident on each SM (PK_BLOCKS_PER_SM).
-pub const WORKERS_PER_SM: u32 = 2;
+pub const WORKERS_PER_SM: u32 = 1;
 /// u64 words of a step descriptor: kind, aux, then the standalone kernel's arguments (PK_DESC_WORDS).
 const DESC_WORDS: usize = 24;
-/// Dynamic shared memory one worker may stage (x of the widest GEMV): two workers and their
-/// static shared memory (attention's ~17 KiB) must fit an SM's 228 KiB.
-pub const MAX_SHARED: u32 = 80 * 1024;
+/// Dynamic shared memory one worker may stage (x of the widest GEMV), as the other kernels.
+pub const MAX_SHARED: u32 = super::launch::GEMV_MAX_SHARED as u32;
 
 /// The step kinds the kernel runs (PK_* in persistent.cu), by standalone kernel.
 fn kind(kernel: &str) -> Option<u64> {
