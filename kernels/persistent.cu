@@ -15,9 +15,9 @@
 // re-arms every counter, so the captured graph replays with no host work.
 //
 // Weights never wait for activations: each GEMV requests its first weight rows before its wait
-// (gemv_tasks), and at the start of every instruction thread 0 asks L2 to prefetch the next
-// instruction's weights (up to PK_PREFETCH_BYTES, Hopper's bulk prefetch), so HBM streams
-// across dependency waits. Bytes: the plan's weights once + the activations (L2) + KV rows.
+// (gemv_tasks), so HBM streams across dependency waits. (Asking L2 to prefetch the next
+// instruction's weights as well was measured slower: it delays attention's latency-bound loads.)
+// Bytes: the plan's weights once + the activations (L2) + KV rows.
 // Activations written during the launch are read through L2 (ld.cg or after an acquire), never
 // the non-coherent read-only path.
 
@@ -25,18 +25,13 @@
 #define PK_WARPS (PK_THREADS / 32)
 #define PK_BLOCKS_PER_SM 1
 #define PK_DESC_WORDS 24
-// GEMV loads in flight per lane, and tasks a warp streams at once (rows of one or two per task):
-// one worker of 8 warps per SM needs ~100 KiB in flight to keep its share of HBM busy.
-#ifndef PK_GEMV_BATCH
-#define PK_GEMV_BATCH 32
-#endif
-#ifndef PK_TASKS_1ROW
-#define PK_TASKS_1ROW 4
-#endif
-#define PK_TASKS_2ROW (PK_TASKS_1ROW / 2)
-#ifndef PK_PREFETCH_BYTES
-#define PK_PREFETCH_BYTES (96 * 1024)
-#endif
+// GEMV loads in flight per lane, and tasks a warp streams at once: one-row tasks (linear, LM
+// head) two at a time, so a warp has two rows of K = 1536 in flight, as two-row tasks (gate/up,
+// q/k/v) have. Measured on an H200 (bench/results/2026-11-29-h200-persistent-tuning.md): 32
+// loads per lane or 4 tasks at once were slower (fewer warps share an instruction's tasks).
+#define PK_GEMV_BATCH 16
+#define PK_TASKS_1ROW 2
+#define PK_TASKS_2ROW 1
 
 // Step kinds of a descriptor's word 0 (PersistentKind in persistent.rs).
 #define PK_EMBEDDING 1
@@ -58,65 +53,31 @@ __device__ __forceinline__ void add_release(unsigned* p, unsigned v) {
     asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 
-// Waits (thread 0 spins, then the block syncs) until every listed step has signalled its count.
+__device__ __forceinline__ unsigned long long global_timer() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+    return t;
+}
+
+// Waits (thread 0 spins, then the block syncs) until every listed step has signalled its count;
+// when tracing, thread 0 stamps the first time the waits are met into *waited (zeroed by the host).
 struct CounterWait {
     const uint2* waits;
     int n;
     const unsigned* sync;
+    unsigned long long* waited;
     __device__ __forceinline__ void operator()() const {
-        if (threadIdx.x == 0)
+        if (threadIdx.x == 0) {
             for (int i = 0; i < n; i++) {
                 const uint2 w = waits[i];
                 while (load_acquire(sync + w.x) < w.y) {
-#ifdef PK_SLEEP
-                    __nanosleep(PK_SLEEP);
-#endif
                 }
             }
+            if (waited && *waited == 0) *waited = global_timer();
+        }
         __syncthreads();
     }
 };
-
-// Asks L2 for the first `cap` of `bytes` at `p` (16-byte aligned, multiples of 16).
-__device__ __forceinline__ void prefetch_l2(const void* p, unsigned long long bytes, unsigned long long cap) {
-#if __CUDA_ARCH__ >= 900
-    bytes = min(bytes, cap);
-    const char* c = static_cast<const char*>(p);
-    for (unsigned long long at = 0; at < bytes; at += 32768) {
-        const unsigned piece = (unsigned)min(bytes - at, 32768ull);
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(c + at), "r"(piece) : "memory");
-    }
-#endif
-}
-
-// The weight rows an instruction streams, asked of L2 ahead of time (called by one thread).
-__device__ __forceinline__ void prefetch_instruction(const unsigned long long* desc, uint4 ins) {
-    const long long begin = ins.y, end = ins.z;
-    const unsigned long long* a = desc + 2;
-    switch ((int)desc[0]) {
-    case PK_LINEAR:
-    case PK_LM_HEAD: {
-        const long long k = (int)a[6];
-        prefetch_l2(reinterpret_cast<const bf16*>(a[1]) + begin * k, (end - begin) * k * 2, PK_PREFETCH_BYTES);
-        break;
-    }
-    case PK_GATE_UP: {  // gate rows and up rows, half the budget each
-        const long long f = (int)a[5], k = (int)a[6];
-        const bf16* w = reinterpret_cast<const bf16*>(a[1]);
-        prefetch_l2(w + begin * k, (end - begin) * k * 2, PK_PREFETCH_BYTES / 2);
-        prefetch_l2(w + (f + begin) * k, (end - begin) * k * 2, PK_PREFETCH_BYTES / 2);
-        break;
-    }
-    case PK_QKV: {  // the whole heads the range of RoPE pairs touches
-        const long long d = (int)a[15], k = (int)a[16], half = d / 2;
-        const long long first = begin / half * d, last = (end - 1) / half * d + d;
-        prefetch_l2(reinterpret_cast<const bf16*>(a[1]) + first * k, (last - first) * k * 2, PK_PREFETCH_BYTES);
-        break;
-    }
-    default:
-        break;
-    }
-}
 
 // One instruction's body per step kind.
 // `a` is the descriptor's argument words (launch.rs's order for the standalone kernel), warp w
@@ -170,17 +131,21 @@ __device__ __forceinline__ void pk_attention(const unsigned long long* a, int sp
 
 extern "C" __global__ void __launch_bounds__(PK_THREADS, PK_BLOCKS_PER_SM)
 decode_persistent(const uint4* __restrict__ program, const unsigned* __restrict__ worker_start,
-                  const uint2* __restrict__ waits, const unsigned long long* __restrict__ descs, unsigned* sync, int steps) {
+                  const uint2* __restrict__ waits, const unsigned long long* __restrict__ descs, unsigned* sync, int steps,
+                  unsigned long long* trace) {
     const int first = worker_start[blockIdx.x], last = worker_start[blockIdx.x + 1];
     const int warp = threadIdx.x >> 5;
-    if (threadIdx.x == 0 && first < last) prefetch_instruction(descs + (long long)program[first].x * PK_DESC_WORDS, program[first]);
+    // Tracing (trace[0] non-zero, set by the host for one replay): thread 0 records the global
+    // timer when each instruction starts, when its waits are met and when it has signalled.
+    const bool tracing = *(volatile unsigned long long*)trace != 0;
     for (int i = first; i < last; i++) {
         const uint4 ins = program[i];
         const unsigned long long* desc = descs + (long long)ins.x * PK_DESC_WORDS;
-        if (threadIdx.x == 0 && i + 1 < last) prefetch_instruction(descs + (long long)program[i + 1].x * PK_DESC_WORDS, program[i + 1]);
-        const CounterWait wait{waits + (ins.w & 0xffffffu), (int)(ins.w >> 24), sync};
+        unsigned long long* stamp = trace + 1 + 3 * (long long)i;
+        const CounterWait wait{waits + (ins.w & 0xffffffu), (int)(ins.w >> 24), sync, tracing ? stamp + 1 : nullptr};
         const unsigned long long* a = desc + 2;
         const int t = ins.y + warp, end = ins.z;
+        if (tracing && threadIdx.x == 0) stamp[0] = global_timer();
         switch ((int)desc[0]) {
         case PK_EMBEDDING: pk_embedding(a, wait); break;
         case PK_LINEAR: pk_linear(a, t, end, wait); break;
@@ -194,7 +159,10 @@ decode_persistent(const uint4* __restrict__ program, const unsigned* __restrict_
         // signal below a promise that this step's dependencies are complete too.
         wait();
         __syncthreads();  // every thread's writes (and shared memory reads) are done
-        if (threadIdx.x == 0) add_release(sync + ins.x, 1u);
+        if (threadIdx.x == 0) {
+            add_release(sync + ins.x, 1u);
+            if (tracing) stamp[2] = global_timer();
+        }
     }
     if (threadIdx.x == 0) {
         __threadfence();

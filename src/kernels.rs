@@ -60,8 +60,7 @@ pub fn compile(sm: u32) -> Result<KernelImage> {
     let prog = nvrtc::create_program(&c_source, Some(c"llmc_kernels.cu")).map_err(|e| Error::Cuda(format!("nvrtcCreateProgram: {e:?}")))?;
     let guard = Program(prog);
     // NVRTC's defaults keep division and square root IEEE-exact, as the CPU executor computes.
-    let mut options = vec![format!("--gpu-architecture=sm_{sm}"), "--std=c++17".to_string()];
-    options.extend(std::env::var("LLMC_KERNEL_DEFINES").unwrap_or_default().split_whitespace().map(str::to_string)); // TEMP tuning
+    let options = [format!("--gpu-architecture=sm_{sm}"), "--std=c++17".to_string()];
     // SAFETY: `prog` is live until `guard` drops.
     let compiled = unsafe { nvrtc::compile_program(guard.0, &options) };
     let log = unsafe { program_log(guard.0) };

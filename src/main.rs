@@ -73,6 +73,10 @@ enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Persistent plans: after the run, trace one more decode step with the kernel's
+        /// timestamps and write every instruction's timing to this JSON file.
+        #[arg(long)]
+        trace: Option<PathBuf>,
     },
 }
 
@@ -130,7 +134,7 @@ fn main() {
         Command::Inspect { plan, json, before_fusion } => inspect_plan(plan, json, before_fusion),
         // Inside the thread pool, the CPU executor's parallel kernels allocate nothing per token.
         Command::Run(args) => rayon::scope(|_| run(args)),
-        Command::Bench { plan, prompt_len, gen, token_by_token, json } => bench(plan, prompt_len, gen, token_by_token, json),
+        Command::Bench { plan, prompt_len, gen, token_by_token, json, trace } => bench(plan, prompt_len, gen, token_by_token, json, trace),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -284,7 +288,7 @@ impl Backend for StepOnly<'_> {
     }
 }
 
-fn bench(path: PathBuf, prompt_lens: Vec<usize>, gen: usize, token_by_token: bool, json: bool) -> Result<i32> {
+fn bench(path: PathBuf, prompt_lens: Vec<usize>, gen: usize, token_by_token: bool, json: bool, trace: Option<PathBuf>) -> Result<i32> {
     let prompt_len = prompt_lens.first().copied().unwrap_or(0);
     if prompt_lens.contains(&0) || gen < 2 {
         bail!("--prompt-len must be at least 1 and --gen at least 2");
@@ -310,6 +314,15 @@ fn bench(path: PathBuf, prompt_lens: Vec<usize>, gen: usize, token_by_token: boo
         let opts = GenerateOptions { max_tokens: 1, eos_ids: Vec::new(), max_seq_len: plan.max_seq_len };
         let best = (0..2).map(|_| exec::generate(backend, &prompt, &opts, |_| Ok(true)).map(|g| g.ttft_ms)).collect::<Result<Vec<f64>, _>>()?;
         ttft.insert(len.to_string(), serde_json::json!(best.iter().cloned().fold(f64::MAX, f64::min)));
+    }
+    if let (Some(out), Some(program)) = (&trace, &plan.program) {
+        // One more step after the prompt and the generated tokens, timestamped in the kernel.
+        let pos = (prompt_len + gen).min(plan.max_seq_len - 1);
+        let stamps = cuda.traced_step(generation.generated_ids.last().copied().unwrap_or(0), pos)?;
+        let rows = exec::cuda::persistent::trace_rows(plan, program, &stamps);
+        std::fs::write(out, serde_json::to_string(&rows)?).with_context(|| format!("writing {}", out.display()))?;
+    } else if trace.is_some() {
+        bail!("--trace needs a persistent plan (llmc compile --decode persistent)");
     }
     let ms_per_token = 1e3 / generation.decode_tok_s;
     let roofline_ms = weight_bytes as f64 / bandwidth * 1e3;

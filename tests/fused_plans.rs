@@ -30,8 +30,13 @@ fn check(name: &str, config_file: &str) {
     assert!(!plan.ops_after_fusion.contains_key("rms_norm"), "{name}: an RMSNorm kernel survived");
     assert_eq!(plan.kernels_per_token(), 5 * plan.config.num_layers + 3, "{name}");
     plan.check_arena().unwrap();
+    // The persistent decode program for an H100/H200 (132 SMs): which steps wait on which,
+    // tasks and instructions per step, bytes per worker.
+    let program = llmc::exec::cuda::persistent::schedule(&plan, 132).unwrap();
+    program.check(plan.steps.len()).unwrap();
     insta::with_settings!({ snapshot_path => "../plans", prepend_module_to_snapshot => false, omit_expression => true }, {
         insta::assert_snapshot!(name, inspect::text(&plan, false));
+        insta::assert_snapshot!(format!("{name}-persistent"), program.text(&plan));
     });
 }
 
@@ -48,4 +53,9 @@ fn qwen3_1_7b() {
 #[test]
 fn llama_3_2_3b() {
     check("llama-3.2-3b", "llama-3.2-3b.json");
+}
+
+#[test]
+fn qwen2_7b() {
+    check("qwen2-7b", "qwen2-7b.json");
 }

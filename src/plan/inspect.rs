@@ -39,6 +39,14 @@ pub fn json(plan: &Plan, before_fusion: bool) -> serde_json::Value {
             "head_dim": c.head_dim, "vocab": c.vocab_size, "tied_embeddings": c.tie_word_embeddings,
         },
     });
+    if let Some(p) = &plan.program {
+        let bytes = p.bytes_per_worker();
+        let mean = bytes.iter().sum::<u64>() as f64 / bytes.len().max(1) as f64;
+        report["persistent"] = json!({
+            "sms": p.sms, "workers": p.workers(), "instructions": p.instructions.len(), "waits": p.waits.len(),
+            "weight_bytes_per_worker_max": bytes.iter().max(), "weight_bytes_per_worker_mean": mean,
+        });
+    }
     if let Some(k) = &plan.kernels {
         report["kernels"] = json!({ "sm": k.sm, "cubin_bytes": k.cubin.len(), "ptx_bytes": k.ptx.len(), "source_hash": format!("{:016x}", k.source_hash) });
     }
@@ -101,6 +109,9 @@ pub fn text(plan: &Plan, before_fusion: bool) -> String {
             outs.join(", "),
             step.label
         );
+    }
+    if let Some(program) = &plan.program {
+        let _ = write!(s, "\n{}", program.text(plan));
     }
     let _ = writeln!(s, "\nweights:");
     for w in &plan.weights {

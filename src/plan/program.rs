@@ -231,7 +231,7 @@ impl Program {
         );
         for (i, step) in plan.steps.iter().enumerate().filter(|(i, _)| self.tasks[*i] > 0) {
             let ins: Vec<&Instruction> = self.instructions.iter().filter(|x| x.step as usize == i).collect();
-            let waits = ins.first().map_or(String::new(), |x| {
+            let waits = ins.first().filter(|x| x.wait_count > 0).map_or("none".to_string(), |x| {
                 let w = &self.waits[x.wait_first as usize..(x.wait_first + x.wait_count) as usize];
                 w.iter().map(|w| format!("%{}x{}", w.step, w.count)).collect::<Vec<_>>().join(" ")
             });

@@ -90,6 +90,8 @@ pub struct CudaBackend {
     prefill: Prefill,
     _module: Module,
     _program: Option<DeviceBuffer>,
+    /// The persistent kernel's trace buffer (device address, bytes), if the plan has a program.
+    trace: Option<(u64, usize)>,
     _arena: DeviceBuffer,
     _weights: DeviceBuffer,
     _ctx: Arc<CudaContext>,
@@ -169,6 +171,7 @@ impl CudaBackend {
         let functions = functions(&module, launch::KERNEL_NAMES.iter().copied())?;
         let mut launches = layout.launches(plan)?;
         let mut program_tables = None;
+        let mut trace = None;
         if let Some(program) = &plan.program {
             let tables = DeviceProgram::new(plan, program, &launches)?;
             let f = functions["decode_persistent"];
@@ -189,6 +192,8 @@ impl CudaBackend {
             // One kernel for every step in the program; the rest (sampling) and `advance` after it.
             let rest = launches.drain(..).enumerate().filter(|(i, _)| program.tasks.get(*i).is_none_or(|&t| t == 0)).map(|(_, l)| l);
             launches = std::iter::once(tables.launch(buffer.ptr, arena.ptr + scratch.sync)).chain(rest).collect();
+            let (trace_at, trace_bytes) = tables.trace(program);
+            trace = Some((buffer.ptr + trace_at, trace_bytes));
             program_tables = Some(buffer);
         }
         // Programmatic dependent launch needs sm_90 (the kernels' griddepcontrol is compiled there).
@@ -211,6 +216,7 @@ impl CudaBackend {
             prefill,
             _module: module,
             _program: program_tables,
+            trace,
             token: arena.ptr + io.token.offset,
             position: arena.ptr + io.position.offset,
             next_token: arena.ptr + io.next_token.offset,
@@ -224,6 +230,23 @@ impl CudaBackend {
             kernels_per_token: launches.len(),
             weight_bytes: plan.weight_bytes,
         })
+    }
+
+    /// Runs one decode step of a persistent plan with its in-kernel timestamps on and returns
+    /// them: three per instruction (started, waits met, signalled), in program order.
+    pub fn traced_step(&mut self, token: u32, pos: usize) -> Result<Vec<u64>> {
+        let (at, bytes) = self.trace.ok_or_else(|| Error::Input("this plan decodes one kernel per step: only a persistent plan has a trace (compile with --decode persistent)".into()))?;
+        let words = bytes / 8;
+        let mut flag_and_zeros = vec![0u64; words];
+        flag_and_zeros[0] = 1;
+        // SAFETY: the trace region holds `bytes`; pageable sources are staged before the call returns.
+        unsafe { cu::memcpy_htod_async(at, &flag_and_zeros[..], self.stream.cu_stream()) }.map_err(cuda_err("arming the trace"))?;
+        self.step(token, pos)?;
+        let mut out = vec![0u64; words];
+        self.read(at, &mut out, "reading the trace")?;
+        unsafe { cu::memcpy_htod_async(at, &[0u64], self.stream.cu_stream()) }.map_err(cuda_err("disarming the trace"))?;
+        self.sync()?;
+        Ok(out.split_off(1))
     }
 
     /// Kernels in the captured graph: the plan's steps plus `advance`.

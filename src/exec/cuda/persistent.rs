@@ -77,10 +77,11 @@ pub fn schedule(plan: &Plan, sms: u32) -> Result<Program> {
 
 /// The program's tables as the kernel reads them, in one buffer: instructions (4 u32: step,
 /// begin, end, first wait | count << 24), worker starts (u32), waits (2 u32: step, count), step
-/// descriptors (DESC_WORDS u64), each table 256-byte aligned.
+/// descriptors (DESC_WORDS u64), then the trace (a u64 flag, then three u64 timestamps per
+/// instruction: started, waits met, signalled), each 256-byte aligned.
 pub struct DeviceProgram {
     pub bytes: Vec<u8>,
-    offsets: [u64; 4],
+    offsets: [u64; 5],
     shared: u32,
     workers: u32,
     steps: usize,
@@ -119,8 +120,18 @@ impl DeviceProgram {
             table(bytemuck::cast_slice(&program.starts)),
             table(bytemuck::cast_slice(&waits)),
             table(bytemuck::cast_slice(&descs)),
+            table(&vec![0u8; Self::trace_bytes(program)]),
         ];
         Ok(DeviceProgram { bytes, offsets, shared, workers: program.workers(), steps: plan.steps.len() })
+    }
+
+    fn trace_bytes(program: &Program) -> usize {
+        8 * (1 + 3 * program.instructions.len())
+    }
+
+    /// Where the trace lies in the tables, and its bytes.
+    pub fn trace(&self, program: &Program) -> (u64, usize) {
+        (self.offsets[4], Self::trace_bytes(program))
     }
 
     /// Dynamic shared memory of the launch, to check occupancy with.
@@ -135,15 +146,54 @@ impl DeviceProgram {
     /// The kernel's launch, with the tables uploaded at `tables` and its counters (steps + 1
     /// u32, zero) at `sync`.
     pub fn launch(&self, tables: u64, sync: u64) -> Launch {
-        let [instructions, starts, waits, descs] = self.offsets.map(|o| tables + o);
+        let [instructions, starts, waits, descs, trace] = self.offsets.map(|o| tables + o);
         Launch {
             kernel: "decode_persistent",
             grid: (self.workers, 1, 1),
             block: THREADS,
             shared: self.shared,
-            args: vec![instructions, starts, waits, descs, sync, self.steps as u64],
+            args: vec![instructions, starts, waits, descs, sync, self.steps as u64, trace],
             label: "decode (persistent)".into(),
             tasks: self.workers,
         }
     }
+}
+
+/// One instruction's timing in a traced replay: nanoseconds from the first instruction's start.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TraceRow {
+    pub worker: u32,
+    pub step: u32,
+    pub kind: String,
+    pub label: String,
+    pub tasks: u32,
+    pub weight_bytes: u64,
+    pub started_ns: i64,
+    pub waited_ns: i64,
+    pub signalled_ns: i64,
+}
+
+/// Rows of a trace read back from the device (`stamps`: three per instruction, in program order).
+pub fn trace_rows(plan: &Plan, program: &Program, stamps: &[u64]) -> Vec<TraceRow> {
+    let origin = stamps.iter().step_by(3).copied().min().unwrap_or(0) as i64;
+    let mut rows = Vec::with_capacity(program.instructions.len());
+    for w in 0..program.workers() as usize {
+        for i in program.starts[w] as usize..program.starts[w + 1] as usize {
+            let ins = &program.instructions[i];
+            let step = &plan.steps[ins.step as usize];
+            let at = |k: usize| stamps[3 * i + k] as i64 - origin;
+            rows.push(TraceRow {
+                worker: w as u32,
+                step: ins.step,
+                kind: step.op.kind().to_string(),
+                label: step.label.clone(),
+                tasks: ins.end - ins.begin,
+                weight_bytes: u64::from(ins.end - ins.begin) * program.bytes_per_task[ins.step as usize],
+                started_ns: at(0),
+                waited_ns: at(1),
+                signalled_ns: at(2),
+            });
+        }
+    }
+    rows
 }
