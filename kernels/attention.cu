@@ -23,12 +23,13 @@
 #define ATTN_CHUNK 256
 #define ATTN_MAX_SPLITS 256
 
-// Elements i0..i0+7 of a row of d (zeros past d); 16-byte loads when d % 8 == 0. Through L2
-// (__ldcg): the row at `pos` may have been written during this launch (persistent.cu).
+// Elements i0..i0+7 of a row of d (zeros past d); 16-byte loads when d % 8 == 0, with
+// Wait::load (the row at `pos` may have been written during a persistent launch).
+template <class Wait>
 __device__ __forceinline__ void attn_load8(const float* __restrict__ p, int i0, int d, float (&v)[8]) {
     if ((d & 7) == 0) {
         if (i0 < d) {
-            const float4 a = __ldcg(reinterpret_cast<const float4*>(p + i0)), b = __ldcg(reinterpret_cast<const float4*>(p + i0 + 4));
+            const float4 a = Wait::load(reinterpret_cast<const float4*>(p + i0)), b = Wait::load(reinterpret_cast<const float4*>(p + i0 + 4));
             v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
         } else {
 #pragma unroll
@@ -36,7 +37,7 @@ __device__ __forceinline__ void attn_load8(const float* __restrict__ p, int i0, 
         }
     } else {
 #pragma unroll
-        for (int e = 0; e < 8; e++) v[e] = i0 + e < d ? p[i0 + e] : 0.f;
+        for (int e = 0; e < 8; e++) v[e] = i0 + e < d ? Wait::load(p + i0 + e) : 0.f;
     }
 }
 
@@ -74,11 +75,11 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     // it reads); the row at `pos` is this step's qkv_rope output, read after the wait.
     const int jk = min(team, n - 1), jv = min(slice, n - 1);
     float k_first[8], v_first[8];
-    if (t0 + jk < pos) attn_load8(k_base + (long long)jk * row, 8 * c, d, k_first);
-    if (t0 + jv < pos) attn_load8(v_base + (long long)jv * row, 8 * c3, d, v_first);
+    if (t0 + jk < pos) attn_load8<Wait>(k_base + (long long)jk * row, 8 * c, d, k_first);
+    if (t0 + jv < pos) attn_load8<Wait>(v_base + (long long)jv * row, 8 * c3, d, v_first);
     wait();
-    if (t0 + jk >= pos) attn_load8(k_base + (long long)jk * row, 8 * c, d, k_first);
-    if (t0 + jv >= pos) attn_load8(v_base + (long long)jv * row, 8 * c3, d, v_first);
+    if (t0 + jk >= pos) attn_load8<Wait>(k_base + (long long)jk * row, 8 * c, d, k_first);
+    if (t0 + jv >= pos) attn_load8<Wait>(v_base + (long long)jv * row, 8 * c3, d, v_first);
 
     __shared__ float s[ATTN_MAX_GROUP][ATTN_CHUNK];         // scores, probabilities, split weights
     __shared__ float buf[ATTN_MAX_GROUP * ATTN_MAX_D + 8];  // q of the group, then slice sums
@@ -86,7 +87,7 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     // The group's q; zeros past it (a lane past d multiplies them by its zero K elements).
     const int qn = group * d;
     for (int e = qn + tid; e < ATTN_MAX_GROUP * ATTN_MAX_D + 8; e += ATTN_THREADS) buf[e] = 0.f;
-    for (int e = tid; e < qn; e += ATTN_THREADS) buf[e] = q[(long long)g * qn + e];
+    for (int e = tid; e < qn; e += ATTN_THREADS) buf[e] = Wait::load(q + (long long)g * qn + e);
     __syncthreads();
 
     // (1) Scores.
@@ -98,7 +99,7 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
 #pragma unroll
             for (int e = 0; e < 8; e++) kv[e] = k_first[e];
         } else {
-            attn_load8(k_base + (long long)min(j, n - 1) * row, 8 * c, d, kv);
+            attn_load8<Wait>(k_base + (long long)min(j, n - 1) * row, 8 * c, d, kv);
         }
 #pragma unroll
         for (int h = 0; h < ATTN_MAX_GROUP; h++) {
@@ -146,7 +147,7 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
 #pragma unroll
                 for (int e = 0; e < 8; e++) vv[e] = v_first[e];
             } else {
-                attn_load8(v_base + (long long)j * row, 8 * c3, d, vv);
+                attn_load8<Wait>(v_base + (long long)j * row, 8 * c3, d, vv);
             }
 #pragma unroll
             for (int h = 0; h < ATTN_MAX_GROUP; h++) {

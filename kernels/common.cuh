@@ -51,9 +51,12 @@ __device__ __forceinline__ void grid_dep_wait() {
 }
 
 // The standalone kernels' `wait` argument (the kernels' bodies are templates over it: the
-// persistent decode kernel passes a counter wait, persistent.cu).
+// persistent decode kernel passes a counter wait, persistent.cu). `load` reads an activation an
+// earlier kernel wrote: the read-only path may cache it, since nothing writes it during the launch.
 struct GridWait {
     __device__ __forceinline__ void operator()() const { grid_dep_wait(); }
+    template <class T>
+    __device__ __forceinline__ static T load(const T* p) { return __ldg(p); }
 };
 
 __device__ __forceinline__ void grid_dep_launch() {

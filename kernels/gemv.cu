@@ -38,30 +38,33 @@ __device__ __forceinline__ float4* gemv_x_f32() { return reinterpret_cast<float4
 
 __device__ __forceinline__ float sumsq4(float4 v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; }
 
-// The norm weight into shared memory behind x (before grid_dep_wait: it is a weight).
+// The norm weight into shared memory behind x (before the wait: it is a weight). THREADS is the
+// block size, a constant so that each thread's loads are unrolled and in flight together.
+template <int THREADS>
 __device__ __forceinline__ void stage_norm_weight(const bf16* __restrict__ norm_w, int k) {
     if (!norm_w) return;
     const int chunks = k >> 3;
-    for (int c = threadIdx.x; c < chunks; c += blockDim.x) gemv_x[2 * chunks + c] = __ldg(reinterpret_cast<const uint4*>(norm_w) + c);
+    for (int c = threadIdx.x; c < chunks; c += THREADS) gemv_x[2 * chunks + c] = __ldg(reinterpret_cast<const uint4*>(norm_w) + c);
 }
 
 // x into gemv_x (every thread of the block calls it, after the wait: x is an earlier kernel's
-// or instruction's output, read through L2 (__ldcg): in the persistent kernel another block
-// wrote it during this launch), RMS-normalized when norm_w is non-null (its weight staged already).
+// or instruction's output, read with Wait::load), RMS-normalized when norm_w is non-null (its
+// weight staged already).
+template <int THREADS, class Wait>
 __device__ __forceinline__ void stage_x(const float* __restrict__ x, const bf16* __restrict__ norm_w, float eps, int k) {
     const int quads = k >> 2;
     const float4* xv = reinterpret_cast<const float4*>(x);
     float4* xs = gemv_x_f32();
     float ss = 0.f;
-    for (int c = threadIdx.x; c < quads; c += blockDim.x) {
-        const float4 v = __ldcg(xv + c);
+    for (int c = threadIdx.x; c < quads; c += THREADS) {
+        const float4 v = Wait::load(xv + c);
         xs[c] = v;
         ss += sumsq4(v);
     }
     if (norm_w) {
         const float inv = 1.0f / sqrtf(block_sum(ss) / (float)k + eps);  // block_sum syncs: the weight is staged
         const unsigned* w = reinterpret_cast<const unsigned*>(gemv_x + 2 * (k >> 3));
-        for (int c = threadIdx.x; c < quads; c += blockDim.x) {
+        for (int c = threadIdx.x; c < quads; c += THREADS) {
             float4 v = xs[c];
             const unsigned w01 = w[2 * c], w23 = w[2 * c + 1];
             v.x *= inv * lo_f32(w01);
@@ -107,7 +110,7 @@ __device__ __forceinline__ void fma_batch(const uint4 (&w)[ROWS][BATCH / ROWS], 
 // A warp streams TASKS tasks at once (t, t + stride, ...) with BATCH 16-byte loads per lane in
 // flight over their rows: short rows (K = 1536 is 192 chunks) need several tasks' rows in flight
 // to keep enough bytes moving per warp when few warps share an SM (the persistent kernel).
-template <int ROWS, int TASKS, int BATCH, class RowsOf, class Epilogue, class Wait>
+template <int ROWS, int TASKS, int BATCH, int THREADS, class RowsOf, class Epilogue, class Wait>
 __device__ __forceinline__ void gemv_tasks(int t, int stride, int tasks, int k, const float* x, const bf16* norm_w,
                                            float eps, RowsOf rows_of, Epilogue epilogue, Wait wait) {
     constexpr int R = ROWS * TASKS;
@@ -129,9 +132,9 @@ __device__ __forceinline__ void gemv_tasks(int t, int stride, int tasks, int k, 
         name_rows(t);
         load_batch<R, BATCH>(rows, 0, chunks, w);
     }
-    stage_norm_weight(norm_w, k);
+    stage_norm_weight<THREADS>(norm_w, k);
     wait();
-    stage_x(x, norm_w, eps, k);
+    stage_x<THREADS, Wait>(x, norm_w, eps, k);
     for (; t < tasks; t += TASKS * stride) {
         float acc[R];
 #pragma unroll
@@ -160,14 +163,14 @@ __device__ __forceinline__ int grid_task_stride() { return gridDim.x * GEMV_WARP
 
 // Linear and LinearResidual: y = x.W[r] + (bias[r] + residual[r]); bias/residual may be null.
 // Tasks are rows; this runs rows t, t + stride, ... below `end`.
-template <int TASKS, int BATCH, class Wait>
+template <int TASKS, int BATCH, int THREADS, class Wait>
 __device__ __forceinline__ void linear_tasks(int t, int stride, int end, const float* x, const bf16* w, const bf16* bias,
                                              const float* residual, float* out, int k, Wait wait) {
-    gemv_tasks<1, TASKS, BATCH>(
+    gemv_tasks<1, TASKS, BATCH, THREADS>(
         t, stride, end, k, x, nullptr, 0.f, [&](int t, const bf16* (&rows)[1]) { rows[0] = w + (long long)t * k; },
         [&](int t, const float (&acc)[1]) {
             if ((threadIdx.x & 31) != 0) return;
-            const float extra = (bias ? bf16_to_f32(bias[t]) : 0.f) + (residual ? residual[t] : 0.f);
+            const float extra = (bias ? bf16_to_f32(bias[t]) : 0.f) + (residual ? Wait::load(residual + t) : 0.f);
             out[t] = acc[0] + extra;
         },
         wait);
@@ -176,14 +179,14 @@ __device__ __forceinline__ void linear_tasks(int t, int stride, int end, const f
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 linear(const float* x, const bf16* w, const bf16* bias, const float* residual, float* out, int n, int k) {
     grid_dep_launch();
-    linear_tasks<1, GEMV_BATCH>(grid_first_task(), grid_task_stride(), n, x, w, bias, residual, out, k, GridWait{});
+    linear_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, w, bias, residual, out, k, GridWait{});
 }
 
 // LmHead: f32 logits, no rounding. norm_w: optional input RMSNorm (null for none).
-template <int TASKS, int BATCH, class Wait>
+template <int TASKS, int BATCH, int THREADS, class Wait>
 __device__ __forceinline__ void lm_head_tasks(int t, int stride, int end, const float* x, const bf16* w, const bf16* norm_w,
                                               float eps, float* out, int k, Wait wait) {
-    gemv_tasks<1, TASKS, BATCH>(
+    gemv_tasks<1, TASKS, BATCH, THREADS>(
         t, stride, end, k, x, norm_w, eps, [&](int t, const bf16* (&rows)[1]) { rows[0] = w + (long long)t * k; },
         [&](int t, const float (&acc)[1]) {
             if ((threadIdx.x & 31) == 0) out[t] = acc[0];
@@ -194,14 +197,14 @@ __device__ __forceinline__ void lm_head_tasks(int t, int stride, int end, const 
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 lm_head(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out, int n, int k) {
     grid_dep_launch();
-    lm_head_tasks<1, GEMV_BATCH>(grid_first_task(), grid_task_stride(), n, x, w, norm_w, eps, out, k, GridWait{});
+    lm_head_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, w, norm_w, eps, out, k, GridWait{});
 }
 
 // GateUpSilu over W [2F, K] (gate rows first): y[r] = silu(g_r) * u_r. Task r reads rows r, F + r.
-template <int TASKS, int BATCH, class Wait>
+template <int TASKS, int BATCH, int THREADS, class Wait>
 __device__ __forceinline__ void gate_up_silu_tasks(int t, int stride, int end, const float* x, const bf16* w, const bf16* norm_w,
                                                    float eps, float* out, int f, int k, Wait wait) {
-    gemv_tasks<2, TASKS, BATCH>(
+    gemv_tasks<2, TASKS, BATCH, THREADS>(
         t, stride, end, k, x, norm_w, eps,
         [&](int t, const bf16* (&rows)[2]) {
             rows[0] = w + (long long)t * k;
@@ -218,5 +221,5 @@ __device__ __forceinline__ void gate_up_silu_tasks(int t, int stride, int end, c
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 gate_up_silu(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out, int f, int k) {
     grid_dep_launch();
-    gate_up_silu_tasks<1, GEMV_BATCH>(grid_first_task(), grid_task_stride(), f, x, w, norm_w, eps, out, f, k, GridWait{});
+    gate_up_silu_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), f, x, w, norm_w, eps, out, f, k, GridWait{});
 }

@@ -46,14 +46,14 @@ __device__ __forceinline__ bool is_last_warp(unsigned* counter, unsigned arrival
     return last;
 }
 
-template <int TASKS, int BATCH, class Wait>
+template <int TASKS, int BATCH, int THREADS, class Wait>
 __device__ __forceinline__ void qkv_rope_tasks(int t, int stride, int end, const float* x, const bf16* w, const bf16* bias,
                                                const bf16* q_norm, const bf16* k_norm, float eps, const float* inv_freq,
                                                const int* pos_p, float* q_out, float* k_cache, float* v_cache, float* scratch,
                                                unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq,
                                                const bf16* norm_w, float norm_eps, Wait wait) {
     const int half = d / 2;
-    gemv_tasks<2, TASKS, BATCH>(
+    gemv_tasks<2, TASKS, BATCH, THREADS>(
         t, stride, end, k, x, norm_w, norm_eps,
         [&](int t, const bf16* (&rows)[2]) {
             const long long r = (long long)(t / half) * d + t % half;
@@ -103,7 +103,7 @@ qkv_rope(const float* x, const bf16* w, const bf16* bias, const bf16* q_norm, co
          const float* inv_freq, const int* pos_p, float* q_out, float* k_cache, float* v_cache, float* scratch,
          unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq, const bf16* norm_w, float norm_eps) {
     grid_dep_launch();
-    qkv_rope_tasks<1, GEMV_BATCH>(grid_first_task(), grid_task_stride(), (n_heads + 2 * n_kv) * (d / 2), x, w, bias, q_norm, k_norm, eps,
+    qkv_rope_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), (n_heads + 2 * n_kv) * (d / 2), x, w, bias, q_norm, k_norm, eps,
                    inv_freq, pos_p, q_out, k_cache, v_cache, scratch, counter, n_heads, n_kv, d, k, max_seq, norm_w,
                    norm_eps, GridWait{});
 }
