@@ -77,8 +77,9 @@ __device__ __forceinline__ void stage_x(const float* __restrict__ x, const bf16*
     __syncthreads();
 }
 
-// This lane's chunks c0 + lane + 32*b of every row (zeros past the end, or for a null row).
-template <int ROWS, int BATCH>
+// This lane's chunks c0 + lane + 32*b of every row (zeros past the end, or for a null row when
+// NULLABLE: several tasks at once, the last ones past the end).
+template <int ROWS, int BATCH, bool NULLABLE>
 __device__ __forceinline__ void load_batch(const bf16* const (&rows)[ROWS], int c0, int chunks, uint4 (&w)[ROWS][BATCH / ROWS]) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
@@ -86,7 +87,7 @@ __device__ __forceinline__ void load_batch(const bf16* const (&rows)[ROWS], int 
         const int c = c0 + lane + 32 * b;
 #pragma unroll
         for (int i = 0; i < ROWS; i++)
-            w[i][b] = rows[i] && c < chunks ? __ldg(reinterpret_cast<const uint4*>(rows[i]) + c) : make_uint4(0, 0, 0, 0);
+            w[i][b] = (!NULLABLE || rows[i]) && c < chunks ? __ldg(reinterpret_cast<const uint4*>(rows[i]) + c) : make_uint4(0, 0, 0, 0);
     }
 }
 
@@ -130,7 +131,7 @@ __device__ __forceinline__ void gemv_tasks(int t, int stride, int tasks, int k, 
     };
     if (t < tasks) {
         name_rows(t);
-        load_batch<R, BATCH>(rows, 0, chunks, w);
+        load_batch<R, BATCH, (TASKS > 1)>(rows, 0, chunks, w);
     }
     stage_norm_weight<THREADS>(norm_w, k);
     wait();
@@ -143,11 +144,11 @@ __device__ __forceinline__ void gemv_tasks(int t, int stride, int tasks, int k, 
             fma_batch<R, BATCH>(w, c0, chunks, acc);
             c0 += 32 * (BATCH / R);
             if (c0 >= chunks) break;
-            load_batch<R, BATCH>(rows, c0, chunks, w);
+            load_batch<R, BATCH, (TASKS > 1)>(rows, c0, chunks, w);
         }
         if (t + TASKS * stride < tasks) {
             name_rows(t + TASKS * stride);
-            load_batch<R, BATCH>(rows, 0, chunks, w);
+            load_batch<R, BATCH, (TASKS > 1)>(rows, 0, chunks, w);
         }
 #pragma unroll
         for (int i = 0; i < R; i++) acc[i] = warp_sum(acc[i]);

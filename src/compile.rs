@@ -9,9 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// How a GPU plan decodes: one kernel per step in a CUDA graph, or one persistent kernel running
-/// a program scheduled at compile time (`plan::program`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// a program scheduled at compile time (`plan::program`). The graph is the default until the
+/// persistent kernel is measured faster (README, "Decode paths": on an H200 it is slower today).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Decode {
+    #[default]
     Graph,
     Persistent,
 }
@@ -27,16 +29,6 @@ impl std::str::FromStr for Decode {
     }
 }
 
-impl Decode {
-    /// The default for a target: persistent on sm_90 and newer, where it is measured faster
-    /// (README, benchmark), else graph.
-    pub fn default_for(target: Target) -> Decode {
-        match target {
-            Target::Cuda { sm } if sm >= 90 => Decode::Persistent,
-            _ => Decode::Graph,
-        }
-    }
-}
 
 pub struct CompileOptions {
     pub max_seq_len: usize,

@@ -36,8 +36,8 @@ enum Command {
         /// machine's GPU, or the CPU when it has none.
         #[arg(long)]
         target: Option<Target>,
-        /// How a GPU plan decodes: `persistent` (one kernel running a program scheduled onto the
-        /// SMs now; default on sm_90) or `graph` (one kernel per step; default before sm_90).
+        /// How a GPU plan decodes: `graph` (one kernel per step in a CUDA graph; the default) or
+        /// `persistent` (one kernel running a program scheduled onto the SMs now).
         #[arg(long)]
         decode: Option<llmc::compile::Decode>,
         /// SMs to schedule the persistent program for. Default: this machine's GPU when it is
@@ -152,7 +152,7 @@ fn main() {
 fn compile(model: PathBuf, output: PathBuf, max_seq_len: Option<usize>, target: Option<Target>, decode: Option<llmc::compile::Decode>, sms: Option<u32>) -> Result<i32> {
     let local_sm = llmc::exec::cuda::device_sm().ok();
     let target = target.unwrap_or(local_sm.map_or(Target::Cpu, |sm| Target::Cuda { sm }));
-    let decode = decode.unwrap_or(llmc::compile::Decode::default_for(target));
+    let decode = decode.unwrap_or_default();
     // Schedule for this machine's GPU when it is the target.
     let sms = sms.or_else(|| (Some(target) == local_sm.map(|sm| Target::Cuda { sm })).then(llmc::exec::cuda::device_sms).and_then(|r| r.ok()));
     let config = llmc::load::config::ModelConfig::from_file(&model.join("config.json")).ok();
