@@ -144,7 +144,8 @@ fn compile(model: PathBuf, output: PathBuf, max_seq_len: Option<usize>, target: 
     // Ctrl-C stops between tensors: the temporary file is removed, a previous plan survives.
     ctrlc::set_handler(|| llmc::compile::CANCELLED.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
     let opts = llmc::compile::CompileOptions { max_seq_len, target, progress: std::io::stderr().is_terminal() };
-    let report = llmc::compile::compile(&model, &output, &opts).with_context(|| format!("compiling {}", model.display()))?;
+    // No "compiling MODEL" context: the errors that concern a file name it already.
+    let report = llmc::compile::compile(&model, &output, &opts)?;
     let p = &report.plan;
     eprintln!(
         "wrote {} in {:.1} s: {} weight bytes, {} arena bytes, {} kernels per token, max_seq_len {}",
@@ -211,7 +212,7 @@ fn run(args: RunArgs) -> Result<i32> {
                 from_pos: prompt_ids.len() - 1,
                 sink: |logits: &[f32]| {
                     let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
-                    file.write_all(&bytes).map_err(|source| llmc::error::Error::Io { path: dump_path.clone(), source })
+                    file.write_all(&bytes).map_err(|e| llmc::error::Error::io(&dump_path, e))
                 },
             };
             &mut tap

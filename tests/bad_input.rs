@@ -6,7 +6,8 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Runs llmc and returns (exit code, stderr), asserting the failure shape every case shares.
+/// Runs llmc and returns its stderr, asserting the failure shape every case shares: exit 1, no
+/// panic, one line, and no part of it said twice.
 fn fails(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_llmc")).args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -15,6 +16,10 @@ fn fails(args: &[&str]) -> String {
     assert!(!stderr.contains("panicked"), "llmc {args:?} panicked: {stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected, got: {stderr}");
     assert!(stderr.starts_with("error: "), "{stderr}");
+    let parts: Vec<&str> = stderr.trim_end().split(": ").collect();
+    for (i, part) in parts.iter().enumerate() {
+        assert!(!parts[..i].contains(part), "`{part}` said twice: {stderr}");
+    }
     stderr
 }
 
@@ -30,13 +35,14 @@ fn model_copy(dir: &Path) -> PathBuf {
 }
 
 /// Compile must fail with `needle` in the message and leave no file at the output path.
-fn compile_fails(model: &Path, needle: &str) {
+fn compile_fails(model: &Path, needle: &str) -> String {
     let out = model.parent().unwrap().join("out.plan");
     let err = fails(&["compile", model.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert!(err.contains(needle), "expected `{needle}` in: {err}");
     assert!(!out.exists(), "a failed compile left {}", out.display());
     let leftovers: Vec<_> = std::fs::read_dir(model.parent().unwrap()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".llmc-plan-")).collect();
     assert!(leftovers.is_empty(), "temporary plan left behind");
+    err
 }
 
 fn edit_config(model: &Path, f: impl Fn(&mut serde_json::Value)) {
@@ -64,6 +70,22 @@ fn edit_safetensors_header(model: &Path, f: impl Fn(&mut serde_json::Value)) {
 #[test]
 fn missing_model_directory() {
     compile_fails(&tempfile::tempdir().unwrap().path().join("nope"), "no such file or directory");
+}
+
+#[test]
+fn missing_plan_is_said_once() {
+    let err = fails(&["run", "no/such.plan", "--prompt", "hi"]);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
+
+#[test]
+fn truncated_gguf_is_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("cut.gguf");
+    // The magic and version 3, then one byte of the 8-byte tensor count.
+    std::fs::write(&gguf, b"GGUF\x03\x00\x00\x00\x01").unwrap();
+    let err = compile_fails(&gguf, "malformed GGUF file: truncated: tensor count");
+    assert_eq!(err.matches("truncated").count(), 1, "{err}");
 }
 
 #[test]
