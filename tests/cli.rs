@@ -101,3 +101,28 @@ fn prompt_and_prompt_ids_are_exclusive() {
         assert!(!out.status.success(), "llmc {args:?} should fail");
     }
 }
+
+#[test]
+fn inspect_lists_kernels_apart_from_buffers_in_one_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = plan(dir.path(), "qwen3_untied");
+    for stage in [&[][..], &["--before-fusion"][..]] {
+        let text = llmc(&[&["inspect", p.to_str().unwrap()][..], stage].concat());
+        let json: serde_json::Value = serde_json::from_str(&llmc(&[&["inspect", p.to_str().unwrap(), "--json"][..], stage].concat())).unwrap();
+        // The counts listed under "N kernels per token" add up to N, and no buffer is among them.
+        let mut lines = text.lines().skip_while(|l| !l.ends_with(" kernels per token"));
+        let heading = lines.next().unwrap_or_else(|| panic!("no kernel count in:\n{text}"));
+        let n: usize = heading.rsplit(": ").next().and_then(|t| t.split(' ').next()).and_then(|t| t.parse().ok()).unwrap();
+        let kernels: Vec<&str> = lines.take_while(|l| l.starts_with("  ")).collect();
+        let sum: usize = kernels.iter().map(|l| l.split_whitespace().last().unwrap().parse::<usize>().unwrap()).sum();
+        assert_eq!(sum, n, "{text}");
+        assert_eq!(json["kernels_per_token"], n, "{text}");
+        for buffer in ["weight", "kv_cache", "token_id", "position"] {
+            assert!(kernels.iter().all(|l| l.split_whitespace().next() != Some(buffer)), "{buffer} listed as a kernel:\n{text}");
+            assert!(text.contains(&format!("  {buffer} ")), "{buffer} missing:\n{text}");
+        }
+        // One column, however long a name (`linear_residual`, `rms_norm_core`): counts end together.
+        let counts: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).filter(|l| l.starts_with("  ")).collect();
+        assert!(counts.iter().all(|l| l.len() == counts[0].len()), "misaligned:\n{text}");
+    }
+}
