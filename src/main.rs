@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressFinish};
 use llmc::exec::sampling::SamplingParams;
 use llmc::exec::{self, Backend, GenerateOptions};
 use llmc::plan::file::PlanFile;
@@ -11,6 +12,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "llmc", version, about = "Ahead-of-time compiler and runtime for batch-1 LLM decoding")]
@@ -143,7 +145,7 @@ fn compile(model: PathBuf, output: PathBuf, max_seq_len: Option<usize>, target: 
     let max_seq_len = max_seq_len.unwrap_or_else(|| config.map_or(4096, |c| c.max_position_embeddings.min(4096)));
     // Ctrl-C stops between tensors: the temporary file is removed, a previous plan survives.
     ctrlc::set_handler(|| llmc::compile::CANCELLED.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
-    let opts = llmc::compile::CompileOptions { max_seq_len, target, progress: std::io::stderr().is_terminal() };
+    let opts = llmc::compile::CompileOptions { max_seq_len, target, progress: true };
     // No "compiling MODEL" context: the errors that concern a file name it already.
     let report = llmc::compile::compile(&model, &output, &opts)?;
     let p = &report.plan;
@@ -169,7 +171,37 @@ fn inspect_plan(path: PathBuf, json: bool, before_fusion: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// What `run` is doing until the first token, on stderr: plain lines in a log or a pipe; on a
+/// terminal one spinner line, cleared when the text starts so that it does not sit above it.
+struct Status(Option<ProgressBar>);
+
+impl Status {
+    fn new() -> Self {
+        Status(std::io::stderr().is_terminal().then(|| {
+            // Cleared on drop too, so an error is not printed after a stale spinner.
+            let bar = ProgressBar::new_spinner().with_finish(ProgressFinish::AndClear);
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        }))
+    }
+
+    fn say(&self, msg: String) {
+        match &self.0 {
+            Some(bar) => bar.set_message(msg),
+            None => eprintln!("{msg}"),
+        }
+    }
+
+    fn clear(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 fn run(args: RunArgs) -> Result<i32> {
+    let mut status = Status::new();
+    status.say(format!("loading {}...", args.plan.display()));
     let file = PlanFile::open(&args.plan)?;
     let plan = &file.plan;
     let text = Text::new(&plan.tokenizer)?;
@@ -187,7 +219,10 @@ fn run(args: RunArgs) -> Result<i32> {
     let kind = args.backend.unwrap_or(if plan.target == Target::Cpu { BackendKind::Cpu } else { BackendKind::Cuda });
     let mut backend: Box<dyn Backend> = match kind {
         BackendKind::Cpu => Box::new(exec::cpu::CpuExecutor::new(&file, sampling)?),
-        BackendKind::Cuda => Box::new(exec::cuda::CudaBackend::new(&file, sampling)?),
+        BackendKind::Cuda => {
+            status.say("uploading the weights to the GPU...".into());
+            Box::new(exec::cuda::CudaBackend::new(&file, sampling)?)
+        }
     };
     let eos_ids = if args.ignore_eos { Vec::new() } else { plan.tokenizer.eos_ids.clone() };
     let opts = GenerateOptions { max_tokens: args.max_tokens, eos_ids, max_seq_len: plan.max_seq_len };
@@ -219,7 +254,9 @@ fn run(args: RunArgs) -> Result<i32> {
         }
         None => backend.as_mut(),
     };
+    status.say(format!("prefilling {} prompt tokens...", prompt_ids.len()));
     let generation = exec::generate(backend, &prompt_ids, &opts, |id| {
+        status.clear();
         if !args.json {
             let delta = stream.push(id)?;
             // A closed stdout (e.g. piped to `head`) ends generation quietly.
@@ -229,6 +266,7 @@ fn run(args: RunArgs) -> Result<i32> {
         }
         Ok(!interrupted.load(Ordering::SeqCst))
     })?;
+    status.clear();
     if let Some(mut file) = dump {
         file.flush().with_context(|| format!("writing {}", dump_path.display()))?;
     }

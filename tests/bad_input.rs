@@ -1,26 +1,29 @@
-//! Bad input gets one clear line on stderr and a non-zero exit, never a panic, and never a plan
-//! file at the output path. Each case runs the real `llmc` binary.
+//! Bad input gets one clear error line on stderr (after any progress lines) and a non-zero exit,
+//! never a panic, and never a plan file at the output path. Each case runs the real `llmc` binary.
 
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Runs llmc and returns its stderr, asserting the failure shape every case shares: exit 1, no
-/// panic, one line, and no part of it said twice.
+/// Runs llmc and returns its error line, asserting the failure shape every case shares: exit 1,
+/// no panic, one error line and it is the last (progress lines such as `loading ...` come first),
+/// and no part of it said twice.
 fn fails(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_llmc")).args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "llmc {args:?} should fail");
     assert_eq!(out.status.code(), Some(1), "llmc {args:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "llmc {args:?} panicked: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected, got: {stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    let parts: Vec<&str> = stderr.trim_end().split(": ").collect();
+    let lines: Vec<&str> = stderr.trim_end().lines().collect();
+    assert_eq!(lines.iter().filter(|l| l.starts_with("error")).count(), 1, "one error line expected, got: {stderr}");
+    let error = lines.last().copied().unwrap_or("");
+    assert!(error.starts_with("error: "), "the error should be the last line: {stderr}");
+    let parts: Vec<&str> = error.split(": ").collect();
     for (i, part) in parts.iter().enumerate() {
-        assert!(!parts[..i].contains(part), "`{part}` said twice: {stderr}");
+        assert!(!parts[..i].contains(part), "`{part}` said twice: {error}");
     }
-    stderr
+    error.to_string()
 }
 
 /// A copy of the qwen2 fixture that a test may break.
@@ -210,8 +213,9 @@ fn good_plan(dir: &Path) -> PathBuf {
     let out = dir.join("good.plan");
     let status = Command::new(env!("CARGO_BIN_EXE_llmc"))
         .args(["compile", fixture_dir("qwen2_tied").to_str().unwrap(), "-o", out.to_str().unwrap(), "--max-seq-len", "32"])
-        .status()
-        .unwrap();
+        .output()
+        .unwrap()
+        .status;
     assert!(status.success());
     out
 }
