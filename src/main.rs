@@ -15,7 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "llmc", version, about = "Ahead-of-time compiler and runtime for batch-1 LLM decoding")]
+#[command(
+    name = "llmc",
+    version,
+    about = "Ahead-of-time compiler and runtime for batch-1 LLM decoding",
+    long_about = "Ahead-of-time compiler and runtime for batch-1 LLM decoding.\n\n\
+                  `llmc compile` turns a model (a GGUF file, or a Hugging Face directory of safetensors) into a plan \
+                  file for this machine's GPU or its CPU; `llmc run` generates text from a plan."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,9 +30,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compile a model (Hugging Face directory) into a self-contained plan file.
+    /// Compile a model (a GGUF file or a Hugging Face directory) into a self-contained plan file.
     Compile {
-        /// The model: a directory with config.json, safetensors weights and tokenizer.json.
+        /// The model: a GGUF file (e.g. qwen2.5-coder-1.5b-instruct-q4_k_m.gguf), or a Hugging
+        /// Face directory with config.json, safetensors weights and tokenizer.json.
         model: PathBuf,
         /// Where to write the plan.
         #[arg(short, long)]
@@ -49,10 +57,11 @@ enum Command {
         #[arg(long)]
         before_fusion: bool,
     },
-    /// Generate text from a prompt, streaming it as it is produced.
+    /// Generate text from a prompt with a compiled plan, streaming it to stdout as it is
+    /// produced (progress and timings go to stderr).
     Run(RunArgs),
-    /// Measure decoding on the GPU: a synthetic prompt, then greedy tokens; reports ms/token,
-    /// tok/s, % of the memory roofline, time to first token and kernels per token.
+    /// Measure decoding on the GPU (needs one): a synthetic prompt, then greedy tokens; reports
+    /// ms/token, tok/s, % of the memory roofline, time to first token and kernels per token.
     Bench {
         plan: PathBuf,
         /// Prompt lengths, comma-separated: decode is measured after the first; each one's
@@ -72,7 +81,10 @@ enum Command {
 
 #[derive(Args)]
 struct RunArgs {
+    /// A plan file written by `llmc compile`.
     plan: PathBuf,
+    /// The text to continue, or with --chat the user's message. Only the generated text is
+    /// printed (on stdout), not the prompt.
     #[arg(long, required_unless_present = "prompt_ids")]
     prompt: Option<String>,
     /// The prompt as token ids (comma-separated), bypassing the tokenizer.

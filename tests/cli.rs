@@ -1,5 +1,5 @@
 //! The command line as a user sees it: inspect's JSON and text, run's JSON, seeded sampling,
-//! progress on stderr.
+//! progress on stderr, help.
 
 mod common;
 use common::*;
@@ -146,4 +146,14 @@ fn progress_is_plain_lines_on_stderr_when_it_is_not_a_terminal() {
     let json: serde_json::Value = serde_json::from_str(&stdout).expect("stdout holds the JSON alone");
     let prompt_tokens = json["prompt_ids"].as_array().unwrap().len();
     assert!(stderr.contains(&format!("prefilling {prompt_tokens} prompt tokens...")), "{stderr}");
+}
+
+#[test]
+fn help_names_gguf_and_describes_run() {
+    assert!(llmc(&["--help"]).contains("GGUF file"));
+    assert!(llmc(&["compile", "--help"]).contains("GGUF file"));
+    let run = llmc(&["run", "--help"]);
+    assert!(run.contains("<PLAN>") && run.contains("plan file written by `llmc compile`"), "{run}");
+    assert!(run.contains("--prompt <PROMPT>") && run.contains("The text to continue"), "{run}");
+    assert!(llmc(&["bench", "--help"]).contains("GPU"));
 }
