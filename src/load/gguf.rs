@@ -462,11 +462,11 @@ mod tests {
         assert!(err.contains("tensor `output.weight` has shape [7, 32], expected shape [8, 32]"), "{err}");
     }
 
-    /// The real Qwen2.5-Coder-1.5B-Instruct Q4_K_M file (fetch-qwen2.5-coder-1.5b.sh), path in LLMC_GGUF.
+    /// The real Qwen2.5-Coder-1.5B-Instruct Q4_K_M file (scripts/fetch-model.sh), path in LLMC_GGUF.
     /// Checks every weight's shape, plausibility, and bit-exactness against gguf-py's dequantization
     /// (checksums from tests/fixtures/gguf/make_real_checksums.py), and the tokenizer round trip.
     #[test]
-    #[ignore]
+    #[ignore = "needs the real model; scripts/test.sh runs it"]
     fn real_qwen2_5_coder_q4_k_m() {
         let path = std::env::var("LLMC_GGUF").expect("set LLMC_GGUF to the .gguf file");
         let model = crate::load::open(Path::new(&path)).unwrap();
