@@ -1,11 +1,12 @@
 //! `llmc compile`: load -> lower -> passes -> arena -> plan file, with progress on stderr.
 
-use crate::error::Result;
+use crate::error::{format_bytes, Result};
 use crate::load;
 use crate::plan::{self, file, Target};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 /// How a GPU plan decodes: one kernel per step in a CUDA graph, or one persistent kernel running
@@ -29,14 +30,15 @@ impl std::str::FromStr for Decode {
     }
 }
 
-
 pub struct CompileOptions {
     pub max_seq_len: usize,
     pub target: Target,
     pub decode: Decode,
     /// SMs the persistent program is scheduled for (`exec::cuda::persistent::default_sms` when None).
     pub sms: Option<u32>,
-    /// Show a progress bar (off for tests and non-terminals).
+    /// Report progress on stderr: a line per stage, then the weights as a bar on a terminal, or
+    /// as a line per quarter elsewhere (a log or a pipe would show nothing of a bar until the
+    /// end). Off for tests.
     pub progress: bool,
 }
 
@@ -52,6 +54,12 @@ pub struct CompileReport {
 
 pub fn compile(model_path: &Path, output: &Path, opts: &CompileOptions) -> Result<CompileReport> {
     let start = Instant::now();
+    let say = |msg: String| {
+        if opts.progress {
+            eprintln!("{msg}");
+        }
+    };
+    say(format!("loading {}...", model_path.display()));
     let model = load::open(model_path)?;
     let mut plan = plan::build(&model.config, model.tokenizer.clone(), opts.max_seq_len, opts.target)?;
     match (opts.target, opts.decode) {
@@ -60,6 +68,7 @@ pub fn compile(model_path: &Path, output: &Path, opts: &CompileOptions) -> Resul
                 let sms = opts.sms.unwrap_or_else(|| crate::exec::cuda::persistent::default_sms(sm));
                 plan.program = Some(crate::exec::cuda::persistent::schedule(&plan, sms)?);
             }
+            say(format!("compiling the CUDA kernels for sm_{sm}..."));
             plan.kernels = Some(crate::kernels::compile(sm)?);
         }
         (Target::Cpu, Decode::Persistent) => {
@@ -67,18 +76,31 @@ pub fn compile(model_path: &Path, output: &Path, opts: &CompileOptions) -> Resul
         }
         (Target::Cpu, Decode::Graph) => {}
     }
-    let bar = if opts.progress { ProgressBar::new(plan.weight_bytes) } else { ProgressBar::hidden() };
+    let total = plan.weight_bytes;
+    say(format!("writing {} of weights to {}...", format_bytes(total), output.display()));
+    let on_terminal = std::io::stderr().is_terminal();
+    let bar = if opts.progress && on_terminal { ProgressBar::new(total) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}")
             .expect("valid template")
             .progress_chars("=> "),
     );
     bar.set_message("writing weights");
-    let go_on = |done| {
+    let quarters_said = AtomicU64::new(0);
+    let report = |done: u64| {
         bar.set_position(done);
+        let quarters = done * 4 / total.max(1);
+        if opts.progress && !on_terminal && quarters_said.fetch_max(quarters, Ordering::Relaxed) < quarters {
+            eprintln!("writing weights: {}% ({} of {})", quarters * 25, format_bytes(done), format_bytes(total));
+        }
+    };
+    let go_on = |done: u64| {
+        report(done);
         !CANCELLED.load(Ordering::SeqCst)
     };
     file::write(&plan, model.weights.as_ref(), output, &go_on)?;
+    // The count of bytes written leaves out the alignment padding counted in `total`.
+    report(total);
     bar.finish_and_clear();
     Ok(CompileReport { plan, seconds: start.elapsed().as_secs_f64() })
 }

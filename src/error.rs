@@ -5,8 +5,10 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    // The underlying error is part of the message and deliberately not named `source`: thiserror
+    // would also report it as `source()`, and `{:#}` (anyhow's chain) would print it twice.
+    #[error("{path}: {reason}")]
+    Io { path: PathBuf, reason: std::io::Error },
 
     #[error("{path}: malformed config.json: {msg}")]
     BadConfig { path: PathBuf, msg: String },
@@ -44,8 +46,8 @@ pub enum Error {
     #[error("numerical failure: {0}")]
     Numeric(String),
 
-    #[error("{path}: malformed GGUF file: {source}")]
-    BadGguf { path: PathBuf, source: GgufError },
+    #[error("{path}: malformed GGUF file: {reason}")]
+    BadGguf { path: PathBuf, reason: GgufError },
 
     #[error("CUDA: {0}")]
     Cuda(String),
@@ -132,8 +134,8 @@ pub enum GgufError {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+    pub fn io(path: impl Into<PathBuf>, reason: std::io::Error) -> Self {
+        Error::Io { path: path.into(), reason }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressFinish};
 use llmc::exec::sampling::SamplingParams;
 use llmc::exec::{self, Backend, GenerateOptions};
 use llmc::plan::file::PlanFile;
@@ -11,9 +12,17 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "llmc", version, about = "Ahead-of-time compiler and runtime for batch-1 LLM decoding")]
+#[command(
+    name = "llmc",
+    version,
+    about = "Ahead-of-time compiler and runtime for batch-1 LLM decoding",
+    long_about = "Ahead-of-time compiler and runtime for batch-1 LLM decoding.\n\n\
+                  `llmc compile` turns a model (a GGUF file, or a Hugging Face directory of safetensors) into a plan \
+                  file for this machine's GPU or its CPU; `llmc run` generates text from a plan."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,9 +30,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compile a model (Hugging Face directory) into a self-contained plan file.
+    /// Compile a model (a GGUF file or a Hugging Face directory) into a self-contained plan file.
     Compile {
-        /// The model: a directory with config.json, safetensors weights and tokenizer.json.
+        /// The model: a GGUF file (e.g. qwen2.5-coder-1.5b-instruct-q4_k_m.gguf), or a Hugging
+        /// Face directory with config.json, safetensors weights and tokenizer.json.
         model: PathBuf,
         /// Where to write the plan.
         #[arg(short, long)]
@@ -55,10 +65,11 @@ enum Command {
         #[arg(long)]
         before_fusion: bool,
     },
-    /// Generate text from a prompt, streaming it as it is produced.
+    /// Generate text from a prompt with a compiled plan, streaming it to stdout as it is
+    /// produced (progress and timings go to stderr).
     Run(RunArgs),
-    /// Measure decoding on the GPU: a synthetic prompt, then greedy tokens; reports ms/token,
-    /// tok/s, % of the memory roofline, time to first token and kernels per token.
+    /// Measure decoding on the GPU (needs one): a synthetic prompt, then greedy tokens; reports
+    /// ms/token, tok/s, % of the memory roofline, time to first token and kernels per token.
     Bench {
         plan: PathBuf,
         /// Prompt lengths, comma-separated: decode is measured after the first; each one's
@@ -82,7 +93,10 @@ enum Command {
 
 #[derive(Args)]
 struct RunArgs {
+    /// A plan file written by `llmc compile`.
     plan: PathBuf,
+    /// The text to continue, or with --chat the user's message. Only the generated text is
+    /// printed (on stdout), not the prompt.
     #[arg(long, required_unless_present = "prompt_ids")]
     prompt: Option<String>,
     /// The prompt as token ids (comma-separated), bypassing the tokenizer.
@@ -159,8 +173,9 @@ fn compile(model: PathBuf, output: PathBuf, max_seq_len: Option<usize>, target: 
     let max_seq_len = max_seq_len.unwrap_or_else(|| config.map_or(4096, |c| c.max_position_embeddings.min(4096)));
     // Ctrl-C stops between tensors: the temporary file is removed, a previous plan survives.
     ctrlc::set_handler(|| llmc::compile::CANCELLED.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
-    let opts = llmc::compile::CompileOptions { max_seq_len, target, decode, sms, progress: std::io::stderr().is_terminal() };
-    let report = llmc::compile::compile(&model, &output, &opts).with_context(|| format!("compiling {}", model.display()))?;
+    let opts = llmc::compile::CompileOptions { max_seq_len, target, decode, sms, progress: true };
+    // No "compiling MODEL" context: the errors that concern a file name it already.
+    let report = llmc::compile::compile(&model, &output, &opts)?;
     let p = &report.plan;
     eprintln!(
         "wrote {} in {:.1} s: {} weight bytes, {} arena bytes, {}, max_seq_len {}",
@@ -187,7 +202,37 @@ fn inspect_plan(path: PathBuf, json: bool, before_fusion: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// What `run` is doing until the first token, on stderr: plain lines in a log or a pipe; on a
+/// terminal one spinner line, cleared when the text starts so that it does not sit above it.
+struct Status(Option<ProgressBar>);
+
+impl Status {
+    fn new() -> Self {
+        Status(std::io::stderr().is_terminal().then(|| {
+            // Cleared on drop too, so an error is not printed after a stale spinner.
+            let bar = ProgressBar::new_spinner().with_finish(ProgressFinish::AndClear);
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        }))
+    }
+
+    fn say(&self, msg: String) {
+        match &self.0 {
+            Some(bar) => bar.set_message(msg),
+            None => eprintln!("{msg}"),
+        }
+    }
+
+    fn clear(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 fn run(args: RunArgs) -> Result<i32> {
+    let mut status = Status::new();
+    status.say(format!("loading {}...", args.plan.display()));
     let file = PlanFile::open(&args.plan)?;
     let plan = &file.plan;
     let text = Text::new(&plan.tokenizer)?;
@@ -205,7 +250,10 @@ fn run(args: RunArgs) -> Result<i32> {
     let kind = args.backend.unwrap_or(if plan.target == Target::Cpu { BackendKind::Cpu } else { BackendKind::Cuda });
     let mut backend: Box<dyn Backend> = match kind {
         BackendKind::Cpu => Box::new(exec::cpu::CpuExecutor::new(&file, sampling)?),
-        BackendKind::Cuda => Box::new(exec::cuda::CudaBackend::new(&file, sampling)?),
+        BackendKind::Cuda => {
+            status.say("uploading the weights to the GPU...".into());
+            Box::new(exec::cuda::CudaBackend::new(&file, sampling)?)
+        }
     };
     let eos_ids = if args.ignore_eos { Vec::new() } else { plan.tokenizer.eos_ids.clone() };
     let opts = GenerateOptions { max_tokens: args.max_tokens, eos_ids, max_seq_len: plan.max_seq_len };
@@ -230,14 +278,16 @@ fn run(args: RunArgs) -> Result<i32> {
                 from_pos: prompt_ids.len() - 1,
                 sink: |logits: &[f32]| {
                     let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
-                    file.write_all(&bytes).map_err(|source| llmc::error::Error::Io { path: dump_path.clone(), source })
+                    file.write_all(&bytes).map_err(|e| llmc::error::Error::io(&dump_path, e))
                 },
             };
             &mut tap
         }
         None => backend.as_mut(),
     };
+    status.say(format!("prefilling {} prompt tokens...", prompt_ids.len()));
     let generation = exec::generate(backend, &prompt_ids, &opts, |id| {
+        status.clear();
         if !args.json {
             let delta = stream.push(id)?;
             // A closed stdout (e.g. piped to `head`) ends generation quietly.
@@ -247,6 +297,7 @@ fn run(args: RunArgs) -> Result<i32> {
         }
         Ok(!interrupted.load(Ordering::SeqCst))
     })?;
+    status.clear();
     if let Some(mut file) = dump {
         file.flush().with_context(|| format!("writing {}", dump_path.display()))?;
     }

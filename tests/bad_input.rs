@@ -1,21 +1,29 @@
-//! Bad input gets one clear line on stderr and a non-zero exit, never a panic, and never a plan
-//! file at the output path. Each case runs the real `llmc` binary.
+//! Bad input gets one clear error line on stderr (after any progress lines) and a non-zero exit,
+//! never a panic, and never a plan file at the output path. Each case runs the real `llmc` binary.
 
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Runs llmc and returns (exit code, stderr), asserting the failure shape every case shares.
+/// Runs llmc and returns its error line, asserting the failure shape every case shares: exit 1,
+/// no panic, one error line and it is the last (progress lines such as `loading ...` come first),
+/// and no part of it said twice.
 fn fails(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_llmc")).args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "llmc {args:?} should fail");
     assert_eq!(out.status.code(), Some(1), "llmc {args:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "llmc {args:?} panicked: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected, got: {stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    stderr
+    let lines: Vec<&str> = stderr.trim_end().lines().collect();
+    assert_eq!(lines.iter().filter(|l| l.starts_with("error")).count(), 1, "one error line expected, got: {stderr}");
+    let error = lines.last().copied().unwrap_or("");
+    assert!(error.starts_with("error: "), "the error should be the last line: {stderr}");
+    let parts: Vec<&str> = error.split(": ").collect();
+    for (i, part) in parts.iter().enumerate() {
+        assert!(!parts[..i].contains(part), "`{part}` said twice: {error}");
+    }
+    error.to_string()
 }
 
 /// A copy of the qwen2 fixture that a test may break.
@@ -30,13 +38,14 @@ fn model_copy(dir: &Path) -> PathBuf {
 }
 
 /// Compile must fail with `needle` in the message and leave no file at the output path.
-fn compile_fails(model: &Path, needle: &str) {
+fn compile_fails(model: &Path, needle: &str) -> String {
     let out = model.parent().unwrap().join("out.plan");
     let err = fails(&["compile", model.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert!(err.contains(needle), "expected `{needle}` in: {err}");
     assert!(!out.exists(), "a failed compile left {}", out.display());
     let leftovers: Vec<_> = std::fs::read_dir(model.parent().unwrap()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".llmc-plan-")).collect();
     assert!(leftovers.is_empty(), "temporary plan left behind");
+    err
 }
 
 fn edit_config(model: &Path, f: impl Fn(&mut serde_json::Value)) {
@@ -64,6 +73,22 @@ fn edit_safetensors_header(model: &Path, f: impl Fn(&mut serde_json::Value)) {
 #[test]
 fn missing_model_directory() {
     compile_fails(&tempfile::tempdir().unwrap().path().join("nope"), "no such file or directory");
+}
+
+#[test]
+fn missing_plan_is_said_once() {
+    let err = fails(&["run", "no/such.plan", "--prompt", "hi"]);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
+
+#[test]
+fn truncated_gguf_is_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("cut.gguf");
+    // The magic and version 3, then one byte of the 8-byte tensor count.
+    std::fs::write(&gguf, b"GGUF\x03\x00\x00\x00\x01").unwrap();
+    let err = compile_fails(&gguf, "malformed GGUF file: truncated: tensor count");
+    assert_eq!(err.matches("truncated").count(), 1, "{err}");
 }
 
 #[test]
@@ -188,8 +213,9 @@ fn good_plan(dir: &Path) -> PathBuf {
     let out = dir.join("good.plan");
     let status = Command::new(env!("CARGO_BIN_EXE_llmc"))
         .args(["compile", fixture_dir("qwen2_tied").to_str().unwrap(), "-o", out.to_str().unwrap(), "--max-seq-len", "32"])
-        .status()
-        .unwrap();
+        .output()
+        .unwrap()
+        .status;
     assert!(status.success());
     out
 }

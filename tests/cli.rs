@@ -1,14 +1,20 @@
-//! The command line as a user sees it: inspect's JSON and text, run's JSON, seeded sampling.
+//! The command line as a user sees it: inspect's JSON and text, run's JSON, seeded sampling,
+//! progress on stderr, help.
 
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn llmc(args: &[&str]) -> String {
+/// Runs llmc, which must succeed, and returns (stdout, stderr).
+fn llmc_out(args: &[&str]) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_llmc")).args(args).output().unwrap();
     assert!(out.status.success(), "llmc {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+fn llmc(args: &[&str]) -> String {
+    llmc_out(args).0
 }
 
 fn plan(dir: &Path, fixture: &str) -> PathBuf {
@@ -100,4 +106,54 @@ fn prompt_and_prompt_ids_are_exclusive() {
         let out = Command::new(env!("CARGO_BIN_EXE_llmc")).args(&args).output().unwrap();
         assert!(!out.status.success(), "llmc {args:?} should fail");
     }
+}
+
+#[test]
+fn inspect_lists_kernels_apart_from_buffers_in_one_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = plan(dir.path(), "qwen3_untied");
+    for stage in [&[][..], &["--before-fusion"][..]] {
+        let text = llmc(&[&["inspect", p.to_str().unwrap()][..], stage].concat());
+        let json: serde_json::Value = serde_json::from_str(&llmc(&[&["inspect", p.to_str().unwrap(), "--json"][..], stage].concat())).unwrap();
+        // The counts listed under "N kernels per token" add up to N, and no buffer is among them.
+        let mut lines = text.lines().skip_while(|l| !l.ends_with(" kernels per token"));
+        let heading = lines.next().unwrap_or_else(|| panic!("no kernel count in:\n{text}"));
+        let n: usize = heading.rsplit(": ").next().and_then(|t| t.split(' ').next()).and_then(|t| t.parse().ok()).unwrap();
+        let kernels: Vec<&str> = lines.take_while(|l| l.starts_with("  ")).collect();
+        let sum: usize = kernels.iter().map(|l| l.split_whitespace().last().unwrap().parse::<usize>().unwrap()).sum();
+        assert_eq!(sum, n, "{text}");
+        assert_eq!(json["kernels_per_token"], n, "{text}");
+        for buffer in ["weight", "kv_cache", "token_id", "position"] {
+            assert!(kernels.iter().all(|l| l.split_whitespace().next() != Some(buffer)), "{buffer} listed as a kernel:\n{text}");
+            assert!(text.contains(&format!("  {buffer} ")), "{buffer} missing:\n{text}");
+        }
+        // One column, however long a name (`linear_residual`, `rms_norm_core`): counts end together.
+        let counts: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).filter(|l| l.starts_with("  ")).collect();
+        assert!(counts.iter().all(|l| l.len() == counts[0].len()), "misaligned:\n{text}");
+    }
+}
+
+#[test]
+fn progress_is_plain_lines_on_stderr_when_it_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.plan");
+    let (stdout, stderr) = llmc_out(&["compile", fixture_dir("qwen2_tied").to_str().unwrap(), "-o", p.to_str().unwrap(), "--max-seq-len", "64"]);
+    assert_eq!(stdout, "");
+    for line in ["loading ", "writing weights: 100% ", "wrote "] {
+        assert!(stderr.lines().any(|l| l.starts_with(line)), "no `{line}` line in:\n{stderr}");
+    }
+    let (stdout, stderr) = llmc_out(&["run", p.to_str().unwrap(), "--prompt", "The fox said", "--max-tokens", "4", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("stdout holds the JSON alone");
+    let prompt_tokens = json["prompt_ids"].as_array().unwrap().len();
+    assert!(stderr.contains(&format!("prefilling {prompt_tokens} prompt tokens...")), "{stderr}");
+}
+
+#[test]
+fn help_names_gguf_and_describes_run() {
+    assert!(llmc(&["--help"]).contains("GGUF file"));
+    assert!(llmc(&["compile", "--help"]).contains("GGUF file"));
+    let run = llmc(&["run", "--help"]);
+    assert!(run.contains("<PLAN>") && run.contains("plan file written by `llmc compile`"), "{run}");
+    assert!(run.contains("--prompt <PROMPT>") && run.contains("The text to continue"), "{run}");
+    assert!(llmc(&["bench", "--help"]).contains("GPU"));
 }

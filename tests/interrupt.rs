@@ -49,8 +49,9 @@ fn ctrl_c_during_generation_prints_the_text_and_exits_130() {
     let plan = dir.path().join("long.plan");
     let compiled = llmc()
         .args(["compile", model.to_str().unwrap(), "-o", plan.to_str().unwrap(), "--target", "cpu", "--max-seq-len", &CONTEXT.to_string()])
-        .status()
-        .unwrap();
+        .output()
+        .unwrap()
+        .status;
     assert!(compiled.success());
     // 99,000 tokens, each attending over a context that grows to 99,000 positions, take many
     // minutes: Ctrl-C lands long before the end (a run that finished would exit 0 and fail).
@@ -156,7 +157,7 @@ fn ctrl_c_during_compile_keeps_the_previous_plan_and_exits_130() {
         cmd.args(["compile", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "--target", "cpu", "--max-seq-len", "64"]);
         cmd
     };
-    assert!(compile(&fixture_dir("qwen2_tied")).status().unwrap().success());
+    assert!(compile(&fixture_dir("qwen2_tied")).output().unwrap().status.success());
     let previous = std::fs::read(&out).unwrap();
 
     let model = synthetic_model(dir.path(), 32);

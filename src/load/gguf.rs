@@ -30,7 +30,7 @@ pub fn open(path: &Path) -> Result<Model> {
 /// Reads a GGUF file's bytes; `path` only names it in errors. The tokenizer.json is rebuilt but
 /// not loaded: `open` proves that it loads (compiling its regexes is costly, and input-independent).
 pub(crate) fn read<B: AsRef<[u8]> + Send + Sync + 'static>(path: &Path, map: B) -> Result<Model> {
-    let gguf = GgufFile::parse(map.as_ref()).map_err(|source| Error::BadGguf { path: path.to_path_buf(), source })?;
+    let gguf = GgufFile::parse(map.as_ref()).map_err(|reason| Error::BadGguf { path: path.to_path_buf(), reason })?;
     let tensors: HashMap<String, TensorInfo> = gguf.tensors.into_iter().map(|t| (t.name.clone(), t)).collect();
     let meta = Meta { path, map: &gguf.metadata };
     let mut config = model_config(&meta, &tensors)?;
@@ -47,8 +47,8 @@ pub(crate) struct Meta<'a> {
 }
 
 impl<'a> Meta<'a> {
-    fn bad(&self, source: GgufError) -> Error {
-        Error::BadGguf { path: self.path.to_path_buf(), source }
+    fn bad(&self, reason: GgufError) -> Error {
+        Error::BadGguf { path: self.path.to_path_buf(), reason }
     }
 
     fn required<T>(&self, key: &str, value: Option<T>) -> Result<T> {
@@ -238,7 +238,7 @@ impl<B: AsRef<[u8]> + Send + Sync> WeightSource for GgufWeights<B> {
         let map = self.map.as_ref();
         let bytes = map.get(info.start..info.end).ok_or_else(|| Error::BadGguf {
             path: self.path.clone(),
-            source: GgufError::TensorPastEnd { name: name.clone(), start: info.start as u64, end: info.end as u64, len: map.len() },
+            reason: GgufError::TensorPastEnd { name: name.clone(), start: info.start as u64, end: info.end as u64, len: map.len() },
         })?;
         let rope_heads = llama_rope_heads(&self.config, id);
         let plain_dtype = match info.ggml_type {
@@ -462,11 +462,11 @@ mod tests {
         assert!(err.contains("tensor `output.weight` has shape [7, 32], expected shape [8, 32]"), "{err}");
     }
 
-    /// The real Qwen2.5-Coder-1.5B-Instruct Q4_K_M file (fetch-qwen2.5-coder-1.5b.sh), path in LLMC_GGUF.
+    /// The real Qwen2.5-Coder-1.5B-Instruct Q4_K_M file (scripts/fetch-model.sh), path in LLMC_GGUF.
     /// Checks every weight's shape, plausibility, and bit-exactness against gguf-py's dequantization
     /// (checksums from tests/fixtures/gguf/make_real_checksums.py), and the tokenizer round trip.
     #[test]
-    #[ignore]
+    #[ignore = "needs the real model; scripts/test.sh runs it"]
     fn real_qwen2_5_coder_q4_k_m() {
         let path = std::env::var("LLMC_GGUF").expect("set LLMC_GGUF to the .gguf file");
         let model = crate::load::open(Path::new(&path)).unwrap();

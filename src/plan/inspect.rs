@@ -15,10 +15,32 @@ fn op_counts(plan: &Plan, before_fusion: bool) -> &BTreeMap<String, usize> {
     }
 }
 
-/// Kernels per token of the op counts: everything but sources and shape relabelings.
+/// What a node of the graph costs per token. Only kernels do work; the listing groups the op
+/// counts by this so that the kernels listed add up to the kernels per token.
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    Kernel,
+    /// A shape relabeling: the same bytes seen with another shape, no kernel.
+    View,
+    /// A buffer the kernels read or write: the step's inputs, a weight, a KV cache.
+    Buffer,
+}
+
+fn role(kind: &str) -> Role {
+    match kind {
+        "token_id" | "position" | "weight" | "kv_cache" => Role::Buffer,
+        "view" | "reshape" | "unsqueeze" | "transpose" => Role::View,
+        _ => Role::Kernel,
+    }
+}
+
+fn count(counts: &BTreeMap<String, usize>, of: Role) -> usize {
+    counts.iter().filter(|(k, _)| role(k) == of).map(|(_, n)| n).sum()
+}
+
+/// Kernels per token of the op counts: everything but buffers and shape relabelings.
 fn kernels(counts: &BTreeMap<String, usize>) -> usize {
-    const NOT_KERNELS: [&str; 8] = ["token_id", "position", "weight", "kv_cache", "view", "reshape", "unsqueeze", "transpose"];
-    counts.iter().filter(|(k, _)| !NOT_KERNELS.contains(&k.as_str())).map(|(_, n)| n).sum()
+    count(counts, Role::Kernel)
 }
 
 pub fn json(plan: &Plan, before_fusion: bool) -> serde_json::Value {
@@ -87,9 +109,21 @@ pub fn text(plan: &Plan, before_fusion: bool) -> String {
         let _ = writeln!(s, "kernels: sm_{} CUBIN of {} bytes (PTX fallback {} bytes), sources {:016x}", k.sm, k.cubin.len(), k.ptx.len(), k.source_hash);
     }
     let stage = if before_fusion { "lowered graph, before fusion" } else { "fused graph" };
-    let _ = writeln!(s, "{stage}: {} kernels per token", kernels(counts));
-    for (kind, n) in counts {
-        let _ = writeln!(s, "  {kind:<14} {n}");
+    let name_width = counts.keys().map(String::len).max().unwrap_or(0);
+    let count_width = counts.values().map(|n| n.to_string().len()).max().unwrap_or(0);
+    let groups = [
+        (Role::Kernel, format!("{stage}: {} kernels per token", kernels(counts))),
+        (Role::View, format!("shape views (no kernel): {}", count(counts, Role::View))),
+        (Role::Buffer, format!("buffers (inputs, weights, KV cache; no kernel): {}", count(counts, Role::Buffer))),
+    ];
+    for (of, heading) in groups {
+        if of != Role::Kernel && count(counts, of) == 0 {
+            continue;
+        }
+        let _ = writeln!(s, "{heading}");
+        for (kind, n) in counts.iter().filter(|(k, _)| role(k) == of) {
+            let _ = writeln!(s, "  {kind:<name_width$} {n:>count_width$}");
+        }
     }
     if before_fusion {
         return s;
