@@ -68,6 +68,10 @@ enum Command {
     /// Generate text from a prompt with a compiled plan, streaming it to stdout as it is
     /// produced (progress and timings go to stderr).
     Run(RunArgs),
+    /// Talk with a chat model: each line you type is a user turn, answered as it is generated.
+    /// The conversation's KV cache is kept, so a turn prefills only its own tokens. `/reset`
+    /// starts over, Ctrl-C stops an answer, Ctrl-D (end of input) exits.
+    Chat(ChatArgs),
     /// Measure decoding on the GPU (needs one): a synthetic prompt, then greedy tokens; reports
     /// ms/token, tok/s, % of the memory roofline, time to first token and kernels per token.
     Bench {
@@ -91,6 +95,53 @@ enum Command {
     },
 }
 
+/// How tokens are chosen, and which backend runs the plan (`run` and `chat`).
+#[derive(Args)]
+struct DecodingArgs {
+    /// 0 is greedy decoding.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Which backend runs the plan (default: cuda for a GPU plan, cpu for a CPU plan).
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+}
+
+impl DecodingArgs {
+    /// The plan's backend with these sampling parameters.
+    fn open<'f>(&self, file: &'f PlanFile, status: &Status) -> Result<Box<dyn Backend + 'f>> {
+        let sampling = SamplingParams { temperature: self.temperature, top_k: self.top_k, top_p: self.top_p, seed: self.seed };
+        let kind = self.backend.unwrap_or(if file.plan.target == Target::Cpu { BackendKind::Cpu } else { BackendKind::Cuda });
+        Ok(match kind {
+            BackendKind::Cpu => Box::new(exec::cpu::CpuExecutor::new(file, sampling)?),
+            BackendKind::Cuda => {
+                status.say("uploading the weights to the GPU...".into());
+                Box::new(exec::cuda::CudaBackend::new(file, sampling)?)
+            }
+        })
+    }
+}
+
+/// `llmc chat`: a conversation in the terminal.
+#[derive(Args)]
+struct ChatArgs {
+    /// A plan file written by `llmc compile` (its model needs a chat template).
+    plan: PathBuf,
+    /// System message at the start of the conversation.
+    #[arg(long)]
+    system: Option<String>,
+    /// Longest answer, in tokens.
+    #[arg(long, default_value_t = 512)]
+    max_tokens: usize,
+    #[command(flatten)]
+    decoding: DecodingArgs,
+}
+
 #[derive(Args)]
 struct RunArgs {
     /// A plan file written by `llmc compile`.
@@ -110,18 +161,8 @@ struct RunArgs {
     system: Option<String>,
     #[arg(long, default_value_t = 128)]
     max_tokens: usize,
-    /// 0 is greedy decoding.
-    #[arg(long, default_value_t = 0.0)]
-    temperature: f32,
-    #[arg(long, default_value_t = 0)]
-    top_k: usize,
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f32,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Which backend runs the plan (default: cuda for a GPU plan, cpu for a CPU plan).
-    #[arg(long, value_enum)]
-    backend: Option<BackendKind>,
+    #[command(flatten)]
+    decoding: DecodingArgs,
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     json: bool,
@@ -148,6 +189,7 @@ fn main() {
         Command::Inspect { plan, json, before_fusion } => inspect_plan(plan, json, before_fusion),
         // Inside the thread pool, the CPU executor's parallel kernels allocate nothing per token.
         Command::Run(args) => rayon::scope(|_| run(args)),
+        Command::Chat(args) => rayon::scope(|_| chat(args)),
         Command::Bench { plan, prompt_len, gen, token_by_token, json, trace } => bench(plan, prompt_len, gen, token_by_token, json, trace),
     };
     match result {
@@ -230,6 +272,81 @@ impl Status {
     }
 }
 
+fn chat(args: ChatArgs) -> Result<i32> {
+    let status = Status::new();
+    status.say(format!("loading {}...", args.plan.display()));
+    let file = PlanFile::open(&args.plan)?;
+    let plan = &file.plan;
+    let text = Text::new(&plan.tokenizer)?;
+    // Fails here, before the first turn, for a model without a chat template.
+    text.chat_prompt(args.system.as_deref(), "")?;
+    let mut backend = args.decoding.open(&file, &status)?;
+    drop(status);
+    // Ctrl-C stops the answer at the next token; the conversation goes on.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    let terminal = std::io::stdin().is_terminal();
+    eprintln!("chatting with {} ({} tokens of context): /reset starts over, Ctrl-C stops an answer, Ctrl-D exits", args.plan.display(), plan.max_seq_len);
+    let mut history: Vec<(&str, String)> = args.system.iter().map(|s| ("system", s.clone())).collect();
+    let first_turn = history.len();
+    let mut cache: Vec<u32> = Vec::new();
+    let mut out = std::io::stdout().lock();
+    let mut line = String::new();
+    loop {
+        if terminal {
+            eprint!("> ");
+        }
+        line.clear();
+        if std::io::stdin().read_line(&mut line).context("reading the next message")? == 0 {
+            return Ok(0);
+        }
+        let message = line.trim_end_matches(['\n', '\r']);
+        if message.trim().is_empty() {
+            continue;
+        }
+        if message.trim() == "/reset" {
+            history.truncate(first_turn);
+            cache.clear();
+            eprintln!("(the conversation starts over)");
+            continue;
+        }
+        history.push(("user", message.to_string()));
+        let turns: Vec<(&str, &str)> = history.iter().map(|(role, content)| (*role, content.as_str())).collect();
+        let prompt = text.encode(&text.chat_render(&turns)?, false)?;
+        let room = plan.max_seq_len.saturating_sub(prompt.len());
+        if room == 0 {
+            history.pop();
+            eprintln!("the context is full ({} tokens with this message, the plan holds {}): type /reset to start over", prompt.len(), plan.max_seq_len);
+            continue;
+        }
+        let opts = GenerateOptions { max_tokens: args.max_tokens.min(room), eos_ids: plan.tokenizer.eos_ids.clone(), max_seq_len: plan.max_seq_len };
+        interrupted.store(false, Ordering::SeqCst);
+        let mut stream = StreamDecoder::new(&text);
+        let generation = exec::generate_cached(backend.as_mut(), &mut cache, &prompt, &opts, |id| {
+            let delta = stream.push(id)?;
+            if write!(out, "{delta}").and_then(|_| out.flush()).is_err() {
+                return Ok(false);
+            }
+            Ok(!interrupted.load(Ordering::SeqCst))
+        })?;
+        writeln!(out)?;
+        out.flush()?;
+        let answer_ids: Vec<u32> = generation.generated_ids.iter().copied().filter(|id| !plan.tokenizer.eos_ids.contains(id)).collect();
+        history.push(("assistant", text.decode(&answer_ids)?));
+        eprintln!(
+            "[{} prompt tokens, {} of them cached, {} prefilled; first token after {:.1} ms; {} tokens at {:.1} tok/s{}]",
+            prompt.len(),
+            generation.cached_tokens,
+            prompt.len() - generation.cached_tokens,
+            generation.ttft_ms,
+            generation.generated_ids.len(),
+            generation.decode_tok_s,
+            if interrupted.load(Ordering::SeqCst) { "; stopped" } else { "" }
+        );
+    }
+}
+
 fn run(args: RunArgs) -> Result<i32> {
     let mut status = Status::new();
     status.say(format!("loading {}...", args.plan.display()));
@@ -246,15 +363,7 @@ fn run(args: RunArgs) -> Result<i32> {
     if prompt_ids.is_empty() {
         bail!("the prompt is empty");
     }
-    let sampling = SamplingParams { temperature: args.temperature, top_k: args.top_k, top_p: args.top_p, seed: args.seed };
-    let kind = args.backend.unwrap_or(if plan.target == Target::Cpu { BackendKind::Cpu } else { BackendKind::Cuda });
-    let mut backend: Box<dyn Backend> = match kind {
-        BackendKind::Cpu => Box::new(exec::cpu::CpuExecutor::new(&file, sampling)?),
-        BackendKind::Cuda => {
-            status.say("uploading the weights to the GPU...".into());
-            Box::new(exec::cuda::CudaBackend::new(&file, sampling)?)
-        }
-    };
+    let mut backend = args.decoding.open(&file, &status)?;
     let eos_ids = if args.ignore_eos { Vec::new() } else { plan.tokenizer.eos_ids.clone() };
     let opts = GenerateOptions { max_tokens: args.max_tokens, eos_ids, max_seq_len: plan.max_seq_len };
     let mut dump = match &args.dump_logits {

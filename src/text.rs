@@ -30,18 +30,25 @@ impl Text {
     /// The prompt as the model's chat template renders one user turn (after an optional system
     /// message), ending where the assistant's answer starts.
     pub fn chat_prompt(&self, system: Option<&str>, user: &str) -> Result<String> {
-        let template = self.spec.chat_template.as_deref().ok_or_else(|| Error::Input("this model has no chat template; run without --chat".into()))?;
+        let mut messages = Vec::new();
+        if let Some(system) = system {
+            messages.push(("system", system));
+        }
+        messages.push(("user", user));
+        self.chat_render(&messages)
+    }
+
+    /// A conversation of (role, content) messages ("system", "user", "assistant") as the chat
+    /// template renders it, ending where the next assistant answer starts.
+    pub fn chat_render(&self, conversation: &[(&str, &str)]) -> Result<String> {
+        let template = self.spec.chat_template.as_deref().ok_or_else(|| Error::Input("this model has no chat template: continue text with `llmc run --prompt` (no --chat)".into()))?;
         let mut env = minijinja::Environment::new();
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
             Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
         });
         env.add_template("chat", template).map_err(|e| Error::Input(format!("chat template: {e}")))?;
-        let mut messages = Vec::new();
-        if let Some(system) = system {
-            messages.push(minijinja::context! { role => "system", content => system });
-        }
-        messages.push(minijinja::context! { role => "user", content => user });
+        let messages: Vec<_> = conversation.iter().map(|(role, content)| minijinja::context! { role => role, content => content }).collect();
         let tmpl = env.get_template("chat").map_err(|e| Error::Input(format!("chat template: {e}")))?;
         tmpl.render(minijinja::context! {
             messages => messages,

@@ -60,6 +60,8 @@ pub struct GenerateOptions {
 pub struct Generation {
     pub prompt_ids: Vec<u32>,
     pub generated_ids: Vec<u32>,
+    /// Prompt tokens whose keys and values were already in the cache (not prefilled again).
+    pub cached_tokens: usize,
     pub ttft_ms: f64,
     pub decode_tok_s: f64,
     pub stopped_at_eos: bool,
@@ -71,6 +73,21 @@ pub fn generate(
     backend: &mut dyn Backend,
     prompt: &[u32],
     opts: &GenerateOptions,
+    on_token: impl FnMut(u32) -> Result<bool>,
+) -> Result<Generation> {
+    generate_cached(backend, &mut Vec::new(), prompt, opts, on_token)
+}
+
+/// [`generate`] over a backend whose KV cache holds the keys and values of `cache` (the tokens
+/// fed to it, at positions 0..cache.len()): only the prompt's tokens after its longest common
+/// prefix with `cache` are prefilled (a chat's earlier turns; at least one token is, for the
+/// logits). On return `cache` holds what the backend's cache now holds: the prompt and every
+/// generated token but the last (chosen, not yet fed). On an error it is emptied.
+pub fn generate_cached(
+    backend: &mut dyn Backend,
+    cache: &mut Vec<u32>,
+    prompt: &[u32],
+    opts: &GenerateOptions,
     mut on_token: impl FnMut(u32) -> Result<bool>,
 ) -> Result<Generation> {
     if prompt.is_empty() {
@@ -79,8 +96,10 @@ pub fn generate(
     if prompt.len() + opts.max_tokens > opts.max_seq_len {
         return Err(Error::ContextOverflow { prompt: prompt.len(), gen: opts.max_tokens, max: opts.max_seq_len });
     }
+    let shared = cache.iter().zip(prompt).take_while(|(a, b)| a == b).count().min(prompt.len() - 1);
+    cache.clear(); // rebuilt below once the backend holds the new tokens; empty if anything fails
     let start = Instant::now();
-    let mut next = backend.prefill(prompt, 0)?;
+    let mut next = backend.prefill(&prompt[shared..], shared)?;
     let ttft = start.elapsed();
     let mut generated = Vec::with_capacity(opts.max_tokens);
     let mut stopped_at_eos = false;
@@ -96,11 +115,14 @@ pub fn generate(
         }
         next = backend.step(next, prompt.len() + generated.len() - 1)?;
     }
+    cache.extend_from_slice(prompt);
+    cache.extend_from_slice(&generated[..generated.len().saturating_sub(1)]);
     let decode_steps = generated.len().saturating_sub(1);
     let decode_secs = decode_start.elapsed().as_secs_f64();
     Ok(Generation {
         prompt_ids: prompt.to_vec(),
         generated_ids: generated,
+        cached_tokens: shared,
         ttft_ms: ttft.as_secs_f64() * 1e3,
         decode_tok_s: if decode_steps > 0 && decode_secs > 0.0 { decode_steps as f64 / decode_secs } else { 0.0 },
         stopped_at_eos,
