@@ -1,15 +1,16 @@
 """Where a persistent decode step's time goes, from `llmc bench --trace FILE` (in-kernel
 timestamps of every instruction: started, waits met, signalled).
-Usage: python3 bench/trace_summary.py TRACE.json [--steps]
+Usage: python3 bench/trace_summary.py TRACE.json[.gz] [--steps]
 Per step kind: the time from the previous step's last signal to this step's last signal (its
 share of the critical path), the median work time of an instruction (waits met -> signalled)
 and the bandwidth its weight bytes imply over its critical-path time."""
+import gzip
 import json
 import statistics
 import sys
 from collections import defaultdict
 
-rows = json.load(open(sys.argv[1]))
+rows = json.load((gzip.open if sys.argv[1].endswith(".gz") else open)(sys.argv[1], "rt"))
 steps = defaultdict(list)
 for r in rows:
     steps[r["step"]].append(r)

@@ -71,7 +71,10 @@ pub fn device_sm() -> Result<u32> {
 
 /// The GPU's SM count.
 pub fn device_sms() -> Result<u32> {
-    let ctx = context()?;
+    sm_count(&*context()?)
+}
+
+fn sm_count(ctx: &CudaContext) -> Result<u32> {
     ctx.attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).map(|n| n as u32).map_err(cuda_err("reading the SM count"))
 }
 
@@ -135,7 +138,7 @@ impl CudaBackend {
         if sm != plan_sm || image.sm != plan_sm {
             return Err(Error::Input(format!("this plan was compiled for sm_{plan_sm} but the GPU is sm_{sm}; recompile it with `llmc compile --target sm_{sm}`")));
         }
-        let device_sms = ctx.attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).map_err(cuda_err("reading the SM count"))? as u32;
+        let device_sms = sm_count(&ctx)?;
         // A persistent program fixed its launch shapes (attention splits) for the SMs it was
         // scheduled for; the graph path sizes them for this GPU.
         let sms = plan.program.as_ref().map_or(device_sms, |p| p.sms);
