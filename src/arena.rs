@@ -40,11 +40,8 @@ pub fn plan(lifetimes: &[Lifetime]) -> Layout {
     let mut total = 0;
     for i in order {
         let me = lifetimes[i];
-        let mut busy: Vec<(u64, u64)> = placed
-            .iter()
-            .filter(|&&j| overlaps_in_time(&me, &lifetimes[j]))
-            .map(|&j| (offsets[j], offsets[j] + lifetimes[j].bytes))
-            .collect();
+        let mut busy: Vec<(u64, u64)> =
+            placed.iter().filter(|&&j| overlaps_in_time(&me, &lifetimes[j])).map(|&j| (offsets[j], offsets[j] + lifetimes[j].bytes)).collect();
         busy.sort_unstable();
         let mut at = 0;
         for (start, end) in busy {
@@ -137,11 +134,7 @@ mod tests {
 
     #[test]
     fn dead_buffers_are_reused() {
-        let lts = [
-            Lifetime { bytes: 1000, first: 0, last: 1 },
-            Lifetime { bytes: 1000, first: 1, last: 2 },
-            Lifetime { bytes: 1000, first: 2, last: 3 },
-        ];
+        let lts = [Lifetime { bytes: 1000, first: 0, last: 1 }, Lifetime { bytes: 1000, first: 1, last: 2 }, Lifetime { bytes: 1000, first: 2, last: 3 }];
         let layout = plan(&lts);
         assert_eq!(layout.offsets[0], layout.offsets[2], "buffer 2 should take buffer 0's place");
         assert_ne!(layout.offsets[0], layout.offsets[1]);

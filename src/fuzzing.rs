@@ -13,10 +13,8 @@ use std::path::Path;
 /// flags say, so that unexpected tensors are read too.
 fn plain_weights(config: &ModelConfig) -> impl Iterator<Item = WeightId> {
     use LayerWeight::*;
-    const PLAIN: [LayerWeight; 15] = [
-        InputNorm, QProj, KProj, VProj, QBias, KBias, VBias, QNorm, KNorm, OProj, OBias, PostAttnNorm, GateProj, UpProj,
-        DownProj,
-    ];
+    const PLAIN: [LayerWeight; 15] =
+        [InputNorm, QProj, KProj, VProj, QBias, KBias, VBias, QNorm, KNorm, OProj, OBias, PostAttnNorm, GateProj, UpProj, DownProj];
     let layers = (0..config.num_layers as u32).flat_map(|l| PLAIN.map(|w| WeightId::Layer(l, w)));
     [WeightId::Embed, WeightId::FinalNorm, WeightId::LmHead].into_iter().chain(layers)
 }

@@ -73,16 +73,7 @@ impl Lowerer<'_> {
 
     /// One attention projection up to the rotated, head-major tensor `[1, heads, 1, D]`.
     #[allow(clippy::too_many_arguments)]
-    fn projection(
-        &mut self,
-        layer: u32,
-        x: Value,
-        heads: usize,
-        proj: LayerWeight,
-        bias: LayerWeight,
-        norm: Option<LayerWeight>,
-        label: &str,
-    ) -> Value {
+    fn projection(&mut self, layer: u32, x: Value, heads: usize, proj: LayerWeight, bias: LayerWeight, norm: Option<LayerWeight>, label: &str) -> Value {
         let (h, d) = (self.cfg.hidden_size, self.cfg.head_dim);
         let w = self.layer_weight(layer, proj, &[heads * d, h]);
         let b = self.cfg.qkv_bias.then(|| self.layer_weight(layer, bias, &[heads * d]));
@@ -103,8 +94,7 @@ impl Lowerer<'_> {
 
         let w_in = self.layer_weight(layer, LayerWeight::InputNorm, &[h]);
         let x = self.rms_norm(hidden, w_in, &format!("layers.{layer}.input_norm"));
-        let (q_norm, k_norm) =
-            if c.qk_norm { (Some(LayerWeight::QNorm), Some(LayerWeight::KNorm)) } else { (None, None) };
+        let (q_norm, k_norm) = if c.qk_norm { (Some(LayerWeight::QNorm), Some(LayerWeight::KNorm)) } else { (None, None) };
         let q = self.projection(layer, x, nh, LayerWeight::QProj, LayerWeight::QBias, q_norm, &attn);
         let k = self.projection(layer, x, nkv, LayerWeight::KProj, LayerWeight::KBias, k_norm, &attn);
         let v = self.projection(layer, x, nkv, LayerWeight::VProj, LayerWeight::VBias, None, &attn);
@@ -120,12 +110,7 @@ impl Lowerer<'_> {
         let v_cache = self.op(Op::KvCache { layer, half: KvHalf::V }, &[], cache_ty.clone(), &attn);
         let k_cache = self.op(Op::KvAppend, &[k_cache, k, pos], cache_ty.clone(), &attn);
         let v_cache = self.op(Op::KvAppend, &[v_cache, v, pos], cache_ty, &attn);
-        let a = self.op(
-            Op::Attention { n_heads: nh, n_kv_heads: nkv, head_dim: d },
-            &[q, k_cache, v_cache, pos],
-            TensorType::new(ACT, &[1, nh, 1, d]),
-            &attn,
-        );
+        let a = self.op(Op::Attention { n_heads: nh, n_kv_heads: nkv, head_dim: d }, &[q, k_cache, v_cache, pos], TensorType::new(ACT, &[1, nh, 1, d]), &attn);
         let a = self.relabel(Op::Transpose { a: 1, b: 2 }, a, &[1, 1, nh, d], &attn);
         let a = self.relabel(Op::Reshape, a, &[1, 1, nh * d], &attn);
         let wo = self.layer_weight(layer, LayerWeight::OProj, &[h, nh * d]);
@@ -165,12 +150,7 @@ pub fn lower(cfg: &ModelConfig, max_seq_len: usize) -> Graph {
     let inv = l.relabel(Op::Unsqueeze { dim: 2 }, inv, &[1, d / 2, 1], rope);
     let p = l.relabel(Op::Unsqueeze { dim: 1 }, pos, &[1, 1, 1], rope);
     let p = l.cast(p, F32, rope);
-    let table = l.g.add(
-        Op::RopeTable,
-        &[inv, p],
-        vec![TensorType::new(F32, &[1, 1, d]), TensorType::new(F32, &[1, 1, d])],
-        rope,
-    );
+    let table = l.g.add(Op::RopeTable, &[inv, p], vec![TensorType::new(F32, &[1, 1, d]), TensorType::new(F32, &[1, 1, d])], rope);
     let cos = l.cast(Value { node: table, port: 0 }, ACT, rope);
     let sin = l.cast(Value { node: table, port: 1 }, ACT, rope);
 

@@ -205,7 +205,14 @@ fn main() {
     }
 }
 
-fn compile(model: PathBuf, output: PathBuf, max_seq_len: Option<usize>, target: Option<Target>, decode: Option<llmc::compile::Decode>, sms: Option<u32>) -> Result<i32> {
+fn compile(
+    model: PathBuf,
+    output: PathBuf,
+    max_seq_len: Option<usize>,
+    target: Option<Target>,
+    decode: Option<llmc::compile::Decode>,
+    sms: Option<u32>,
+) -> Result<i32> {
     let local_sm = llmc::exec::cuda::device_sm().ok();
     let target = target.unwrap_or(local_sm.map_or(Target::Cpu, |sm| Target::Cuda { sm }));
     let decode = decode.unwrap_or_default();

@@ -41,7 +41,11 @@ impl Text {
     /// A conversation of (role, content) messages ("system", "user", "assistant") as the chat
     /// template renders it, ending where the next assistant answer starts.
     pub fn chat_render(&self, conversation: &[(&str, &str)]) -> Result<String> {
-        let template = self.spec.chat_template.as_deref().ok_or_else(|| Error::Input("this model has no chat template: continue text with `llmc run --prompt` (no --chat)".into()))?;
+        let template = self
+            .spec
+            .chat_template
+            .as_deref()
+            .ok_or_else(|| Error::Input("this model has no chat template: continue text with `llmc run --prompt` (no --chat)".into()))?;
         let mut env = minijinja::Environment::new();
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {

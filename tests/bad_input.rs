@@ -43,7 +43,11 @@ fn compile_fails(model: &Path, needle: &str) -> String {
     let err = fails(&["compile", model.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert!(err.contains(needle), "expected `{needle}` in: {err}");
     assert!(!out.exists(), "a failed compile left {}", out.display());
-    let leftovers: Vec<_> = std::fs::read_dir(model.parent().unwrap()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".llmc-plan-")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(model.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".llmc-plan-"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary plan left behind");
     err
 }

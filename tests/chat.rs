@@ -129,7 +129,11 @@ fn a_model_without_a_chat_template_is_refused() {
     tc.as_object_mut().unwrap().remove("chat_template");
     std::fs::write(&config, tc.to_string()).unwrap();
     let plan = dir.path().join("plain.plan");
-    let ok = Command::new(env!("CARGO_BIN_EXE_llmc")).args(["compile", model.to_str().unwrap(), "-o", plan.to_str().unwrap(), "--target", "cpu"]).stderr(Stdio::null()).status().unwrap();
+    let ok = Command::new(env!("CARGO_BIN_EXE_llmc"))
+        .args(["compile", model.to_str().unwrap(), "-o", plan.to_str().unwrap(), "--target", "cpu"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     assert!(ok.success());
     let (code, _, stderr) = chat(&plan, &[], "hello\n");
     assert_ne!(code, 0);

@@ -76,8 +76,16 @@ fn dump_logits_matches_the_reference() {
         let dump = dir.path().join(format!("{fixture}.logits"));
         let steps = want.greedy_ids.len() + 1;
         let out: serde_json::Value = serde_json::from_str(&llmc(&[
-            "run", p.to_str().unwrap(), "--prompt-ids", &ids.join(","), "--max-tokens", &steps.to_string(),
-            "--ignore-eos", "--json", "--dump-logits", dump.to_str().unwrap(),
+            "run",
+            p.to_str().unwrap(),
+            "--prompt-ids",
+            &ids.join(","),
+            "--max-tokens",
+            &steps.to_string(),
+            "--ignore-eos",
+            "--json",
+            "--dump-logits",
+            dump.to_str().unwrap(),
         ]))
         .unwrap();
         assert_eq!(out["prompt_ids"], serde_json::json!(want.input_ids), "{fixture}: --prompt-ids bypasses the tokenizer");

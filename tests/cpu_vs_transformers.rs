@@ -34,7 +34,12 @@ fn check_fixture(name: &str) {
         generated.push(next);
         next = cpu.step(next, reference.input_ids.len() + i).unwrap();
     }
-    assert_eq!(generated, reference.greedy_ids, "{name}: greedy tokens (smallest top-2 margin {:?})", reference.greedy_top2_margin.iter().cloned().fold(f32::MAX, f32::min));
+    assert_eq!(
+        generated,
+        reference.greedy_ids,
+        "{name}: greedy tokens (smallest top-2 margin {:?})",
+        reference.greedy_top2_margin.iter().cloned().fold(f32::MAX, f32::min)
+    );
     let err = rel_l2_error(&cpu.logits().unwrap(), &reference.logits_after_greedy);
     assert!(err <= TOLERANCE, "{name}: logits after greedy: relative error {err}");
 }

@@ -55,7 +55,11 @@ fn cuda_matches_cpu_on_every_fixture() {
             tokens.push(got);
             next = got;
         }
-        println!("{name} {decode:?} (attention min chunk {}): sm_{sm}, {} positions, worst relative logit error {worst:.2e}, greedy tokens identical", min_chunk.unwrap_or("default"), tokens.len());
+        println!(
+            "{name} {decode:?} (attention min chunk {}): sm_{sm}, {} positions, worst relative logit error {worst:.2e}, greedy tokens identical",
+            min_chunk.unwrap_or("default"),
+            tokens.len()
+        );
     }
 }
 
@@ -181,14 +185,16 @@ fn persistent_decode_replays_10000_tokens() {
     });
     let mut last = 0;
     while last + 1 < TOKENS {
-        last = done_rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap_or_else(|_| panic!("no decode step finished within 10 s after position {last}: deadlock"));
+        last = done_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no decode step finished within 10 s after position {last}: deadlock"));
     }
     let (tokens, logits, file) = worker.join().unwrap();
     // The CPU executor fed the same tokens reaches the same logits at the last position.
     let mut cpu = CpuExecutor::new(&file, SamplingParams::GREEDY).unwrap();
     let mut want = 0;
-    for pos in 0..TOKENS {
-        want = cpu.step(tokens[pos], pos).unwrap();
+    for (pos, &token) in tokens[..TOKENS].iter().enumerate() {
+        want = cpu.step(token, pos).unwrap();
     }
     let err = rel_l2_error(&logits, &cpu.logits().unwrap());
     assert!(err <= TOLERANCE, "after {TOKENS} tokens: relative logit error {err}");

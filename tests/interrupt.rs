@@ -76,7 +76,8 @@ fn ctrl_c_during_generation_prints_the_text_and_exits_130() {
     assert_eq!(code, Some(130), "{stderr}");
     // The summary line: "[N prompt tokens, first token after X ms; M tokens at Y tok/s; interrupted]".
     assert!(stderr.contains("; interrupted]"), "{stderr}");
-    let generated: usize = stderr.split("; ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no token count in: {stderr}"));
+    let generated: usize =
+        stderr.split("; ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no token count in: {stderr}"));
     assert!((1..MAX_TOKENS).contains(&generated), "{generated} tokens generated");
     assert!(printed.len() > 1 && printed.ends_with('\n'), "printed: {printed:?}");
     // Greedy decoding is deterministic: an uninterrupted run of exactly that many tokens prints

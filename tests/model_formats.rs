@@ -35,8 +35,7 @@ fn rewrite(dir: &Path, dtype: Dtype, shards: usize, convert: impl Fn(f32) -> Vec
     let mut weight_map = serde_json::Map::new();
     for (i, chunk) in converted.chunks(per_shard).enumerate() {
         let file = if shards == 1 { "model.safetensors".to_string() } else { format!("model-{:05}-of-{shards:05}.safetensors", i + 1) };
-        let views: Vec<(String, TensorView)> =
-            chunk.iter().map(|(n, shape, data)| (n.clone(), TensorView::new(dtype, shape.clone(), data).unwrap())).collect();
+        let views: Vec<(String, TensorView)> = chunk.iter().map(|(n, shape, data)| (n.clone(), TensorView::new(dtype, shape.clone(), data).unwrap())).collect();
         std::fs::write(dir.join(&file), safetensors::serialize(views, None).unwrap()).unwrap();
         for (n, _, _) in chunk {
             weight_map.insert(n.clone(), file.clone().into());

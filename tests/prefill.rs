@@ -86,7 +86,9 @@ fn prefill_layouts_are_sound_for_every_chunk() {
         for step in &plan.steps {
             for slot in step.inputs.iter().chain(&step.outputs) {
                 let widened = layout.offset(slot).is_some();
-                let stays = slot.region == llmc::plan::Region::Weights || slot.name.starts_with("kv.") || [&plan.io.position, &plan.io.logits, &plan.io.next_token].iter().any(|p| p.name == slot.name);
+                let stays = slot.region == llmc::plan::Region::Weights
+                    || slot.name.starts_with("kv.")
+                    || [&plan.io.position, &plan.io.logits, &plan.io.next_token].iter().any(|p| p.name == slot.name);
                 assert_eq!(widened, !stays, "{}", slot.name);
             }
         }

@@ -17,10 +17,7 @@ fn plan() -> &'static PathBuf {
         let gguf = std::env::var("LLMC_GGUF").expect("set LLMC_GGUF to the model (scripts/fetch-model.sh prints its path)");
         let dir = tempfile::tempdir().unwrap().keep();
         let plan = dir.join("coder.plan");
-        let out = Command::new(env!("CARGO_BIN_EXE_llmc"))
-            .args(["compile", &gguf, "-o", plan.to_str().unwrap(), "--max-seq-len", "512"])
-            .output()
-            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_llmc")).args(["compile", &gguf, "-o", plan.to_str().unwrap(), "--max-seq-len", "512"]).output().unwrap();
         assert!(out.status.success(), "compile failed: {}", String::from_utf8_lossy(&out.stderr));
         plan
     })

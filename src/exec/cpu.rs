@@ -219,7 +219,10 @@ impl<'p> CpuExecutor<'p> {
                 let table: &[bf16] = self.read(&ins[0]);
                 let h = ins[0].ty.last_dim();
                 let vocab = table.len() / h;
-                let row = usize::try_from(id).ok().filter(|&r| r < vocab).ok_or_else(|| Error::Input(format!("token id {id} is outside the vocabulary of {vocab}")))?;
+                let row = usize::try_from(id)
+                    .ok()
+                    .filter(|&r| r < vocab)
+                    .ok_or_else(|| Error::Input(format!("token id {id} is outside the vocabulary of {vocab}")))?;
                 for (o, &v) in self.write::<f32>(&outs[0]).iter_mut().zip(&table[row * h..(row + 1) * h]) {
                     *o = f32_of(v);
                 }

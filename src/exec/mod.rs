@@ -69,12 +69,7 @@ pub struct Generation {
 
 /// Runs the prompt through `backend` and generates up to `max_tokens` tokens, handing each one to
 /// `on_token` as it is chosen; `on_token` returns false to stop early (Ctrl-C).
-pub fn generate(
-    backend: &mut dyn Backend,
-    prompt: &[u32],
-    opts: &GenerateOptions,
-    on_token: impl FnMut(u32) -> Result<bool>,
-) -> Result<Generation> {
+pub fn generate(backend: &mut dyn Backend, prompt: &[u32], opts: &GenerateOptions, on_token: impl FnMut(u32) -> Result<bool>) -> Result<Generation> {
     generate_cached(backend, &mut Vec::new(), prompt, opts, on_token)
 }
 

@@ -73,7 +73,11 @@ const WEIGHT_BITS: i32 = 40;
 /// The order-preserving key of a finite logit: a larger logit has a larger key; -0 and +0 share one.
 fn key(x: f32) -> u32 {
     let u = (x + 0.0).to_bits();
-    if u >> 31 == 1 { !u } else { u | 0x8000_0000 }
+    if u >> 31 == 1 {
+        !u
+    } else {
+        u | 0x8000_0000
+    }
 }
 
 /// exp((l - m) / t) for l <= m, times 2^WEIGHT_BITS, truncated: Cody-Waite reduction to

@@ -7,8 +7,8 @@ use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::{EdgeRef, IntoEdgeReferences, NodeIndexable};
 use petgraph::Direction;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BinaryHeap};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Node {
@@ -64,23 +64,16 @@ impl Graph {
 
     /// Inputs of `n` in slot order.
     pub fn inputs(&self, n: NodeIndex) -> Vec<Value> {
-        let mut ins: Vec<(u8, Value)> = self
-            .g
-            .edges_directed(n, Direction::Incoming)
-            .map(|e| (e.weight().slot, Value { node: e.source(), port: e.weight().port }))
-            .collect();
+        let mut ins: Vec<(u8, Value)> =
+            self.g.edges_directed(n, Direction::Incoming).map(|e| (e.weight().slot, Value { node: e.source(), port: e.weight().port })).collect();
         ins.sort_by_key(|(slot, _)| *slot);
         ins.into_iter().map(|(_, v)| v).collect()
     }
 
     /// Consumers of a value as (node, slot), in node order.
     pub fn users(&self, v: Value) -> Vec<(NodeIndex, u8)> {
-        let mut us: Vec<(NodeIndex, u8)> = self
-            .g
-            .edges_directed(v.node, Direction::Outgoing)
-            .filter(|e| e.weight().port == v.port)
-            .map(|e| (e.target(), e.weight().slot))
-            .collect();
+        let mut us: Vec<(NodeIndex, u8)> =
+            self.g.edges_directed(v.node, Direction::Outgoing).filter(|e| e.weight().port == v.port).map(|e| (e.target(), e.weight().slot)).collect();
         us.sort();
         us
     }
@@ -139,8 +132,7 @@ impl Graph {
         for e in self.g.edge_references() {
             indegree[e.target().index()] += 1;
         }
-        let mut ready: BinaryHeap<Reverse<NodeIndex>> =
-            self.g.node_indices().filter(|n| indegree[n.index()] == 0).map(Reverse).collect();
+        let mut ready: BinaryHeap<Reverse<NodeIndex>> = self.g.node_indices().filter(|n| indegree[n.index()] == 0).map(Reverse).collect();
         let mut order = Vec::with_capacity(self.g.node_count());
         while let Some(Reverse(n)) = ready.pop() {
             order.push(n);
@@ -176,8 +168,7 @@ impl Graph {
         let mut map = vec![NodeIndex::end(); self.g.node_bound()];
         let mut out = Graph::default();
         for &n in &order {
-            let inputs: Vec<Value> =
-                self.inputs(n).into_iter().map(|v| Value { node: map[v.node.index()], port: v.port }).collect();
+            let inputs: Vec<Value> = self.inputs(n).into_iter().map(|v| Value { node: map[v.node.index()], port: v.port }).collect();
             let node = &self.g[n];
             map[n.index()] = out.add(node.op.clone(), &inputs, node.outputs.clone(), &node.label);
         }
@@ -210,16 +201,7 @@ impl Graph {
             let outs: Vec<String> = node.outputs.iter().map(|t| t.to_string()).collect();
             let attrs = node.op.attrs();
             let attrs = if attrs.is_empty() { String::new() } else { format!(" {attrs}") };
-            let _ = writeln!(
-                s,
-                "%{} = {}{}({}) -> {}  # {}",
-                num[n.index()],
-                node.op.kind(),
-                attrs,
-                ins.join(", "),
-                outs.join(", "),
-                node.label
-            );
+            let _ = writeln!(s, "%{} = {}{}({}) -> {}  # {}", num[n.index()], node.op.kind(), attrs, ins.join(", "), outs.join(", "), node.label);
         }
         for (name, v) in &self.outputs {
             let _ = writeln!(s, "output {name} = {}", fmt_value(*v));

@@ -154,7 +154,13 @@ impl Op {
             Op::Unsqueeze { dim } => format!("dim={dim}"),
             Op::Transpose { a, b } => format!("{a},{b}"),
             Op::RmsNormCore { eps } | Op::RmsNorm { eps } => format!("eps={eps:e}"),
-            Op::Linear { bias } | Op::LinearResidual { bias } => if *bias { "bias".into() } else { String::new() },
+            Op::Linear { bias } | Op::LinearResidual { bias } => {
+                if *bias {
+                    "bias".into()
+                } else {
+                    String::new()
+                }
+            }
             Op::Attention { n_heads, n_kv_heads, head_dim } => format!("heads={n_heads} kv={n_kv_heads} d={head_dim}"),
             Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm, norm } => {
                 let mut s = format!("heads={n_heads} kv={n_kv_heads} d={head_dim}");

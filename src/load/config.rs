@@ -117,11 +117,7 @@ impl ModelConfig {
             "LlamaForCausalLM" => Arch::Llama,
             "Qwen2ForCausalLM" => Arch::Qwen2,
             "Qwen3ForCausalLM" => Arch::Qwen3,
-            other => {
-                return Err(Error::Unsupported(format!(
-                    "architecture `{other}` (supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)"
-                )))
-            }
+            other => return Err(Error::Unsupported(format!("architecture `{other}` (supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)"))),
         };
         if raw.use_sliding_window == Some(true) {
             return Err(Error::Unsupported("sliding-window attention (`use_sliding_window: true`)".into()));
@@ -154,9 +150,7 @@ impl ModelConfig {
             None => return Err(bad("hidden_size is not a multiple of num_attention_heads".into())),
         };
         if num_heads % num_kv_heads != 0 {
-            return Err(bad(format!(
-                "num_attention_heads {num_heads} is not a multiple of num_key_value_heads {num_kv_heads}"
-            )));
+            return Err(bad(format!("num_attention_heads {num_heads} is not a multiple of num_key_value_heads {num_kv_heads}")));
         }
         if head_dim % 2 != 0 {
             return Err(bad(format!("head_dim {head_dim} is odd; RoPE needs pairs")));
@@ -168,10 +162,7 @@ impl ModelConfig {
         // transformers 5 moves rope settings into `rope_parameters`; older configs use
         // `rope_theta` and `rope_scaling`.
         let params = raw.rope_parameters.as_ref();
-        let rope_theta = raw
-            .rope_theta
-            .or_else(|| params.and_then(|p| p.get("rope_theta")).and_then(|v| v.as_f64()))
-            .unwrap_or(10000.0);
+        let rope_theta = raw.rope_theta.or_else(|| params.and_then(|p| p.get("rope_theta")).and_then(|v| v.as_f64())).unwrap_or(10000.0);
         if !(rope_theta.is_finite() && rope_theta > 0.0) {
             return Err(bad(format!("rope_theta {rope_theta} must be positive")));
         }
@@ -237,9 +228,7 @@ fn parse_rope_scaling(v: &serde_json::Value) -> std::result::Result<Option<Llama
     match kind {
         "default" => Ok(None),
         "llama3" => {
-            let f = |name: &str| {
-                v.get(name).and_then(|x| x.as_f64()).ok_or_else(|| format!("rope_scaling llama3 lacks `{name}`"))
-            };
+            let f = |name: &str| v.get(name).and_then(|x| x.as_f64()).ok_or_else(|| format!("rope_scaling llama3 lacks `{name}`"));
             Ok(Some(Llama3RopeScaling {
                 factor: f("factor")?,
                 low_freq_factor: f("low_freq_factor")?,
@@ -261,8 +250,7 @@ fn llama3_scale(inv_freq: f32, s: &Llama3RopeScaling) -> f32 {
     } else if wavelen > low_freq_wavelen {
         inv_freq / s.factor as f32
     } else {
-        let smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor)
-            / (s.high_freq_factor - s.low_freq_factor);
+        let smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
         ((1.0 - smooth) * inv_freq as f64 / s.factor + smooth * inv_freq as f64) as f32
     }
 }

@@ -22,8 +22,7 @@ pub fn open(path: &Path) -> Result<Model> {
     // SAFETY: the map is read-only; a file changed under us can at worst produce wrong weights.
     let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
     let model = read(path, map)?;
-    tokenizers::Tokenizer::from_bytes(model.tokenizer.json.as_bytes())
-        .map_err(|e| Error::Tokenizer(format!("rebuilt tokenizer.json does not load: {e}")))?;
+    tokenizers::Tokenizer::from_bytes(model.tokenizer.json.as_bytes()).map_err(|e| Error::Tokenizer(format!("rebuilt tokenizer.json does not load: {e}")))?;
     Ok(model)
 }
 
@@ -58,9 +57,7 @@ impl<'a> Meta<'a> {
     fn typed<T>(&self, key: &str, want: &'static str, cast: impl Fn(&'a Value) -> Option<T>) -> Result<Option<T>> {
         match self.map.get(key) {
             None => Ok(None),
-            Some(v) => cast(v)
-                .map(Some)
-                .ok_or_else(|| self.bad(GgufError::WrongKeyType { key: key.into(), got: v.type_name(), want })),
+            Some(v) => cast(v).map(Some).ok_or_else(|| self.bad(GgufError::WrongKeyType { key: key.into(), got: v.type_name(), want })),
         }
     }
 
@@ -251,7 +248,10 @@ impl<B: AsRef<[u8]> + Send + Sync> WeightSource for GgufWeights<B> {
             return Ok(SourceTensor { shape: want, data: SourceData::Bytes { dtype, bytes, file: None } });
         }
         let mut values = dequant::dequantize(info.ggml_type, bytes).ok_or_else(|| {
-            Error::Unsupported(format!("tensor `{name}` of type {} (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)", info.ggml_type.name()))
+            Error::Unsupported(format!(
+                "tensor `{name}` of type {} (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)",
+                info.ggml_type.name()
+            ))
         })?;
         if let Some(heads) = rope_heads {
             values = unpermute_rope_rows(&values, heads, info.elements() / want[0]);
@@ -303,9 +303,8 @@ mod tests {
         let ramp = |n: u64| (0..n).map(|i| i as f32 * 0.01).collect::<Vec<_>>();
         let kv = HEAD_DIM;
         // Q8_0 q_proj: row r holds d = 0.25 and qs[i] = i - r.
-        let q_proj: Vec<u8> = (0..HIDDEN)
-            .flat_map(|r| f16::from_f32(0.25).to_le_bytes().into_iter().chain((0..32).map(move |i| (i - r as i32) as i8 as u8)))
-            .collect();
+        let q_proj: Vec<u8> =
+            (0..HIDDEN).flat_map(|r| f16::from_f32(0.25).to_le_bytes().into_iter().chain((0..32).map(move |i| (i - r as i32) as i8 as u8))).collect();
         GgufWriter::default()
             .meta("general.architecture", M::Str(arch))
             .meta(&key("block_count"), M::U32(1))
@@ -405,9 +404,7 @@ mod tests {
                 })
                 .collect()
         };
-        let bytes = tiny_model("llama", "llama-bpe")
-            .f32_tensor("output.weight", &[HIDDEN, 8], &[0.0; 256])
-            .finish();
+        let bytes = tiny_model("llama", "llama-bpe").f32_tensor("output.weight", &[HIDDEN, 8], &[0.0; 256]).finish();
         let model = open_bytes(&bytes).unwrap();
         assert!(!model.config.tie_word_embeddings);
         let k = bf16_values(model.weights.tensor(WeightId::Layer(0, LayerWeight::KBias)).unwrap());
@@ -448,10 +445,7 @@ mod tests {
                     .meta("tokenizer.ggml.tokens", M::Strs(&[])),
                 "`tokenizer.ggml.tokens` is empty",
             ),
-            (
-                GgufWriter::default().meta("general.architecture", M::U32(1)),
-                "metadata `general.architecture` is u32, expected a string",
-            ),
+            (GgufWriter::default().meta("general.architecture", M::U32(1)), "metadata `general.architecture` is u32, expected a string"),
         ];
         for (writer, needle) in cases {
             let err = open_bytes(&writer.finish()).err().expect("must be refused").to_string();
@@ -476,13 +470,11 @@ mod tests {
         assert!(c.qkv_bias && !c.tie_word_embeddings && !c.qk_norm);
         assert_eq!(c.eos_token_ids, vec![151643, 151645]);
 
-        let checksums: serde_json::Value =
-            serde_json::from_str(include_str!("../../tests/fixtures/gguf/qwen2.5-coder-1.5b-q4_k_m-checksums.json")).unwrap();
+        let checksums: serde_json::Value = serde_json::from_str(include_str!("../../tests/fixtures/gguf/qwen2.5-coder-1.5b-q4_k_m-checksums.json")).unwrap();
         use LayerWeight::*;
         let layer_weights = [InputNorm, QProj, KProj, VProj, QBias, KBias, VBias, OProj, PostAttnNorm, GateProj, UpProj, DownProj];
-        let ids = [WeightId::Embed, WeightId::FinalNorm, WeightId::LmHead]
-            .into_iter()
-            .chain((0..28).flat_map(|l| layer_weights.map(|w| WeightId::Layer(l, w))));
+        let ids =
+            [WeightId::Embed, WeightId::FinalNorm, WeightId::LmHead].into_iter().chain((0..28).flat_map(|l| layer_weights.map(|w| WeightId::Layer(l, w))));
         let mut loading = std::time::Duration::ZERO;
         for id in ids {
             let started = std::time::Instant::now();
@@ -496,9 +488,7 @@ mod tests {
                 }
                 SourceData::Bytes { dtype, .. } => panic!("{id}: unexpected {dtype}"),
             };
-            let sum = values.iter().enumerate().fold(0u64, |acc, (i, v)| {
-                acc.wrapping_add((v.to_bits() as u64).wrapping_mul((i % 1000003) as u64 + 1))
-            });
+            let sum = values.iter().enumerate().fold(0u64, |acc, (i, v)| acc.wrapping_add((v.to_bits() as u64).wrapping_mul((i % 1000003) as u64 + 1)));
             let name = gguf_name(id);
             assert_eq!(sum.to_string(), checksums[&name]["checksum"].as_str().unwrap(), "{name} differs from gguf-py");
             let max_abs = values.iter().map(|v| v.to_f32().abs()).fold(0f32, f32::max);

@@ -52,12 +52,8 @@ impl SafetensorsWeights {
             vec!["model.safetensors".into()]
         } else if index_path.exists() {
             let text = std::fs::read_to_string(&index_path).map_err(|e| Error::io(&index_path, e))?;
-            let json: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| bad(&index_path, e.to_string()))?;
-            let map = json
-                .get("weight_map")
-                .and_then(|m| m.as_object())
-                .ok_or_else(|| bad(&index_path, "no `weight_map` object"))?;
+            let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&index_path, e.to_string()))?;
+            let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| bad(&index_path, "no `weight_map` object"))?;
             let mut files: Vec<String> = map.values().filter_map(|v| v.as_str().map(String::from)).collect();
             files.sort();
             files.dedup();
@@ -99,13 +95,7 @@ pub(crate) fn tensor_names(path: &Path, bytes: &[u8]) -> Result<Vec<String>> {
 
 /// Weight `id` from the bytes of one safetensors file, checked to have a float dtype and the
 /// shape `config` expects. `file`, if given, is the open file those bytes were mapped from.
-pub(crate) fn shard_tensor<'a>(
-    config: &ModelConfig,
-    id: WeightId,
-    path: &Path,
-    bytes: &'a [u8],
-    file: Option<&'a std::fs::File>,
-) -> Result<SourceTensor<'a>> {
+pub(crate) fn shard_tensor<'a>(config: &ModelConfig, id: WeightId, path: &Path, bytes: &'a [u8], file: Option<&'a std::fs::File>) -> Result<SourceTensor<'a>> {
     let name = hf_name(id);
     let st = SafeTensors::deserialize(bytes).map_err(|e| bad(path, e.to_string()))?;
     let view = st.tensor(&name).map_err(|e| bad(path, e.to_string()))?;
@@ -113,9 +103,7 @@ pub(crate) fn shard_tensor<'a>(
         safetensors::Dtype::BF16 => DType::BF16,
         safetensors::Dtype::F16 => DType::F16,
         safetensors::Dtype::F32 => DType::F32,
-        other => {
-            return Err(Error::TensorMismatch { name, got: format!("dtype {other:?}"), want: "bf16, f16 or f32".into() })
-        }
+        other => return Err(Error::TensorMismatch { name, got: format!("dtype {other:?}"), want: "bf16, f16 or f32".into() }),
     };
     let want = expected_shape(config, id);
     if view.shape() != want.as_slice() {
@@ -131,8 +119,7 @@ pub(crate) fn shard_tensor<'a>(
 fn tokenizer_spec(dir: &Path, config: &ModelConfig) -> Result<TokenizerSpec> {
     let tok_path = dir.join("tokenizer.json");
     let json = std::fs::read_to_string(&tok_path).map_err(|e| Error::io(&tok_path, e))?;
-    let tokenizer = tokenizers::Tokenizer::from_bytes(json.as_bytes())
-        .map_err(|e| Error::Tokenizer(format!("{}: {e}", tok_path.display())))?;
+    let tokenizer = tokenizers::Tokenizer::from_bytes(json.as_bytes()).map_err(|e| Error::Tokenizer(format!("{}: {e}", tok_path.display())))?;
 
     let read_json = |name: &str| -> Result<Option<serde_json::Value>> {
         let path = dir.join(name);

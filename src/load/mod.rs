@@ -68,10 +68,7 @@ pub fn open(path: &Path) -> Result<Model> {
     } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
         gguf::open(path)
     } else if path.exists() {
-        Err(Error::Input(format!(
-            "{}: expected a model directory (config.json + safetensors) or a .gguf file",
-            path.display()
-        )))
+        Err(Error::Input(format!("{}: expected a model directory (config.json + safetensors) or a .gguf file", path.display())))
     } else {
         Err(Error::Input(format!("{}: no such file or directory", path.display())))
     }

@@ -12,11 +12,7 @@ pub fn eliminate_views(mut g: Graph) -> Graph {
         let (from, to) = (g.ty(input).clone(), g.node(n).outputs[0].clone());
         assert_eq!(from.elements(), to.elements(), "{} changes the element count", g.node(n).label);
         if let Op::Transpose { a, b } = g.node(n).op {
-            assert!(
-                from.shape[a] == 1 || from.shape[b] == 1,
-                "{}: transpose of two non-unit dims moves data",
-                g.node(n).label
-            );
+            assert!(from.shape[a] == 1 || from.shape[b] == 1, "{}: transpose of two non-unit dims moves data", g.node(n).label);
         }
         g.replace_uses(n.into(), input);
         g.g.remove_node(n);

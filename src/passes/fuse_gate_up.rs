@@ -11,8 +11,7 @@ pub fn fuse_gate_up(mut g: Graph) -> Graph {
         let Some(silu) = sole_producer(&g, act, |op| matches!(op, Op::Silu)) else { continue };
         let gate = g.inputs(silu)[0];
         let is_plain_linear = |op: &Op| matches!(op, Op::Linear { bias: false });
-        let (Some(gate_n), Some(up_n)) = (sole_producer(&g, gate, is_plain_linear), sole_producer(&g, up, is_plain_linear))
-        else {
+        let (Some(gate_n), Some(up_n)) = (sole_producer(&g, gate, is_plain_linear), sole_producer(&g, up, is_plain_linear)) else {
             continue;
         };
         let [x, wg] = g.inputs(gate_n)[..] else { continue };

@@ -9,9 +9,7 @@ use super::pattern::{nodes_where, sole_producer};
 use crate::ir::{Graph, Op, Value};
 
 pub fn fuse_norm_into_projection(mut g: Graph) -> Graph {
-    let consumer = |op: &Op| {
-        matches!(op, Op::QkvRope { norm: None, .. } | Op::GateUpSilu { norm: None } | Op::LmHead { norm: None })
-    };
+    let consumer = |op: &Op| matches!(op, Op::QkvRope { norm: None, .. } | Op::GateUpSilu { norm: None } | Op::LmHead { norm: None });
     for n in nodes_where(&g, consumer) {
         let inputs = g.inputs(n);
         let Some(norm) = sole_producer(&g, inputs[0], |op| matches!(op, Op::RmsNorm { .. })) else { continue };
@@ -23,9 +21,7 @@ pub fn fuse_norm_into_projection(mut g: Graph) -> Graph {
             continue;
         }
         let op = match g.node(n).op.clone() {
-            Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm, .. } => {
-                Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm, norm: Some(eps) }
-            }
+            Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm, .. } => Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm, norm: Some(eps) },
             Op::GateUpSilu { .. } => Op::GateUpSilu { norm: Some(eps) },
             Op::LmHead { .. } => Op::LmHead { norm: Some(eps) },
             _ => unreachable!(),

@@ -55,11 +55,9 @@ pub fn fuse_qkv_rope(mut g: Graph) -> Graph {
         let Some((k_cache, k_rot)) = unappend(&g, k_appended) else { continue };
         let Some((v_cache, v_new)) = unappend(&g, v_appended) else { continue };
         let (Some((q, inv_freq, pos)), Some((k, _, _))) = (unrope(&g, q_rot), unrope(&g, k_rot)) else { continue };
-        let (Some(pq), Some(pk), Some(pv)) = (
-            projection(&g, q, LayerWeight::QProj),
-            projection(&g, k, LayerWeight::KProj),
-            projection(&g, v_new, LayerWeight::VProj),
-        ) else {
+        let (Some(pq), Some(pk), Some(pv)) =
+            (projection(&g, q, LayerWeight::QProj), projection(&g, k, LayerWeight::KProj), projection(&g, v_new, LayerWeight::VProj))
+        else {
             continue;
         };
         if pq.x != pk.x || pq.x != pv.x || pv.norm.is_some() || pq.norm.is_some() != pk.norm.is_some() {
@@ -85,11 +83,7 @@ pub fn fuse_qkv_rope(mut g: Graph) -> Graph {
             _ => None,
         };
         inputs.extend([inv_freq, pos, k_cache, v_cache]);
-        let outputs = vec![
-            TensorType::new(g.ty(q_rot).dtype, &[1, n_heads * head_dim]),
-            g.ty(k_cache).clone(),
-            g.ty(v_cache).clone(),
-        ];
+        let outputs = vec![TensorType::new(g.ty(q_rot).dtype, &[1, n_heads * head_dim]), g.ty(k_cache).clone(), g.ty(v_cache).clone()];
         let label = g.node(attn).label.clone();
         let op = Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm, norm: None };
         let fused = g.add(op, &inputs, outputs, &label);

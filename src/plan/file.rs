@@ -89,8 +89,7 @@ pub fn write(plan: &Plan, source: &dyn WeightSource, path: &Path, progress: &(dy
     };
     let tmp = tempfile::Builder::new().prefix(".llmc-plan-").tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
     let io_err = |e: std::io::Error| Error::io(path, e);
-    let meta = bincode::serde::encode_to_vec(plan, bincode::config::standard())
-        .map_err(|e| Error::Input(format!("cannot encode the plan: {e}")))?;
+    let meta = bincode::serde::encode_to_vec(plan, bincode::config::standard()).map_err(|e| Error::Input(format!("cannot encode the plan: {e}")))?;
     let mut sink = Sink { out: BufWriter::with_capacity(8 << 20, tmp.as_file()), hasher: Xxh3::new(), written: 0 };
     sink.put(MAGIC).map_err(io_err)?;
     sink.put(&FORMAT_VERSION.to_le_bytes()).map_err(io_err)?;
@@ -103,11 +102,7 @@ pub fn write(plan: &Plan, source: &dyn WeightSource, path: &Path, progress: &(dy
         write_weight(plan, source, entry, &mut sink)?;
         let wrote = sink.written - base - entry.offset;
         if wrote != entry.ty.bytes() as u64 {
-            return Err(Error::TensorMismatch {
-                name: entry.id.to_string(),
-                got: format!("{wrote} bytes"),
-                want: format!("{} bytes", entry.ty.bytes()),
-            });
+            return Err(Error::TensorMismatch { name: entry.id.to_string(), got: format!("{wrote} bytes"), want: format!("{} bytes", entry.ty.bytes()) });
         }
         done += wrote;
         if !progress(done) {
@@ -220,8 +215,7 @@ impl PlanFile {
         }
         let meta = &bytes[HEADER_BYTES..HEADER_BYTES + meta_len as usize];
         let config = bincode::config::standard().with_limit::<{ 1 << 30 }>();
-        let (plan, _): (Plan, usize) =
-            bincode::serde::decode_from_slice(meta, config).map_err(|e| bad(format!("undecodable metadata: {e}")))?;
+        let (plan, _): (Plan, usize) = bincode::serde::decode_from_slice(meta, config).map_err(|e| bad(format!("undecodable metadata: {e}")))?;
         if plan.llmc_version != LLMC_VERSION {
             return Err(Error::PlanVersion {
                 path: path.to_path_buf(),

@@ -23,7 +23,9 @@ use std::fmt;
 pub enum Target {
     Cpu,
     /// An NVIDIA GPU of compute capability `sm / 10`.`sm % 10`.
-    Cuda { sm: u32 },
+    Cuda {
+        sm: u32,
+    },
 }
 
 impl fmt::Display for Target {
@@ -166,10 +168,7 @@ pub const LLMC_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// holds an op with no kernel (a pass failed to match), rather than planning it.
 pub fn build(config: &ModelConfig, tokenizer: TokenizerSpec, max_seq_len: usize, target: Target) -> Result<Plan> {
     if max_seq_len == 0 || max_seq_len > config.max_position_embeddings {
-        return Err(Error::Input(format!(
-            "--max-seq-len {max_seq_len} must be between 1 and the model's {} positions",
-            config.max_position_embeddings
-        )));
+        return Err(Error::Input(format!("--max-seq-len {max_seq_len} must be between 1 and the model's {} positions", config.max_position_embeddings)));
     }
     let lowered = crate::lower::lower(config, max_seq_len);
     let ops_before_fusion = lowered.op_counts();
@@ -323,9 +322,7 @@ fn schedule(g: &Graph, weights: &[WeightEntry]) -> Result<(Vec<Step>, StepIo, u6
         let n = g.g.node_indices().find(|&n| pred(&g.node(n).op)).ok_or_else(|| Error::Input("graph lacks a step input".into()))?;
         Ok(slot_of(n.into()))
     };
-    let output = |name: &str| -> Result<Slot> {
-        g.outputs.get(name).map(|&v| slot_of(v)).ok_or_else(|| Error::Input(format!("graph lacks output `{name}`")))
-    };
+    let output = |name: &str| -> Result<Slot> { g.outputs.get(name).map(|&v| slot_of(v)).ok_or_else(|| Error::Input(format!("graph lacks output `{name}`"))) };
     let io = StepIo {
         token: source(|op| matches!(op, Op::TokenId))?,
         position: source(|op| matches!(op, Op::Position))?,

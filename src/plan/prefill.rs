@@ -39,9 +39,7 @@ impl Plan {
     /// Whether prefill widens `slot` to one row per prompt token.
     fn widened(&self, slot: &Slot) -> bool {
         let io = &self.io;
-        slot.region == Region::Arena
-            && !slot.name.starts_with("kv.")
-            && ![&io.position, &io.logits, &io.next_token].iter().any(|p| p.name == slot.name)
+        slot.region == Region::Arena && !slot.name.starts_with("kv.") && ![&io.position, &io.logits, &io.next_token].iter().any(|p| p.name == slot.name)
     }
 
     /// Lays out the prefill arena for chunks of up to `chunk` tokens.

@@ -206,9 +206,7 @@ impl Program {
 
     /// Weight bytes each worker streams.
     pub fn bytes_per_worker(&self) -> Vec<u64> {
-        (0..self.workers() as usize)
-            .map(|w| self.worker(w).iter().map(|i| (i.end - i.begin) as u64 * self.bytes_per_task[i.step as usize]).sum())
-            .collect()
+        (0..self.workers() as usize).map(|w| self.worker(w).iter().map(|i| (i.end - i.begin) as u64 * self.bytes_per_task[i.step as usize]).sum()).collect()
     }
 
     /// The listing `llmc inspect` prints: the balance, then each step's tasks, instructions and waits.

@@ -151,7 +151,10 @@ impl CpuExecutor<'_> {
                         let ids: &[i32] = self.rows(p, &ins[1], n);
                         let out: &mut [f32] = self.rows(p, &outs[0], n);
                         for (t, &id) in ids.iter().enumerate() {
-                            let row = usize::try_from(id).ok().filter(|&r| r < vocab).ok_or_else(|| Error::Input(format!("token id {id} is outside the vocabulary of {vocab}")))?;
+                            let row = usize::try_from(id)
+                                .ok()
+                                .filter(|&r| r < vocab)
+                                .ok_or_else(|| Error::Input(format!("token id {id} is outside the vocabulary of {vocab}")))?;
                             for (o, &v) in out[t * h..(t + 1) * h].iter_mut().zip(&table[row * h..(row + 1) * h]) {
                                 *o = f32_of(v);
                             }

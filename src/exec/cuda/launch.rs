@@ -247,12 +247,16 @@ impl DeviceLayout {
         let gemv_k = |x: &Slot, w: &Slot| -> Result<usize> {
             let k = w.ty.last_dim();
             if !k.is_multiple_of(8) || x.ty.elements() != k {
-                return Err(unsupported(format!("the CUDA GEMV needs an input of the weight's width, divisible by 8: x has {} elements, rows {k}", x.ty.elements())));
+                return Err(unsupported(format!(
+                    "the CUDA GEMV needs an input of the weight's width, divisible by 8: x has {} elements, rows {k}",
+                    x.ty.elements()
+                )));
             }
             Ok(k)
         };
         let gemv_shape = |tasks: usize, k: usize, normed: bool| {
-            gemv_shape(tasks, k, normed, self.sms).ok_or_else(|| unsupported(format!("rows of {k} do not fit the GEMV's {GEMV_MAX_SHARED} bytes of shared memory")))
+            gemv_shape(tasks, k, normed, self.sms)
+                .ok_or_else(|| unsupported(format!("rows of {k} do not fit the GEMV's {GEMV_MAX_SHARED} bytes of shared memory")))
         };
         let sms = self.sms;
         // An input RMSNorm folded into a GEMV: its weight is the op's last input (Op docs).
@@ -449,7 +453,16 @@ impl DeviceLayout {
     /// sampler run on the last row and `advance` feeds the sampled token and position start + n
     /// to the decode graph (the host wrote start + n - 1 to the position slot).
     #[allow(clippy::too_many_arguments)]
-    pub fn prefill_launches(&self, steps: &[Step], io: &StepIo, layout: &PrefillLayout, dev: &PrefillDevice, n: usize, start: usize, last: bool) -> Result<Vec<Launch>> {
+    pub fn prefill_launches(
+        &self,
+        steps: &[Step],
+        io: &StepIo,
+        layout: &PrefillLayout,
+        dev: &PrefillDevice,
+        n: usize,
+        start: usize,
+        last: bool,
+    ) -> Result<Vec<Launch>> {
         let rows_ptr = |slot: &Slot| layout.offset(slot).map_or_else(|| self.ptr(slot), |o| dev.arena + o);
         let mut launches = Vec::new();
         for step in steps {
@@ -494,12 +507,22 @@ impl DeviceLayout {
             match step.op {
                 Op::Embedding => {
                     let (hidden, vocab) = (ins[0].ty.last_dim(), ins[0].ty.elements() / ins[0].ty.last_dim());
-                    launches.push(launch("prefill_embedding", (n as u32, 1, 1), 256, vec![self.ptr(&ins[0]), rows_ptr(&ins[1]), rows_ptr(&outs[0]), int(hidden), int(vocab)]));
+                    launches.push(launch(
+                        "prefill_embedding",
+                        (n as u32, 1, 1),
+                        256,
+                        vec![self.ptr(&ins[0]), rows_ptr(&ins[1]), rows_ptr(&outs[0]), int(hidden), int(vocab)],
+                    ));
                 }
                 Op::RmsNorm { eps } => {
                     let hidden = ins[1].ty.elements();
                     let rows = n * (ins[0].ty.elements() / hidden);
-                    launches.push(launch("rms_norm", (rows as u32, 1, 1), NORM_THREADS, vec![rows_ptr(&ins[0]), self.ptr(&ins[1]), rows_ptr(&outs[0]), int(hidden), float(eps)]));
+                    launches.push(launch(
+                        "rms_norm",
+                        (rows as u32, 1, 1),
+                        NORM_THREADS,
+                        vec![rows_ptr(&ins[0]), self.ptr(&ins[1]), rows_ptr(&outs[0]), int(hidden), float(eps)],
+                    ));
                 }
                 Op::Linear { bias } | Op::LinearResidual { bias } => {
                     let bias_ptr = if bias { self.ptr(&ins[2]) } else { 0 };
@@ -523,15 +546,46 @@ impl DeviceLayout {
                     let heads = n_heads + 2 * n_kv_heads;
                     let x = gemm_input(&mut launches, norm);
                     launches.push(gemm(&ins[1], heads * head_dim, PG_LINEAR, x, bias_ptr, 0, dev.qkv)?);
-                    let args = vec![dev.qkv, q_norm, k_norm, float(qk_norm.unwrap_or(0.0)), inv_freq, int(start), rows_ptr(&outs[0]), k_cache, v_cache, int(n_heads), int(n_kv_heads), int(head_dim)];
+                    let args = vec![
+                        dev.qkv,
+                        q_norm,
+                        k_norm,
+                        float(qk_norm.unwrap_or(0.0)),
+                        inv_freq,
+                        int(start),
+                        rows_ptr(&outs[0]),
+                        k_cache,
+                        v_cache,
+                        int(n_heads),
+                        int(n_kv_heads),
+                        int(head_dim),
+                    ];
                     launches.push(launch("prefill_rope", (n as u32, heads as u32, 1), 128, args));
                 }
                 Op::Attention { n_heads, n_kv_heads, head_dim } => {
-                    if n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) || n_heads / n_kv_heads > PA_MAX_Q || head_dim > PA_MAX_D || !head_dim.is_multiple_of(2) {
-                        return Err(unsupported(format!("{n_heads} query heads over {n_kv_heads} KV heads of dim {head_dim} (at most {PA_MAX_Q} per KV head, even dim <= {PA_MAX_D})")));
+                    if n_kv_heads == 0
+                        || !n_heads.is_multiple_of(n_kv_heads)
+                        || n_heads / n_kv_heads > PA_MAX_Q
+                        || head_dim > PA_MAX_D
+                        || !head_dim.is_multiple_of(2)
+                    {
+                        return Err(unsupported(format!(
+                            "{n_heads} query heads over {n_kv_heads} KV heads of dim {head_dim} (at most {PA_MAX_Q} per KV head, even dim <= {PA_MAX_D})"
+                        )));
                     }
                     let per_block = (PA_MAX_Q / (n_heads / n_kv_heads)).max(1);
-                    let args = vec![rows_ptr(&ins[0]), self.ptr(&ins[1]), self.ptr(&ins[2]), rows_ptr(&outs[0]), int(n), int(start), int(per_block), int(n_heads), int(n_kv_heads), int(head_dim)];
+                    let args = vec![
+                        rows_ptr(&ins[0]),
+                        self.ptr(&ins[1]),
+                        self.ptr(&ins[2]),
+                        rows_ptr(&outs[0]),
+                        int(n),
+                        int(start),
+                        int(per_block),
+                        int(n_heads),
+                        int(n_kv_heads),
+                        int(head_dim),
+                    ];
                     launches.push(launch("prefill_attention", (n_kv_heads as u32, n.div_ceil(per_block) as u32, 1), PA_THREADS, args));
                 }
                 Op::LmHead { norm } if last => {
@@ -542,7 +596,8 @@ impl DeviceLayout {
                     }
                     let x = rows_ptr(&ins[0]) + ((n - 1) * row * ins[0].ty.dtype.size()) as u64;
                     let vocab = outs[0].ty.elements();
-                    let (grid, shared) = gemv_shape(vocab, k, norm.is_some(), self.sms).ok_or_else(|| unsupported(format!("LM head rows of {k} do not fit the GEMV's shared memory")))?;
+                    let (grid, shared) = gemv_shape(vocab, k, norm.is_some(), self.sms)
+                        .ok_or_else(|| unsupported(format!("LM head rows of {k} do not fit the GEMV's shared memory")))?;
                     let (norm_w, eps) = match norm {
                         Some(eps) => (self.ptr(ins.last().expect("a normed op has inputs")), float(eps)),
                         None => (0, 0),

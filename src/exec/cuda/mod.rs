@@ -13,10 +13,10 @@ use super::sampling::SamplingParams;
 use super::Backend;
 use crate::error::{Error, Result};
 use crate::plan::file::PlanFile;
-use crate::plan::Target;
-use cudarc::driver::{result as cu, sys, CudaContext, CudaGraph, CudaStream, DriverError};
 use crate::plan::prefill::PrefillLayout;
+use crate::plan::Target;
 use crate::plan::{Step, StepIo};
+use cudarc::driver::{result as cu, sys, CudaContext, CudaGraph, CudaStream, DriverError};
 use launch::{DeviceLayout, Launch, PrefillDevice, Scratch};
 use persistent::DeviceProgram;
 use std::collections::HashMap;
@@ -38,7 +38,9 @@ impl DeviceBuffer {
         // SAFETY: plain allocation in the current context.
         let ptr = unsafe { cu::malloc_sync(bytes.max(1)) }.map_err(|e| match (e.0, cu::mem_get_info()) {
             // Free memory can shrink after the check in `CudaBackend::new` (another process).
-            (sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY, Ok((free, _))) => Error::OutOfDeviceMemory { what: format!("the {what}"), needed: bytes as u64, free: free as u64 },
+            (sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY, Ok((free, _))) => {
+                Error::OutOfDeviceMemory { what: format!("the {what}"), needed: bytes as u64, free: free as u64 }
+            }
             _ => Error::Cuda(format!("allocating {bytes} bytes for the {what}: {e:?}")),
         })?;
         Ok(DeviceBuffer { ptr, bytes })
@@ -128,7 +130,10 @@ impl CudaBackend {
         let Target::Cuda { sm: plan_sm } = plan.target else {
             return Err(Error::Input("this plan was compiled for the CPU; recompile it with `llmc compile --target sm_XX` to run it on the GPU".into()));
         };
-        let image = plan.kernels.as_ref().ok_or_else(|| Error::Input(format!("this sm_{plan_sm} plan carries no kernels; recompile it with `llmc compile --target sm_{plan_sm}`")))?;
+        let image = plan
+            .kernels
+            .as_ref()
+            .ok_or_else(|| Error::Input(format!("this sm_{plan_sm} plan carries no kernels; recompile it with `llmc compile --target sm_{plan_sm}`")))?;
         let ctx = context()?;
         let (major, minor) = ctx.compute_capability().map_err(cuda_err("reading the compute capability"))?;
         let sm = (major * 10 + minor) as u32;
@@ -136,7 +141,9 @@ impl CudaBackend {
             return Err(Error::Cuda(format!("this GPU is sm_{sm}; llmc needs sm_80 or newer")));
         }
         if sm != plan_sm || image.sm != plan_sm {
-            return Err(Error::Input(format!("this plan was compiled for sm_{plan_sm} but the GPU is sm_{sm}; recompile it with `llmc compile --target sm_{sm}`")));
+            return Err(Error::Input(format!(
+                "this plan was compiled for sm_{plan_sm} but the GPU is sm_{sm}; recompile it with `llmc compile --target sm_{sm}`"
+            )));
         }
         let device_sms = sm_count(&ctx)?;
         // A persistent program fixed its launch shapes (attention splits) for the SMs it was
@@ -238,7 +245,9 @@ impl CudaBackend {
     /// Runs one decode step of a persistent plan with its in-kernel timestamps on and returns
     /// them: three per instruction (started, waits met, signalled), in program order.
     pub fn traced_step(&mut self, token: u32, pos: usize) -> Result<Vec<u64>> {
-        let (at, bytes) = self.trace.ok_or_else(|| Error::Input("this plan decodes one kernel per step: only a persistent plan has a trace (compile with --decode persistent)".into()))?;
+        let (at, bytes) = self.trace.ok_or_else(|| {
+            Error::Input("this plan decodes one kernel per step: only a persistent plan has a trace (compile with --decode persistent)".into())
+        })?;
         let words = bytes / 8;
         let mut flag_and_zeros = vec![0u64; words];
         flag_and_zeros[0] = 1;

@@ -92,7 +92,8 @@ impl DeviceProgram {
     /// step: a program scheduled under other launch shapes is refused) and lays out its tables.
     pub fn new(plan: &Plan, program: &Program, launches: &[Launch]) -> Result<DeviceProgram> {
         program.check(plan.steps.len())?;
-        let stale = |what: String| Error::Input(format!("this plan's persistent program does not match its launches ({what}); recompile it with `llmc compile`"));
+        let stale =
+            |what: String| Error::Input(format!("this plan's persistent program does not match its launches ({what}); recompile it with `llmc compile`"));
         let mut descs = vec![0u64; DESC_WORDS * plan.steps.len()];
         let mut shared = 0;
         for (i, (launch, &tasks)) in launches.iter().zip(&program.tasks).enumerate().filter(|(_, (_, &t))| t > 0) {

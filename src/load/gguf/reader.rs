@@ -159,9 +159,7 @@ impl GgufFile {
             None => DEFAULT_ALIGNMENT,
             Some(Value::U32(a)) if a.is_power_of_two() => (*a).into(),
             Some(Value::U32(a)) => return Err(GgufError::BadAlignment((*a).into())),
-            Some(other) => {
-                return Err(GgufError::WrongKeyType { key: "general.alignment".into(), got: other.type_name(), want: "u32" })
-            }
+            Some(other) => return Err(GgufError::WrongKeyType { key: "general.alignment".into(), got: other.type_name(), want: "u32" }),
         };
 
         struct RawInfo {
@@ -180,8 +178,7 @@ impl GgufFile {
             }
             let dims = (0..n_dims).map(|_| c.u64(&format!("dimensions of `{name}`"))).collect::<Result<Vec<_>, _>>()?;
             let type_id = c.u32(&format!("type of `{name}`"))?;
-            let ggml_type =
-                GgmlType::from_id(type_id).ok_or_else(|| GgufError::UnknownTensorType { name: name.clone(), id: type_id })?;
+            let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| GgufError::UnknownTensorType { name: name.clone(), id: type_id })?;
             let offset = c.u64(&format!("data offset of `{name}`"))?;
             if !seen.insert(name.clone()) {
                 return Err(GgufError::DuplicateTensor(name));
@@ -201,15 +198,8 @@ impl GgufFile {
                 let start = data_start.checked_add(offset);
                 let end = start.and_then(|s| s.checked_add(size));
                 match (start, end) {
-                    (Some(start), Some(end)) if end <= len as u64 => {
-                        Ok(TensorInfo { name, dims, ggml_type, start: start as usize, end: end as usize })
-                    }
-                    _ => Err(GgufError::TensorPastEnd {
-                        name,
-                        start: start.unwrap_or(u64::MAX),
-                        end: end.unwrap_or(u64::MAX),
-                        len,
-                    }),
+                    (Some(start), Some(end)) if end <= len as u64 => Ok(TensorInfo { name, dims, ggml_type, start: start as usize, end: end as usize }),
+                    _ => Err(GgufError::TensorPastEnd { name, start: start.unwrap_or(u64::MAX), end: end.unwrap_or(u64::MAX), len }),
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -242,8 +232,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8], GgufError> {
-        let truncated =
-            || GgufError::Truncated { what: what.to_string(), offset: self.pos, need: n, len: self.bytes.len() };
+        let truncated = || GgufError::Truncated { what: what.to_string(), offset: self.pos, need: n, len: self.bytes.len() };
         let n = usize::try_from(n).ok().filter(|&n| n <= self.remaining()).ok_or_else(truncated)?;
         let out = &self.bytes[self.pos..self.pos + n];
         self.pos += n;

@@ -28,12 +28,8 @@ impl PreTokenizer {
     /// The Split regex of the model's tokenizer.json.
     fn split_regex(self) -> &'static str {
         match self {
-            PreTokenizer::Qwen2 => {
-                r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-            }
-            PreTokenizer::Llama3 => {
-                r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-            }
+            PreTokenizer::Qwen2 => r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+            PreTokenizer::Llama3 => r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
         }
     }
 
@@ -75,14 +71,10 @@ const END_OF_TURN_TEXTS: &[&str] = &["<|endoftext|>", "<|im_end|>", "<|eot_id|>"
 pub fn tokenizer_spec(meta: &Meta) -> Result<TokenizerSpec> {
     let model = meta.str("tokenizer.ggml.model")?;
     if model != "gpt2" {
-        return Err(Error::Unsupported(format!(
-            "GGUF tokenizer model `{model}` (supported: gpt2, i.e. byte-level BPE)"
-        )));
+        return Err(Error::Unsupported(format!("GGUF tokenizer model `{model}` (supported: gpt2, i.e. byte-level BPE)")));
     }
     let pre_name = meta.opt_str("tokenizer.ggml.pre")?.unwrap_or("default");
-    let pre = PreTokenizer::from_name(pre_name).ok_or_else(|| {
-        Error::Unsupported(format!("GGUF pre-tokenizer `{pre_name}` (supported: qwen2, llama-bpe)"))
-    })?;
+    let pre = PreTokenizer::from_name(pre_name).ok_or_else(|| Error::Unsupported(format!("GGUF pre-tokenizer `{pre_name}` (supported: qwen2, llama-bpe)")))?;
 
     let tokens = meta.string_array("tokenizer.ggml.tokens")?;
     let merges = meta.string_array("tokenizer.ggml.merges")?;
@@ -90,11 +82,7 @@ pub fn tokenizer_spec(meta: &Meta) -> Result<TokenizerSpec> {
         None => vec![TokenType::Normal; tokens.len()],
         Some(items) => {
             if items.len() != tokens.len() {
-                return Err(Error::Tokenizer(format!(
-                    "{} token types for {} tokens",
-                    items.len(),
-                    tokens.len()
-                )));
+                return Err(Error::Tokenizer(format!("{} token types for {} tokens", items.len(), tokens.len())));
             }
             items
                 .iter()
@@ -114,10 +102,7 @@ pub fn tokenizer_spec(meta: &Meta) -> Result<TokenizerSpec> {
     let eos_id = token_id("tokenizer.ggml.eos_token_id")?;
     let add_bos = meta.opt_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(pre.adds_bos_by_default());
 
-    let mut eos_ids: Vec<u32> = [eos_id, token_id("tokenizer.ggml.eot_token_id")?, token_id("tokenizer.ggml.eom_token_id")?]
-        .into_iter()
-        .flatten()
-        .collect();
+    let mut eos_ids: Vec<u32> = [eos_id, token_id("tokenizer.ggml.eot_token_id")?, token_id("tokenizer.ggml.eom_token_id")?].into_iter().flatten().collect();
     eos_ids.extend(
         tokens
             .iter()
@@ -144,13 +129,8 @@ pub fn tokenizer_spec(meta: &Meta) -> Result<TokenizerSpec> {
 /// added by converters to fill the embedding rows) are left out, as they are not in the original
 /// vocabulary; control and user-defined tokens become added tokens, matched before BPE.
 fn tokenizer_json(pre: PreTokenizer, tokens: &[&str], types: &[TokenType], merges: &[&str], bos: Option<u32>) -> String {
-    let vocab: serde_json::Map<String, Json> = tokens
-        .iter()
-        .zip(types)
-        .enumerate()
-        .filter(|(_, (_, ty))| **ty != TokenType::Unused)
-        .map(|(id, (text, _))| (text.to_string(), json!(id)))
-        .collect();
+    let vocab: serde_json::Map<String, Json> =
+        tokens.iter().zip(types).enumerate().filter(|(_, (_, ty))| **ty != TokenType::Unused).map(|(id, (text, _))| (text.to_string(), json!(id))).collect();
     let added_tokens: Vec<Json> = tokens
         .iter()
         .zip(types)
@@ -161,9 +141,7 @@ fn tokenizer_json(pre: PreTokenizer, tokens: &[&str], types: &[TokenType], merge
                    "normalized": false, "special": *ty == TokenType::Control})
         })
         .collect();
-    let byte_level = |trim_offsets: bool| {
-        json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": trim_offsets, "use_regex": false})
-    };
+    let byte_level = |trim_offsets: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": trim_offsets, "use_regex": false});
     let pre_tokenizer = json!({"type": "Sequence", "pretokenizers": [
         {"type": "Split", "pattern": {"Regex": pre.split_regex()}, "behavior": "Isolated", "invert": false},
         byte_level(pre == PreTokenizer::Llama3),
