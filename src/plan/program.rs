@@ -38,6 +38,8 @@ pub struct Wait {
 
 /// Longest wait list the kernel decodes (8 bits of the packed instruction word).
 pub const MAX_WAITS: u32 = 255;
+/// Most waits in a program (the first wait's index has the other 24 bits).
+pub const MAX_WAIT_ENTRIES: usize = 1 << 24;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Program {
@@ -142,7 +144,7 @@ impl Program {
     }
 
     pub fn workers(&self) -> u32 {
-        self.sms * self.workers_per_sm
+        self.sms.saturating_mul(self.workers_per_sm)
     }
 
     fn worker(&self, w: usize) -> &[Instruction] {
@@ -160,6 +162,9 @@ impl Program {
         let workers = self.workers() as usize;
         if self.tasks.len() != steps || self.bytes_per_task.len() != steps || self.starts.len() != workers + 1 {
             return Err(bad(format!("sized for {} steps and {} workers", self.tasks.len(), self.starts.len().saturating_sub(1))));
+        }
+        if self.waits.len() > MAX_WAIT_ENTRIES || self.instructions.iter().any(|i| i.wait_count > MAX_WAITS) {
+            return Err(bad(format!("more waits than the kernel can index ({} of at most {MAX_WAIT_ENTRIES}, at most {MAX_WAITS} each)", self.waits.len())));
         }
         if self.starts[0] != 0 || self.starts.windows(2).any(|w| w[0] > w[1]) || self.starts[workers] as usize != self.instructions.len() {
             return Err(bad("worker ranges do not partition the instructions".into()));
@@ -311,6 +316,9 @@ mod tests {
         let w = p.instructions[i].wait_first as usize;
         p.waits[w].step = p.instructions[i].step; // waits on itself
         assert!(p.check(n).is_err());
+        let mut p = good.clone();
+        p.instructions[0].wait_count = MAX_WAITS + 1; // more than the kernel decodes
+        assert!(p.check(n).unwrap_err().to_string().contains("index"));
         let mut p = good.clone();
         p.instructions.swap(0, 1); // a worker's steps out of order
         assert!(p.check(n).is_err());
