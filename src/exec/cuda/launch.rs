@@ -1,13 +1,13 @@
-//! Every kernel launch shape, in one place: which kernel each plan step runs, its grid, block
-//! and arguments (device pointers computed here from the arena and weight bases plus each
-//! slot's offset), and the device scratch the cross-block reductions need. Kernels document
-//! the shapes they expect in their header comments (`kernels/*.cu`).
+//! Decode's kernel launch shapes: which kernel each plan step runs, its grid, block and
+//! arguments (device pointers computed here from the arena and weight bases plus each slot's
+//! offset), and the device scratch the cross-block reductions need. Kernels document the shapes
+//! they expect in their header comments (`kernels/*.cu`). Prefill's launches are in
+//! `prefill.rs`, the persistent kernel's tables in `persistent.rs`.
 
 use crate::error::{Error, Result};
 use crate::exec::sampling::SamplingParams;
 use crate::ir::Op;
-use crate::plan::prefill::PrefillLayout;
-use crate::plan::{Plan, Region, Slot, Step, StepIo};
+use crate::plan::{Plan, Region, Slot, Step};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
 pub const KERNEL_NAMES: [&str; 15] = [
@@ -30,7 +30,7 @@ pub const KERNEL_NAMES: [&str; 15] = [
 
 // Block sizes; they must match GEMV_THREADS, ATTN_THREADS, SAMPLE_THREADS and TOP_THREADS in the kernels.
 const GEMV_WARPS: usize = 4;
-const GEMV_THREADS: u32 = 32 * GEMV_WARPS as u32;
+pub(super) const GEMV_THREADS: u32 = 32 * GEMV_WARPS as u32;
 /// GEMV blocks per SM before warps take several tasks each: 16 warps, each with a batch of
 /// 16-byte loads in flight, keep an SM's share of HBM bandwidth busy.
 const GEMV_BLOCKS_PER_SM: usize = 4;
@@ -44,7 +44,7 @@ pub const LARGE_SHARED: [(&str, usize); 7] = [
     ("lm_head", GEMV_MAX_SHARED),
     ("gate_up_silu", GEMV_MAX_SHARED),
     ("qkv_rope", GEMV_MAX_SHARED),
-    ("prefill_gemm", PG_SHARED),
+    ("prefill_gemm", super::prefill::PG_SHARED),
     ("sample_top", TOP_SHARED),
     ("decode_persistent", super::persistent::MAX_SHARED as usize),
 ];
@@ -53,7 +53,7 @@ const SAMPLE_THREADS: u32 = 256;
 const TOP_THREADS: u32 = 1024;
 /// sample_top's histograms: 32 warps x 256 first-level bins, two u32 halves each (TOP_SHARED in sample.cu).
 const TOP_SHARED: usize = 32 * 256 * 8;
-const NORM_THREADS: u32 = 256;
+pub(super) const NORM_THREADS: u32 = 256;
 // Kernel limits (ATTN_MAX_GROUP, ATTN_MAX_D in attention.cu).
 const ATTN_MAX_GROUP: usize = 8;
 const ATTN_MAX_HEAD_DIM: usize = 256;
@@ -93,11 +93,11 @@ pub struct Launch {
     pub tasks: u32,
 }
 
-fn int(v: usize) -> u64 {
+pub(super) fn int(v: usize) -> u64 {
     v as u32 as u64
 }
 
-fn float(v: f32) -> u64 {
+pub(super) fn float(v: f32) -> u64 {
     v.to_bits() as u64
 }
 
@@ -140,7 +140,7 @@ fn attention_splits(sms: u32, n_kv: usize, max_seq: usize) -> u32 {
 /// Grid and dynamic shared memory of a GEMV-family kernel (kernels/gemv.cu) over `tasks` warp
 /// tasks with rows of `k` (`normed`: an input RMSNorm is folded in): one task per warp, at most
 /// GEMV_BLOCKS_PER_SM blocks per SM. None when x does not fit in shared memory.
-fn gemv_shape(tasks: usize, k: usize, normed: bool, sms: u32) -> Option<((u32, u32, u32), u32)> {
+pub(super) fn gemv_shape(tasks: usize, k: usize, normed: bool, sms: u32) -> Option<((u32, u32, u32), u32)> {
     let shared = 4 * k + if normed { 2 * k } else { 0 };
     let blocks = tasks.div_ceil(GEMV_WARPS).clamp(1, GEMV_BLOCKS_PER_SM * sms.max(1) as usize);
     (shared <= GEMV_MAX_SHARED).then_some(((blocks as u32, 1, 1), shared as u32))
@@ -176,7 +176,7 @@ impl Scratch {
 }
 
 impl DeviceLayout {
-    fn ptr(&self, slot: &Slot) -> u64 {
+    pub(super) fn ptr(&self, slot: &Slot) -> u64 {
         match slot.region {
             Region::Weights => self.weights + slot.offset,
             Region::Arena => self.arena + slot.offset,
@@ -193,7 +193,7 @@ impl DeviceLayout {
 
     /// The sampler over `logits` into `next`: greedy across many blocks, or seeded sampling in one
     /// block, drawing for the position in the `position` slot.
-    fn sample(&self, logits: &Slot, next: &Slot, position: &Slot, label: &str) -> Launch {
+    pub(super) fn sample(&self, logits: &Slot, next: &Slot, position: &Slot, label: &str) -> Launch {
         let vocab = logits.ty.elements();
         let p = &self.sampling;
         let (kernel, grid, block, shared, args) = if p.is_greedy() {
@@ -391,237 +391,5 @@ impl DeviceLayout {
         };
         let tasks = warp_tasks.map_or(grid.0 * grid.1 * grid.2, |t| t as u32);
         Ok(Launch { kernel, grid, block, shared, args, label: step.label.clone(), tasks })
-    }
-}
-
-// ---- Batched prefill (kernels/prefill.cu) ----
-
-/// Prompt tokens per prefill pass on the GPU: big enough that the GEMMs run on tensor cores at
-/// a good fraction of peak, small enough that the widened activations stay a few tens of MB.
-pub const PREFILL_CHUNK: usize = 512;
-// Must match PG_BM, PG_BN, PG_BK, PG_SHARED, PG_THREADS, PG_* modes, PA_THREADS, PA_MAX_Q, PA_MAX_D in prefill.cu.
-const PG_BM: usize = 64;
-const PG_BN: usize = 64;
-const PG_BK: usize = 64;
-/// The GEMM's double buffer: f32 x tiles and bf16 weight tiles, rows padded by 8 elements.
-const PG_SHARED: usize = 2 * PG_BM * (PG_BK + 8) * 4 + 2 * PG_BN * (PG_BK + 8) * 2;
-const PG_THREADS: u32 = 128;
-const PG_LINEAR: usize = 0;
-const PG_GATE_UP: usize = 1;
-const PA_THREADS: u32 = 128;
-const PA_MAX_Q: usize = 24;
-const PA_MAX_D: usize = 128;
-
-/// Where prefill's buffers are on the device: the prefill arena (the widened activations, laid
-/// out by [`PrefillLayout`]) and the f32 q/k/v GEMM output, `chunk` rows.
-#[derive(Clone, Copy, Debug)]
-pub struct PrefillDevice {
-    pub arena: u64,
-    pub qkv: u64,
-    /// f32 rows of a folded input RMSNorm, which prefill runs before the GEMM.
-    pub normed: u64,
-}
-
-/// Bytes of the normed-input scratch for `chunk` rows: the widest input of a GEMV that has an
-/// RMSNorm folded in.
-pub fn prefill_normed_bytes(steps: &[Step], chunk: usize) -> u64 {
-    let width = steps
-        .iter()
-        .filter(|s| matches!(s.op, Op::QkvRope { norm: Some(_), .. } | Op::GateUpSilu { norm: Some(_) }))
-        .map(|s| s.inputs[0].ty.elements())
-        .max()
-        .unwrap_or(0);
-    (4 * width * chunk) as u64
-}
-
-/// Bytes of the f32 q/k/v scratch for `chunk` rows.
-pub fn prefill_qkv_bytes(steps: &[Step], chunk: usize) -> u64 {
-    let width = steps
-        .iter()
-        .map(|s| match s.op {
-            Op::QkvRope { n_heads, n_kv_heads, head_dim, .. } => (n_heads + 2 * n_kv_heads) * head_dim,
-            _ => 0,
-        })
-        .max()
-        .unwrap_or(0);
-    (4 * width * chunk) as u64
-}
-
-impl DeviceLayout {
-    /// The launches of one prefill pass over `n` tokens at positions `start..start + n` (the
-    /// token ids already in the prefill arena's token rows). With `last`, the LM head and the
-    /// sampler run on the last row and `advance` feeds the sampled token and position start + n
-    /// to the decode graph (the host wrote start + n - 1 to the position slot).
-    #[allow(clippy::too_many_arguments)]
-    pub fn prefill_launches(
-        &self,
-        steps: &[Step],
-        io: &StepIo,
-        layout: &PrefillLayout,
-        dev: &PrefillDevice,
-        n: usize,
-        start: usize,
-        last: bool,
-    ) -> Result<Vec<Launch>> {
-        let rows_ptr = |slot: &Slot| layout.offset(slot).map_or_else(|| self.ptr(slot), |o| dev.arena + o);
-        let mut launches = Vec::new();
-        for step in steps {
-            let (ins, outs) = (&step.inputs, &step.outputs);
-            let unsupported = |why: String| Error::Unsupported(format!("prefill of {} ({}): {why}", step.label, step.op.kind()));
-            let gemm = |w: &Slot, cols: usize, mode: usize, x: u64, bias: u64, residual: u64, out: u64| -> Result<Launch> {
-                let k = w.ty.last_dim();
-                if !k.is_multiple_of(8) {
-                    return Err(unsupported(format!("the prefill GEMM needs K divisible by 8, got {k}")));
-                }
-                let gx = if mode == PG_GATE_UP { cols.div_ceil(PG_BN / 2) } else { cols.div_ceil(PG_BN) };
-                Ok(Launch {
-                    kernel: "prefill_gemm",
-                    grid: (gx as u32, n.div_ceil(PG_BM) as u32, 1),
-                    block: PG_THREADS,
-                    shared: PG_SHARED as u32,
-                    args: vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k)],
-                    label: step.label.clone(),
-                    tasks: gx as u32 * n.div_ceil(PG_BM) as u32,
-                })
-            };
-            let launch = |kernel: &'static str, grid: (u32, u32, u32), block: u32, args: Vec<u64>| Launch {
-                kernel,
-                grid,
-                block,
-                shared: 0,
-                args,
-                label: step.label.clone(),
-                tasks: grid.0 * grid.1 * grid.2,
-            };
-            // The GEMM's input rows: with an RMSNorm folded into the op (its weight is the last
-            // input), the chunk's rows are normalized into `dev.normed` first, as decode's GEMV
-            // does per token.
-            let gemm_input = |launches: &mut Vec<Launch>, norm: Option<f32>| -> u64 {
-                let Some(eps) = norm else { return rows_ptr(&ins[0]) };
-                let w = ins.last().expect("a normed op has inputs");
-                let hidden = w.ty.elements();
-                let rows = n * (ins[0].ty.elements() / hidden);
-                launches.push(launch("rms_norm", (rows as u32, 1, 1), NORM_THREADS, vec![rows_ptr(&ins[0]), self.ptr(w), dev.normed, int(hidden), float(eps)]));
-                dev.normed
-            };
-            match step.op {
-                Op::Embedding => {
-                    let (hidden, vocab) = (ins[0].ty.last_dim(), ins[0].ty.elements() / ins[0].ty.last_dim());
-                    launches.push(launch(
-                        "prefill_embedding",
-                        (n as u32, 1, 1),
-                        256,
-                        vec![self.ptr(&ins[0]), rows_ptr(&ins[1]), rows_ptr(&outs[0]), int(hidden), int(vocab)],
-                    ));
-                }
-                Op::RmsNorm { eps } => {
-                    let hidden = ins[1].ty.elements();
-                    let rows = n * (ins[0].ty.elements() / hidden);
-                    launches.push(launch(
-                        "rms_norm",
-                        (rows as u32, 1, 1),
-                        NORM_THREADS,
-                        vec![rows_ptr(&ins[0]), self.ptr(&ins[1]), rows_ptr(&outs[0]), int(hidden), float(eps)],
-                    ));
-                }
-                Op::Linear { bias } | Op::LinearResidual { bias } => {
-                    let bias_ptr = if bias { self.ptr(&ins[2]) } else { 0 };
-                    let residual = if matches!(step.op, Op::LinearResidual { .. }) { rows_ptr(&ins[2 + usize::from(bias)]) } else { 0 };
-                    launches.push(gemm(&ins[1], outs[0].ty.elements(), PG_LINEAR, rows_ptr(&ins[0]), bias_ptr, residual, rows_ptr(&outs[0]))?);
-                }
-                Op::GateUpSilu { norm } => {
-                    let x = gemm_input(&mut launches, norm);
-                    launches.push(gemm(&ins[1], outs[0].ty.elements(), PG_GATE_UP, x, 0, 0, rows_ptr(&outs[0]))?);
-                }
-                Op::QkvRope { n_heads, n_kv_heads, head_dim, qk_norm, norm, .. } => {
-                    if !head_dim.is_multiple_of(2) {
-                        return Err(unsupported(format!("RoPE needs an even head_dim, got {head_dim}")));
-                    }
-                    // The position slot is unused: rows sit at start + t.
-                    let slots = step.qkv_inputs()?;
-                    let bias_ptr = slots.bias.map_or(0, |b| self.ptr(b));
-                    let (q_norm, k_norm) = slots.qk_norm.map_or((0, 0), |(q, k)| (self.ptr(q), self.ptr(k)));
-                    let inv_freq = self.ptr(slots.inv_freq);
-                    let (k_cache, v_cache) = (self.ptr(slots.k_cache), self.ptr(slots.v_cache));
-                    let heads = n_heads + 2 * n_kv_heads;
-                    let x = gemm_input(&mut launches, norm);
-                    launches.push(gemm(&ins[1], heads * head_dim, PG_LINEAR, x, bias_ptr, 0, dev.qkv)?);
-                    let args = vec![
-                        dev.qkv,
-                        q_norm,
-                        k_norm,
-                        float(qk_norm.unwrap_or(0.0)),
-                        inv_freq,
-                        int(start),
-                        rows_ptr(&outs[0]),
-                        k_cache,
-                        v_cache,
-                        int(n_heads),
-                        int(n_kv_heads),
-                        int(head_dim),
-                    ];
-                    launches.push(launch("prefill_rope", (n as u32, heads as u32, 1), 128, args));
-                }
-                Op::Attention { n_heads, n_kv_heads, head_dim } => {
-                    if n_kv_heads == 0
-                        || !n_heads.is_multiple_of(n_kv_heads)
-                        || n_heads / n_kv_heads > PA_MAX_Q
-                        || head_dim > PA_MAX_D
-                        || !head_dim.is_multiple_of(2)
-                    {
-                        return Err(unsupported(format!(
-                            "{n_heads} query heads over {n_kv_heads} KV heads of dim {head_dim} (at most {PA_MAX_Q} per KV head, even dim <= {PA_MAX_D})"
-                        )));
-                    }
-                    let per_block = (PA_MAX_Q / (n_heads / n_kv_heads)).max(1);
-                    let args = vec![
-                        rows_ptr(&ins[0]),
-                        self.ptr(&ins[1]),
-                        self.ptr(&ins[2]),
-                        rows_ptr(&outs[0]),
-                        int(n),
-                        int(start),
-                        int(per_block),
-                        int(n_heads),
-                        int(n_kv_heads),
-                        int(head_dim),
-                    ];
-                    launches.push(launch("prefill_attention", (n_kv_heads as u32, n.div_ceil(per_block) as u32, 1), PA_THREADS, args));
-                }
-                Op::LmHead { norm } if last => {
-                    let k = ins[1].ty.last_dim();
-                    let row = ins[0].ty.elements();
-                    if row != k || !k.is_multiple_of(8) {
-                        return Err(unsupported(format!("LM head rows of {row} for weights of width {k}")));
-                    }
-                    let x = rows_ptr(&ins[0]) + ((n - 1) * row * ins[0].ty.dtype.size()) as u64;
-                    let vocab = outs[0].ty.elements();
-                    let (grid, shared) = gemv_shape(vocab, k, norm.is_some(), self.sms)
-                        .ok_or_else(|| unsupported(format!("LM head rows of {k} do not fit the GEMV's shared memory")))?;
-                    let (norm_w, eps) = match norm {
-                        Some(eps) => (self.ptr(ins.last().expect("a normed op has inputs")), float(eps)),
-                        None => (0, 0),
-                    };
-                    let args = vec![x, self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(vocab), int(k)];
-                    launches.push(Launch { shared, ..launch("lm_head", grid, GEMV_THREADS, args) });
-                }
-                // The host wrote the last row's position to the position slot, which the draw reads.
-                Op::Sample if last => launches.push(self.sample(&ins[0], &outs[0], &io.position, &step.label)),
-                Op::LmHead { .. } | Op::Sample => {}
-                ref op => return Err(Error::Unsupported(format!("the CUDA prefill has no kernel for `{}`", op.kind()))),
-            }
-        }
-        if last {
-            launches.push(Launch {
-                kernel: "advance",
-                grid: (1, 1, 1),
-                block: 1,
-                shared: 0,
-                args: vec![self.ptr(&io.next_token), self.ptr(&io.token), self.ptr(&io.position)],
-                label: "advance".into(),
-                tasks: 1,
-            });
-        }
-        Ok(launches)
     }
 }

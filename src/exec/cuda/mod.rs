@@ -8,6 +8,7 @@
 
 pub mod launch;
 pub mod persistent;
+pub mod prefill;
 
 use super::sampling::SamplingParams;
 use super::Backend;
@@ -17,8 +18,9 @@ use crate::plan::prefill::PrefillLayout;
 use crate::plan::Target;
 use crate::plan::{Step, StepIo};
 use cudarc::driver::{result as cu, sys, CudaContext, CudaGraph, CudaStream, DriverError};
-use launch::{DeviceLayout, Launch, PrefillDevice, Scratch};
+use launch::{DeviceLayout, Launch, Scratch};
 use persistent::DeviceProgram;
+use prefill::PrefillDevice;
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
 use std::sync::Arc;
@@ -150,10 +152,10 @@ impl CudaBackend {
         // scheduled for; the graph path sizes them for this GPU.
         let sms = plan.program.as_ref().map_or(device_sms, |p| p.sms);
         let scratch = Scratch::for_plan(plan, plan.arena_bytes, sms);
-        let prefill_layout = plan.prefill_layout(launch::PREFILL_CHUNK.min(plan.max_seq_len))?;
+        let prefill_layout = plan.prefill_layout(prefill::PREFILL_CHUNK.min(plan.max_seq_len))?;
         let qkv_at = prefill_layout.bytes.div_ceil(256) * 256;
-        let normed_at = qkv_at + launch::prefill_qkv_bytes(&plan.steps, prefill_layout.chunk).div_ceil(256) * 256;
-        let prefill_bytes = normed_at + launch::prefill_normed_bytes(&plan.steps, prefill_layout.chunk);
+        let normed_at = qkv_at + prefill::prefill_qkv_bytes(&plan.steps, prefill_layout.chunk).div_ceil(256) * 256;
+        let prefill_bytes = normed_at + prefill::prefill_normed_bytes(&plan.steps, prefill_layout.chunk);
         // Checked up front, so a plan too big for this GPU fails with the sizes before anything
         // is uploaded, rather than with a bare CUDA_ERROR_OUT_OF_MEMORY part way through.
         let needed = plan.weight_bytes + plan.arena_bytes + scratch.bytes + prefill_bytes;

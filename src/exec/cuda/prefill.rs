@@ -1,0 +1,239 @@
+//! Launch shapes of batched prefill (kernels/prefill.cu, and the decode kernels that prefill
+//! reuses on a chunk's rows): the GEMM tiles, the prefill buffers' sizes, and the launches of one
+//! pass over a chunk of prompt tokens. Decode's launches are in `launch.rs`.
+
+use super::launch::{float, gemv_shape, int, DeviceLayout, Launch, GEMV_THREADS, NORM_THREADS};
+use crate::error::{Error, Result};
+use crate::ir::Op;
+use crate::plan::prefill::PrefillLayout;
+use crate::plan::{Slot, Step, StepIo};
+
+/// Prompt tokens per prefill pass on the GPU: big enough that the GEMMs run on tensor cores at
+/// a good fraction of peak, small enough that the widened activations stay a few tens of MB.
+pub const PREFILL_CHUNK: usize = 512;
+// Must match PG_BM, PG_BN, PG_BK, PG_SHARED, PG_THREADS, PG_* modes, PA_THREADS, PA_MAX_Q, PA_MAX_D in prefill.cu.
+const PG_BM: usize = 64;
+const PG_BN: usize = 64;
+const PG_BK: usize = 64;
+/// The GEMM's double buffer: f32 x tiles and bf16 weight tiles, rows padded by 8 elements.
+pub(super) const PG_SHARED: usize = 2 * PG_BM * (PG_BK + 8) * 4 + 2 * PG_BN * (PG_BK + 8) * 2;
+const PG_THREADS: u32 = 128;
+const PG_LINEAR: usize = 0;
+const PG_GATE_UP: usize = 1;
+const PA_THREADS: u32 = 128;
+const PA_MAX_Q: usize = 24;
+const PA_MAX_D: usize = 128;
+
+/// Where prefill's buffers are on the device: the prefill arena (the widened activations, laid
+/// out by [`PrefillLayout`]) and the f32 q/k/v GEMM output, `chunk` rows.
+#[derive(Clone, Copy, Debug)]
+pub struct PrefillDevice {
+    pub arena: u64,
+    pub qkv: u64,
+    /// f32 rows of a folded input RMSNorm, which prefill runs before the GEMM.
+    pub normed: u64,
+}
+
+/// Bytes of the normed-input scratch for `chunk` rows: the widest input of a GEMV that has an
+/// RMSNorm folded in.
+pub fn prefill_normed_bytes(steps: &[Step], chunk: usize) -> u64 {
+    let width = steps
+        .iter()
+        .filter(|s| matches!(s.op, Op::QkvRope { norm: Some(_), .. } | Op::GateUpSilu { norm: Some(_) }))
+        .map(|s| s.inputs[0].ty.elements())
+        .max()
+        .unwrap_or(0);
+    (4 * width * chunk) as u64
+}
+
+/// Bytes of the f32 q/k/v scratch for `chunk` rows.
+pub fn prefill_qkv_bytes(steps: &[Step], chunk: usize) -> u64 {
+    let width = steps
+        .iter()
+        .map(|s| match s.op {
+            Op::QkvRope { n_heads, n_kv_heads, head_dim, .. } => (n_heads + 2 * n_kv_heads) * head_dim,
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    (4 * width * chunk) as u64
+}
+
+impl DeviceLayout {
+    /// The launches of one prefill pass over `n` tokens at positions `start..start + n` (the
+    /// token ids already in the prefill arena's token rows). With `last`, the LM head and the
+    /// sampler run on the last row and `advance` feeds the sampled token and position start + n
+    /// to the decode graph (the host wrote start + n - 1 to the position slot).
+    #[allow(clippy::too_many_arguments)]
+    pub fn prefill_launches(
+        &self,
+        steps: &[Step],
+        io: &StepIo,
+        layout: &PrefillLayout,
+        dev: &PrefillDevice,
+        n: usize,
+        start: usize,
+        last: bool,
+    ) -> Result<Vec<Launch>> {
+        let rows_ptr = |slot: &Slot| layout.offset(slot).map_or_else(|| self.ptr(slot), |o| dev.arena + o);
+        let mut launches = Vec::new();
+        for step in steps {
+            let (ins, outs) = (&step.inputs, &step.outputs);
+            let unsupported = |why: String| Error::Unsupported(format!("prefill of {} ({}): {why}", step.label, step.op.kind()));
+            let gemm = |w: &Slot, cols: usize, mode: usize, x: u64, bias: u64, residual: u64, out: u64| -> Result<Launch> {
+                let k = w.ty.last_dim();
+                if !k.is_multiple_of(8) {
+                    return Err(unsupported(format!("the prefill GEMM needs K divisible by 8, got {k}")));
+                }
+                let gx = if mode == PG_GATE_UP { cols.div_ceil(PG_BN / 2) } else { cols.div_ceil(PG_BN) };
+                Ok(Launch {
+                    kernel: "prefill_gemm",
+                    grid: (gx as u32, n.div_ceil(PG_BM) as u32, 1),
+                    block: PG_THREADS,
+                    shared: PG_SHARED as u32,
+                    args: vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k)],
+                    label: step.label.clone(),
+                    tasks: gx as u32 * n.div_ceil(PG_BM) as u32,
+                })
+            };
+            let launch = |kernel: &'static str, grid: (u32, u32, u32), block: u32, args: Vec<u64>| Launch {
+                kernel,
+                grid,
+                block,
+                shared: 0,
+                args,
+                label: step.label.clone(),
+                tasks: grid.0 * grid.1 * grid.2,
+            };
+            // The GEMM's input rows: with an RMSNorm folded into the op (its weight is the last
+            // input), the chunk's rows are normalized into `dev.normed` first, as decode's GEMV
+            // does per token.
+            let gemm_input = |launches: &mut Vec<Launch>, norm: Option<f32>| -> u64 {
+                let Some(eps) = norm else { return rows_ptr(&ins[0]) };
+                let w = ins.last().expect("a normed op has inputs");
+                let hidden = w.ty.elements();
+                let rows = n * (ins[0].ty.elements() / hidden);
+                launches.push(launch("rms_norm", (rows as u32, 1, 1), NORM_THREADS, vec![rows_ptr(&ins[0]), self.ptr(w), dev.normed, int(hidden), float(eps)]));
+                dev.normed
+            };
+            match step.op {
+                Op::Embedding => {
+                    let (hidden, vocab) = (ins[0].ty.last_dim(), ins[0].ty.elements() / ins[0].ty.last_dim());
+                    launches.push(launch(
+                        "prefill_embedding",
+                        (n as u32, 1, 1),
+                        256,
+                        vec![self.ptr(&ins[0]), rows_ptr(&ins[1]), rows_ptr(&outs[0]), int(hidden), int(vocab)],
+                    ));
+                }
+                Op::RmsNorm { eps } => {
+                    let hidden = ins[1].ty.elements();
+                    let rows = n * (ins[0].ty.elements() / hidden);
+                    launches.push(launch(
+                        "rms_norm",
+                        (rows as u32, 1, 1),
+                        NORM_THREADS,
+                        vec![rows_ptr(&ins[0]), self.ptr(&ins[1]), rows_ptr(&outs[0]), int(hidden), float(eps)],
+                    ));
+                }
+                Op::Linear { bias } | Op::LinearResidual { bias } => {
+                    let bias_ptr = if bias { self.ptr(&ins[2]) } else { 0 };
+                    let residual = if matches!(step.op, Op::LinearResidual { .. }) { rows_ptr(&ins[2 + usize::from(bias)]) } else { 0 };
+                    launches.push(gemm(&ins[1], outs[0].ty.elements(), PG_LINEAR, rows_ptr(&ins[0]), bias_ptr, residual, rows_ptr(&outs[0]))?);
+                }
+                Op::GateUpSilu { norm } => {
+                    let x = gemm_input(&mut launches, norm);
+                    launches.push(gemm(&ins[1], outs[0].ty.elements(), PG_GATE_UP, x, 0, 0, rows_ptr(&outs[0]))?);
+                }
+                Op::QkvRope { n_heads, n_kv_heads, head_dim, qk_norm, norm, .. } => {
+                    if !head_dim.is_multiple_of(2) {
+                        return Err(unsupported(format!("RoPE needs an even head_dim, got {head_dim}")));
+                    }
+                    // The position slot is unused: rows sit at start + t.
+                    let slots = step.qkv_inputs()?;
+                    let bias_ptr = slots.bias.map_or(0, |b| self.ptr(b));
+                    let (q_norm, k_norm) = slots.qk_norm.map_or((0, 0), |(q, k)| (self.ptr(q), self.ptr(k)));
+                    let inv_freq = self.ptr(slots.inv_freq);
+                    let (k_cache, v_cache) = (self.ptr(slots.k_cache), self.ptr(slots.v_cache));
+                    let heads = n_heads + 2 * n_kv_heads;
+                    let x = gemm_input(&mut launches, norm);
+                    launches.push(gemm(&ins[1], heads * head_dim, PG_LINEAR, x, bias_ptr, 0, dev.qkv)?);
+                    let args = vec![
+                        dev.qkv,
+                        q_norm,
+                        k_norm,
+                        float(qk_norm.unwrap_or(0.0)),
+                        inv_freq,
+                        int(start),
+                        rows_ptr(&outs[0]),
+                        k_cache,
+                        v_cache,
+                        int(n_heads),
+                        int(n_kv_heads),
+                        int(head_dim),
+                    ];
+                    launches.push(launch("prefill_rope", (n as u32, heads as u32, 1), 128, args));
+                }
+                Op::Attention { n_heads, n_kv_heads, head_dim } => {
+                    if n_kv_heads == 0
+                        || !n_heads.is_multiple_of(n_kv_heads)
+                        || n_heads / n_kv_heads > PA_MAX_Q
+                        || head_dim > PA_MAX_D
+                        || !head_dim.is_multiple_of(2)
+                    {
+                        return Err(unsupported(format!(
+                            "{n_heads} query heads over {n_kv_heads} KV heads of dim {head_dim} (at most {PA_MAX_Q} per KV head, even dim <= {PA_MAX_D})"
+                        )));
+                    }
+                    let per_block = (PA_MAX_Q / (n_heads / n_kv_heads)).max(1);
+                    let args = vec![
+                        rows_ptr(&ins[0]),
+                        self.ptr(&ins[1]),
+                        self.ptr(&ins[2]),
+                        rows_ptr(&outs[0]),
+                        int(n),
+                        int(start),
+                        int(per_block),
+                        int(n_heads),
+                        int(n_kv_heads),
+                        int(head_dim),
+                    ];
+                    launches.push(launch("prefill_attention", (n_kv_heads as u32, n.div_ceil(per_block) as u32, 1), PA_THREADS, args));
+                }
+                Op::LmHead { norm } if last => {
+                    let k = ins[1].ty.last_dim();
+                    let row = ins[0].ty.elements();
+                    if row != k || !k.is_multiple_of(8) {
+                        return Err(unsupported(format!("LM head rows of {row} for weights of width {k}")));
+                    }
+                    let x = rows_ptr(&ins[0]) + ((n - 1) * row * ins[0].ty.dtype.size()) as u64;
+                    let vocab = outs[0].ty.elements();
+                    let (grid, shared) = gemv_shape(vocab, k, norm.is_some(), self.sms)
+                        .ok_or_else(|| unsupported(format!("LM head rows of {k} do not fit the GEMV's shared memory")))?;
+                    let (norm_w, eps) = match norm {
+                        Some(eps) => (self.ptr(ins.last().expect("a normed op has inputs")), float(eps)),
+                        None => (0, 0),
+                    };
+                    let args = vec![x, self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(vocab), int(k)];
+                    launches.push(Launch { shared, ..launch("lm_head", grid, GEMV_THREADS, args) });
+                }
+                // The host wrote the last row's position to the position slot, which the draw reads.
+                Op::Sample if last => launches.push(self.sample(&ins[0], &outs[0], &io.position, &step.label)),
+                Op::LmHead { .. } | Op::Sample => {}
+                ref op => return Err(Error::Unsupported(format!("the CUDA prefill has no kernel for `{}`", op.kind()))),
+            }
+        }
+        if last {
+            launches.push(Launch {
+                kernel: "advance",
+                grid: (1, 1, 1),
+                block: 1,
+                shared: 0,
+                args: vec![self.ptr(&io.next_token), self.ptr(&io.token), self.ptr(&io.position)],
+                label: "advance".into(),
+                tasks: 1,
+            });
+        }
+        Ok(launches)
+    }
+}
