@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::exec::sampling::SamplingParams;
 use crate::ir::Op;
-use crate::plan::{Plan, Region, Slot, Step};
+use crate::plan::{Plan, Region, Slot, Step, StepIo};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
 pub const KERNEL_NAMES: [&str; 15] = [
@@ -227,8 +227,14 @@ impl DeviceLayout {
     /// sampled token and the next position back so the captured graph can replay on its own.
     pub fn launches(&self, plan: &Plan) -> Result<Vec<Launch>> {
         let mut launches = plan.steps.iter().map(|s| self.launch(plan, s)).collect::<Result<Vec<_>>>()?;
-        let io = &plan.io;
-        launches.push(Launch {
+        launches.push(self.advance(&plan.io));
+        Ok(launches)
+    }
+
+    /// `advance` (kernels/step_io.cu): the sampled token becomes the next step's input and the
+    /// position moves on; the last launch of a decode step and of a prompt's last prefill pass.
+    pub(super) fn advance(&self, io: &StepIo) -> Launch {
+        Launch {
             kernel: "advance",
             grid: (1, 1, 1),
             block: 1,
@@ -236,8 +242,7 @@ impl DeviceLayout {
             args: vec![self.ptr(&io.next_token), self.ptr(&io.token), self.ptr(&io.position)],
             label: "advance".into(),
             tasks: 1,
-        });
-        Ok(launches)
+        }
     }
 
     fn launch(&self, plan: &Plan, step: &Step) -> Result<Launch> {

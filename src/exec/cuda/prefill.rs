@@ -224,15 +224,7 @@ impl DeviceLayout {
             }
         }
         if last {
-            launches.push(Launch {
-                kernel: "advance",
-                grid: (1, 1, 1),
-                block: 1,
-                shared: 0,
-                args: vec![self.ptr(&io.next_token), self.ptr(&io.token), self.ptr(&io.position)],
-                label: "advance".into(),
-                tasks: 1,
-            });
+            launches.push(self.advance(io));
         }
         Ok(launches)
     }
