@@ -80,7 +80,7 @@ def verify_shape(shape, args, target, log):
     res["build_s"] = time.time() - t0
 
     plan = work / "model.plan"
-    _, res["compile_s"] = sh([args.llmc, "compile", work / "model", "-o", plan, "--target", target, "--max-seq-len", args.max_seq_len], log)
+    _, res["compile_s"] = sh([args.llmc, "compile", work / "model", "-o", plan, "--target", target, "--max-seq-len", args.max_seq_len, "--decode", args.decode], log)
     rng = np.random.default_rng(args.seed)
     prompt = [int(x) for x in rng.integers(0, cfg.vocab_size, args.prompt_len)]
     dump = work / "logits.f32"
@@ -145,6 +145,7 @@ def main():
     ap.add_argument("--layers", type=int, help="override num_hidden_layers (local CPU checks)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--target", help="llmc compile target (default: the GPU's sm_XX, or cpu with --device cpu)")
+    ap.add_argument("--decode", default="graph", choices=["graph", "persistent"], help="llmc's decode path")
     ap.add_argument("--attn", default="eager", choices=["eager", "sdpa"], help="transformers attention")
     ap.add_argument("--prompt-len", type=int, default=32)
     ap.add_argument("--steps", type=int, default=64, help="greedy tokens compared")

@@ -13,7 +13,7 @@
 // slice of positions) and accumulate every head, then the slices are summed in shared memory.
 // Everything is f32. Bytes: 2 * (pos+1) * d * 4 per KV head (K and V, each read once) +
 // partials when split.
-// Limits (checked on the host): group <= ATTN_MAX_GROUP, d <= ATTN_MAX_D,
+// Limits (checked on the host): group <= ATTN_MAX_GROUP, d <= ATTN_MAX_D, d % 8 == 0,
 // splits >= max_seq / ATTN_CHUNK, splits <= ATTN_MAX_SPLITS.
 
 #define ATTN_THREADS 256
@@ -23,22 +23,16 @@
 #define ATTN_CHUNK 256
 #define ATTN_MAX_SPLITS 256
 
-// Elements i0..i0+7 of a row of d (zeros past d); 16-byte loads when d % 8 == 0, with
-// Wait::load (the row at `pos` may have been written during a persistent launch).
+// Elements i0..i0+7 of a row (zeros past d; d % 8 == 0, checked on the host), as two 16-byte
+// loads with Wait::load (the row at `pos` may have been written during a persistent launch).
 template <class Wait>
 __device__ __forceinline__ void attn_load8(const float* __restrict__ p, int i0, int d, float (&v)[8]) {
-    if ((d & 7) == 0) {
-        if (i0 < d) {
-            const float4 a = Wait::load(reinterpret_cast<const float4*>(p + i0)), b = Wait::load(reinterpret_cast<const float4*>(p + i0 + 4));
-            v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-        } else {
-#pragma unroll
-            for (int e = 0; e < 8; e++) v[e] = 0.f;
-        }
-    } else {
-#pragma unroll
-        for (int e = 0; e < 8; e++) v[e] = i0 + e < d ? Wait::load(p + i0 + e) : 0.f;
+    float4 a = make_float4(0.f, 0.f, 0.f, 0.f), b = a;
+    if (i0 < d) {
+        a = Wait::load(reinterpret_cast<const float4*>(p + i0));
+        b = Wait::load(reinterpret_cast<const float4*>(p + i0 + 4));
     }
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
 }
 
 // One block's work: KV head g over slice `split` of `splits`. Every thread calls it; returns are
@@ -60,7 +54,7 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     const int group = n_heads / n_kv, row = n_kv * d, stride = d + 2;
     const int t0 = split * chunk, n = min(len, t0 + chunk) - t0;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int cpr = (d + 7) >> 3;  // 8-element chunks per row
+    const int cpr = d >> 3;  // 8-element chunks per row
     const float scale = 1.0f / sqrtf((float)d);
     const float* k_base = k_cache + (long long)t0 * row + g * d;
     const float* v_base = v_cache + (long long)t0 * row + g * d;
@@ -90,8 +84,10 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     for (int e = tid; e < qn; e += ATTN_THREADS) buf[e] = Wait::load(q + (long long)g * qn + e);
     __syncthreads();
 
-    // (1) Scores.
-#pragma unroll 2
+    // (1) Scores. Loops over heads and positions stay rolled: the code is small enough to stay in
+    // the instruction cache beside the GEMVs in the persistent kernel (unrolled, this file was
+    // 106 KiB of SASS).
+#pragma unroll 1
     for (int b = 0; b < n; b += teams) {  // uniform over the warp: every lane reaches the shuffles
         const int j = b + team;
         float kv[8];
@@ -101,13 +97,14 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
         } else {
             attn_load8<Wait>(k_base + (long long)min(j, n - 1) * row, 8 * c, d, kv);
         }
-#pragma unroll
-        for (int h = 0; h < ATTN_MAX_GROUP; h++) {
-            if (h >= group) break;
-            const float* qh = buf + h * d + 8 * c;  // past d, kv is 0 (qh stays inside buf)
-            float dot = 0.f;
-#pragma unroll
-            for (int e = 0; e < 8; e++) dot = fmaf(qh[e], kv[e], dot);
+#pragma unroll 1
+        for (int h = 0; h < group; h++) {
+            // Past d, kv is 0 and qh stays inside buf (zeros or the next head's q).
+            const float4* qh = reinterpret_cast<const float4*>(buf + h * d + 8 * c);
+            const float4 qa = qh[0], qb = qh[1];
+            float dot = qa.x * kv[0];
+            dot = fmaf(qa.y, kv[1], dot), dot = fmaf(qa.z, kv[2], dot), dot = fmaf(qa.w, kv[3], dot);
+            dot = fmaf(qb.x, kv[4], dot), dot = fmaf(qb.y, kv[5], dot), dot = fmaf(qb.z, kv[6], dot), dot = fmaf(qb.w, kv[7], dot);
             for (int o = tl >> 1; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
             if (c == 0 && j < n) s[h][j] = dot * scale;
         }
@@ -133,14 +130,14 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     }
     __syncthreads();
 
-    // (3) P.V, all heads at once.
+    // (3) P.V, all heads at once (each V chunk is loaded once for the group).
     float acc[ATTN_MAX_GROUP][8];
 #pragma unroll
     for (int h = 0; h < ATTN_MAX_GROUP; h++)
 #pragma unroll
         for (int e = 0; e < 8; e++) acc[h][e] = 0.f;
     if (slice < slices) {
-#pragma unroll 2
+#pragma unroll 1
         for (int j = slice; j < n; j += slices) {
             float vv[8];
             if (j == slice) {
@@ -158,26 +155,41 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
             }
         }
     }
+    // Sum the slices of one head at a time through buf (q is no longer needed). The loop is
+    // rolled; head h's accumulators are picked by a select chain instead.
     const bool direct = active == 1;
+#pragma unroll 1
+    for (int h = 0; h < group; h++) {
+        float mine[8];
 #pragma unroll
-    for (int h = 0; h < ATTN_MAX_GROUP; h++) {
-        if (h >= group) break;
+        for (int e = 0; e < 8; e++) mine[e] = acc[0][e];
+#pragma unroll
+        for (int hh = 1; hh < ATTN_MAX_GROUP; hh++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) mine[e] = hh == h ? acc[hh][e] : mine[e];
         __syncthreads();  // buf is free (q, or the previous head's sums, fully read)
-        if (slice < slices) {
-#pragma unroll
-            for (int e = 0; e < 8; e++)
-                if (8 * c3 + e < d) buf[slice * d + 8 * c3 + e] = acc[h][e];
+        if (slice < slices && 8 * c3 < d) {
+            float4* dst = reinterpret_cast<float4*>(buf + slice * d + 8 * c3);
+            dst[0] = make_float4(mine[0], mine[1], mine[2], mine[3]);
+            dst[1] = make_float4(mine[4], mine[5], mine[6], mine[7]);
         }
         __syncthreads();
         const int head = g * group + h;
         float* p = partial + ((long long)head * splits + split) * stride;
-        for (int i = tid; i < d; i += ATTN_THREADS) {
-            float a = 0.f;
-            for (int sl = 0; sl < slices; sl++) a += buf[sl * d + i];
+        if (tid < d) {
+            // Four independent sums: the slices' loads overlap.
+            float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
+            int sl = 0;
+            for (; sl + 4 <= slices; sl += 4) {
+                a0 += buf[sl * d + tid], a1 += buf[(sl + 1) * d + tid];
+                a2 += buf[(sl + 2) * d + tid], a3 += buf[(sl + 3) * d + tid];
+            }
+            for (; sl < slices; sl++) a0 += buf[sl * d + tid];
+            const float a = (a0 + a1) + (a2 + a3);
             if (direct)
-                out[head * d + i] = a / l_sm[h];
+                out[head * d + tid] = a / l_sm[h];
             else
-                p[2 + i] = a;
+                p[2 + tid] = a;
         }
         if (!direct && tid == 0) {
             p[0] = m_sm[h];
@@ -207,7 +219,7 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
         const int h = e / d, i = e % d;
         const float* p = partial + (long long)(g * group + h) * splits * stride + 2 + i;
         float a = 0.f;
-#pragma unroll 8
+#pragma unroll 4
         for (int sp = 0; sp < active; sp++) a = fmaf(s[h][sp], __ldcg(p + sp * stride), a);
         out[(g * group + h) * d + i] = a / l_sm[h];
     }
