@@ -22,6 +22,9 @@
 #define ATTN_MAX_D 256
 #define ATTN_CHUNK 256
 #define ATTN_MAX_SPLITS 256
+// A split's partial result per head: (max, sum, 2 floats of padding) then acc[d], so that acc is
+// 16-byte aligned (d % 8 == 0).
+#define ATTN_PARTIAL_HEAD 4
 
 // Elements i0..i0+7 of a row (zeros past d; d % 8 == 0, checked on the host), as two 16-byte
 // loads with Wait::load (the row at `pos` may have been written during a persistent launch).
@@ -51,7 +54,7 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     const int len = pos + 1, chunk = max((len + splits - 1) / splits, min_chunk);
     const int active = (len + chunk - 1) / chunk;
     if (split >= active) return;
-    const int group = n_heads / n_kv, row = n_kv * d, stride = d + 2;
+    const int group = n_heads / n_kv, row = n_kv * d, stride = d + ATTN_PARTIAL_HEAD;
     const int t0 = split * chunk, n = min(len, t0 + chunk) - t0;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int cpr = d >> 3;  // 8-element chunks per row
@@ -189,39 +192,45 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
             if (direct)
                 out[head * d + tid] = a / l_sm[h];
             else
-                p[2 + tid] = a;
+                p[ATTN_PARTIAL_HEAD + tid] = a;
         }
-        if (!direct && tid == 0) {
-            p[0] = m_sm[h];
-            p[1] = l_sm[h];
-        }
+        if (!direct && tid == 0) *reinterpret_cast<float2*>(p) = make_float2(m_sm[h], l_sm[h]);
     }
     if (direct || !is_last_block(counters + g, active)) return;
 
-    // Merge the active splits of KV head g: a warp per head finds the split weights, then all
-    // threads sum coalesced rows.
+    // Merge the active splits of KV head g. A warp per head reads every split's (max, sum) in one
+    // pass (online rescaling, the maxima parked in s), then threads own 4 output elements and
+    // load every split's 4 at once: two L2 round trips in all.
     for (int h = warp; h < group; h += ATTN_WARPS) {
         const float* p = partial + (long long)(g * group + h) * splits * stride;
-        float mx = -INFINITY;
-        for (int sp = lane; sp < active; sp += 32) mx = fmaxf(mx, __ldcg(p + sp * stride));
-        mx = warp_max(mx);
-        float sum = 0.f;
+        float mx = -INFINITY, sum = 0.f;
         for (int sp = lane; sp < active; sp += 32) {
-            const float w = expf(__ldcg(p + sp * stride) - mx);  // every active split saw a position
-            s[h][sp] = w;
-            sum += w * __ldcg(p + sp * stride + 1);
+            const float2 ml = __ldcg(reinterpret_cast<const float2*>(p + sp * stride));  // every active split saw a position
+            const float m = fmaxf(mx, ml.x);
+            sum = sum * expf(mx - m) + ml.y * expf(ml.x - m);
+            mx = m;
+            s[h][sp] = ml.x;
         }
-        sum = warp_sum(sum);
+        const float m = warp_max(mx);
+        sum = warp_sum(mx == -INFINITY ? 0.f : sum * expf(mx - m));
+        __syncwarp();
+        for (int sp = lane; sp < active; sp += 32) s[h][sp] = expf(s[h][sp] - m);
         if (lane == 0) l_sm[h] = sum;
     }
     __syncthreads();
-    for (int e = tid; e < group * d; e += ATTN_THREADS) {
+    for (int e = 4 * tid; e < group * d; e += 4 * ATTN_THREADS) {
         const int h = e / d, i = e % d;
-        const float* p = partial + (long long)(g * group + h) * splits * stride + 2 + i;
-        float a = 0.f;
-#pragma unroll 4
-        for (int sp = 0; sp < active; sp++) a = fmaf(s[h][sp], __ldcg(p + sp * stride), a);
-        out[(g * group + h) * d + i] = a / l_sm[h];
+        const float* p = partial + (long long)(g * group + h) * splits * stride + ATTN_PARTIAL_HEAD + i;
+        float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 16
+        for (int sp = 0; sp < active; sp++) {
+            const float4 v = __ldcg(reinterpret_cast<const float4*>(p + sp * stride));
+            const float w = s[h][sp];
+            a.x = fmaf(w, v.x, a.x), a.y = fmaf(w, v.y, a.y), a.z = fmaf(w, v.z, a.z), a.w = fmaf(w, v.w, a.w);
+        }
+        const float inv = 1.0f / l_sm[h];
+        float* o = out + (g * group + h) * d + i;
+        o[0] = a.x * inv, o[1] = a.y * inv, o[2] = a.z * inv, o[3] = a.w * inv;
     }
     if (tid == 0) counters[g] = 0;
 }

@@ -65,6 +65,7 @@ const SAMPLE_COUNTER: usize = 256;
 const ATTENTION_COUNTERS: usize = 257;
 const ATTN_MAX_SPLITS: u32 = 256; // ATTN_MAX_SPLITS in attention.cu
 const ATTN_CHUNK: usize = 256; // most positions one attention block takes (ATTN_CHUNK)
+const ATTN_PARTIAL_HEAD: usize = 4; // floats before a split's partial acc[d] (ATTN_PARTIAL_HEAD)
 /// Splits per KV head wanted at the longest context: the last block merges every active split,
 /// so more splits than this cost more in the merge than they save in the blocks.
 const ATTN_WANT_SPLITS: usize = 32;
@@ -155,7 +156,7 @@ impl Scratch {
                 Op::QkvRope { n_heads, n_kv_heads, head_dim, .. } => qkv_rows = qkv_rows.max((n_heads + 2 * n_kv_heads) * head_dim),
                 Op::Attention { n_heads, n_kv_heads, head_dim } => {
                     splits = splits.max(attention_splits(sms, n_kv_heads, plan.max_seq_len));
-                    attention_floats = attention_floats.max(n_heads * splits as usize * (head_dim + 2));
+                    attention_floats = attention_floats.max(n_heads * splits as usize * (head_dim + ATTN_PARTIAL_HEAD));
                 }
                 _ => {}
             }
