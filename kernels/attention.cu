@@ -7,13 +7,15 @@
 // written by earlier steps), the row at `pos` (this step's qkv_rope output) after it. One active
 // slice writes the output directly; several (flash-decoding) each publish (max, sum, acc[d]) per
 // head and the last one of KV head g merges them.
-// In a block: (1) teams of lanes (8 elements per lane, a power of two of lanes per row) score one
-// position each against every query head of the group, scores kept in shared memory; (2) a
-// warp per head takes the max and the exponentials; (3) threads own (8-element chunk of V,
-// slice of positions) and accumulate every head, then the slices are summed in shared memory.
+// In a block: (1) teams of d/8 lanes (8 elements per lane) score ATTN_POS positions each per
+// pass against every query head of the group, scores kept in shared memory; (2) a warp per head
+// takes the max and the exponentials; (3) threads own (8-element chunk of V, slice of positions)
+// and accumulate every head, ATTN_POS positions per pass; the slices are summed by shuffles in a
+// warp, then across warps in shared memory, in a fixed order. A pass's loads are in flight
+// together, the first pass's requested before the wait.
 // Everything is f32. Bytes: 2 * (pos+1) * d * 4 per KV head (K and V, each read once) +
 // partials when split.
-// Limits (checked on the host): group <= ATTN_MAX_GROUP, d <= ATTN_MAX_D, d % 8 == 0,
+// Limits (checked on the host): group <= ATTN_MAX_GROUP, d a power of two in 8..=ATTN_MAX_D,
 // splits >= max_seq / ATTN_CHUNK, splits <= ATTN_MAX_SPLITS.
 
 #define ATTN_THREADS 256
@@ -25,6 +27,14 @@
 // A split's partial result per head: (max, sum, 2 floats of padding) then acc[d], so that acc is
 // 16-byte aligned (d % 8 == 0).
 #define ATTN_PARTIAL_HEAD 4
+// Positions a thread's loads cover per pass (scores and P.V), in flight together.
+#define ATTN_POS 4
+// Splits whose partial rows a merging thread loads at once.
+#define ATTN_MERGE_LOADS 16
+// attn_load_pass phases.
+#define ATTN_BEFORE_WAIT 0
+#define ATTN_AFTER_WAIT 1
+#define ATTN_ALL_ROWS 2
 
 // Elements i0..i0+7 of a row (zeros past d; d % 8 == 0, checked on the host), as two 16-byte
 // loads with Wait::load (the row at `pos` may have been written during a persistent launch).
@@ -36,6 +46,25 @@ __device__ __forceinline__ void attn_load8(const float* __restrict__ p, int i0, 
         b = Wait::load(reinterpret_cast<const float4*>(p + i0 + 4));
     }
     v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+
+// Rows j0, j0 + step, ... (ATTN_POS of them) of a slice into v, elements i0..i0+7: rows at or
+// past n are zeros; with `before_wait`, only rows before `pos` are read (they are stable for the
+// step), else only the row at `pos` (this step's qkv_rope output): the rows of a first pass are
+// requested in two goes around the wait.
+template <class Wait>
+__device__ __forceinline__ void attn_load_pass(const float* __restrict__ base, int j0, int step, int n, int row, int i0,
+                                               int d, int pos_row, int phase, float (&v)[ATTN_POS][8]) {
+#pragma unroll
+    for (int u = 0; u < ATTN_POS; u++) {
+        const int j = j0 + u * step;
+        const bool load = j < n && (phase == ATTN_ALL_ROWS || (phase == ATTN_BEFORE_WAIT ? j < pos_row : j == pos_row));
+        if (load) attn_load8<Wait>(base + (long long)j * row, i0, d, v[u]);
+        else if (j >= n) {
+#pragma unroll
+            for (int e = 0; e < 8; e++) v[u][e] = 0.f;
+        }
+    }
 }
 
 // One block's work: KV head g over slice `split` of `splits`. Every thread calls it; returns are
@@ -55,61 +84,55 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     const int active = (len + chunk - 1) / chunk;
     if (split >= active) return;
     const int group = n_heads / n_kv, row = n_kv * d, stride = d + ATTN_PARTIAL_HEAD;
-    const int t0 = split * chunk, n = min(len, t0 + chunk) - t0;
+    const int t0 = split * chunk, n = min(len, t0 + chunk) - t0, pos_row = pos - t0;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int cpr = d >> 3;  // 8-element chunks per row
+    // A row is cpr 8-element chunks (a power of two, at most 32: d is checked on the host).
+    // Scores: lane c of a team of cpr lanes holds K elements 8c..8c+7 of the team's positions.
+    // P.V: thread (slice, c3) accumulates V chunk c3 of its slice's positions for every head.
+    // Both take positions j, j + teams (= slices), ... ATTN_POS per pass, loads in flight together.
+    const int cpr = d >> 3, teams = ATTN_THREADS / cpr;
+    const int c = tid & (cpr - 1), team = tid / cpr;
     const float scale = 1.0f / sqrtf((float)d);
     const float* k_base = k_cache + (long long)t0 * row + g * d;
     const float* v_base = v_cache + (long long)t0 * row + g * d;
-    // Phase (1): a team of tl lanes takes one position; lane c of the team holds elements 8c..8c+7.
-    int tl = 1;
-    while (tl < cpr) tl <<= 1;
-    const int per_warp = 32 / tl, teams = ATTN_WARPS * per_warp;
-    const int c = lane & (tl - 1), team = warp * per_warp + lane / tl;
-    // Phase (3): thread = (chunk c3 of V, slice of positions).
-    const int slices = ATTN_THREADS / cpr, c3 = tid % cpr, slice = tid / cpr;
-    // Every thread's first K and V rows are requested at once (on a short slice they are all
-    // it reads); the row at `pos` is this step's qkv_rope output, read after the wait.
-    const int jk = min(team, n - 1), jv = min(slice, n - 1);
-    float k_first[8], v_first[8];
-    if (t0 + jk < pos) attn_load8<Wait>(k_base + (long long)jk * row, 8 * c, d, k_first);
-    if (t0 + jv < pos) attn_load8<Wait>(v_base + (long long)jv * row, 8 * c3, d, v_first);
+    float kv[ATTN_POS][8], vv[ATTN_POS][8];
+    attn_load_pass<Wait>(k_base, team, teams, n, row, 8 * c, d, pos_row, ATTN_BEFORE_WAIT, kv);
+    attn_load_pass<Wait>(v_base, team, teams, n, row, 8 * c, d, pos_row, ATTN_BEFORE_WAIT, vv);
     wait();
-    if (t0 + jk >= pos) attn_load8<Wait>(k_base + (long long)jk * row, 8 * c, d, k_first);
-    if (t0 + jv >= pos) attn_load8<Wait>(v_base + (long long)jv * row, 8 * c3, d, v_first);
+    attn_load_pass<Wait>(k_base, team, teams, n, row, 8 * c, d, pos_row, ATTN_AFTER_WAIT, kv);
+    attn_load_pass<Wait>(v_base, team, teams, n, row, 8 * c, d, pos_row, ATTN_AFTER_WAIT, vv);
 
     __shared__ float s[ATTN_MAX_GROUP][ATTN_CHUNK];         // scores, probabilities, split weights
-    __shared__ float buf[ATTN_MAX_GROUP * ATTN_MAX_D + 8];  // q of the group, then slice sums
+    __shared__ float buf[ATTN_MAX_GROUP * ATTN_MAX_D];      // q of the group, then per-warp sums
     __shared__ float m_sm[ATTN_MAX_GROUP], l_sm[ATTN_MAX_GROUP];
-    // The group's q; zeros past it (a lane past d multiplies them by its zero K elements).
     const int qn = group * d;
-    for (int e = qn + tid; e < ATTN_MAX_GROUP * ATTN_MAX_D + 8; e += ATTN_THREADS) buf[e] = 0.f;
     for (int e = tid; e < qn; e += ATTN_THREADS) buf[e] = Wait::load(q + (long long)g * qn + e);
     __syncthreads();
 
-    // (1) Scores. Loops over heads and positions stay rolled: the code is small enough to stay in
-    // the instruction cache beside the GEMVs in the persistent kernel (unrolled, this file was
-    // 106 KiB of SASS).
+    // (1) Scores. Loops over heads and passes stay rolled: the code stays small enough for the
+    // instruction cache beside the GEMVs in the persistent kernel.
 #pragma unroll 1
-    for (int b = 0; b < n; b += teams) {  // uniform over the warp: every lane reaches the shuffles
-        const int j = b + team;
-        float kv[8];
-        if (b == 0) {
-#pragma unroll
-            for (int e = 0; e < 8; e++) kv[e] = k_first[e];
-        } else {
-            attn_load8<Wait>(k_base + (long long)min(j, n - 1) * row, 8 * c, d, kv);
-        }
+    for (int b = 0; b < n; b += ATTN_POS * teams) {  // uniform over the block: every lane shuffles
+        if (b > 0) attn_load_pass<Wait>(k_base, b + team, teams, n, row, 8 * c, d, pos_row, ATTN_ALL_ROWS, kv);
 #pragma unroll 1
         for (int h = 0; h < group; h++) {
-            // Past d, kv is 0 and qh stays inside buf (zeros or the next head's q).
             const float4* qh = reinterpret_cast<const float4*>(buf + h * d + 8 * c);
             const float4 qa = qh[0], qb = qh[1];
-            float dot = qa.x * kv[0];
-            dot = fmaf(qa.y, kv[1], dot), dot = fmaf(qa.z, kv[2], dot), dot = fmaf(qa.w, kv[3], dot);
-            dot = fmaf(qb.x, kv[4], dot), dot = fmaf(qb.y, kv[5], dot), dot = fmaf(qb.z, kv[6], dot), dot = fmaf(qb.w, kv[7], dot);
-            for (int o = tl >> 1; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-            if (c == 0 && j < n) s[h][j] = dot * scale;
+            float dot[ATTN_POS];
+#pragma unroll
+            for (int u = 0; u < ATTN_POS; u++) {
+                float x = qa.x * kv[u][0];
+                x = fmaf(qa.y, kv[u][1], x), x = fmaf(qa.z, kv[u][2], x), x = fmaf(qa.w, kv[u][3], x);
+                x = fmaf(qb.x, kv[u][4], x), x = fmaf(qb.y, kv[u][5], x), x = fmaf(qb.z, kv[u][6], x), x = fmaf(qb.w, kv[u][7], x);
+                dot[u] = x;
+            }
+            for (int o = cpr >> 1; o > 0; o >>= 1)
+#pragma unroll
+                for (int u = 0; u < ATTN_POS; u++) dot[u] += __shfl_xor_sync(0xffffffffu, dot[u], o);
+            if (c == 0)
+#pragma unroll
+                for (int u = 0; u < ATTN_POS; u++)
+                    if (b + team + u * teams < n) s[h][b + team + u * teams] = dot[u] * scale;
         }
     }
     __syncthreads();
@@ -139,56 +162,47 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     for (int h = 0; h < ATTN_MAX_GROUP; h++)
 #pragma unroll
         for (int e = 0; e < 8; e++) acc[h][e] = 0.f;
-    if (slice < slices) {
 #pragma unroll 1
-        for (int j = slice; j < n; j += slices) {
-            float vv[8];
-            if (j == slice) {
+    for (int b = 0; b < n; b += ATTN_POS * teams) {
+        if (b > 0) attn_load_pass<Wait>(v_base, b + team, teams, n, row, 8 * c, d, pos_row, ATTN_ALL_ROWS, vv);
 #pragma unroll
-                for (int e = 0; e < 8; e++) vv[e] = v_first[e];
-            } else {
-                attn_load8<Wait>(v_base + (long long)j * row, 8 * c3, d, vv);
-            }
+        for (int u = 0; u < ATTN_POS; u++) {
+            const int j = b + team + u * teams;
 #pragma unroll
             for (int h = 0; h < ATTN_MAX_GROUP; h++) {
                 if (h >= group) break;
-                const float p = s[h][j];
+                const float p = j < n ? s[h][j] : 0.f;  // vv is 0 there too
 #pragma unroll
-                for (int e = 0; e < 8; e++) acc[h][e] = fmaf(p, vv[e], acc[h][e]);
+                for (int e = 0; e < 8; e++) acc[h][e] = fmaf(p, vv[u][e], acc[h][e]);
             }
         }
     }
-    // Sum the slices of one head at a time through buf (q is no longer needed). The loop is
-    // rolled; head h's accumulators are picked by a select chain instead.
+    // Sum the block's slices: first the slices a warp holds (lanes c, c + cpr, ...), then the
+    // warps' sums of one head at a time through buf (q is no longer needed), in a fixed order.
+#pragma unroll
+    for (int h = 0; h < ATTN_MAX_GROUP; h++) {
+        if (h >= group) break;
+        for (int o = cpr; o < 32; o <<= 1)
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[h][e] += __shfl_xor_sync(0xffffffffu, acc[h][e], o);
+    }
     const bool direct = active == 1;
-#pragma unroll 1
-    for (int h = 0; h < group; h++) {
-        float mine[8];
 #pragma unroll
-        for (int e = 0; e < 8; e++) mine[e] = acc[0][e];
-#pragma unroll
-        for (int hh = 1; hh < ATTN_MAX_GROUP; hh++)
-#pragma unroll
-            for (int e = 0; e < 8; e++) mine[e] = hh == h ? acc[hh][e] : mine[e];
+    for (int h = 0; h < ATTN_MAX_GROUP; h++) {
+        if (h >= group) break;
         __syncthreads();  // buf is free (q, or the previous head's sums, fully read)
-        if (slice < slices && 8 * c3 < d) {
-            float4* dst = reinterpret_cast<float4*>(buf + slice * d + 8 * c3);
-            dst[0] = make_float4(mine[0], mine[1], mine[2], mine[3]);
-            dst[1] = make_float4(mine[4], mine[5], mine[6], mine[7]);
+        if (lane < cpr) {
+            float4* dst = reinterpret_cast<float4*>(buf + warp * d + 8 * lane);
+            dst[0] = make_float4(acc[h][0], acc[h][1], acc[h][2], acc[h][3]);
+            dst[1] = make_float4(acc[h][4], acc[h][5], acc[h][6], acc[h][7]);
         }
         __syncthreads();
         const int head = g * group + h;
         float* p = partial + ((long long)head * splits + split) * stride;
         if (tid < d) {
-            // Four independent sums: the slices' loads overlap.
-            float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
-            int sl = 0;
-            for (; sl + 4 <= slices; sl += 4) {
-                a0 += buf[sl * d + tid], a1 += buf[(sl + 1) * d + tid];
-                a2 += buf[(sl + 2) * d + tid], a3 += buf[(sl + 3) * d + tid];
-            }
-            for (; sl < slices; sl++) a0 += buf[sl * d + tid];
-            const float a = (a0 + a1) + (a2 + a3);
+            float a = 0.f;
+#pragma unroll
+            for (int w = 0; w < ATTN_WARPS; w++) a += buf[w * d + tid];
             if (direct)
                 out[head * d + tid] = a / l_sm[h];
             else
@@ -200,7 +214,7 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
 
     // Merge the active splits of KV head g. A warp per head reads every split's (max, sum) in one
     // pass (online rescaling, the maxima parked in s), then threads own 4 output elements and
-    // load every split's 4 at once: two L2 round trips in all.
+    // load ATTN_MERGE_LOADS splits' 4 at once.
     for (int h = warp; h < group; h += ATTN_WARPS) {
         const float* p = partial + (long long)(g * group + h) * splits * stride;
         float mx = -INFINITY, sum = 0.f;
@@ -222,11 +236,17 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
         const int h = e / d, i = e % d;
         const float* p = partial + (long long)(g * group + h) * splits * stride + ATTN_PARTIAL_HEAD + i;
         float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll 16
-        for (int sp = 0; sp < active; sp++) {
-            const float4 v = __ldcg(reinterpret_cast<const float4*>(p + sp * stride));
-            const float w = s[h][sp];
-            a.x = fmaf(w, v.x, a.x), a.y = fmaf(w, v.y, a.y), a.z = fmaf(w, v.z, a.z), a.w = fmaf(w, v.w, a.w);
+#pragma unroll 1
+        for (int sp0 = 0; sp0 < active; sp0 += ATTN_MERGE_LOADS) {
+            float4 v[ATTN_MERGE_LOADS];
+#pragma unroll
+            for (int u = 0; u < ATTN_MERGE_LOADS; u++)
+                v[u] = sp0 + u < active ? __ldcg(reinterpret_cast<const float4*>(p + (sp0 + u) * stride)) : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+            for (int u = 0; u < ATTN_MERGE_LOADS; u++) {
+                const float w = sp0 + u < active ? s[h][sp0 + u] : 0.f;
+                a.x = fmaf(w, v[u].x, a.x), a.y = fmaf(w, v[u].y, a.y), a.z = fmaf(w, v[u].z, a.z), a.w = fmaf(w, v[u].w, a.w);
+            }
         }
         const float inv = 1.0f / l_sm[h];
         float* o = out + (g * group + h) * d + i;

@@ -366,9 +366,9 @@ impl DeviceLayout {
                 if n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) || n_heads / n_kv_heads > ATTN_MAX_GROUP {
                     return Err(unsupported(format!("{n_heads} query heads over {n_kv_heads} KV heads (at most {ATTN_MAX_GROUP} per KV head)")));
                 }
-                if head_dim > ATTN_MAX_HEAD_DIM || !head_dim.is_multiple_of(8) || n_kv_heads > COUNTERS - ATTENTION_COUNTERS {
+                if head_dim > ATTN_MAX_HEAD_DIM || head_dim < 8 || !head_dim.is_power_of_two() || n_kv_heads > COUNTERS - ATTENTION_COUNTERS {
                     return Err(unsupported(format!(
-                        "head_dim {head_dim} (a multiple of 8, at most {ATTN_MAX_HEAD_DIM}) or {n_kv_heads} KV heads (at most {})",
+                        "head_dim {head_dim} (a power of two from 8 to {ATTN_MAX_HEAD_DIM}) or {n_kv_heads} KV heads (at most {})",
                         COUNTERS - ATTENTION_COUNTERS
                     )));
                 }
