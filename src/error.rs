@@ -16,6 +16,10 @@ pub enum Error {
     #[error("unsupported model: {0}")]
     Unsupported(String),
 
+    /// A bug in llmc, not a property of the model or the input.
+    #[error("internal error (a bug in llmc; please report it): {0}")]
+    Internal(String),
+
     #[error("{path}: malformed safetensors file: {msg}")]
     BadSafetensors { path: PathBuf, msg: String },
 

@@ -157,10 +157,6 @@ impl Graph {
         counts
     }
 
-    pub fn kernels_per_token(&self) -> usize {
-        self.g.node_weights().filter(|n| n.op.is_kernel()).count()
-    }
-
     /// Compact renumbered copy: node indices become 0..n in schedule order, so listings and
     /// snapshots do not depend on the holes earlier rewrites left.
     pub fn compacted(&self) -> Graph {

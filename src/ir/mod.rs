@@ -3,7 +3,9 @@
 pub mod graph;
 pub mod op;
 pub mod types;
+pub mod verify;
 
 pub use graph::{Graph, Node, Operand, Value};
-pub use op::Op;
+pub use op::{Op, OpClass};
 pub use types::{DType, KvHalf, LayerWeight, TensorType, WeightId};
+pub use verify::{verify, Invalid};

@@ -84,6 +84,20 @@ pub enum Op {
     Sample,
 }
 
+/// What an op becomes in a plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpClass {
+    /// Data that exists before the step runs (inputs, weights, caches): a slot, no launch.
+    Source,
+    /// Relabels a contiguous buffer's shape: `eliminate_views` removes it.
+    View,
+    /// Eager-level work that only exists fused into a kernel op: no backend runs it alone, so a
+    /// plan holding one is refused.
+    FusedAway,
+    /// A kernel in every backend.
+    Kernel,
+}
+
 /// The op kinds by their lower-case names, as `llmc inspect` counts them.
 impl Op {
     pub fn kind(&self) -> &'static str {
@@ -116,33 +130,64 @@ impl Op {
         }
     }
 
-    /// Sources hold data that exists before the step runs; they launch nothing.
-    pub fn is_source(&self) -> bool {
-        matches!(self, Op::TokenId | Op::Position | Op::Weight(_) | Op::KvCache { .. })
+    /// What the op becomes in a plan. One exhaustive match, so a new op is classified on purpose
+    /// and cannot silently become a source or a view (which launch nothing).
+    pub fn class(&self) -> OpClass {
+        match self {
+            Op::TokenId | Op::Position | Op::Weight(_) | Op::KvCache { .. } => OpClass::Source,
+            Op::View | Op::Reshape | Op::Unsqueeze { .. } | Op::Transpose { .. } => OpClass::View,
+            Op::Cast { .. } | Op::RmsNormCore { .. } | Op::Mul | Op::Add | Op::Silu | Op::RopeTable | Op::ApplyRope | Op::KvAppend => OpClass::FusedAway,
+            Op::Embedding
+            | Op::Linear { .. }
+            | Op::Attention { .. }
+            | Op::RmsNorm { .. }
+            | Op::LinearResidual { .. }
+            | Op::QkvRope { .. }
+            | Op::GateUpSilu { .. }
+            | Op::LmHead { .. }
+            | Op::Sample => OpClass::Kernel,
+        }
     }
 
-    /// Ops whose outputs reuse an input's bytes (output port -> input slot).
-    pub fn alias_of(&self, port: usize) -> Option<usize> {
-        match (self, port) {
-            (Op::View | Op::Reshape | Op::Unsqueeze { .. } | Op::Transpose { .. }, 0) => Some(0),
-            (Op::KvAppend, 0) => Some(0),
-            (Op::QkvRope { bias, qk_norm, .. }, 1 | 2) => {
-                // The norm weight (if any) comes after v_cache, so it moves no slot here.
-                let k_cache_slot = 4 + usize::from(*bias) + if qk_norm.is_some() { 2 } else { 0 };
-                Some(k_cache_slot + port - 1)
-            }
-            _ => None,
-        }
+    /// Sources hold data that exists before the step runs; they launch nothing.
+    pub fn is_source(&self) -> bool {
+        self.class() == OpClass::Source
     }
 
     /// Ops that only relabel shapes; a fused plan has none.
     pub fn is_view_like(&self) -> bool {
-        matches!(self, Op::View | Op::Reshape | Op::Unsqueeze { .. } | Op::Transpose { .. })
+        self.class() == OpClass::View
     }
 
-    /// Does this op run work on the device for each token (i.e. is it a kernel)?
-    pub fn is_kernel(&self) -> bool {
-        !self.is_source() && !self.is_view_like()
+    /// Ops whose outputs reuse an input's bytes (output port -> input slot).
+    pub fn alias_of(&self, port: usize) -> Option<usize> {
+        match self {
+            Op::View | Op::Reshape | Op::Unsqueeze { .. } | Op::Transpose { .. } | Op::KvAppend => (port == 0).then_some(0),
+            Op::QkvRope { bias, qk_norm, .. } => {
+                // The norm weight (if any) comes after v_cache, so it moves no slot here.
+                let k_cache_slot = 4 + usize::from(*bias) + if qk_norm.is_some() { 2 } else { 0 };
+                matches!(port, 1 | 2).then(|| k_cache_slot + port - 1)
+            }
+            Op::TokenId
+            | Op::Position
+            | Op::Weight(_)
+            | Op::KvCache { .. }
+            | Op::Embedding
+            | Op::Cast { .. }
+            | Op::RmsNormCore { .. }
+            | Op::Mul
+            | Op::Add
+            | Op::Linear { .. }
+            | Op::Silu
+            | Op::RopeTable
+            | Op::ApplyRope
+            | Op::Attention { .. }
+            | Op::RmsNorm { .. }
+            | Op::LinearResidual { .. }
+            | Op::GateUpSilu { .. }
+            | Op::LmHead { .. }
+            | Op::Sample => None,
+        }
     }
 
     /// A short text of the op's attributes for listings, empty when it has none.

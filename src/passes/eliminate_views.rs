@@ -8,12 +8,9 @@ use crate::ir::{Graph, Op};
 
 pub fn eliminate_views(mut g: Graph) -> Graph {
     for n in nodes_where(&g, Op::is_view_like) {
+        // `ir::verify` proves each keeps the element count, and that a transpose swaps a unit
+        // dimension.
         let input = g.inputs(n)[0];
-        let (from, to) = (g.ty(input).clone(), g.node(n).outputs[0].clone());
-        assert_eq!(from.elements(), to.elements(), "{} changes the element count", g.node(n).label);
-        if let Op::Transpose { a, b } = g.node(n).op {
-            assert!(from.shape[a] == 1 || from.shape[b] == 1, "{}: transpose of two non-unit dims moves data", g.node(n).label);
-        }
         g.replace_uses(n.into(), input);
         g.g.remove_node(n);
     }

@@ -32,10 +32,42 @@ pub const PASSES: &[Pass] = &[
     Pass { name: "fuse_norm_into_projection", run: fuse_norm_into_projection::fuse_norm_into_projection },
 ];
 
-/// Runs every pass in order.
+/// Runs every pass in order. In debug and test builds the graph is verified as lowered and
+/// after each pass, so a pass that breaks an invariant is named where it does.
 pub fn optimize(mut g: Graph) -> Graph {
+    check(&g, "lowering");
     for pass in PASSES {
         g = (pass.run)(g);
+        check(&g, pass.name);
     }
     g
+}
+
+/// `ir::verify` in debug and test builds; a failure is a bug in the stage `after`.
+fn check(g: &Graph, after: &str) {
+    if cfg!(any(debug_assertions, test)) {
+        if let Err(e) = crate::ir::verify(g) {
+            panic!("invalid graph after {after}: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::load::config::ModelConfig;
+    use std::path::Path;
+
+    /// `optimize` verifies the graph after every pass in test builds: the published 28-layer
+    /// configs (plans/configs) go through every pass without breaking an invariant.
+    #[test]
+    fn the_published_configs_verify_after_every_pass() {
+        let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/configs");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&configs).unwrap() {
+            let config = ModelConfig::from_file(&entry.unwrap().path()).unwrap();
+            super::optimize(crate::lower::lower(&config, 4096));
+            seen += 1;
+        }
+        assert!(seen >= 3, "{seen} configs in {}", configs.display());
+    }
 }

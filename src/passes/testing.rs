@@ -34,7 +34,9 @@ pub fn snapshot_pass(name: &str) -> String {
     for pass in PASSES {
         if pass.name == name {
             let before = g.compacted().listing();
-            let after = (pass.run)(g).compacted().listing();
+            let after = (pass.run)(g);
+            crate::ir::verify(&after).unwrap_or_else(|e| panic!("invalid graph after {name}: {e}"));
+            let after = after.compacted().listing();
             return format!("==== before {name} ====\n{before}\n==== after {name} ====\n{after}");
         }
         g = (pass.run)(g);

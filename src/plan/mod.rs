@@ -10,7 +10,7 @@ pub mod program;
 
 use crate::arena::{self, Lifetime, ALIGN};
 use crate::error::{Error, Result};
-use crate::ir::{DType, Graph, KvHalf, Op, TensorType, Value, WeightId};
+use crate::ir::{DType, Graph, KvHalf, Op, OpClass, TensorType, Value, WeightId};
 use crate::load::config::ModelConfig;
 use crate::load::TokenizerSpec;
 use petgraph::stable_graph::NodeIndex;
@@ -164,8 +164,9 @@ pub struct Plan {
 
 pub const LLMC_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Lowers `config`, runs every pass and lays out the result. Refuses a fused graph that still
-/// holds an op with no kernel (a pass failed to match), rather than planning it.
+/// Lowers `config`, runs every pass and lays out the result. Refuses a fused graph that fails
+/// `ir::verify` or still holds an op with no kernel (a pass failed to match), rather than
+/// planning it.
 pub fn build(config: &ModelConfig, tokenizer: TokenizerSpec, max_seq_len: usize, target: Target) -> Result<Plan> {
     if max_seq_len == 0 || max_seq_len > config.max_position_embeddings {
         return Err(Error::Input(format!("--max-seq-len {max_seq_len} must be between 1 and the model's {} positions", config.max_position_embeddings)));
@@ -173,9 +174,11 @@ pub fn build(config: &ModelConfig, tokenizer: TokenizerSpec, max_seq_len: usize,
     let lowered = crate::lower::lower(config, max_seq_len);
     let ops_before_fusion = lowered.op_counts();
     let fused = crate::passes::optimize(lowered).compacted();
-    if let Some(n) = fused.g.node_indices().find(|&n| !has_kernel(&fused.node(n).op)) {
+    // Both are llmc's bugs, not the model's: every config that loads lowers and fuses.
+    crate::ir::verify(&fused).map_err(|e| Error::Internal(format!("the fused graph is invalid: {e}")))?;
+    if let Some(n) = fused.g.node_indices().find(|&n| !matches!(fused.node(n).op.class(), OpClass::Source | OpClass::Kernel)) {
         let node = fused.node(n);
-        return Err(Error::Unsupported(format!("op `{}` at {} survived fusion and has no kernel", node.op.kind(), node.label)));
+        return Err(Error::Internal(format!("op `{}` at {} survived fusion and has no kernel", node.op.kind(), node.label)));
     }
     let (weights, weight_bytes) = weight_layout(config, &fused);
     let (steps, io, arena_bytes) = schedule(&fused, &weights)?;
@@ -196,23 +199,6 @@ pub fn build(config: &ModelConfig, tokenizer: TokenizerSpec, max_seq_len: usize,
         kernels: None,
         program: None,
     })
-}
-
-/// The ops a backend executes: sources plus the fused kernels.
-fn has_kernel(op: &Op) -> bool {
-    op.is_source()
-        || matches!(
-            op,
-            Op::Embedding
-                | Op::RmsNorm { .. }
-                | Op::LinearResidual { .. }
-                | Op::QkvRope { .. }
-                | Op::Attention { .. }
-                | Op::Linear { .. }
-                | Op::GateUpSilu { .. }
-                | Op::LmHead { .. }
-                | Op::Sample
-        )
 }
 
 /// Weights in the order the step first reads them, so compile writes and the GPU uploads the
