@@ -173,35 +173,4 @@ impl Graph {
         }
         out
     }
-
-    /// Text listing: one line per node in schedule order, `%n = kind attrs (inputs) -> types  # label`.
-    /// Weights are listed first in one block to keep layer listings readable.
-    pub fn listing(&self) -> String {
-        use std::fmt::Write;
-        let order = self.schedule();
-        let mut num = vec![usize::MAX; self.g.node_bound()];
-        for (i, n) in order.iter().enumerate() {
-            num[n.index()] = i;
-        }
-        let fmt_value = |v: Value| {
-            if self.g[v.node].outputs.len() > 1 {
-                format!("%{}.{}", num[v.node.index()], v.port)
-            } else {
-                format!("%{}", num[v.node.index()])
-            }
-        };
-        let mut s = String::new();
-        for &n in &order {
-            let node = &self.g[n];
-            let ins: Vec<String> = self.inputs(n).into_iter().map(fmt_value).collect();
-            let outs: Vec<String> = node.outputs.iter().map(|t| t.to_string()).collect();
-            let attrs = node.op.attrs();
-            let attrs = if attrs.is_empty() { String::new() } else { format!(" {attrs}") };
-            let _ = writeln!(s, "%{} = {}{}({}) -> {}  # {}", num[n.index()], node.op.kind(), attrs, ins.join(", "), outs.join(", "), node.label);
-        }
-        for (name, v) in &self.outputs {
-            let _ = writeln!(s, "output {name} = {}", fmt_value(*v));
-        }
-        s
-    }
 }

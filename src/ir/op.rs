@@ -8,6 +8,7 @@
 
 use super::types::{DType, KvHalf, WeightId};
 use serde::{Deserialize, Serialize};
+use std::str::FromStr;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
@@ -223,5 +224,107 @@ impl Op {
             Op::GateUpSilu { norm: Some(eps) } | Op::LmHead { norm: Some(eps) } => format!("norm eps={eps:e}"),
             _ => String::new(),
         }
+    }
+
+    /// The op of `kind` with the attributes [`Op::attrs`] writes (the inverse of both, for
+    /// `Graph::parse`).
+    pub fn parse(kind: &str, attrs: &str) -> Result<Op, String> {
+        let mut a = Attrs { kind, tokens: attrs.split_whitespace().collect(), next: 0 };
+        let norm = |a: &mut Attrs| -> Result<Option<f32>, String> {
+            if a.flag("norm") {
+                a.value("eps").map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let op = match kind {
+            "token_id" => Op::TokenId,
+            "position" => Op::Position,
+            "weight" => {
+                let name = a.token()?;
+                Op::Weight(WeightId::parse(name).ok_or_else(|| format!("weight: `{name}` is not a weight name"))?)
+            }
+            "kv_cache" => {
+                let layer = a.value("layer")?;
+                let half = match a.token()? {
+                    "K" => KvHalf::K,
+                    "V" => KvHalf::V,
+                    other => return Err(format!("kv_cache: `{other}` is neither K nor V")),
+                };
+                Op::KvCache { layer, half }
+            }
+            "embedding" => Op::Embedding,
+            "cast" => {
+                let to = a.token()?;
+                let dtype = to.strip_prefix("to=").and_then(DType::parse);
+                Op::Cast { to: dtype.ok_or_else(|| format!("cast: `{to}` is not a dtype (bf16, f16, f32, i32)"))? }
+            }
+            "view" => Op::View,
+            "reshape" => Op::Reshape,
+            "unsqueeze" => Op::Unsqueeze { dim: a.value("dim")? },
+            "transpose" => {
+                let dims = a.token()?;
+                let (x, y) = dims.split_once(',').ok_or_else(|| format!("transpose: expected `a,b`, found `{dims}`"))?;
+                Op::Transpose { a: a.number(x)?, b: a.number(y)? }
+            }
+            "rms_norm_core" => Op::RmsNormCore { eps: a.value("eps")? },
+            "mul" => Op::Mul,
+            "add" => Op::Add,
+            "linear" => Op::Linear { bias: a.flag("bias") },
+            "silu" => Op::Silu,
+            "rope_table" => Op::RopeTable,
+            "apply_rope" => Op::ApplyRope,
+            "kv_append" => Op::KvAppend,
+            "attention" => Op::Attention { n_heads: a.value("heads")?, n_kv_heads: a.value("kv")?, head_dim: a.value("d")? },
+            "rms_norm" => Op::RmsNorm { eps: a.value("eps")? },
+            "linear_residual" => Op::LinearResidual { bias: a.flag("bias") },
+            "qkv_rope" => {
+                let (n_heads, n_kv_heads, head_dim) = (a.value("heads")?, a.value("kv")?, a.value("d")?);
+                let bias = a.flag("bias");
+                let qk_norm = if a.flag("qk_norm") { Some(a.value("eps")?) } else { None };
+                Op::QkvRope { n_heads, n_kv_heads, head_dim, bias, qk_norm, norm: norm(&mut a)? }
+            }
+            "gate_up_silu" => Op::GateUpSilu { norm: norm(&mut a)? },
+            "lm_head" => Op::LmHead { norm: norm(&mut a)? },
+            "sample" => Op::Sample,
+            _ => return Err(format!("unknown op kind `{kind}`")),
+        };
+        match a.tokens.get(a.next) {
+            Some(extra) => Err(format!("{kind}: unexpected `{extra}`")),
+            None => Ok(op),
+        }
+    }
+}
+
+/// The attribute tokens of one op, read front to back by [`Op::parse`].
+struct Attrs<'t> {
+    kind: &'t str,
+    tokens: Vec<&'t str>,
+    next: usize,
+}
+
+impl<'t> Attrs<'t> {
+    fn token(&mut self) -> Result<&'t str, String> {
+        let t = self.tokens.get(self.next).ok_or_else(|| format!("{}: attributes end early", self.kind))?;
+        self.next += 1;
+        Ok(t)
+    }
+
+    /// Takes the flag `name` if it comes next.
+    fn flag(&mut self, name: &str) -> bool {
+        let present = self.tokens.get(self.next) == Some(&name);
+        self.next += usize::from(present);
+        present
+    }
+
+    /// The value of `key=value`, which must come next.
+    fn value<T: FromStr>(&mut self, key: &str) -> Result<T, String> {
+        let t = self.token()?;
+        let v = t.strip_prefix(key).and_then(|t| t.strip_prefix('=')).ok_or_else(|| format!("{}: expected `{key}=`, found `{t}`", self.kind))?;
+        self.number(v)
+    }
+
+    fn number<T: FromStr>(&self, text: &str) -> Result<T, String> {
+        text.parse().map_err(|_| format!("{}: `{text}` is not a number", self.kind))
     }
 }

@@ -20,6 +20,10 @@ impl DType {
             DType::F32 | DType::I32 => 4,
         }
     }
+    /// The dtype named `name` (as [`DType::name`] writes it).
+    pub fn parse(name: &str) -> Option<DType> {
+        [DType::BF16, DType::F16, DType::F32, DType::I32].into_iter().find(|d| d.name() == name)
+    }
     pub fn name(self) -> &'static str {
         match self {
             DType::BF16 => "bf16",
@@ -98,6 +102,30 @@ pub enum LayerWeight {
 }
 
 impl LayerWeight {
+    pub const ALL: [LayerWeight; 18] = {
+        use LayerWeight::*;
+        [
+            InputNorm,
+            QProj,
+            KProj,
+            VProj,
+            QBias,
+            KBias,
+            VBias,
+            QNorm,
+            KNorm,
+            OProj,
+            OBias,
+            PostAttnNorm,
+            GateProj,
+            UpProj,
+            DownProj,
+            QkvProj,
+            QkvBias,
+            GateUpProj,
+        ]
+    };
+
     /// The source tensors a concatenated weight is made of, in order; a plain weight is its own part.
     pub fn parts(self) -> Vec<LayerWeight> {
         use LayerWeight::*;
@@ -154,6 +182,19 @@ impl fmt::Display for WeightId {
             WeightId::RopeInvFreq => f.write_str("rope_inv_freq"),
             WeightId::Layer(l, w) => write!(f, "layers.{l}.{}", w.name()),
         }
+    }
+}
+
+impl WeightId {
+    /// The weight named `name`, as `Display` writes it (`embed`, `layers.3.q_proj`).
+    pub fn parse(name: &str) -> Option<WeightId> {
+        let global = [WeightId::Embed, WeightId::FinalNorm, WeightId::LmHead, WeightId::RopeInvFreq];
+        if let Some(id) = global.into_iter().find(|id| id.to_string() == name) {
+            return Some(id);
+        }
+        let (layer, weight) = name.strip_prefix("layers.")?.split_once('.')?;
+        let weight = LayerWeight::ALL.into_iter().find(|w| w.name() == weight)?;
+        Some(WeightId::Layer(layer.parse().ok()?, weight))
     }
 }
 

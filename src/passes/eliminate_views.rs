@@ -20,7 +20,53 @@ pub fn eliminate_views(mut g: Graph) -> Graph {
 
 #[cfg(test)]
 mod tests {
-    use crate::passes::testing::snapshot_pass;
+    use super::eliminate_views;
+    use crate::passes::testing::{check, snapshot_pass};
+
+    #[test]
+    fn consumers_read_the_buffer_under_every_relabeling() {
+        check(
+            eliminate_views,
+            "
+            %0 = token_id() -> i32[1,1]
+            %1 = weight embed() -> bf16[32,8]
+            %2 = embedding(%1, %0) -> f32[1,1,8]
+            %3 = view(%2) -> f32[1,1,2,4]
+            %4 = transpose 1,2(%3) -> f32[1,2,1,4]
+            %5 = reshape(%4) -> f32[1,8]
+            %6 = unsqueeze dim=0(%5) -> f32[1,1,8]
+            %7 = silu(%6) -> f32[1,1,8]
+            output x = %7
+            ",
+            "
+            %0 = token_id() -> i32[1,1]
+            %1 = weight embed() -> bf16[32,8]
+            %2 = embedding(%1, %0) -> f32[1,1,8]
+            %3 = silu(%2) -> f32[1,1,8]
+            output x = %3
+            ",
+        );
+    }
+
+    #[test]
+    fn a_view_that_is_an_output_hands_out_its_input() {
+        check(
+            eliminate_views,
+            "
+            %0 = token_id() -> i32[1,1]
+            %1 = weight embed() -> bf16[32,8]
+            %2 = embedding(%1, %0) -> f32[1,1,8]
+            %3 = view(%2) -> f32[8]
+            output x = %3
+            ",
+            "
+            %0 = token_id() -> i32[1,1]
+            %1 = weight embed() -> bf16[32,8]
+            %2 = embedding(%1, %0) -> f32[1,1,8]
+            output x = %2
+            ",
+        );
+    }
 
     #[test]
     fn snapshot() {

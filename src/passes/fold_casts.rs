@@ -45,7 +45,96 @@ pub fn fold_casts(mut g: Graph) -> Graph {
 
 #[cfg(test)]
 mod tests {
-    use crate::passes::testing::snapshot_pass;
+    use super::fold_casts;
+    use crate::passes::testing::{check, check_unchanged, snapshot_pass};
+
+    /// transformers' RMSNorm as lowered: up-cast, normalize, cast back to x's dtype, weight.
+    const NORM: &str = "
+        %0 = token_id() -> i32[1,1]
+        %1 = weight embed() -> bf16[32,8]
+        %2 = embedding(%1, %0) -> f32[1,1,8]
+        %3 = weight final_norm() -> bf16[8]
+        %4 = cast to=f32(%2) -> f32[1,1,8]
+        %5 = rms_norm_core eps=1e-6(%4) -> f32[1,1,8]
+        %6 = cast to=f32(%5) -> f32[1,1,8]
+        %7 = mul(%6, %3) -> f32[1,1,8]
+        output x = %7
+    ";
+
+    #[test]
+    fn the_casts_around_a_norm_fold_into_one_rms_norm() {
+        check(
+            fold_casts,
+            NORM,
+            "
+            %0 = token_id() -> i32[1,1]
+            %1 = weight embed() -> bf16[32,8]
+            %2 = embedding(%1, %0) -> f32[1,1,8]
+            %3 = weight final_norm() -> bf16[8]
+            %4 = rms_norm eps=1e-6(%2, %3) -> f32[1,1,8]
+            output x = %4
+            ",
+        );
+    }
+
+    #[test]
+    fn not_when_the_normalized_value_is_read_elsewhere() {
+        check_unchanged(fold_casts, &format!("{NORM}output normed = %5"));
+    }
+
+    #[test]
+    fn not_when_the_multiplier_is_an_activation_rather_than_a_weight() {
+        check_unchanged(
+            fold_casts,
+            "
+            %0 = token_id() -> i32[1,1]
+            %1 = weight embed() -> bf16[32,8]
+            %2 = embedding(%1, %0) -> f32[1,1,8]
+            %3 = cast to=f32(%2) -> f32[1,1,8]
+            %4 = rms_norm_core eps=1e-6(%3) -> f32[1,1,8]
+            %5 = cast to=f32(%4) -> f32[1,1,8]
+            %6 = mul(%5, %2) -> f32[1,1,8]
+            output x = %6
+            ",
+        );
+    }
+
+    /// The fused op returns x's dtype, so a norm not cast back to it stays as it is.
+    #[test]
+    fn not_when_the_norm_is_not_cast_back_to_the_input_dtype() {
+        check_unchanged(
+            fold_casts,
+            "
+            %0 = weight layers.0.q_norm() -> bf16[8]
+            %1 = weight final_norm() -> bf16[8]
+            %2 = cast to=f32(%0) -> f32[8]
+            %3 = rms_norm_core eps=1e-6(%2) -> f32[8]
+            %4 = cast to=f32(%3) -> f32[8]
+            %5 = mul(%4, %1) -> f32[8]
+            output x = %5
+            ",
+        );
+    }
+
+    #[test]
+    fn the_rope_table_reads_the_integer_position() {
+        check(
+            fold_casts,
+            "
+            %0 = position() -> i32[1,1]
+            %1 = weight rope_inv_freq() -> f32[2]
+            %2 = cast to=f32(%0) -> f32[1,1,1]
+            %3 = rope_table(%1, %2) -> f32[1,1,4], f32[1,1,4]
+            output cos = %3.0
+            ",
+            "
+            %0 = position() -> i32[1,1]
+            %1 = weight rope_inv_freq() -> f32[2]
+            %2 = rope_table(%1, %0) -> f32[1,1,4], f32[1,1,4]
+            output cos = %2.0
+            ",
+        );
+    }
 
     #[test]
     fn snapshot() {

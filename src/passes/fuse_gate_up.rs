@@ -39,7 +39,48 @@ pub fn fuse_gate_up(mut g: Graph) -> Graph {
 
 #[cfg(test)]
 mod tests {
-    use crate::passes::testing::snapshot_pass;
+    use super::fuse_gate_up;
+    use crate::passes::testing::{check, check_unchanged, snapshot_pass};
+
+    const MLP: &str = "
+        %0 = token_id() -> i32[1,1]
+        %1 = weight embed() -> bf16[32,8]
+        %2 = embedding(%1, %0) -> f32[1,1,8]
+        %3 = weight layers.0.gate_proj() -> bf16[16,8]
+        %4 = weight layers.0.up_proj() -> bf16[16,8]
+        %5 = linear(%2, %3) -> f32[1,1,16]
+        %6 = linear(%2, %4) -> f32[1,1,16]
+        %7 = silu(%5) -> f32[1,1,16]
+        %8 = mul(%7, %6) -> f32[1,1,16]
+        output mlp = %8
+    ";
+
+    #[test]
+    fn gate_silu_and_up_become_one_gemv_over_the_stacked_weight() {
+        check(
+            fuse_gate_up,
+            MLP,
+            "
+            %0 = token_id() -> i32[1,1]
+            %1 = weight embed() -> bf16[32,8]
+            %2 = embedding(%1, %0) -> f32[1,1,8]
+            %3 = weight layers.0.gate_up_proj() -> bf16[32,8]  # layers.0.gate_up_proj
+            %4 = gate_up_silu(%2, %3) -> f32[1,16]
+            output mlp = %4
+            ",
+        );
+    }
+
+    /// The stacked weight puts gate rows first; SiLU on the up projection is another function.
+    #[test]
+    fn not_when_silu_is_on_the_up_projection() {
+        check_unchanged(fuse_gate_up, &MLP.replace("%5 = linear(%2, %3)", "%5 = linear(%2, %4)").replace("%6 = linear(%2, %4)", "%6 = linear(%2, %3)"));
+    }
+
+    #[test]
+    fn not_when_the_gate_projection_is_read_elsewhere() {
+        check_unchanged(fuse_gate_up, &format!("{MLP}output gate = %5"));
+    }
 
     #[test]
     fn snapshot() {

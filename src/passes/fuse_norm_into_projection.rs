@@ -43,7 +43,84 @@ pub fn fuse_norm_into_projection(mut g: Graph) -> Graph {
 
 #[cfg(test)]
 mod tests {
-    use crate::passes::testing::snapshot_pass;
+    use super::fuse_norm_into_projection;
+    use crate::passes::testing::{check, check_unchanged, snapshot_pass};
+
+    const NORMED_HEAD: &str = "
+        %0 = token_id() -> i32[1,1]
+        %1 = weight embed() -> bf16[32,8]
+        %2 = embedding(%1, %0) -> f32[1,1,8]
+        %3 = weight final_norm() -> bf16[8]
+        %4 = rms_norm eps=1e-6(%2, %3) -> f32[1,1,8]
+        %5 = weight lm_head() -> bf16[32,8]
+        %6 = lm_head(%4, %5) -> f32[1,32]
+        output logits = %6
+    ";
+
+    #[test]
+    fn the_final_norm_folds_into_the_lm_head() {
+        check(
+            fuse_norm_into_projection,
+            NORMED_HEAD,
+            "
+            %0 = token_id() -> i32[1,1]
+            %1 = weight embed() -> bf16[32,8]
+            %2 = embedding(%1, %0) -> f32[1,1,8]
+            %3 = weight final_norm() -> bf16[8]
+            %4 = weight lm_head() -> bf16[32,8]
+            %5 = lm_head norm eps=1e-6(%2, %4, %3) -> f32[1,32]
+            output logits = %5
+            ",
+        );
+    }
+
+    /// The norm weight goes after v_cache, so the cache slots `alias_of` names stay put.
+    #[test]
+    fn the_input_norm_folds_into_qkv_rope_as_its_last_input() {
+        check(
+            fuse_norm_into_projection,
+            "
+            %0 = token_id() -> i32[1,1]
+            %1 = position() -> i32[1,1]
+            %2 = weight embed() -> bf16[32,8]
+            %3 = embedding(%2, %0) -> f32[1,1,8]
+            %4 = weight layers.0.input_norm() -> bf16[8]
+            %5 = rms_norm eps=1e-5(%3, %4) -> f32[1,1,8]
+            %6 = weight layers.0.qkv_proj() -> bf16[16,8]
+            %7 = weight rope_inv_freq() -> f32[2]
+            %8 = kv_cache layer=0 K() -> f32[16,1,4]
+            %9 = kv_cache layer=0 V() -> f32[16,1,4]
+            %10 = qkv_rope heads=2 kv=1 d=4(%5, %6, %7, %1, %8, %9) -> f32[1,8], f32[16,1,4], f32[16,1,4]
+            output q = %10.0
+            ",
+            "
+            %0 = token_id() -> i32[1,1]
+            %1 = position() -> i32[1,1]
+            %2 = weight embed() -> bf16[32,8]
+            %3 = embedding(%2, %0) -> f32[1,1,8]
+            %4 = weight layers.0.input_norm() -> bf16[8]
+            %5 = weight layers.0.qkv_proj() -> bf16[16,8]
+            %6 = weight rope_inv_freq() -> f32[2]
+            %7 = kv_cache layer=0 K() -> f32[16,1,4]
+            %8 = kv_cache layer=0 V() -> f32[16,1,4]
+            %9 = qkv_rope heads=2 kv=1 d=4 norm eps=1e-5(%3, %5, %6, %1, %7, %8, %4) -> f32[1,8], f32[16,1,4], f32[16,1,4]
+            output q = %9.0
+            ",
+        );
+    }
+
+    /// Each consumer would recompute it; the norm stays one kernel.
+    #[test]
+    fn not_when_the_normalized_row_is_read_elsewhere() {
+        check_unchanged(fuse_norm_into_projection, &format!("{NORMED_HEAD}output normed = %4"));
+    }
+
+    /// Per-head norms (Qwen3's q/k norm) normalize rows shorter than x; the GEMVs' folded norm
+    /// is over the whole row.
+    #[test]
+    fn not_for_a_norm_over_rows_shorter_than_x() {
+        check_unchanged(fuse_norm_into_projection, &NORMED_HEAD.replace("weight final_norm() -> bf16[8]", "weight final_norm() -> bf16[4]"));
+    }
 
     #[test]
     fn snapshot() {

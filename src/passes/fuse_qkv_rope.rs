@@ -97,7 +97,70 @@ pub fn fuse_qkv_rope(mut g: Graph) -> Graph {
 
 #[cfg(test)]
 mod tests {
-    use crate::passes::testing::snapshot_pass;
+    use super::fuse_qkv_rope;
+    use crate::passes::testing::{check, check_unchanged, snapshot_pass};
+
+    /// Llama's attention input side after the earlier passes: no bias, no q/k norm.
+    const ATTENTION: &str = "
+        %0 = token_id() -> i32[1,1]
+        %1 = position() -> i32[1,1]
+        %2 = weight embed() -> bf16[32,8]
+        %3 = embedding(%2, %0) -> f32[1,1,8]
+        %4 = weight rope_inv_freq() -> f32[2]
+        %5 = rope_table(%4, %1) -> f32[1,1,4], f32[1,1,4]
+        %6 = cast to=f32(%5.0) -> f32[1,1,4]
+        %7 = cast to=f32(%5.1) -> f32[1,1,4]
+        %8 = weight layers.0.q_proj() -> bf16[8,8]
+        %9 = weight layers.0.k_proj() -> bf16[4,8]
+        %10 = weight layers.0.v_proj() -> bf16[4,8]
+        %11 = linear(%3, %8) -> f32[1,1,8]
+        %12 = linear(%3, %9) -> f32[1,1,4]
+        %13 = linear(%3, %10) -> f32[1,1,4]
+        %14 = apply_rope(%11, %6, %7) -> f32[1,2,1,4]
+        %15 = apply_rope(%12, %6, %7) -> f32[1,1,1,4]
+        %16 = kv_cache layer=0 K() -> f32[16,1,4]
+        %17 = kv_cache layer=0 V() -> f32[16,1,4]
+        %18 = kv_append(%16, %15, %1) -> f32[16,1,4]
+        %19 = kv_append(%17, %13, %1) -> f32[16,1,4]
+        %20 = attention heads=2 kv=1 d=4(%14, %18, %19, %1) -> f32[1,2,1,4]
+        output attn = %20
+    ";
+
+    #[test]
+    fn projections_rope_and_cache_writes_become_one_op() {
+        check(
+            fuse_qkv_rope,
+            ATTENTION,
+            "
+            %0 = token_id() -> i32[1,1]
+            %1 = position() -> i32[1,1]
+            %2 = weight embed() -> bf16[32,8]
+            %3 = embedding(%2, %0) -> f32[1,1,8]
+            %4 = weight rope_inv_freq() -> f32[2]
+            %5 = kv_cache layer=0 K() -> f32[16,1,4]
+            %6 = kv_cache layer=0 V() -> f32[16,1,4]
+            %7 = weight layers.0.qkv_proj() -> bf16[16,8]  # layers.0.qkv_proj
+            %8 = qkv_rope heads=2 kv=1 d=4(%3, %7, %4, %1, %5, %6) -> f32[1,8], f32[16,1,4], f32[16,1,4]
+            %9 = attention heads=2 kv=1 d=4(%8.0, %8.1, %8.2, %1) -> f32[1,2,1,4]
+            output attn = %9
+            ",
+        );
+    }
+
+    /// Fusing would drop the rotated q, which someone else reads.
+    #[test]
+    fn not_when_the_rotated_query_is_read_elsewhere() {
+        check_unchanged(fuse_qkv_rope, &format!("{ATTENTION}output q = %14"));
+    }
+
+    /// One GEMV reads one x: a v projected from another row (here cos, for brevity) stays apart.
+    #[test]
+    fn not_when_v_projects_another_input() {
+        let other_x = ATTENTION
+            .replace("%10 = weight layers.0.v_proj() -> bf16[4,8]", "%10 = weight layers.0.v_proj() -> bf16[4,4]")
+            .replace("%13 = linear(%3, %10)", "%13 = linear(%6, %10)");
+        check_unchanged(fuse_qkv_rope, &other_x);
+    }
 
     #[test]
     fn snapshot() {

@@ -26,7 +26,41 @@ pub fn fuse_residual(mut g: Graph) -> Graph {
 
 #[cfg(test)]
 mod tests {
-    use crate::passes::testing::snapshot_pass;
+    use super::fuse_residual;
+    use crate::passes::testing::{check, check_unchanged, snapshot_pass};
+
+    const RESIDUAL: &str = "
+        %0 = token_id() -> i32[1,1]
+        %1 = weight embed() -> bf16[32,8]
+        %2 = embedding(%1, %0) -> f32[1,1,8]
+        %3 = weight layers.0.o_proj() -> bf16[8,8]
+        %4 = weight layers.0.o_bias() -> bf16[8]
+        %5 = linear bias(%2, %3, %4) -> f32[1,1,8]
+        %6 = add(%2, %5) -> f32[1,1,8]
+        output hidden = %6
+    ";
+
+    #[test]
+    fn the_add_moves_into_the_projection_with_its_bias() {
+        check(
+            fuse_residual,
+            RESIDUAL,
+            "
+            %0 = token_id() -> i32[1,1]
+            %1 = weight embed() -> bf16[32,8]
+            %2 = embedding(%1, %0) -> f32[1,1,8]
+            %3 = weight layers.0.o_proj() -> bf16[8,8]
+            %4 = weight layers.0.o_bias() -> bf16[8]
+            %5 = linear_residual bias(%2, %3, %4, %2) -> f32[1,1,8]
+            output hidden = %5
+            ",
+        );
+    }
+
+    #[test]
+    fn not_when_the_projection_is_read_elsewhere() {
+        check_unchanged(fuse_residual, &format!("{RESIDUAL}output delta = %5"));
+    }
 
     #[test]
     fn snapshot() {

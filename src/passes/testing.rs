@@ -1,9 +1,30 @@
-//! Snapshot harness for single passes: a one-layer model small enough to read, carrying every
-//! feature a pass may match (q/k/v bias, q/k norm, tied head), lowered and run through the passes
-//! before the one under test.
+//! Test harnesses for single passes. `check` runs a pass on a small graph written by hand in the
+//! listing's text form (`ir::text`) and compares the result with the listing expected, so each
+//! test shows the pattern, what it becomes, and where the pass must leave a graph alone.
+//! `snapshot_pass` runs a one-layer model small enough to read, carrying every feature a pass may
+//! match (q/k/v bias, q/k norm, tied head), through the passes before the one under test.
 
 use super::PASSES;
+use crate::ir::{verify, Graph};
 use crate::load::config::{Arch, ModelConfig};
+
+/// Runs `pass` on the graph `before` and checks that the result lists as `after`. Both are
+/// listings (indentation and blank lines ignored); both graphs must pass `ir::verify`.
+pub fn check(pass: fn(Graph) -> Graph, before: &str, after: &str) {
+    let g = Graph::parse(before).unwrap_or_else(|e| panic!("the graph before: {e}"));
+    verify(&g).unwrap_or_else(|e| panic!("the graph before is invalid: {e}"));
+    let g = pass(g);
+    verify(&g).unwrap_or_else(|e| panic!("the pass made an invalid graph: {e}"));
+    let want: String = after.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("{l}\n")).collect();
+    let got = g.compacted().listing();
+    assert!(got == want, "the pass made\n{got}\nexpected\n{want}");
+}
+
+/// `pass` leaves the graph `before` as it is (compared as listed: outputs in name order).
+pub fn check_unchanged(pass: fn(Graph) -> Graph, before: &str) {
+    let listed = Graph::parse(before).unwrap_or_else(|e| panic!("the graph before: {e}")).listing();
+    check(pass, before, &listed);
+}
 
 pub fn tiny_config() -> ModelConfig {
     ModelConfig {
