@@ -1,5 +1,7 @@
 //! The library's typed errors. Each message is one line a user can act on.
 
+use cudarc::driver::DriverError;
+use cudarc::nvrtc::result::NvrtcError;
 use std::path::PathBuf;
 use thiserror::Error;
 
@@ -53,8 +55,21 @@ pub enum Error {
     #[error("{path}: malformed GGUF file: {reason}")]
     BadGguf { path: PathBuf, reason: GgufError },
 
-    #[error("CUDA: {0}")]
-    Cuda(String),
+    /// A CUDA driver call failed; `reason` is the driver's error.
+    #[error("CUDA: {what}: {}", driver_error_text(.reason))]
+    Cuda { what: String, reason: DriverError },
+
+    /// NVRTC failed; `reason` is its error, `log` the compiler's output (empty if it wrote none).
+    #[error("NVRTC: {what}: {:?}{}", .reason.0, if .log.is_empty() { String::new() } else { format!(":\n{}", .log) })]
+    Nvrtc { what: String, reason: NvrtcError, log: String },
+
+    /// Something a GPU command needs is not on this machine: the driver, NVRTC, a new enough GPU.
+    #[error("{0}")]
+    Unavailable(String),
+
+    /// A plan compiled for another target than the one it is asked to run on.
+    #[error("this plan was compiled for {plan} but is run on {runs_on}; recompile it with `llmc compile --target {target}`")]
+    WrongTarget { plan: String, runs_on: String, target: String },
 
     #[error(
         "out of GPU memory: {} needed for {what}, {} free on the GPU; compile with a smaller --max-seq-len (it sizes the KV cache) or free GPU memory",
@@ -62,6 +77,17 @@ pub enum Error {
         format_bytes(*.free)
     )]
     OutOfDeviceMemory { what: String, needed: u64, free: u64 },
+}
+
+/// The driver's name for an error and, where the driver is loaded (as it is whenever it returned
+/// the error), its description. Without the driver, describing the error would abort.
+fn driver_error_text(e: &DriverError) -> String {
+    // SAFETY: only tries to dlopen libcuda.
+    let text = unsafe { cudarc::driver::sys::is_culib_present() }.then(|| e.error_string().ok()).flatten();
+    match text {
+        Some(text) => format!("{:?} ({})", e.0, text.to_string_lossy()),
+        None => format!("{:?}", e.0),
+    }
 }
 
 /// A byte count for people: GiB from 1 GiB up, MiB below.
@@ -146,6 +172,21 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn driver_and_compiler_errors_are_kept_and_named() {
+        use cudarc::driver::sys::CUresult;
+        use cudarc::nvrtc::sys::nvrtcResult;
+        let e = Error::Cuda { what: "launching attention for layers.0.attn".into(), reason: DriverError(CUresult::CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES) };
+        assert!(e.to_string().starts_with("CUDA: launching attention for layers.0.attn: CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES"), "{e}");
+        assert!(matches!(e, Error::Cuda { reason: DriverError(CUresult::CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES), .. }));
+        let e = Error::Nvrtc {
+            what: "compiling the kernels for sm_90".into(),
+            reason: NvrtcError(nvrtcResult::NVRTC_ERROR_COMPILATION),
+            log: "gemv.cu(3): error".into(),
+        };
+        assert_eq!(e.to_string(), "NVRTC: compiling the kernels for sm_90: NVRTC_ERROR_COMPILATION:\ngemv.cu(3): error");
+    }
 
     #[test]
     fn out_of_device_memory_names_the_sizes() {

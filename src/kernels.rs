@@ -51,34 +51,38 @@ pub fn nvrtc_available() -> bool {
 /// Compiles every kernel for `sm_{sm}`.
 pub fn compile(sm: u32) -> Result<KernelImage> {
     if !nvrtc_available() {
-        return Err(Error::Cuda(
+        return Err(Error::Unavailable(
             "libnvrtc is not loadable: install the CUDA 13 NVRTC library (e.g. `pip install nvidia-cuda-nvrtc==13.0.88`) and put its lib folder on LD_LIBRARY_PATH".into(),
         ));
     }
     let source = translation_unit();
-    let c_source = std::ffi::CString::new(source.as_str()).map_err(|_| Error::Cuda("kernel source holds a NUL byte".into()))?;
-    let prog = nvrtc::create_program(&c_source, Some(c"llmc_kernels.cu")).map_err(|e| Error::Cuda(format!("nvrtcCreateProgram: {e:?}")))?;
+    let c_source = std::ffi::CString::new(source.as_str()).map_err(|_| Error::Internal("a kernel source holds a NUL byte".into()))?;
+    let prog = nvrtc::create_program(&c_source, Some(c"llmc_kernels.cu")).map_err(nvrtc_err("creating the program"))?;
     let guard = Program(prog);
     // NVRTC's defaults keep division and square root IEEE-exact, as the CPU executor computes.
     let options = [format!("--gpu-architecture=sm_{sm}"), "--std=c++17".to_string()];
     // SAFETY: `prog` is live until `guard` drops.
     let compiled = unsafe { nvrtc::compile_program(guard.0, &options) };
     let log = unsafe { program_log(guard.0) };
-    if let Err(e) = compiled {
-        return Err(Error::Cuda(format!("NVRTC failed to compile the kernels for sm_{sm} ({e:?}):\n{log}")));
+    if let Err(reason) = compiled {
+        return Err(Error::Nvrtc { what: format!("compiling the kernels for sm_{sm}"), reason, log });
     }
     // SAFETY: the program compiled; sizes come from NVRTC itself.
     let cubin = unsafe {
         let mut size = 0usize;
-        sys::nvrtcGetCUBINSize(guard.0, &mut size).result().map_err(|e| Error::Cuda(format!("nvrtcGetCUBINSize: {e:?}")))?;
+        sys::nvrtcGetCUBINSize(guard.0, &mut size).result().map_err(nvrtc_err("reading the CUBIN's size"))?;
         let mut cubin = vec![0u8; size];
-        sys::nvrtcGetCUBIN(guard.0, cubin.as_mut_ptr().cast()).result().map_err(|e| Error::Cuda(format!("nvrtcGetCUBIN: {e:?}")))?;
+        sys::nvrtcGetCUBIN(guard.0, cubin.as_mut_ptr().cast()).result().map_err(nvrtc_err("reading the CUBIN"))?;
         cubin
     };
-    let ptx = unsafe { nvrtc::get_ptx(guard.0) }.map_err(|e| Error::Cuda(format!("nvrtcGetPTX: {e:?}")))?;
+    let ptx = unsafe { nvrtc::get_ptx(guard.0) }.map_err(nvrtc_err("reading the PTX"))?;
     // SAFETY: NVRTC returns a NUL-terminated string.
     let ptx = unsafe { CStr::from_ptr(ptx.as_ptr()) }.to_string_lossy().into_owned();
     Ok(KernelImage { sm, cubin, ptx, source_hash: xxhash_rust::xxh3::xxh3_64(source.as_bytes()) })
+}
+
+fn nvrtc_err(what: &str) -> impl Fn(nvrtc::NvrtcError) -> Error + '_ {
+    move |reason| Error::Nvrtc { what: what.to_string(), reason, log: String::new() }
 }
 
 /// Destroys the NVRTC program however compilation ends.

@@ -299,7 +299,7 @@ impl<'p> CpuExecutor<'p> {
                 let token = sampling::sample(self.read(&ins[0]), &self.sampling, pos as u64, &mut s.sampler)?;
                 self.write::<i32>(&outs[0])[0] = token as i32;
             }
-            ref op => return Err(Error::Unsupported(format!("the CPU executor has no kernel for `{}`", op.kind()))),
+            ref op => return Err(Error::Internal(format!("plan step `{}` reached the CPU executor, which has no kernel for it", op.kind()))),
         }
         Ok(())
     }

@@ -280,7 +280,7 @@ fn schedule(g: &Graph, weights: &[WeightEntry]) -> Result<(Vec<Step>, StepIo, u6
     }
     let lifetimes: Vec<Lifetime> = arena_values.iter().map(|a| a.3).collect();
     let layout = arena::plan(&lifetimes);
-    arena::check(&lifetimes, &layout).map_err(|e| Error::Input(format!("arena planning failed: {e}")))?;
+    arena::check(&lifetimes, &layout).map_err(|e| Error::Internal(format!("arena planning failed: {e}")))?;
 
     let slot_of = |v: Value| -> Slot {
         let v = resolve(v);
@@ -305,10 +305,12 @@ fn schedule(g: &Graph, weights: &[WeightEntry]) -> Result<(Vec<Step>, StepIo, u6
         })
         .collect();
     let source = |pred: fn(&Op) -> bool| -> Result<Slot> {
-        let n = g.g.node_indices().find(|&n| pred(&g.node(n).op)).ok_or_else(|| Error::Input("graph lacks a step input".into()))?;
+        let n = g.g.node_indices().find(|&n| pred(&g.node(n).op)).ok_or_else(|| Error::Internal("the fused graph lacks a step input".into()))?;
         Ok(slot_of(n.into()))
     };
-    let output = |name: &str| -> Result<Slot> { g.outputs.get(name).map(|&v| slot_of(v)).ok_or_else(|| Error::Input(format!("graph lacks output `{name}`"))) };
+    let output = |name: &str| -> Result<Slot> {
+        g.outputs.get(name).map(|&v| slot_of(v)).ok_or_else(|| Error::Internal(format!("the fused graph lacks output `{name}`")))
+    };
     let io = StepIo {
         token: source(|op| matches!(op, Op::TokenId))?,
         position: source(|op| matches!(op, Op::Position))?,

@@ -248,7 +248,7 @@ impl CpuExecutor<'_> {
                         self.write::<i32>(&outs[0])[0] = token as i32;
                     }
                     Op::LmHead { .. } | Op::Sample => {}
-                    ref op => return Err(Error::Unsupported(format!("the CPU prefill has no kernel for `{}`", op.kind()))),
+                    ref op => return Err(Error::Internal(format!("plan step `{}` reached the CPU prefill, which has no kernel for it", op.kind()))),
                 }
                 Ok(())
             })();

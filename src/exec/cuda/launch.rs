@@ -393,7 +393,7 @@ impl DeviceLayout {
                 ("attention", (n_kv_heads as u32, splits, 1), ATTN_THREADS, args)
             }
             Op::Sample => return Ok(self.sample(&ins[0], &outs[0], &plan.io.position, &step.label)),
-            ref op => return Err(Error::Unsupported(format!("the CUDA backend has no kernel for `{}`", op.kind()))),
+            ref op => return Err(Error::Internal(format!("plan step `{}` reached the CUDA backend, which has no kernel for it", op.kind()))),
         };
         let tasks = warp_tasks.map_or(grid.0 * grid.1 * grid.2, |t| t as u32);
         Ok(Launch { kernel, grid, block, shared, args, label: step.label.clone(), tasks })

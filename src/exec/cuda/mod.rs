@@ -13,10 +13,10 @@ pub mod prefill;
 use super::sampling::SamplingParams;
 use super::Backend;
 use crate::error::{Error, Result};
+use crate::kernels::KernelImage;
 use crate::plan::file::PlanFile;
 use crate::plan::prefill::PrefillLayout;
-use crate::plan::Target;
-use crate::plan::{Step, StepIo};
+use crate::plan::{Plan, Step, StepIo, Target};
 use cudarc::driver::{result as cu, sys, CudaContext, CudaGraph, CudaStream, DriverError};
 use launch::{DeviceLayout, Launch, Scratch};
 use persistent::DeviceProgram;
@@ -26,7 +26,7 @@ use std::ffi::{c_void, CString};
 use std::sync::Arc;
 
 fn cuda_err(what: &str) -> impl Fn(DriverError) -> Error + '_ {
-    move |e| Error::Cuda(format!("{what}: {e:?}"))
+    move |reason| Error::Cuda { what: what.to_string(), reason }
 }
 
 /// One device allocation, freed on drop.
@@ -43,7 +43,7 @@ impl DeviceBuffer {
             (sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY, Ok((free, _))) => {
                 Error::OutOfDeviceMemory { what: format!("the {what}"), needed: bytes as u64, free: free as u64 }
             }
-            _ => Error::Cuda(format!("allocating {bytes} bytes for the {what}: {e:?}")),
+            _ => Error::Cuda { what: format!("allocating {bytes} bytes for the {what}"), reason: e },
         })?;
         Ok(DeviceBuffer { ptr, bytes })
     }
@@ -85,9 +85,26 @@ fn sm_count(ctx: &CudaContext) -> Result<u32> {
 fn context() -> Result<Arc<CudaContext>> {
     // SAFETY: only tries to dlopen libcuda.
     if !unsafe { sys::is_culib_present() } {
-        return Err(Error::Cuda("libcuda is not loadable: no NVIDIA driver on this machine (use --backend cpu)".into()));
+        return Err(Error::Unavailable("libcuda is not loadable: no NVIDIA driver on this machine (use --backend cpu)".into()));
     }
     CudaContext::new(0).map_err(cuda_err("opening GPU 0"))
+}
+
+/// The kernels of a plan the GPU of compute capability `device_sm` can run (`None`: the checks
+/// that need no GPU). Refuses a CPU plan or one for another architecture with the command that
+/// recompiles it, a GPU older than llmc supports, and a GPU plan without kernels for its target.
+fn gpu_plan_kernels(plan: &Plan, device_sm: Option<u32>) -> Result<&KernelImage> {
+    let Target::Cuda { sm: plan_sm } = plan.target else {
+        let target = device_sm.map_or("sm_XX".to_string(), |sm| format!("sm_{sm}"));
+        return Err(Error::WrongTarget { plan: "the CPU".into(), runs_on: "the GPU".into(), target });
+    };
+    let image = plan.kernels.as_ref().filter(|image| image.sm == plan_sm);
+    let image = image.ok_or_else(|| Error::BadPlan { path: "plan".into(), msg: format!("it targets sm_{plan_sm} but carries no kernels for it") })?;
+    match device_sm {
+        Some(sm) if sm < 80 => Err(Error::Unavailable(format!("this GPU is sm_{sm}; llmc needs sm_80 or newer"))),
+        Some(sm) if sm != plan_sm => Err(Error::WrongTarget { plan: format!("sm_{plan_sm}"), runs_on: format!("an sm_{sm} GPU"), target: format!("sm_{sm}") }),
+        _ => Ok(image),
+    }
 }
 
 pub struct CudaBackend {
@@ -129,24 +146,11 @@ impl CudaBackend {
     pub fn new(file: &PlanFile, sampling: SamplingParams) -> Result<CudaBackend> {
         sampling.validate()?;
         let plan = &file.plan;
-        let Target::Cuda { sm: plan_sm } = plan.target else {
-            return Err(Error::Input("this plan was compiled for the CPU; recompile it with `llmc compile --target sm_XX` to run it on the GPU".into()));
-        };
-        let image = plan
-            .kernels
-            .as_ref()
-            .ok_or_else(|| Error::Input(format!("this sm_{plan_sm} plan carries no kernels; recompile it with `llmc compile --target sm_{plan_sm}`")))?;
+        gpu_plan_kernels(plan, None)?;
         let ctx = context()?;
         let (major, minor) = ctx.compute_capability().map_err(cuda_err("reading the compute capability"))?;
         let sm = (major * 10 + minor) as u32;
-        if sm < 80 {
-            return Err(Error::Cuda(format!("this GPU is sm_{sm}; llmc needs sm_80 or newer")));
-        }
-        if sm != plan_sm || image.sm != plan_sm {
-            return Err(Error::Input(format!(
-                "this plan was compiled for sm_{plan_sm} but the GPU is sm_{sm}; recompile it with `llmc compile --target sm_{sm}`"
-            )));
-        }
+        let image = gpu_plan_kernels(plan, Some(sm))?;
         let device_sms = sm_count(&ctx)?;
         // A persistent program fixed its launch shapes (attention splits) for the SMs it was
         // scheduled for; the graph path sizes them for this GPU.
@@ -315,10 +319,11 @@ fn load_module(cubin: &[u8], ptx: &str) -> Result<Module> {
         Ok(m) => Ok(Module(m)),
         Err(cubin_err) => {
             // The driver may JIT the PTX where it refuses the CUBIN.
-            let ptx = CString::new(ptx).map_err(|_| Error::Cuda("the plan's PTX holds a NUL byte".into()))?;
-            unsafe { cu::module::load_data(ptx.as_ptr() as *const c_void) }
-                .map(Module)
-                .map_err(|e| Error::Cuda(format!("loading the plan's kernels: CUBIN {cubin_err:?}, PTX {e:?}")))
+            let ptx = CString::new(ptx).map_err(|_| Error::BadPlan { path: "plan".into(), msg: "its PTX holds a NUL byte".into() })?;
+            unsafe { cu::module::load_data(ptx.as_ptr() as *const c_void) }.map(Module).map_err(|reason| Error::Cuda {
+                what: format!("loading the plan's kernels (the driver refused the CUBIN with {:?}, then the PTX)", cubin_err.0),
+                reason,
+            })
         }
     }
 }
@@ -329,13 +334,14 @@ fn functions(module: &Module, names: impl Iterator<Item = &'static str>) -> Resu
     for kernel in names {
         let name = CString::new(kernel).expect("kernel names hold no NUL");
         // SAFETY: the module is loaded.
-        let f = unsafe { cu::module::get_function(module.0, name) }.map_err(|e| Error::Cuda(format!("kernel `{kernel}` is missing from the plan: {e:?}")))?;
+        let f = unsafe { cu::module::get_function(module.0, name) }
+            .map_err(|reason| Error::Cuda { what: format!("finding kernel `{kernel}` in the plan"), reason })?;
         if let Some(&(_, bytes)) = launch::LARGE_SHARED.iter().find(|(k, _)| *k == kernel) {
             // Past the default 48 KiB of dynamic shared memory a kernel must opt in.
             let attr = sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
             // SAFETY: f is a live function of the loaded module.
             unsafe { cu::function::set_function_attribute(f, attr, bytes as i32) }
-                .map_err(|e| Error::Cuda(format!("allowing `{kernel}` {bytes} bytes of shared memory: {e:?}")))?;
+                .map_err(|reason| Error::Cuda { what: format!("allowing `{kernel}` {bytes} bytes of shared memory"), reason })?;
         }
         functions.insert(kernel, f);
     }
@@ -380,7 +386,7 @@ fn enqueue(stream: &CudaStream, functions: &HashMap<&'static str, sys::CUfunctio
         // driver copies them (and the config) at the launch.
         unsafe { sys::cuLaunchKernelEx(&config, functions[l.kernel], params.as_mut_ptr(), std::ptr::null_mut()) }
             .result()
-            .map_err(|e| Error::Cuda(format!("launching {} for {}: {e:?}", l.kernel, l.label)))?;
+            .map_err(|reason| Error::Cuda { what: format!("launching {} for {}", l.kernel, l.label), reason })?;
     }
     Ok(())
 }
@@ -391,7 +397,7 @@ fn capture(stream: &Arc<CudaStream>, functions: &HashMap<&'static str, sys::CUfu
     let enqueued = enqueue(stream, functions, launches, pdl);
     let graph = stream.end_capture(sys::CUgraphInstantiate_flags(0));
     enqueued?;
-    graph.map_err(cuda_err("instantiating the decode graph"))?.ok_or_else(|| Error::Cuda("graph capture recorded nothing".into()))
+    graph.map_err(cuda_err("instantiating the decode graph"))?.ok_or_else(|| Error::Internal("graph capture recorded nothing".into()))
 }
 
 impl Backend for CudaBackend {
@@ -457,5 +463,39 @@ impl Backend for CudaBackend {
         let mut out = vec![0f32; self.vocab];
         self.read(self.logits, &mut out, "reading the logits")?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::TokenizerSpec;
+
+    fn plan(target: Target, kernels_sm: Option<u32>) -> Plan {
+        let tokenizer = TokenizerSpec { json: String::new(), chat_template: None, eos_ids: vec![], bos_token: None, eos_token: None };
+        let mut plan = crate::plan::build(&crate::passes::testing::tiny_config(), tokenizer, 16, target).unwrap();
+        plan.kernels = kernels_sm.map(|sm| KernelImage { sm, cubin: vec![], ptx: String::new(), source_hash: 0 });
+        plan
+    }
+
+    fn refusal(plan: &Plan, device_sm: Option<u32>) -> Error {
+        gpu_plan_kernels(plan, device_sm).expect_err("refused")
+    }
+
+    #[test]
+    fn a_plan_for_another_target_is_refused_with_the_command_that_recompiles_it() {
+        let cpu = refusal(&plan(Target::Cpu, None), None);
+        assert!(matches!(cpu, Error::WrongTarget { .. }), "{cpu:?}");
+        assert_eq!(cpu.to_string(), "this plan was compiled for the CPU but is run on the GPU; recompile it with `llmc compile --target sm_XX`");
+        let other_sm = refusal(&plan(Target::Cuda { sm: 80 }, Some(80)), Some(90));
+        assert_eq!(other_sm.to_string(), "this plan was compiled for sm_80 but is run on an sm_90 GPU; recompile it with `llmc compile --target sm_90`");
+    }
+
+    #[test]
+    fn a_gpu_plan_without_its_kernels_is_a_bad_plan_and_an_old_gpu_is_unavailable() {
+        assert!(matches!(refusal(&plan(Target::Cuda { sm: 90 }, None), None), Error::BadPlan { .. }));
+        assert!(matches!(refusal(&plan(Target::Cuda { sm: 90 }, Some(80)), None), Error::BadPlan { .. }));
+        assert_eq!(refusal(&plan(Target::Cuda { sm: 80 }, Some(80)), Some(75)).to_string(), "this GPU is sm_75; llmc needs sm_80 or newer");
+        assert!(gpu_plan_kernels(&plan(Target::Cuda { sm: 90 }, Some(90)), Some(90)).is_ok());
     }
 }

@@ -220,7 +220,7 @@ impl DeviceLayout {
                 // The host wrote the last row's position to the position slot, which the draw reads.
                 Op::Sample if last => launches.push(self.sample(&ins[0], &outs[0], &io.position, &step.label)),
                 Op::LmHead { .. } | Op::Sample => {}
-                ref op => return Err(Error::Unsupported(format!("the CUDA prefill has no kernel for `{}`", op.kind()))),
+                ref op => return Err(Error::Internal(format!("plan step `{}` reached the CUDA prefill, which has no kernel for it", op.kind()))),
             }
         }
         if last {
