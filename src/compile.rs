@@ -64,8 +64,10 @@ pub fn compile(model_path: &Path, output: &Path, opts: &CompileOptions) -> Resul
     let mut plan = plan::build(&model.config, model.tokenizer.clone(), opts.max_seq_len, opts.target)?;
     match (opts.target, opts.decode) {
         (Target::Cuda { sm }, decode) => {
+            let sms = opts.sms.unwrap_or_else(|| crate::exec::cuda::persistent::default_sms(sm));
+            // Refuses, before any weight is written, a shape the kernels cannot run.
+            crate::exec::cuda::launch_shapes(&plan, sms)?;
             if decode == Decode::Persistent {
-                let sms = opts.sms.unwrap_or_else(|| crate::exec::cuda::persistent::default_sms(sm));
                 plan.program = Some(crate::exec::cuda::persistent::schedule(&plan, sms)?);
             }
             say(format!("compiling the CUDA kernels for sm_{sm}..."));

@@ -39,8 +39,13 @@ fn model_copy(dir: &Path) -> PathBuf {
 
 /// Compile must fail with `needle` in the message and leave no file at the output path.
 fn compile_fails(model: &Path, needle: &str) -> String {
+    compile_with_fails(model, &[], needle)
+}
+
+/// As [`compile_fails`], with more arguments for `llmc compile`.
+fn compile_with_fails(model: &Path, args: &[&str], needle: &str) -> String {
     let out = model.parent().unwrap().join("out.plan");
-    let err = fails(&["compile", model.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let err = fails(&[&["compile", model.to_str().unwrap(), "-o", out.to_str().unwrap()], args].concat());
     assert!(err.contains(needle), "expected `{needle}` in: {err}");
     assert!(!out.exists(), "a failed compile left {}", out.display());
     let leftovers: Vec<_> = std::fs::read_dir(model.parent().unwrap())
@@ -125,6 +130,60 @@ fn sliding_window_is_refused() {
     let model = model_copy(dir.path());
     edit_config(&model, |c| c["use_sliding_window"] = serde_json::json!(true));
     compile_fails(&model, "sliding-window");
+}
+
+/// A shape the CUDA kernels cannot run is refused by `llmc compile --target sm_90` with its reason,
+/// before NVRTC runs and before any weight is read (the edited configs no longer match the
+/// fixture's weights, which are never reached).
+fn gpu_compile_refuses(edit: impl Fn(&mut serde_json::Value), args: &[&str], needle: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_copy(dir.path());
+    edit_config(&model, edit);
+    let err = compile_with_fails(&model, &[&["--target", "sm_90"], args].concat(), needle);
+    assert!(err.starts_with("error: unsupported model: "), "{err}");
+}
+
+#[test]
+fn a_gqa_group_larger_than_the_attention_kernel_takes() {
+    gpu_compile_refuses(
+        |c| {
+            c["num_attention_heads"] = 36.into();
+            c["head_dim"] = 16.into();
+        },
+        &[],
+        "layers.0.attn (attention): 36 query heads over 2 KV heads (at most 8 per KV head)",
+    );
+}
+
+#[test]
+fn a_head_dim_larger_than_prefill_attention_takes() {
+    gpu_compile_refuses(|c| c["head_dim"] = 256.into(), &[], "prefill of layers.0.attn (attention): 4 query heads over 2 KV heads of dim 256");
+}
+
+#[test]
+fn a_hidden_size_not_a_multiple_of_8() {
+    gpu_compile_refuses(
+        |c| {
+            c["hidden_size"] = 60.into();
+            c["head_dim"] = 16.into();
+        },
+        &[],
+        "the CUDA GEMV needs an input of the weight's width, divisible by 8: x has 60 elements, rows 60",
+    );
+}
+
+#[test]
+fn rows_wider_than_the_gemv_shared_memory() {
+    gpu_compile_refuses(|c| c["intermediate_size"] = 29568.into(), &[], "rows of 29568 do not fit the GEMV's 98304 bytes of shared memory");
+}
+
+#[test]
+fn a_context_longer_than_the_attention_splits_cover() {
+    gpu_compile_refuses(
+        |c| c["max_position_embeddings"] = 131072.into(),
+        &["--max-seq-len", "70000"],
+        "a context of 70000 positions (at most 65536; compile with a smaller --max-seq-len)",
+    );
 }
 
 #[test]

@@ -177,6 +177,12 @@ impl Scratch {
 }
 
 impl DeviceLayout {
+    /// Zero bases and greedy sampling on `sms` SMs: device pointers are then offsets, for
+    /// computing launch shapes without a GPU (at compile time).
+    pub fn placeholder(plan: &Plan, sms: u32) -> DeviceLayout {
+        DeviceLayout { weights: 0, arena: 0, scratch: Scratch::for_plan(plan, plan.arena_bytes, sms), sms, sampling: SamplingParams::GREEDY }
+    }
+
     pub(super) fn ptr(&self, slot: &Slot) -> u64 {
         match slot.region {
             Region::Weights => self.weights + slot.offset,
@@ -374,7 +380,11 @@ impl DeviceLayout {
                 }
                 let splits = attention_splits(sms, n_kv_heads, plan.max_seq_len);
                 if splits > ATTN_MAX_SPLITS {
-                    return Err(unsupported(format!("a context of {} (at most {})", plan.max_seq_len, ATTN_MAX_SPLITS as usize * ATTN_CHUNK)));
+                    return Err(unsupported(format!(
+                        "a context of {} positions (at most {}; compile with a smaller --max-seq-len)",
+                        plan.max_seq_len,
+                        ATTN_MAX_SPLITS as usize * ATTN_CHUNK
+                    )));
                 }
                 let args = vec![
                     self.ptr(&ins[0]),

@@ -90,6 +90,19 @@ fn context() -> Result<Arc<CudaContext>> {
     CudaContext::new(0).map_err(cuda_err("opening GPU 0"))
 }
 
+/// Every launch of `plan` on a GPU of `sms` SMs, at placeholder addresses: the decode step's,
+/// then those of a prefill pass over a whole chunk that ends a prompt. A shape a kernel cannot
+/// run (GQA group, head_dim, K alignment, shared memory, context) is refused here with its
+/// reason, so `llmc compile` refuses it rather than the load or the first prompt.
+pub fn launch_shapes(plan: &Plan, sms: u32) -> Result<(Vec<Launch>, Vec<Launch>)> {
+    let layout = DeviceLayout::placeholder(plan, sms);
+    let decode = layout.launches(plan)?;
+    let chunk = plan.prefill_layout(prefill::PREFILL_CHUNK.min(plan.max_seq_len))?;
+    let device = PrefillDevice { arena: 0, qkv: 0, normed: 0 };
+    let prefill = layout.prefill_launches(&plan.steps, &plan.io, &chunk, &device, chunk.chunk, 0, true)?;
+    Ok((decode, prefill))
+}
+
 /// The kernels of a plan the GPU of compute capability `device_sm` can run (`None`: the checks
 /// that need no GPU). Refuses a CPU plan or one for another architecture with the command that
 /// recompiles it, a GPU older than llmc supports, and a GPU plan without kernels for its target.
@@ -155,6 +168,8 @@ impl CudaBackend {
         // A persistent program fixed its launch shapes (attention splits) for the SMs it was
         // scheduled for; the graph path sizes them for this GPU.
         let sms = plan.program.as_ref().map_or(device_sms, |p| p.sms);
+        // A plan compiled before a refusal existed is refused before anything is uploaded.
+        launch_shapes(plan, sms)?;
         let scratch = Scratch::for_plan(plan, plan.arena_bytes, sms);
         let prefill_layout = plan.prefill_layout(prefill::PREFILL_CHUNK.min(plan.max_seq_len))?;
         let qkv_at = prefill_layout.bytes.div_ceil(256) * 256;

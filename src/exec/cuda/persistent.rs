@@ -4,9 +4,8 @@
 //! load, [`DeviceProgram`] lays the program and one descriptor per step (the step's kernel kind
 //! and the very arguments its standalone launch would get) out as the tables the kernel reads.
 
-use super::launch::{DeviceLayout, Launch, Scratch};
+use super::launch::{DeviceLayout, Launch};
 use crate::error::{Error, Result};
-use crate::exec::sampling::SamplingParams;
 use crate::ir::Op;
 use crate::plan::program::{Program, StepWork};
 use crate::plan::Plan;
@@ -43,17 +42,11 @@ pub fn default_sms(sm: u32) -> u32 {
     }
 }
 
-/// The launches the program's steps would get one kernel each, on `sms` SMs (device pointers
-/// relative to zero bases: only shapes and tasks are used at compile time).
-fn step_launches(plan: &Plan, sms: u32) -> Result<Vec<Launch>> {
-    let scratch = Scratch::for_plan(plan, plan.arena_bytes, sms);
-    DeviceLayout { weights: 0, arena: 0, scratch, sms, sampling: SamplingParams::GREEDY }.launches(plan)
-}
-
 /// The persistent program of `plan` for a GPU of `sms` SMs; a step the kernel cannot run is
 /// refused here, with its reason, never at load.
 pub fn schedule(plan: &Plan, sms: u32) -> Result<Program> {
-    let launches = step_launches(plan, sms)?;
+    // The launches the steps would get one kernel each: only their shapes and tasks count here.
+    let launches = DeviceLayout::placeholder(plan, sms).launches(plan)?;
     let mut work = Vec::with_capacity(plan.steps.len());
     for (step, launch) in plan.steps.iter().zip(&launches) {
         if matches!(step.op, Op::Sample) {
