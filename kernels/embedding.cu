@@ -1,6 +1,11 @@
-// Embedding: out[H] = table[token] (bf16 widened to f32). Launch: 1 block of 256 threads.
-// Bytes: 2H read + 4H written. A token outside the vocabulary writes zeros (the host refuses
-// such a token before it gets here; the device only feeds back sampled, in-range ids).
+// Embedding: out[H] = table[token] (bf16 widened to f32), for the decode step's token
+// (`embedding`, launch: 1 block of 256 threads) or the `rows` tokens of a prompt chunk
+// (`prefill_embedding`, launch: one block of 256 threads per token, out f32 [rows, H]).
+// Bytes: 2H read + 4H written per token. A token outside the vocabulary writes zeros (the host
+// refuses such a token before it gets here; the device only feeds back sampled, in-range ids).
+
+#include "common.cuh"
+
 extern "C" __global__ void embedding(const bf16* __restrict__ table, const int* __restrict__ token,
                                      float* __restrict__ out, int hidden, int vocab) {
     grid_dep_launch();
@@ -9,4 +14,14 @@ extern "C" __global__ void embedding(const bf16* __restrict__ table, const int* 
     const bool valid = id >= 0 && id < vocab;
     const bf16* row = table + (long long)(valid ? id : 0) * hidden;
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) out[i] = valid ? bf16_to_f32(row[i]) : 0.f;
+}
+
+// out[t] = table[tokens[t]] for the prompt chunk's rows.
+extern "C" __global__ void prefill_embedding(const bf16* __restrict__ table, const int* __restrict__ tokens,
+                                             float* __restrict__ out, int hidden, int vocab) {
+    const int id = tokens[blockIdx.x];
+    const bool valid = id >= 0 && id < vocab;
+    const bf16* row = table + (long long)(valid ? id : 0) * hidden;
+    float* dst = out + (long long)blockIdx.x * hidden;
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) dst[i] = valid ? bf16_to_f32(row[i]) : 0.f;
 }

@@ -6,6 +6,10 @@
 // all its rows: q/k tasks park their pair (f32) in `scratch`, and the last warp to finish each
 // head (a counter per head) normalizes and rotates the whole head.
 // Bytes: rows*K*2 of weights + the outputs, f32 (+ rows*4*2 of scratch with q/k norm).
+// `prefill_rope` (at the end) is the same epilogue for a prompt chunk, after prefill_gemm.cu's
+// GEMM has projected its rows. Depends on gemv.cu's task loops (compiled before this file).
+
+#include "common.cuh"
 
 // Normalizes (norm_w non-null) and rotates by `pos` the pair (a, b) at (i, i + half) into dst.
 __device__ __forceinline__ void rope_store(float a, float b, int i, int half, float inv, const bf16* norm_w,
@@ -106,4 +110,36 @@ qkv_rope(const float* x, const bf16* w, const bf16* bias, const bf16* q_norm, co
     qkv_rope_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), (n_heads + 2 * n_kv) * (d / 2), x, w, bias, q_norm, k_norm, eps,
                    inv_freq, pos_p, q_out, k_cache, v_cache, scratch, counter, n_heads, n_kv, d, k, max_seq, norm_w,
                    norm_eps, GridWait{});
+}
+
+// Prefill's Q/K/V epilogue per (row t, head) of the GEMM's output y f32 [rows, heads*d] (bias
+// added): optional per-head RMSNorm, RoPE at start + t, then q row t (f32) or the K/V cache row
+// at start + t. Launch: grid (rows, n_heads + 2*n_kv), 128 threads; `rope_store` rotates.
+extern "C" __global__ void __launch_bounds__(128)
+prefill_rope(const float* __restrict__ y, const bf16* __restrict__ q_norm, const bf16* __restrict__ k_norm, float eps,
+             const float* __restrict__ inv_freq, int start, float* __restrict__ q_out, float* __restrict__ k_cache,
+             float* __restrict__ v_cache, int n_heads, int n_kv, int d) {
+    const int t = blockIdx.x, head = blockIdx.y, heads = n_heads + 2 * n_kv, pos = start + t;
+    const float* src = y + ((long long)t * heads + head) * d;
+    const int half = d / 2;
+    float* dst;
+    const bf16* norm_w;
+    if (head < n_heads) {
+        dst = q_out + ((long long)t * n_heads + head) * d;
+        norm_w = q_norm;
+    } else if (head < n_heads + n_kv) {
+        dst = k_cache + ((long long)pos * n_kv + (head - n_heads)) * d;
+        norm_w = k_norm;
+    } else {
+        dst = v_cache + ((long long)pos * n_kv + (head - n_heads - n_kv)) * d;
+        for (int i = threadIdx.x; i < d; i += blockDim.x) dst[i] = src[i];
+        return;
+    }
+    float inv = 1.f;
+    if (norm_w) {
+        float ss = 0.f;
+        for (int i = threadIdx.x; i < d; i += blockDim.x) ss += src[i] * src[i];
+        inv = 1.0f / sqrtf(block_sum(ss) / (float)d + eps);
+    }
+    for (int i = threadIdx.x; i < half; i += blockDim.x) rope_store(src[i], src[i + half], i, half, inv, norm_w, inv_freq, pos, dst);
 }

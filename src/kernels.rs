@@ -9,11 +9,14 @@ use cudarc::nvrtc::{result as nvrtc, sys};
 use serde::{Deserialize, Serialize};
 use std::ffi::CStr;
 
-/// The kernel files in compile order; `common.cuh` (helpers) must come first, `gemv.cu`
-/// before `qkv_rope.cu`, which reuses its dot product, and `persistent.cu` after every kernel
-/// whose body it runs.
+/// The headers kernel files `#include`, given to NVRTC in memory (name, text).
+pub const HEADERS: [(&str, &str); 1] = [("common.cuh", include_str!("../kernels/common.cuh"))];
+
+/// The kernel files in compile order. A file states the headers it needs with `#include`; the
+/// unit includes `common.cuh` first for the files that do not yet. Order still carries the
+/// dependencies between kernel files: `gemv.cu` before `qkv_rope.cu`, which reuses its dot
+/// product, and `persistent.cu` after every kernel whose body it runs.
 pub const SOURCES: [(&str, &str); 10] = [
-    ("common.cuh", include_str!("../kernels/common.cuh")),
     ("gemv.cu", include_str!("../kernels/gemv.cu")),
     ("qkv_rope.cu", include_str!("../kernels/qkv_rope.cu")),
     ("attention.cu", include_str!("../kernels/attention.cu")),
@@ -21,7 +24,8 @@ pub const SOURCES: [(&str, &str); 10] = [
     ("embedding.cu", include_str!("../kernels/embedding.cu")),
     ("sample.cu", include_str!("../kernels/sample.cu")),
     ("step_io.cu", include_str!("../kernels/step_io.cu")),
-    ("prefill.cu", include_str!("../kernels/prefill.cu")),
+    ("prefill_gemm.cu", include_str!("../kernels/prefill_gemm.cu")),
+    ("prefill_attention.cu", include_str!("../kernels/prefill_attention.cu")),
     ("persistent.cu", include_str!("../kernels/persistent.cu")),
 ];
 
@@ -39,7 +43,8 @@ pub struct KernelImage {
 /// The sources as one translation unit, each file marked with a `#line` so NVRTC's messages
 /// name the file and line.
 pub fn translation_unit() -> String {
-    SOURCES.iter().map(|(name, text)| format!("#line 1 \"{name}\"\n{text}\n")).collect()
+    let files: String = SOURCES.iter().map(|(name, text)| format!("#line 1 \"{name}\"\n{text}\n")).collect();
+    format!("#include \"common.cuh\"\n{files}")
 }
 
 /// Whether libnvrtc can be loaded (it is looked up on the library path at first use).
@@ -57,7 +62,16 @@ pub fn compile(sm: u32) -> Result<KernelImage> {
     }
     let source = translation_unit();
     let c_source = std::ffi::CString::new(source.as_str()).map_err(|_| Error::Internal("a kernel source holds a NUL byte".into()))?;
-    let prog = nvrtc::create_program(&c_source, Some(c"llmc_kernels.cu")).map_err(nvrtc_err("creating the program"))?;
+    let header = |text: &str| std::ffi::CString::new(text).map_err(|_| Error::Internal("a kernel header holds a NUL byte".into()));
+    let texts = HEADERS.iter().map(|(_, text)| header(text)).collect::<Result<Vec<_>>>()?;
+    let names = HEADERS.iter().map(|(name, _)| header(name)).collect::<Result<Vec<_>>>()?;
+    let (text_ptrs, name_ptrs): (Vec<_>, Vec<_>) = texts.iter().zip(&names).map(|(t, n)| (t.as_ptr(), n.as_ptr())).unzip();
+    let mut prog = std::ptr::null_mut();
+    // SAFETY: every pointer is a NUL-terminated string that outlives the program (NVRTC copies
+    // the sources and headers at creation).
+    unsafe { sys::nvrtcCreateProgram(&mut prog, c_source.as_ptr(), c"llmc_kernels.cu".as_ptr(), HEADERS.len() as i32, text_ptrs.as_ptr(), name_ptrs.as_ptr()) }
+        .result()
+        .map_err(nvrtc_err("creating the program"))?;
     let guard = Program(prog);
     // NVRTC's defaults keep division and square root IEEE-exact, as the CPU executor computes.
     let options = [format!("--gpu-architecture=sm_{sm}"), "--std=c++17".to_string()];
@@ -78,7 +92,8 @@ pub fn compile(sm: u32) -> Result<KernelImage> {
     let ptx = unsafe { nvrtc::get_ptx(guard.0) }.map_err(nvrtc_err("reading the PTX"))?;
     // SAFETY: NVRTC returns a NUL-terminated string.
     let ptx = unsafe { CStr::from_ptr(ptx.as_ptr()) }.to_string_lossy().into_owned();
-    Ok(KernelImage { sm, cubin, ptx, source_hash: xxhash_rust::xxh3::xxh3_64(source.as_bytes()) })
+    let headers: String = HEADERS.iter().map(|(name, text)| format!("{name}\n{text}\n")).collect();
+    Ok(KernelImage { sm, cubin, ptx, source_hash: xxhash_rust::xxh3::xxh3_64(format!("{headers}{source}").as_bytes()) })
 }
 
 fn nvrtc_err(what: &str) -> impl Fn(nvrtc::NvrtcError) -> Error + '_ {

@@ -1,5 +1,6 @@
-//! Launch shapes of batched prefill (kernels/prefill.cu, and the decode kernels that prefill
-//! reuses on a chunk's rows): the GEMM tiles, the prefill buffers' sizes, and the launches of one
+//! Launch shapes of batched prefill (kernels/prefill_gemm.cu and prefill_attention.cu, the
+//! prefill kernels in embedding.cu and qkv_rope.cu, and the decode kernels prefill reuses on a
+//! chunk's rows): the GEMM tiles, the prefill buffers' sizes, and the launches of one
 //! pass over a chunk of prompt tokens. Decode's launches are in `launch.rs`.
 
 use super::launch::{float, gemv_shape, int, DeviceLayout, Launch, GEMV_THREADS, NORM_THREADS};
@@ -11,7 +12,8 @@ use crate::plan::{Slot, Step, StepIo};
 /// Prompt tokens per prefill pass on the GPU: big enough that the GEMMs run on tensor cores at
 /// a good fraction of peak, small enough that the widened activations stay a few tens of MB.
 pub const PREFILL_CHUNK: usize = 512;
-// Must match PG_BM, PG_BN, PG_BK, PG_SHARED, PG_THREADS, PG_* modes, PA_THREADS, PA_MAX_Q, PA_MAX_D in prefill.cu.
+// Must match PG_BM, PG_BN, PG_BK, PG_SHARED, PG_THREADS, PG_* modes in prefill_gemm.cu and
+// PA_THREADS, PA_MAX_Q, PA_MAX_D in prefill_attention.cu.
 const PG_BM: usize = 64;
 const PG_BN: usize = 64;
 const PG_BK: usize = 64;
