@@ -29,6 +29,145 @@ pub const SOURCES: [(&str, &str); 10] = [
     ("persistent.cu", include_str!("../kernels/persistent.cu")),
 ];
 
+/// The value of the kernels' `#define name`, evaluated at compile time from the sources above,
+/// so a constant the host shares with a kernel (block size, limit, tile) is defined once, in the
+/// kernel file. The value is an integer expression of literals, other defines, parentheses and
+/// `+ - * / <<`; a name defined nowhere, defined twice, or as anything else stops the build.
+pub const fn define(name: &str) -> usize {
+    let mut found: Option<usize> = None;
+    let mut file = 0;
+    while file < HEADERS.len() + SOURCES.len() {
+        let text = if file < HEADERS.len() { HEADERS[file].1 } else { SOURCES[file - HEADERS.len()].1 };
+        if let Some(at) = define_in(text.as_bytes(), name.as_bytes()) {
+            assert!(found.is_none(), "a kernel constant is defined twice");
+            found = Some(Expr { s: text.as_bytes(), at }.value());
+        }
+        file += 1;
+    }
+    match found {
+        Some(value) => value,
+        None => panic!("a kernel constant the host reads is not #defined in kernels/"),
+    }
+}
+
+/// Where the value of `#define name` starts in `s`, if it is defined there.
+const fn define_in(s: &[u8], name: &[u8]) -> Option<usize> {
+    const DEFINE: &[u8] = b"#define ";
+    let mut line = 0;
+    while line < s.len() {
+        let at = line + DEFINE.len() + name.len();
+        if at < s.len() && matches_at(s, line, DEFINE) && matches_at(s, line + DEFINE.len(), name) && s[at] == b' ' {
+            return Some(at);
+        }
+        while line < s.len() && s[line] != b'\n' {
+            line += 1;
+        }
+        line += 1;
+    }
+    None
+}
+
+const fn matches_at(s: &[u8], at: usize, word: &[u8]) -> bool {
+    let mut i = 0;
+    while i < word.len() {
+        if at + i >= s.len() || s[at + i] != word[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A recursive-descent reader of one `#define`'s value, up to the end of its line or a comment.
+struct Expr<'s> {
+    s: &'s [u8],
+    at: usize,
+}
+
+impl Expr<'_> {
+    const fn value(mut self) -> usize {
+        let v = self.sum();
+        self.skip_spaces();
+        assert!(self.at >= self.s.len() || self.s[self.at] == b'\n' || self.s[self.at] == b'/', "a kernel constant is not an integer expression");
+        v
+    }
+
+    const fn skip_spaces(&mut self) {
+        while self.at < self.s.len() && self.s[self.at] == b' ' {
+            self.at += 1;
+        }
+    }
+
+    /// Whether `op` comes next (skipping spaces), consuming it; a `//` comment is no division.
+    const fn next_is(&mut self, op: &[u8]) -> bool {
+        self.skip_spaces();
+        let comment = matches_at(self.s, self.at, b"//");
+        if matches_at(self.s, self.at, op) && !comment {
+            self.at += op.len();
+            return true;
+        }
+        false
+    }
+
+    const fn sum(&mut self) -> usize {
+        let mut v = self.product();
+        loop {
+            if self.next_is(b"+") {
+                v += self.product();
+            } else if self.next_is(b"-") {
+                v -= self.product();
+            } else {
+                return v;
+            }
+        }
+    }
+
+    const fn product(&mut self) -> usize {
+        let mut v = self.atom();
+        loop {
+            if self.next_is(b"*") {
+                v *= self.atom();
+            } else if self.next_is(b"/") {
+                v /= self.atom();
+            } else if self.next_is(b"<<") {
+                v <<= self.atom();
+            } else {
+                return v;
+            }
+        }
+    }
+
+    const fn atom(&mut self) -> usize {
+        if self.next_is(b"(") {
+            let v = self.sum();
+            assert!(self.next_is(b")"), "unbalanced parentheses in a kernel constant");
+            return v;
+        }
+        let start = self.at;
+        while self.at < self.s.len() && (self.s[self.at].is_ascii_alphanumeric() || self.s[self.at] == b'_') {
+            self.at += 1;
+        }
+        assert!(self.at > start, "a kernel constant is not an integer expression");
+        let (word, _) = self.s.split_at(self.at);
+        let (_, word) = word.split_at(start);
+        if word[0].is_ascii_digit() {
+            let mut v = 0;
+            let mut i = 0;
+            while i < word.len() {
+                assert!(word[i].is_ascii_digit(), "a kernel constant holds a number that is not decimal");
+                v = v * 10 + (word[i] - b'0') as usize;
+                i += 1;
+            }
+            v
+        } else {
+            match std::str::from_utf8(word) {
+                Ok(name) => define(name),
+                Err(_) => panic!("a kernel constant names a define that is not ASCII"),
+            }
+        }
+    }
+}
+
 /// Compiled kernels, as stored in a plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KernelImage {
@@ -120,6 +259,22 @@ unsafe fn program_log(prog: sys::nvrtcProgram) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn define_reads_a_kernel_constant_and_evaluates_its_expression() {
+        assert_eq!(define("GEMV_WARPS"), 4);
+        assert_eq!(define("GEMV_THREADS"), 32 * 4);
+        // (PG_A_BYTES + 2 * PG_BN * PG_LDB * 2), PG_A_BYTES = 2 * PG_BM * PG_LDA * 4, PG_LD* = PG_BK + 8
+        assert_eq!(define("PG_SHARED"), 2 * 64 * 72 * 4 + 2 * 64 * 72 * 2);
+        // (TOP_WARPS * (1 << TOP_FIRST_BITS) * 8) with a `//` comment after it
+        assert_eq!(define("TOP_SHARED"), 32 * 256 * 8);
+    }
+
+    #[test]
+    #[should_panic(expected = "not #defined")]
+    fn define_refuses_a_name_no_kernel_defines() {
+        define("NO_SUCH_KERNEL_CONSTANT");
+    }
 
     /// Every kernel compiles for the oldest and the newest supported architecture, so a kernel
     /// that does not compile never lands. Needs NVRTC, which scripts/test.sh installs.

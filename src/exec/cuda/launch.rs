@@ -7,6 +7,7 @@
 use crate::error::{Error, Result};
 use crate::exec::sampling::SamplingParams;
 use crate::ir::Op;
+use crate::kernels::define;
 use crate::plan::{Plan, Region, Slot, Step, StepIo};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
@@ -28,9 +29,10 @@ pub const KERNEL_NAMES: [&str; 15] = [
     "decode_persistent",
 ];
 
-// Block sizes; they must match GEMV_THREADS, ATTN_THREADS, SAMPLE_THREADS and TOP_THREADS in the kernels.
-const GEMV_WARPS: usize = 4;
-pub(super) const GEMV_THREADS: u32 = 32 * GEMV_WARPS as u32;
+// What a kernel defines (block sizes, shared memory, limits) is read from it by `kernels::define`;
+// the other constants here are the host's choices.
+const GEMV_WARPS: usize = define("GEMV_WARPS");
+pub(super) const GEMV_THREADS: u32 = define("GEMV_THREADS") as u32;
 /// GEMV blocks per SM before warps take several tasks each: 16 warps, each with a batch of
 /// 16-byte loads in flight, keep an SM's share of HBM bandwidth busy.
 const GEMV_BLOCKS_PER_SM: usize = 4;
@@ -48,24 +50,25 @@ pub const LARGE_SHARED: [(&str, usize); 7] = [
     ("sample_top", TOP_SHARED),
     ("decode_persistent", super::persistent::MAX_SHARED as usize),
 ];
-const ATTN_THREADS: u32 = 256;
-const SAMPLE_THREADS: u32 = 256;
-const TOP_THREADS: u32 = 1024;
-/// sample_top's histograms: 32 warps x 256 first-level bins, two u32 halves each (TOP_SHARED in sample.cu).
-const TOP_SHARED: usize = 32 * 256 * 8;
-pub(super) const NORM_THREADS: u32 = 256;
-// Kernel limits (ATTN_MAX_GROUP, ATTN_MAX_D in attention.cu).
-const ATTN_MAX_GROUP: usize = 8;
-const ATTN_MAX_HEAD_DIM: usize = 256;
+const ATTN_THREADS: u32 = define("ATTN_THREADS") as u32;
+const SAMPLE_THREADS: u32 = define("SAMPLE_THREADS") as u32;
+const TOP_THREADS: u32 = define("TOP_THREADS") as u32;
+/// sample_top's histograms: a warp's first-level bins, two u32 halves each.
+const TOP_SHARED: usize = define("TOP_SHARED");
+pub(super) const NORM_THREADS: u32 = define("RMS_THREADS") as u32;
+const ATTN_MAX_GROUP: usize = define("ATTN_MAX_GROUP");
+const ATTN_MAX_HEAD_DIM: usize = define("ATTN_MAX_D");
 /// Cross-block counters: qkv_rope one per head from 0, sample at SAMPLE_COUNTER, attention one
 /// per KV head from ATTENTION_COUNTERS.
 const COUNTERS: usize = 512;
 const QKV_MAX_HEADS: usize = 256;
 const SAMPLE_COUNTER: usize = 256;
 const ATTENTION_COUNTERS: usize = 257;
-const ATTN_MAX_SPLITS: u32 = 256; // ATTN_MAX_SPLITS in attention.cu
-const ATTN_CHUNK: usize = 256; // most positions one attention block takes (ATTN_CHUNK)
-const ATTN_PARTIAL_HEAD: usize = 4; // floats before a split's partial acc[d] (ATTN_PARTIAL_HEAD)
+const ATTN_MAX_SPLITS: u32 = define("ATTN_MAX_SPLITS") as u32;
+/// The most positions one attention block takes.
+const ATTN_CHUNK: usize = define("ATTN_CHUNK");
+/// Floats before a split's partial acc[d].
+const ATTN_PARTIAL_HEAD: usize = define("ATTN_PARTIAL_HEAD");
 /// Splits per KV head wanted at the longest context: the last block merges every active split,
 /// so more splits than this cost more in the merge than they save in the blocks.
 const ATTN_WANT_SPLITS: usize = 32;
@@ -372,7 +375,7 @@ impl DeviceLayout {
                 if n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) || n_heads / n_kv_heads > ATTN_MAX_GROUP {
                     return Err(unsupported(format!("{n_heads} query heads over {n_kv_heads} KV heads (at most {ATTN_MAX_GROUP} per KV head)")));
                 }
-                if head_dim > ATTN_MAX_HEAD_DIM || head_dim < 8 || !head_dim.is_power_of_two() || n_kv_heads > COUNTERS - ATTENTION_COUNTERS {
+                if !(8..=ATTN_MAX_HEAD_DIM).contains(&head_dim) || !head_dim.is_power_of_two() || n_kv_heads > COUNTERS - ATTENTION_COUNTERS {
                     return Err(unsupported(format!(
                         "head_dim {head_dim} (a power of two from 8 to {ATTN_MAX_HEAD_DIM}) or {n_kv_heads} KV heads (at most {})",
                         COUNTERS - ATTENTION_COUNTERS

@@ -486,9 +486,12 @@ mod tests {
     use super::*;
     use crate::load::TokenizerSpec;
 
+    fn no_tokenizer() -> TokenizerSpec {
+        TokenizerSpec { json: String::new(), chat_template: None, eos_ids: vec![], bos_token: None, eos_token: None }
+    }
+
     fn plan(target: Target, kernels_sm: Option<u32>) -> Plan {
-        let tokenizer = TokenizerSpec { json: String::new(), chat_template: None, eos_ids: vec![], bos_token: None, eos_token: None };
-        let mut plan = crate::plan::build(&crate::passes::testing::tiny_config(), tokenizer, 16, target).unwrap();
+        let mut plan = crate::plan::build(&crate::passes::testing::tiny_config(), no_tokenizer(), 16, target).unwrap();
         plan.kernels = kernels_sm.map(|sm| KernelImage { sm, cubin: vec![], ptx: String::new(), source_hash: 0 });
         plan
     }
@@ -512,5 +515,56 @@ mod tests {
         assert!(matches!(refusal(&plan(Target::Cuda { sm: 90 }, Some(80)), None), Error::BadPlan { .. }));
         assert_eq!(refusal(&plan(Target::Cuda { sm: 80 }, Some(80)), Some(75)).to_string(), "this GPU is sm_75; llmc needs sm_80 or newer");
         assert!(gpu_plan_kernels(&plan(Target::Cuda { sm: 90 }, Some(90)), Some(90)).is_ok());
+    }
+
+    /// Parameters of each kernel in the PTX: `.param` lines between `.entry name(` and `)`.
+    fn ptx_params(ptx: &str) -> HashMap<String, usize> {
+        let mut params = HashMap::new();
+        for entry in ptx.split(".entry ").skip(1) {
+            let (name, rest) = entry.split_once('(').expect("an entry has a parameter list");
+            let list = rest.split_once(')').map_or(rest, |(list, _)| list);
+            params.insert(name.trim().to_string(), list.lines().filter(|l| l.contains(".param")).count());
+        }
+        params
+    }
+
+    /// One line per distinct launch, in order of first appearance, with how many times it recurs.
+    fn table(launches: &[Launch]) -> String {
+        let mut rows: Vec<(String, usize)> = Vec::new();
+        for l in launches {
+            let row = format!("{} grid ({},{},{}) block {} shared {} args {}", l.kernel, l.grid.0, l.grid.1, l.grid.2, l.block, l.shared, l.args.len());
+            match rows.iter_mut().find(|(r, _)| *r == row) {
+                Some((_, count)) => *count += 1,
+                None => rows.push((row, 1)),
+            }
+        }
+        rows.iter().map(|(row, count)| format!("{count:>3} x {row}\n")).collect()
+    }
+
+    /// Every launch of the published configs' plans (plans/configs; 4096 positions, sm_90 on 132
+    /// SMs) pinned as text: the decode step's, the persistent kernel's, and a prefill pass's over
+    /// a whole chunk. Each launch passes exactly as many arguments as its kernel has parameters in
+    /// the compiled PTX (NVRTC, as scripts/test.sh installs it).
+    #[test]
+    fn launch_tables_of_the_published_configs() {
+        let image = crate::kernels::compile(90).unwrap_or_else(|e| panic!("{e}"));
+        let params = ptx_params(&image.ptx);
+        let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/configs");
+        let mut paths: Vec<_> = std::fs::read_dir(&configs).unwrap().map(|e| e.unwrap().path()).collect();
+        paths.sort();
+        for path in paths {
+            let config = crate::load::config::ModelConfig::from_file(&path).unwrap();
+            let plan = crate::plan::build(&config, no_tokenizer(), 4096, Target::Cuda { sm: 90 }).unwrap();
+            let (decode, prefill) = launch_shapes(&plan, 132).unwrap();
+            let program = persistent::schedule(&plan, 132).unwrap();
+            let persistent = DeviceProgram::new(&plan, &program, &decode).unwrap().launch(0, 0);
+            for l in decode.iter().chain(&prefill).chain([&persistent]) {
+                assert_eq!(Some(&l.args.len()), params.get(l.kernel), "{}: {} for {}: arguments vs the PTX's parameters", path.display(), l.kernel, l.label);
+            }
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let text =
+                format!("decode\n{}persistent decode\n{}prefill of {} rows\n{}", table(&decode), table(&[persistent]), prefill::PREFILL_CHUNK, table(&prefill));
+            insta::assert_snapshot!(format!("launch_table_{name}"), text);
+        }
     }
 }

@@ -6,25 +6,24 @@
 use super::launch::{float, gemv_shape, int, DeviceLayout, Launch, GEMV_THREADS, NORM_THREADS};
 use crate::error::{Error, Result};
 use crate::ir::Op;
+use crate::kernels::define;
 use crate::plan::prefill::PrefillLayout;
 use crate::plan::{Slot, Step, StepIo};
 
 /// Prompt tokens per prefill pass on the GPU: big enough that the GEMMs run on tensor cores at
 /// a good fraction of peak, small enough that the widened activations stay a few tens of MB.
 pub const PREFILL_CHUNK: usize = 512;
-// Must match PG_BM, PG_BN, PG_BK, PG_SHARED, PG_THREADS, PG_* modes in prefill_gemm.cu and
-// PA_THREADS, PA_MAX_Q, PA_MAX_D in prefill_attention.cu.
-const PG_BM: usize = 64;
-const PG_BN: usize = 64;
-const PG_BK: usize = 64;
+// Tiles, block sizes and limits of prefill_gemm.cu and prefill_attention.cu (`kernels::define`).
+const PG_BM: usize = define("PG_BM");
+const PG_BN: usize = define("PG_BN");
 /// The GEMM's double buffer: f32 x tiles and bf16 weight tiles, rows padded by 8 elements.
-pub(super) const PG_SHARED: usize = 2 * PG_BM * (PG_BK + 8) * 4 + 2 * PG_BN * (PG_BK + 8) * 2;
-const PG_THREADS: u32 = 128;
-const PG_LINEAR: usize = 0;
-const PG_GATE_UP: usize = 1;
-const PA_THREADS: u32 = 128;
-const PA_MAX_Q: usize = 24;
-const PA_MAX_D: usize = 128;
+pub(super) const PG_SHARED: usize = define("PG_SHARED");
+const PG_THREADS: u32 = define("PG_THREADS") as u32;
+const PG_LINEAR: usize = define("PG_LINEAR");
+const PG_GATE_UP: usize = define("PG_GATE_UP");
+const PA_THREADS: u32 = define("PA_THREADS") as u32;
+const PA_MAX_Q: usize = define("PA_MAX_Q");
+const PA_MAX_D: usize = define("PA_MAX_D");
 
 /// Where prefill's buffers are on the device: the prefill arena (the widened activations, laid
 /// out by [`PrefillLayout`]) and the f32 q/k/v GEMM output, `chunk` rows.
