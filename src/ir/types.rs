@@ -74,58 +74,56 @@ impl fmt::Display for TensorType {
     }
 }
 
-/// Which weight of a decoder layer. The concatenated kinds exist only after fusion: the
-/// plan lays their parts out back to back, as the fused kernels read them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum LayerWeight {
-    InputNorm,
-    QProj,
-    KProj,
-    VProj,
-    QBias,
-    KBias,
-    VBias,
-    QNorm,
-    KNorm,
-    OProj,
-    OBias,
-    PostAttnNorm,
-    GateProj,
-    UpProj,
-    DownProj,
+/// Declares [`LayerWeight`] with each variant's name, so the enum, [`LayerWeight::name`] and
+/// [`LayerWeight::ALL`] come from one list.
+macro_rules! layer_weights {
+    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal,)+) => {
+        /// Which weight of a decoder layer. The concatenated kinds exist only after fusion: the
+        /// plan lays their parts out back to back, as the fused kernels read them.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum LayerWeight {
+            $($(#[doc = $doc])* $variant,)+
+        }
+
+        impl LayerWeight {
+            /// Every layer weight, in declaration order.
+            pub const ALL: &[LayerWeight] = &[$(LayerWeight::$variant),+];
+
+            /// Its name in listings (`layers.3.q_proj`).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(LayerWeight::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+layer_weights! {
+    InputNorm = "input_norm",
+    QProj = "q_proj",
+    KProj = "k_proj",
+    VProj = "v_proj",
+    QBias = "q_bias",
+    KBias = "k_bias",
+    VBias = "v_bias",
+    QNorm = "q_norm",
+    KNorm = "k_norm",
+    OProj = "o_proj",
+    OBias = "o_bias",
+    PostAttnNorm = "post_attn_norm",
+    GateProj = "gate_proj",
+    UpProj = "up_proj",
+    DownProj = "down_proj",
     /// q_proj, k_proj, v_proj stacked along the output dimension.
-    QkvProj,
+    QkvProj = "qkv_proj",
     /// q, k, v biases stacked.
-    QkvBias,
+    QkvBias = "qkv_bias",
     /// gate_proj, up_proj stacked along the output dimension.
-    GateUpProj,
+    GateUpProj = "gate_up_proj",
 }
 
 impl LayerWeight {
-    pub const ALL: [LayerWeight; 18] = {
-        use LayerWeight::*;
-        [
-            InputNorm,
-            QProj,
-            KProj,
-            VProj,
-            QBias,
-            KBias,
-            VBias,
-            QNorm,
-            KNorm,
-            OProj,
-            OBias,
-            PostAttnNorm,
-            GateProj,
-            UpProj,
-            DownProj,
-            QkvProj,
-            QkvBias,
-            GateUpProj,
-        ]
-    };
-
     /// The source tensors a concatenated weight is made of, in order; a plain weight is its own part.
     pub fn parts(self) -> Vec<LayerWeight> {
         use LayerWeight::*;
@@ -134,29 +132,6 @@ impl LayerWeight {
             QkvBias => vec![QBias, KBias, VBias],
             GateUpProj => vec![GateProj, UpProj],
             w => vec![w],
-        }
-    }
-    pub fn name(self) -> &'static str {
-        use LayerWeight::*;
-        match self {
-            InputNorm => "input_norm",
-            QProj => "q_proj",
-            KProj => "k_proj",
-            VProj => "v_proj",
-            QBias => "q_bias",
-            KBias => "k_bias",
-            VBias => "v_bias",
-            QNorm => "q_norm",
-            KNorm => "k_norm",
-            OProj => "o_proj",
-            OBias => "o_bias",
-            PostAttnNorm => "post_attn_norm",
-            GateProj => "gate_proj",
-            UpProj => "up_proj",
-            DownProj => "down_proj",
-            QkvProj => "qkv_proj",
-            QkvBias => "qkv_bias",
-            GateUpProj => "gate_up_proj",
         }
     }
 }
@@ -193,7 +168,7 @@ impl WeightId {
             return Some(id);
         }
         let (layer, weight) = name.strip_prefix("layers.")?.split_once('.')?;
-        let weight = LayerWeight::ALL.into_iter().find(|w| w.name() == weight)?;
+        let weight = *LayerWeight::ALL.iter().find(|w| w.name() == weight)?;
         Some(WeightId::Layer(layer.parse().ok()?, weight))
     }
 }
@@ -203,4 +178,18 @@ impl WeightId {
 pub enum KvHalf {
     K,
     V,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_weight_name_parses_back() {
+        let layer = LayerWeight::ALL.iter().map(|&w| WeightId::Layer(27, w));
+        for id in [WeightId::Embed, WeightId::FinalNorm, WeightId::LmHead, WeightId::RopeInvFreq].into_iter().chain(layer) {
+            assert_eq!(WeightId::parse(&id.to_string()), Some(id));
+        }
+        assert_eq!(WeightId::parse("layers.x.q_proj"), None);
+    }
 }
