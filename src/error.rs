@@ -49,6 +49,12 @@ pub enum Error {
     #[error("{path}: malformed GGUF file: {reason}")]
     BadGguf { path: PathBuf, reason: GgufError },
 
+    #[error("{what} are not computed by the {backend} backend yet")]
+    NotOnBackend { backend: &'static str, what: &'static str },
+
+    #[error("serving on {addr}: {reason}")]
+    Serve { addr: String, reason: std::io::Error },
+
     #[error("CUDA: {0}")]
     Cuda(String),
 

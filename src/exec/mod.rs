@@ -3,9 +3,14 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod logprobs;
 pub mod sampling;
 
 use crate::error::{Error, Result};
+use crate::plan::file::PlanFile;
+use crate::plan::Target;
+use logprobs::TokenLogprobs;
+use sampling::SamplingParams;
 use std::time::Instant;
 
 /// One decode step at a time: feed `token` at position `pos`, get the sampled next token.
@@ -23,6 +28,37 @@ pub trait Backend {
     }
     /// The f32 logits of the last step.
     fn logits(&self) -> Result<Vec<f32>>;
+    /// How the following steps choose their token (a server's requests each bring their own).
+    fn set_sampling(&mut self, sampling: SamplingParams) -> Result<()>;
+    /// The log-probability of `token` and the `k` most likely tokens under the last step's
+    /// logits, computed where the logits are (only k + 1 values leave the device).
+    fn top_logprobs(&self, token: u32, k: usize) -> Result<TokenLogprobs>;
+}
+
+/// Which backend runs a plan.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum BackendKind {
+    Cpu,
+    Cuda,
+}
+
+impl BackendKind {
+    /// The default: the CUDA runtime for a GPU plan, the CPU executor for a CPU plan.
+    pub fn for_plan(file: &PlanFile) -> BackendKind {
+        if file.plan.target == Target::Cpu {
+            BackendKind::Cpu
+        } else {
+            BackendKind::Cuda
+        }
+    }
+}
+
+/// The `kind` backend running `file`, choosing tokens with `sampling`.
+pub fn open(file: &PlanFile, kind: BackendKind, sampling: SamplingParams) -> Result<Box<dyn Backend + '_>> {
+    Ok(match kind {
+        BackendKind::Cpu => Box::new(cpu::CpuExecutor::new(file, sampling)?),
+        BackendKind::Cuda => Box::new(cuda::CudaBackend::new(file, sampling)?),
+    })
 }
 
 /// A backend that hands the logits of every step at or after position `from_pos` to `sink`
@@ -45,6 +81,48 @@ impl<F: FnMut(&[f32]) -> Result<()>> Backend for LogitsTap<'_, F> {
 
     fn logits(&self) -> Result<Vec<f32>> {
         self.inner.logits()
+    }
+
+    fn set_sampling(&mut self, sampling: SamplingParams) -> Result<()> {
+        self.inner.set_sampling(sampling)
+    }
+
+    fn top_logprobs(&self, token: u32, k: usize) -> Result<TokenLogprobs> {
+        self.inner.top_logprobs(token, k)
+    }
+}
+
+/// A backend that records the log-probabilities of every token it chooses (prefill's and each
+/// step's), with the `k` most likely alternatives, in `out`, oldest first.
+pub struct LogprobsTap<'a> {
+    pub inner: &'a mut dyn Backend,
+    pub k: usize,
+    pub out: &'a std::cell::RefCell<std::collections::VecDeque<TokenLogprobs>>,
+}
+
+impl Backend for LogprobsTap<'_> {
+    fn step(&mut self, token: u32, pos: usize) -> Result<u32> {
+        let next = self.inner.step(token, pos)?;
+        self.out.borrow_mut().push_back(self.inner.top_logprobs(next, self.k)?);
+        Ok(next)
+    }
+
+    fn prefill(&mut self, tokens: &[u32], start: usize) -> Result<u32> {
+        let next = self.inner.prefill(tokens, start)?;
+        self.out.borrow_mut().push_back(self.inner.top_logprobs(next, self.k)?);
+        Ok(next)
+    }
+
+    fn logits(&self) -> Result<Vec<f32>> {
+        self.inner.logits()
+    }
+
+    fn set_sampling(&mut self, sampling: SamplingParams) -> Result<()> {
+        self.inner.set_sampling(sampling)
+    }
+
+    fn top_logprobs(&self, token: u32, k: usize) -> Result<TokenLogprobs> {
+        self.inner.top_logprobs(token, k)
     }
 }
 

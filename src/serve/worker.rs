@@ -1,0 +1,153 @@
+//! The generation thread: it owns the backend (and so the one KV cache) and answers the queued
+//! jobs one at a time, in arrival order. The cache keeps the tokens of the last answer, so a
+//! request that continues it (a chat's next turn) prefills only what is new.
+
+use super::api::ApiError;
+use super::stop::StopStrings;
+use crate::exec::logprobs::TokenLogprobs;
+use crate::exec::sampling::SamplingParams;
+use crate::exec::{self, Backend, GenerateOptions, LogprobsTap};
+use crate::text::{StreamDecoder, Text};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+
+/// One request, tokenized and checked against the plan's limits.
+pub struct Job {
+    pub prompt: Vec<u32>,
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    pub stop: Vec<String>,
+    /// Report log-probabilities with this many alternatives per token.
+    pub logprobs: Option<usize>,
+    /// Where the answer goes; closed when the client has gone, which stops the generation.
+    pub events: mpsc::Sender<Event>,
+    /// The job's place in the bounded queue, given back when it is done.
+    pub _admission: OwnedSemaphorePermit,
+}
+
+pub enum Event {
+    /// The prompt is prefilled and the first token chosen.
+    Started,
+    /// Answer text, with the log-probabilities of the tokens it completes.
+    Text {
+        text: String,
+        logprobs: Vec<TokenLogprobs>,
+    },
+    Done {
+        finish: Finish,
+        usage: Usage,
+    },
+    Failed(ApiError),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Finish {
+    /// EOS or a stop string.
+    Stop,
+    /// `max_tokens` reached.
+    Length,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    /// Prompt tokens already in the KV cache, not prefilled.
+    pub cached_tokens: usize,
+}
+
+/// What every job shares: the plan's end-of-sequence tokens and context.
+pub struct Limits {
+    pub eos_ids: Vec<u32>,
+    pub max_seq_len: usize,
+}
+
+/// Answers `jobs` until the channel closes. A client gone while its job waited is skipped; once
+/// `shutting_down` is set, the running job stops at its next token and the rest are refused.
+pub fn run(backend: &mut dyn Backend, text: &Text, limits: &Limits, jobs: std::sync::mpsc::Receiver<Job>, shutting_down: &AtomicBool) {
+    let mut cache = Vec::new();
+    for job in jobs {
+        if job.events.is_closed() {
+            continue;
+        }
+        if shutting_down.load(Ordering::SeqCst) {
+            let _ = job.events.blocking_send(Event::Failed(ApiError::shutting_down()));
+            continue;
+        }
+        let answer = catch_unwind(AssertUnwindSafe(|| answer(backend, &mut cache, text, limits, &job, shutting_down)));
+        let last = match answer {
+            Ok(Ok(Some(event))) => event,
+            Ok(Ok(None)) => continue,
+            Ok(Err(e)) => Event::Failed(ApiError::from_generation(&e)),
+            Err(_) => {
+                // The backend may hold a half-written cache row; start the next request afresh.
+                cache.clear();
+                Event::Failed(ApiError::status(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "server_error", "generation panicked (see the server's log)"))
+            }
+        };
+        let _ = job.events.blocking_send(last);
+    }
+}
+
+/// Generates `job`'s answer, sending it as it comes; returns the closing event, or None when the
+/// client has gone.
+fn answer(
+    backend: &mut dyn Backend,
+    cache: &mut Vec<u32>,
+    text: &Text,
+    limits: &Limits,
+    job: &Job,
+    shutting_down: &AtomicBool,
+) -> crate::Result<Option<Event>> {
+    backend.set_sampling(job.sampling)?;
+    let logprobs = RefCell::new(VecDeque::new());
+    let mut tap;
+    let backend: &mut dyn Backend = match job.logprobs {
+        Some(k) => {
+            tap = LogprobsTap { inner: backend, k, out: &logprobs };
+            &mut tap
+        }
+        None => backend,
+    };
+    let opts = GenerateOptions { max_tokens: job.max_tokens, eos_ids: limits.eos_ids.clone(), max_seq_len: limits.max_seq_len };
+    let mut stream = StreamDecoder::new(text);
+    let mut stop = StopStrings::new(&job.stop);
+    let (mut started, mut gone, mut stopped) = (false, false, false);
+    let mut pending = Vec::new();
+    let send = |event| job.events.blocking_send(event).is_ok();
+    let generation = exec::generate_cached(backend, cache, &job.prompt, &opts, |id| {
+        if !started {
+            started = true;
+            gone = !send(Event::Started);
+        }
+        pending.extend(logprobs.borrow_mut().pop_front());
+        let released = stop.push(&stream.push(id)?);
+        stopped = released.stopped;
+        if !released.text.is_empty() && !gone {
+            gone = !send(Event::Text { text: released.text, logprobs: std::mem::take(&mut pending) });
+        }
+        Ok(!stopped && !gone && !job.events.is_closed() && !shutting_down.load(Ordering::SeqCst))
+    })?;
+    if gone || job.events.is_closed() {
+        return Ok(None);
+    }
+    let finish = if stopped || generation.stopped_at_eos {
+        Finish::Stop
+    } else if generation.generated_ids.len() == job.max_tokens {
+        Finish::Length
+    } else {
+        return Ok(Some(Event::Failed(ApiError::shutting_down())));
+    };
+    if !started && !send(Event::Started) {
+        return Ok(None);
+    }
+    let rest = if stopped { String::new() } else { stop.finish() };
+    if !(rest.is_empty() && pending.is_empty()) && !send(Event::Text { text: rest, logprobs: pending }) {
+        return Ok(None);
+    }
+    let usage = Usage { prompt_tokens: job.prompt.len(), completion_tokens: generation.generated_ids.len(), cached_tokens: generation.cached_tokens };
+    Ok(Some(Event::Done { finish, usage }))
+}
