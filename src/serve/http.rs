@@ -119,7 +119,7 @@ async fn answer(s: Arc<Server>, endpoint: Endpoint, body: Result<Bytes, BytesRej
         stop: checked.stop,
         logprobs: checked.logprobs,
         events,
-        _admission: admission,
+        admission,
     };
     s.jobs.send(job).map_err(|_| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the generation thread has stopped"))?;
     // Answer with an error status while nothing has been sent: the first event comes once the
@@ -155,6 +155,10 @@ fn parse(body: Result<Bytes, BytesRejection>) -> Result<Request, ApiError> {
         status => ApiError::status(status, "invalid_request_error", r.body_text()),
     })?;
     let text = std::str::from_utf8(&bytes).map_err(|e| ApiError::invalid(None, format!("the request body is not UTF-8: {e}")))?;
+    // serde would read a struct from a JSON array too, and then name fields `[0]`.
+    if !text.trim_start().starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+        return Err(ApiError::invalid(None, "the request body must be a JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let request: Request = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

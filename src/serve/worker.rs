@@ -25,7 +25,7 @@ pub struct Job {
     /// Where the answer goes; closed when the client has gone, which stops the generation.
     pub events: mpsc::Sender<Event>,
     /// The job's place in the bounded queue, given back when it is done.
-    pub _admission: OwnedSemaphorePermit,
+    pub admission: OwnedSemaphorePermit,
 }
 
 pub enum Event {
@@ -88,6 +88,9 @@ pub fn run(backend: &mut dyn Backend, text: &Text, limits: &Limits, jobs: std::s
                 Event::Failed(ApiError::status(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "server_error", "generation panicked (see the server's log)"))
             }
         };
+        // The queue's place is free before the client hears the end, so a client that sends
+        // its next request at once finds it free.
+        drop(job.admission);
         let _ = job.events.blocking_send(last);
     }
 }
