@@ -148,7 +148,8 @@ fn answer(
         return Ok(None);
     }
     let rest = if stopped { String::new() } else { stop.finish() };
-    if !(rest.is_empty() && pending.is_empty()) && !send(Event::Text { text: rest, logprobs: pending }) {
+    let unsent = !rest.is_empty() || !pending.is_empty();
+    if unsent && !send(Event::Text { text: rest, logprobs: pending }) {
         return Ok(None);
     }
     let usage = Usage { prompt_tokens: job.prompt.len(), completion_tokens: generation.generated_ids.len(), cached_tokens: generation.cached_tokens };
