@@ -155,3 +155,81 @@ fn answer(
     let usage = Usage { prompt_tokens: job.prompt.len(), completion_tokens: generation.generated_ids.len(), cached_tokens: generation.cached_tokens };
     Ok(Some(Event::Done { finish, usage }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Error, Result};
+    use std::sync::Arc;
+    use tokio::sync::Semaphore;
+
+    /// Chooses token 7 after every token; token 13 makes a step fail, token 14 panic.
+    struct Scripted;
+
+    impl Backend for Scripted {
+        fn step(&mut self, token: u32, pos: usize) -> Result<u32> {
+            match token {
+                13 => Err(Error::Numeric(format!("logit 0 is NaN at position {pos}"))),
+                14 => panic!("a bug in a kernel"),
+                _ => Ok(7),
+            }
+        }
+        fn logits(&self) -> Result<Vec<f32>> {
+            Ok(Vec::new())
+        }
+        fn set_sampling(&mut self, _: SamplingParams) -> Result<()> {
+            Ok(())
+        }
+        fn top_logprobs(&self, _: u32, _: usize) -> Result<TokenLogprobs> {
+            Err(Error::NotOnBackend { backend: "scripted", what: "logprobs" })
+        }
+    }
+
+    /// The events of jobs with these prompts (3 tokens each, logprobs for the token-5 prompt),
+    /// answered in order by one worker.
+    fn answers(prompts: &[&[u32]]) -> Vec<Vec<Event>> {
+        let model = crate::load::open(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen2_tied")).unwrap();
+        let text = Text::new(&model.tokenizer).unwrap();
+        let queue = Arc::new(Semaphore::new(prompts.len()));
+        let (jobs, queued) = std::sync::mpsc::channel();
+        let mut receivers = Vec::new();
+        for prompt in prompts {
+            let (events, answers) = mpsc::channel(64);
+            let sampling = SamplingParams::GREEDY;
+            let logprobs = prompt.contains(&5).then_some(2);
+            let admission = queue.clone().try_acquire_owned().unwrap();
+            jobs.send(Job { prompt: prompt.to_vec(), max_tokens: 3, sampling, stop: Vec::new(), logprobs, events, admission }).unwrap();
+            receivers.push(answers);
+        }
+        drop(jobs);
+        run(&mut Scripted, &text, &Limits { eos_ids: Vec::new(), max_seq_len: 64 }, queued, &AtomicBool::new(false));
+        assert_eq!(queue.available_permits(), prompts.len(), "every place in the queue is given back");
+        receivers.into_iter().map(|mut r| std::iter::from_fn(|| r.try_recv().ok()).collect()).collect()
+    }
+
+    fn failure(events: &[Event]) -> Option<(u16, String)> {
+        match events.last() {
+            Some(Event::Failed(e)) => Some((e.status.as_u16(), e.message.clone())),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_failed_generation_answers_500_and_the_next_request_is_served() {
+        let answers = answers(&[&[1, 13], &[1, 14], &[1, 5], &[1, 2]]);
+        let (status, message) = failure(&answers[0]).unwrap();
+        assert_eq!(status, 500);
+        assert!(message.contains("NaN at position 1"), "{message}");
+        let (status, message) = failure(&answers[1]).unwrap();
+        assert_eq!((status, message.as_str()), (500, "generation panicked (see the server's log)"));
+        let (status, message) = failure(&answers[2]).unwrap();
+        assert_eq!((status, message.as_str()), (400, "logprobs are not computed by the scripted backend yet"));
+        match answers[3].last() {
+            Some(Event::Done { finish, usage }) => {
+                assert_eq!(*finish, Finish::Length);
+                assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens), (2, 3, 0));
+            }
+            _ => panic!("the last request was not answered"),
+        }
+    }
+}
