@@ -29,6 +29,9 @@ pub struct Request {
     /// Chat: how many alternatives to report with `logprobs: true`.
     pub top_logprobs: Option<usize>,
     pub n: Option<usize>,
+    /// An extension (vLLM's): generate past end-of-sequence tokens, for benchmarks.
+    #[serde(default)]
+    pub ignore_eos: bool,
 }
 
 #[derive(Deserialize)]

@@ -70,7 +70,7 @@ async fn health(State(s): State<Arc<Server>>) -> Response {
 async fn models(State(s): State<Arc<Server>>) -> Json<Value> {
     Json(json!({
         "object": "list",
-        "data": [{ "id": s.model, "object": "model", "created": now(), "owned_by": "llmc", "max_model_len": s.max_seq_len }],
+        "data": [{ "id": s.model, "object": "model", "created": now(), "owned_by": "llmc", "max_model_len": s.max_seq_len, "vocab_size": s.vocab }],
     }))
 }
 
@@ -118,6 +118,7 @@ async fn answer(s: Arc<Server>, endpoint: Endpoint, body: Result<Bytes, BytesRej
         sampling: checked.sampling,
         stop: checked.stop,
         logprobs: checked.logprobs,
+        ignore_eos: request.ignore_eos,
         events,
         admission,
     };

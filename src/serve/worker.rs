@@ -22,6 +22,7 @@ pub struct Job {
     pub stop: Vec<String>,
     /// Report log-probabilities with this many alternatives per token.
     pub logprobs: Option<usize>,
+    pub ignore_eos: bool,
     /// Where the answer goes; closed when the client has gone, which stops the generation.
     pub events: mpsc::Sender<Event>,
     /// The job's place in the bounded queue, given back when it is done.
@@ -115,7 +116,8 @@ fn answer(
         }
         None => backend,
     };
-    let opts = GenerateOptions { max_tokens: job.max_tokens, eos_ids: limits.eos_ids.clone(), max_seq_len: limits.max_seq_len };
+    let eos_ids = if job.ignore_eos { Vec::new() } else { limits.eos_ids.clone() };
+    let opts = GenerateOptions { max_tokens: job.max_tokens, eos_ids, max_seq_len: limits.max_seq_len };
     let mut stream = StreamDecoder::new(text);
     let mut stop = StopStrings::new(&job.stop);
     let (mut started, mut gone, mut stopped) = (false, false, false);
@@ -198,7 +200,7 @@ mod tests {
             let sampling = SamplingParams::GREEDY;
             let logprobs = prompt.contains(&5).then_some(2);
             let admission = queue.clone().try_acquire_owned().unwrap();
-            jobs.send(Job { prompt: prompt.to_vec(), max_tokens: 3, sampling, stop: Vec::new(), logprobs, events, admission }).unwrap();
+            jobs.send(Job { prompt: prompt.to_vec(), max_tokens: 3, sampling, stop: Vec::new(), logprobs, ignore_eos: false, events, admission }).unwrap();
             receivers.push(answers);
         }
         drop(jobs);
