@@ -399,13 +399,20 @@ fn run(args: RunArgs) -> Result<i32> {
     let mut tap;
     let backend: &mut dyn Backend = match dump.as_mut() {
         Some(file) => {
-            tap = exec::LogitsTap {
+            // From the last prompt token on: the logits each generated token was chosen from.
+            let from_pos = prompt_ids.len() - 1;
+            let dump_path = &dump_path;
+            tap = exec::Tap {
                 inner: backend.as_mut(),
-                from_pos: prompt_ids.len() - 1,
-                sink: |logits: &[f32]| {
-                    let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
-                    file.write_all(&bytes).map_err(|e| llmc::error::Error::io(&dump_path, e))
+                observe: move |backend: &dyn Backend, pos: usize, _| {
+                    if pos < from_pos {
+                        return Ok(());
+                    }
+                    let bytes: Vec<u8> = backend.logits()?.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    file.write_all(&bytes).map_err(|e| llmc::error::Error::io(dump_path, e))
                 },
+                // Reading logits back costs a device sync per step: this is for verification.
+                batched_prefill: false,
             };
             &mut tap
         }

@@ -61,55 +61,29 @@ pub fn open(file: &PlanFile, kind: BackendKind, sampling: SamplingParams) -> Res
     })
 }
 
-/// A backend that hands the logits of every step at or after position `from_pos` to `sink`
-/// (e.g. from the last prompt token on: the logits each generated token was chosen from).
-/// Reading them back costs a device sync per step, so it is for verification, not timing.
-pub struct LogitsTap<'a, F: FnMut(&[f32]) -> Result<()>> {
+/// A backend that shows `observe` every token it chooses, with the backend that chose it and
+/// the position of the token fed last: to read the logits or log-probabilities each token was
+/// chosen from. With `batched_prefill` a prompt is prefilled as the inner backend does it (seen
+/// once, after its last token); without, token by token, so every prompt position is seen.
+pub struct Tap<'a, F: FnMut(&dyn Backend, usize, u32) -> Result<()>> {
     pub inner: &'a mut dyn Backend,
-    pub from_pos: usize,
-    pub sink: F,
+    pub observe: F,
+    pub batched_prefill: bool,
 }
 
-impl<F: FnMut(&[f32]) -> Result<()>> Backend for LogitsTap<'_, F> {
+impl<F: FnMut(&dyn Backend, usize, u32) -> Result<()>> Backend for Tap<'_, F> {
     fn step(&mut self, token: u32, pos: usize) -> Result<u32> {
         let next = self.inner.step(token, pos)?;
-        if pos >= self.from_pos {
-            (self.sink)(&self.inner.logits()?)?;
-        }
-        Ok(next)
-    }
-
-    fn logits(&self) -> Result<Vec<f32>> {
-        self.inner.logits()
-    }
-
-    fn set_sampling(&mut self, sampling: SamplingParams) -> Result<()> {
-        self.inner.set_sampling(sampling)
-    }
-
-    fn top_logprobs(&self, token: u32, k: usize) -> Result<TokenLogprobs> {
-        self.inner.top_logprobs(token, k)
-    }
-}
-
-/// A backend that records the log-probabilities of every token it chooses (prefill's and each
-/// step's), with the `k` most likely alternatives, in `out`, oldest first.
-pub struct LogprobsTap<'a> {
-    pub inner: &'a mut dyn Backend,
-    pub k: usize,
-    pub out: &'a std::cell::RefCell<std::collections::VecDeque<TokenLogprobs>>,
-}
-
-impl Backend for LogprobsTap<'_> {
-    fn step(&mut self, token: u32, pos: usize) -> Result<u32> {
-        let next = self.inner.step(token, pos)?;
-        self.out.borrow_mut().push_back(self.inner.top_logprobs(next, self.k)?);
+        (self.observe)(&*self.inner, pos, next)?;
         Ok(next)
     }
 
     fn prefill(&mut self, tokens: &[u32], start: usize) -> Result<u32> {
+        if !self.batched_prefill {
+            return tokens.iter().enumerate().try_fold(0, |_, (i, &token)| self.step(token, start + i));
+        }
         let next = self.inner.prefill(tokens, start)?;
-        self.out.borrow_mut().push_back(self.inner.top_logprobs(next, self.k)?);
+        (self.observe)(&*self.inner, start + tokens.len().saturating_sub(1), next)?;
         Ok(next)
     }
 

@@ -6,7 +6,7 @@ use super::api::ApiError;
 use super::stop::StopStrings;
 use crate::exec::logprobs::TokenLogprobs;
 use crate::exec::sampling::SamplingParams;
-use crate::exec::{self, Backend, GenerateOptions, LogprobsTap};
+use crate::exec::{self, Backend, GenerateOptions, Tap};
 use crate::text::{StreamDecoder, Text};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -111,7 +111,12 @@ fn answer(
     let mut tap;
     let backend: &mut dyn Backend = match job.logprobs {
         Some(k) => {
-            tap = LogprobsTap { inner: backend, k, out: &logprobs };
+            let out = &logprobs;
+            let observe = move |backend: &dyn Backend, _, next| {
+                out.borrow_mut().push_back(backend.top_logprobs(next, k)?);
+                Ok(())
+            };
+            tap = Tap { inner: backend, observe, batched_prefill: true };
             &mut tap
         }
         None => backend,
