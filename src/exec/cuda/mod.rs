@@ -467,10 +467,12 @@ impl Backend for CudaBackend {
 
     /// The sampler's parameters are kernel arguments (and greedy is another kernel), so a change
     /// swaps the sampler's launch and captures the decode graph again; prefill builds its
-    /// launches per call and takes the new layout as it is.
+    /// launches per call and takes the new layout as it is. Greedy launches take no parameters:
+    /// one greedy setting replaces another without a capture.
     fn set_sampling(&mut self, sampling: SamplingParams) -> Result<()> {
         sampling.validate()?;
-        if sampling == self.prefill.dev_layout.sampling {
+        let current = self.prefill.dev_layout.sampling;
+        if sampling == current || (sampling.is_greedy() && current.is_greedy()) {
             return Ok(());
         }
         let step = self.prefill.steps.iter().find(|s| matches!(s.op, Op::Sample)).ok_or_else(|| Error::Input("the plan has no sampling step".into()))?;
