@@ -192,9 +192,9 @@ mod tests {
         }
     }
 
-    /// The events of jobs with these prompts (3 tokens each, logprobs for the token-5 prompt),
-    /// answered in order by one worker.
-    fn answers(prompts: &[&[u32]]) -> Vec<Vec<Event>> {
+    /// The events of jobs with these prompts (3 tokens each; logprobs for a prompt holding token
+    /// 5, EOS ignored for one holding 6), answered in order by one worker.
+    fn answers(prompts: &[&[u32]], eos_ids: &[u32]) -> Vec<Vec<Event>> {
         let model = crate::load::open(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen2_tied")).unwrap();
         let text = Text::new(&model.tokenizer).unwrap();
         let queue = Arc::new(Semaphore::new(prompts.len()));
@@ -205,11 +205,12 @@ mod tests {
             let sampling = SamplingParams::GREEDY;
             let logprobs = prompt.contains(&5).then_some(2);
             let admission = queue.clone().try_acquire_owned().unwrap();
-            jobs.send(Job { prompt: prompt.to_vec(), max_tokens: 3, sampling, stop: Vec::new(), logprobs, ignore_eos: false, events, admission }).unwrap();
+            jobs.send(Job { prompt: prompt.to_vec(), max_tokens: 3, sampling, stop: Vec::new(), logprobs, ignore_eos: prompt.contains(&6), events, admission })
+                .unwrap();
             receivers.push(answers);
         }
         drop(jobs);
-        run(&mut Scripted, &text, &Limits { eos_ids: Vec::new(), max_seq_len: 64 }, queued, &AtomicBool::new(false));
+        run(&mut Scripted, &text, &Limits { eos_ids: eos_ids.to_vec(), max_seq_len: 64 }, queued, &AtomicBool::new(false));
         assert_eq!(queue.available_permits(), prompts.len(), "every place in the queue is given back");
         receivers.into_iter().map(|mut r| std::iter::from_fn(|| r.try_recv().ok()).collect()).collect()
     }
@@ -223,7 +224,7 @@ mod tests {
 
     #[test]
     fn a_failed_generation_answers_500_and_the_next_request_is_served() {
-        let answers = answers(&[&[1, 13], &[1, 14], &[1, 5], &[1, 2]]);
+        let answers = answers(&[&[1, 13], &[1, 14], &[1, 5], &[1, 2]], &[]);
         let (status, message) = failure(&answers[0]).unwrap();
         assert_eq!(status, 500);
         assert!(message.contains("NaN at position 1"), "{message}");
@@ -231,12 +232,22 @@ mod tests {
         assert_eq!((status, message.as_str()), (500, "generation panicked (see the server's log)"));
         let (status, message) = failure(&answers[2]).unwrap();
         assert_eq!((status, message.as_str()), (400, "logprobs are not computed by the scripted backend yet"));
-        match answers[3].last() {
-            Some(Event::Done { finish, usage }) => {
-                assert_eq!(*finish, Finish::Length);
-                assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens), (2, 3, 0));
-            }
-            _ => panic!("the last request was not answered"),
+        assert_eq!(done(&answers[3]), (Finish::Length, 2, 3, 0));
+    }
+
+    /// (finish reason, prompt, completion and cached tokens) of an answer.
+    fn done(events: &[Event]) -> (Finish, usize, usize, usize) {
+        match events.last() {
+            Some(Event::Done { finish, usage }) => (*finish, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens),
+            _ => panic!("the request was not answered"),
         }
+    }
+
+    #[test]
+    fn eos_ends_an_answer_unless_ignored_and_the_next_prompt_reuses_the_cache() {
+        let answers = answers(&[&[1, 2], &[1, 2, 6]], &[7]);
+        assert_eq!(done(&answers[0]), (Finish::Stop, 2, 1, 0), "the first token chosen is EOS");
+        // [1, 2] was fed; the EOS chosen after it was not.
+        assert_eq!(done(&answers[1]), (Finish::Length, 3, 3, 2));
     }
 }
