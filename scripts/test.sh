@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The test suite, as CI runs it on a machine without a GPU: installs NVRTC from PyPI (so every
-# CUDA kernel is compiled for sm_80 and sm_90), fetches the real model (cached under ~/.cache),
+# CUDA kernel is compiled for sm_80 and sm_90) and the openai client (tests/serve.rs drives
+# `llmc serve` with it), fetches the real model (cached under ~/.cache),
 # then checks formatting, runs every test (the real-model tests on the CPU executor included) and
 # the lints (clippy, warnings are errors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check nvidia-cuda-nvrtc==13.0.88
+python3 -m pip install --quiet --disable-pip-version-check nvidia-cuda-nvrtc==13.0.88 openai==3.57.0
 NVRTC_LIB="$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))')"
 export LD_LIBRARY_PATH="${NVRTC_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export LLMC_GGUF="$(scripts/fetch-model.sh | tail -n 1)"

@@ -71,6 +71,12 @@ pub enum Error {
     #[error("this plan was compiled for {plan} but is run on {runs_on}; recompile it with `llmc compile --target {target}`")]
     WrongTarget { plan: String, runs_on: String, target: String },
 
+    #[error("{what} are not computed by the {backend} backend yet")]
+    NotOnBackend { backend: &'static str, what: &'static str },
+
+    #[error("serving on {addr}: {reason}")]
+    Serve { addr: String, reason: std::io::Error },
+
     #[error(
         "out of GPU memory: {} needed for {what}, {} free on the GPU; compile with a smaller --max-seq-len (it sizes the KV cache) or free GPU memory",
         format_bytes(*.needed),

@@ -1,7 +1,7 @@
 //! llmc: an ahead-of-time compiler and runtime for batch-1 LLM decoding.
 //!
 //! The modules follow the pipeline: `load` -> `lower` -> `passes` -> `arena` -> `plan` ->
-//! `exec`; `compile` drives the first five.
+//! `exec`; `compile` drives the first five, and `serve` puts `exec` behind HTTP.
 
 pub mod arena;
 pub mod compile;
@@ -15,6 +15,7 @@ pub mod load;
 pub mod lower;
 pub mod passes;
 pub mod plan;
+pub mod serve;
 pub mod text;
 
 pub use error::{Error, Result};

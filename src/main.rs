@@ -1,10 +1,10 @@
-//! The `llmc` command line: compile, inspect, run.
+//! The `llmc` command line: compile, inspect, run, chat, serve, bench.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressFinish};
 use llmc::exec::sampling::SamplingParams;
-use llmc::exec::{self, Backend, GenerateOptions};
+use llmc::exec::{self, Backend, BackendKind, GenerateOptions};
 use llmc::plan::file::PlanFile;
 use llmc::plan::{inspect, Target};
 use llmc::text::{StreamDecoder, Text};
@@ -72,6 +72,22 @@ enum Command {
     /// The conversation's KV cache is kept, so a turn prefills only its own tokens. `/reset`
     /// starts over, Ctrl-C stops an answer, Ctrl-D (end of input) exits.
     Chat(ChatArgs),
+    /// Serve the plan over HTTP with OpenAI's API (/v1/chat/completions, /v1/completions,
+    /// /v1/models, /health), one request generating at a time, the rest queued.
+    Serve {
+        plan: PathBuf,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// 0 picks a free port (printed on stderr).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Requests admitted at once, the generating one included; more are answered 429.
+        #[arg(long, default_value_t = 16)]
+        queue: usize,
+        /// Which backend runs the plan (default: cuda for a GPU plan, cpu for a CPU plan).
+        #[arg(long, value_enum)]
+        backend: Option<BackendKind>,
+    },
     /// Measure decoding on the GPU (needs one): a synthetic prompt, then greedy tokens; reports
     /// ms/token, tok/s, % of the memory roofline, time to first token and kernels per token.
     Bench {
@@ -116,14 +132,11 @@ impl DecodingArgs {
     /// The plan's backend with these sampling parameters.
     fn open<'f>(&self, file: &'f PlanFile, status: &Status) -> Result<Box<dyn Backend + 'f>> {
         let sampling = SamplingParams { temperature: self.temperature, top_k: self.top_k, top_p: self.top_p, seed: self.seed };
-        let kind = self.backend.unwrap_or(if file.plan.target == Target::Cpu { BackendKind::Cpu } else { BackendKind::Cuda });
-        Ok(match kind {
-            BackendKind::Cpu => Box::new(exec::cpu::CpuExecutor::new(file, sampling)?),
-            BackendKind::Cuda => {
-                status.say("uploading the weights to the GPU...".into());
-                Box::new(exec::cuda::CudaBackend::new(file, sampling)?)
-            }
-        })
+        let kind = self.backend.unwrap_or_else(|| BackendKind::for_plan(file));
+        if let BackendKind::Cuda = kind {
+            status.say("uploading the weights to the GPU...".into());
+        }
+        Ok(exec::open(file, kind, sampling)?)
     }
 }
 
@@ -176,12 +189,6 @@ struct RunArgs {
     dump_logits: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum BackendKind {
-    Cpu,
-    Cuda,
-}
-
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -190,6 +197,9 @@ fn main() {
         // Inside the thread pool, the CPU executor's parallel kernels allocate nothing per token.
         Command::Run(args) => rayon::scope(|_| run(args)),
         Command::Chat(args) => rayon::scope(|_| chat(args)),
+        Command::Serve { plan, host, port, queue, backend } => {
+            llmc::serve::serve(&plan, &llmc::serve::ServeOptions { host, port, queue, backend }).map(|()| 0).map_err(Into::into)
+        }
         Command::Bench { plan, prompt_len, gen, token_by_token, json, trace } => bench(plan, prompt_len, gen, token_by_token, json, trace),
     };
     match result {
@@ -389,13 +399,20 @@ fn run(args: RunArgs) -> Result<i32> {
     let mut tap;
     let backend: &mut dyn Backend = match dump.as_mut() {
         Some(file) => {
-            tap = exec::LogitsTap {
+            // From the last prompt token on: the logits each generated token was chosen from.
+            let from_pos = prompt_ids.len() - 1;
+            let dump_path = &dump_path;
+            tap = exec::Tap {
                 inner: backend.as_mut(),
-                from_pos: prompt_ids.len() - 1,
-                sink: |logits: &[f32]| {
-                    let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
-                    file.write_all(&bytes).map_err(|e| llmc::error::Error::io(&dump_path, e))
+                observe: move |backend: &dyn Backend, pos: usize, _| {
+                    if pos < from_pos {
+                        return Ok(());
+                    }
+                    let bytes: Vec<u8> = backend.logits()?.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    file.write_all(&bytes).map_err(|e| llmc::error::Error::io(dump_path, e))
                 },
+                // Reading logits back costs a device sync per step: this is for verification.
+                batched_prefill: false,
             };
             &mut tap
         }
@@ -452,6 +469,12 @@ impl Backend for StepOnly<'_> {
     }
     fn logits(&self) -> llmc::error::Result<Vec<f32>> {
         self.0.logits()
+    }
+    fn set_sampling(&mut self, sampling: SamplingParams) -> llmc::error::Result<()> {
+        self.0.set_sampling(sampling)
+    }
+    fn top_logprobs(&self, token: u32, k: usize) -> llmc::error::Result<llmc::exec::logprobs::TokenLogprobs> {
+        self.0.top_logprobs(token, k)
     }
 }
 

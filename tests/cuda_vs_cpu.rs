@@ -159,6 +159,39 @@ fn device_sampling_matches_the_host_sampler() {
     }
 }
 
+/// `set_sampling` on one backend, as `llmc serve` uses it between requests: after each change
+/// (the sampler's launch swapped, the decode graph captured again) prefill and every decode step
+/// draw what the host sampler draws from the same logits, back to greedy at the end.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn set_sampling_switches_the_device_sampler() {
+    let sm = device_sm().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let seeded = |temperature, top_k, top_p, seed| SamplingParams { temperature, top_k, top_p, seed };
+    let sets = [SamplingParams::GREEDY, seeded(0.8, 40, 0.9, 1), seeded(1.0, 0, 1.0, 2), seeded(0.8, 40, 0.9, 3), SamplingParams::GREEDY];
+    for decode in DECODE_PATHS {
+        let name = "qwen2_tied";
+        let path = dir.path().join(format!("{name}-{decode:?}.plan"));
+        let opts = CompileOptions { max_seq_len: 64, target: Target::Cuda { sm }, decode, sms: None, progress: false };
+        compile(&fixture_dir(name), &path, &opts).unwrap();
+        let file = PlanFile::open(&path).unwrap();
+        let prompt = reference(name).input_ids;
+        let mut gpu = CudaBackend::new(&file, seeded(1.3, 5, 1.0, 9)).unwrap();
+        let mut scratch = sampling::Scratch::default();
+        for params in sets {
+            gpu.set_sampling(params).unwrap();
+            let (mut got, mut pos) = (gpu.prefill(&prompt, 0).unwrap(), prompt.len() - 1);
+            for _ in 0..GREEDY_STEPS {
+                let want = sampling::sample(&gpu.logits().unwrap(), &params, pos as u64, &mut scratch).unwrap();
+                assert_eq!(got, want, "{name} {decode:?} {params:?}: the draw at position {pos}: device {got}, host {want}");
+                pos += 1;
+                got = gpu.step(got, pos).unwrap();
+            }
+        }
+        println!("{name} {decode:?}: {} sampler changes on one backend, every draw equal to the host's", sets.len());
+    }
+}
+
 /// The persistent kernel's counters are re-armed by the kernel itself: 10,000 replays of the
 /// decode step (greedy, feeding itself) finish, each within a second, and the last logits still
 /// equal the CPU executor's from the same position. A deadlock fails this test on its timeout.

@@ -3,6 +3,7 @@
 //! is the reference the CUDA backend is checked against and what CI runs. GEMVs and attention
 //! heads are spread over all cores with rayon.
 
+use super::logprobs::{self, TokenLogprobs};
 use super::sampling::{self, SamplingParams};
 use super::Backend;
 use crate::error::{Error, Result};
@@ -329,5 +330,15 @@ impl Backend for CpuExecutor<'_> {
 
     fn logits(&self) -> Result<Vec<f32>> {
         Ok(self.read::<f32>(&self.file.plan.io.logits).to_vec())
+    }
+
+    fn set_sampling(&mut self, sampling: SamplingParams) -> Result<()> {
+        sampling.validate()?;
+        self.sampling = sampling;
+        Ok(())
+    }
+
+    fn top_logprobs(&self, token: u32, k: usize) -> Result<TokenLogprobs> {
+        Ok(logprobs::top_logprobs(self.read(&self.file.plan.io.logits), token, k))
     }
 }

@@ -3,9 +3,14 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod logprobs;
 pub mod sampling;
 
 use crate::error::{Error, Result};
+use crate::plan::file::PlanFile;
+use crate::plan::Target;
+use logprobs::TokenLogprobs;
+use sampling::SamplingParams;
 use std::time::Instant;
 
 /// One decode step at a time: feed `token` at position `pos`, get the sampled next token.
@@ -23,28 +28,75 @@ pub trait Backend {
     }
     /// The f32 logits of the last step.
     fn logits(&self) -> Result<Vec<f32>>;
+    /// How the following steps choose their token (a server's requests each bring their own).
+    fn set_sampling(&mut self, sampling: SamplingParams) -> Result<()>;
+    /// The log-probability of `token` and the `k` most likely tokens under the last step's
+    /// logits, computed where the logits are (only k + 1 values leave the device).
+    fn top_logprobs(&self, token: u32, k: usize) -> Result<TokenLogprobs>;
 }
 
-/// A backend that hands the logits of every step at or after position `from_pos` to `sink`
-/// (e.g. from the last prompt token on: the logits each generated token was chosen from).
-/// Reading them back costs a device sync per step, so it is for verification, not timing.
-pub struct LogitsTap<'a, F: FnMut(&[f32]) -> Result<()>> {
+/// Which backend runs a plan.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum BackendKind {
+    Cpu,
+    Cuda,
+}
+
+impl BackendKind {
+    /// The default: the CUDA runtime for a GPU plan, the CPU executor for a CPU plan.
+    pub fn for_plan(file: &PlanFile) -> BackendKind {
+        if file.plan.target == Target::Cpu {
+            BackendKind::Cpu
+        } else {
+            BackendKind::Cuda
+        }
+    }
+}
+
+/// The `kind` backend running `file`, choosing tokens with `sampling`.
+pub fn open(file: &PlanFile, kind: BackendKind, sampling: SamplingParams) -> Result<Box<dyn Backend + '_>> {
+    Ok(match kind {
+        BackendKind::Cpu => Box::new(cpu::CpuExecutor::new(file, sampling)?),
+        BackendKind::Cuda => Box::new(cuda::CudaBackend::new(file, sampling)?),
+    })
+}
+
+/// A backend that shows `observe` every token it chooses, with the backend that chose it and
+/// the position of the token fed last: to read the logits or log-probabilities each token was
+/// chosen from. With `batched_prefill` a prompt is prefilled as the inner backend does it (seen
+/// once, after its last token); without, token by token, so every prompt position is seen.
+pub struct Tap<'a, F: FnMut(&dyn Backend, usize, u32) -> Result<()>> {
     pub inner: &'a mut dyn Backend,
-    pub from_pos: usize,
-    pub sink: F,
+    pub observe: F,
+    pub batched_prefill: bool,
 }
 
-impl<F: FnMut(&[f32]) -> Result<()>> Backend for LogitsTap<'_, F> {
+impl<F: FnMut(&dyn Backend, usize, u32) -> Result<()>> Backend for Tap<'_, F> {
     fn step(&mut self, token: u32, pos: usize) -> Result<u32> {
         let next = self.inner.step(token, pos)?;
-        if pos >= self.from_pos {
-            (self.sink)(&self.inner.logits()?)?;
+        (self.observe)(&*self.inner, pos, next)?;
+        Ok(next)
+    }
+
+    fn prefill(&mut self, tokens: &[u32], start: usize) -> Result<u32> {
+        if !self.batched_prefill {
+            return tokens.iter().enumerate().try_fold(0, |_, (i, &token)| self.step(token, start + i));
         }
+        let next = self.inner.prefill(tokens, start)?;
+        (self.observe)(&*self.inner, start + tokens.len().saturating_sub(1), next)?;
         Ok(next)
     }
 
     fn logits(&self) -> Result<Vec<f32>> {
         self.inner.logits()
+    }
+
+    fn set_sampling(&mut self, sampling: SamplingParams) -> Result<()> {
+        self.inner.set_sampling(sampling)
+    }
+
+    fn top_logprobs(&self, token: u32, k: usize) -> Result<TokenLogprobs> {
+        self.inner.top_logprobs(token, k)
     }
 }
 

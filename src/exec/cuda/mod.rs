@@ -10,10 +10,12 @@ pub mod launch;
 pub mod persistent;
 pub mod prefill;
 
+use super::logprobs::TokenLogprobs;
 use super::sampling::SamplingParams;
 use super::Backend;
 use crate::error::{Error, Result};
 use crate::kernels::KernelImage;
+use crate::ir::Op;
 use crate::plan::file::PlanFile;
 use crate::plan::prefill::PrefillLayout;
 use crate::plan::{Plan, Step, StepIo, Target};
@@ -140,7 +142,9 @@ pub struct CudaBackend {
     max_seq_len: usize,
     /// The (token, position) the device holds for the next replay, if known.
     device_input: Option<(u32, usize)>,
-    kernels_per_token: usize,
+    /// What the graph was captured from, kept to capture it again with another sampler.
+    launches: Vec<Launch>,
+    pdl: bool,
     weight_bytes: u64,
 }
 
@@ -228,7 +232,8 @@ impl CudaBackend {
             program_tables = Some(buffer);
         }
         // Programmatic dependent launch needs sm_90 (the kernels' griddepcontrol is compiled there).
-        let graph = capture(&stream, &functions, &launches, sm >= 90)?;
+        let pdl = sm >= 90;
+        let graph = capture(&stream, &functions, &launches, pdl)?;
         let prefill_buffer = DeviceBuffer::new(prefill_bytes as usize, "prefill arena")?;
         let prefill = Prefill {
             steps: plan.steps.clone(),
@@ -258,7 +263,8 @@ impl CudaBackend {
             vocab: io.logits.ty.elements(),
             max_seq_len: plan.max_seq_len,
             device_input: None,
-            kernels_per_token: launches.len(),
+            launches,
+            pdl,
             weight_bytes: plan.weight_bytes,
         })
     }
@@ -284,7 +290,7 @@ impl CudaBackend {
 
     /// Kernels in the captured graph: the plan's steps plus `advance`.
     pub fn kernels_per_token(&self) -> usize {
-        self.kernels_per_token
+        self.launches.len()
     }
 
     pub fn weight_bytes(&self) -> u64 {
@@ -478,6 +484,32 @@ impl Backend for CudaBackend {
         let mut out = vec![0f32; self.vocab];
         self.read(self.logits, &mut out, "reading the logits")?;
         Ok(out)
+    }
+
+    /// The sampler's parameters are kernel arguments (and greedy is another kernel), so a change
+    /// swaps the sampler's launch and captures the decode graph again; prefill builds its
+    /// launches per call and takes the new layout as it is. Greedy launches take no parameters:
+    /// one greedy setting replaces another without a capture.
+    fn set_sampling(&mut self, sampling: SamplingParams) -> Result<()> {
+        sampling.validate()?;
+        let current = self.prefill.dev_layout.sampling;
+        if sampling == current || (sampling.is_greedy() && current.is_greedy()) {
+            return Ok(());
+        }
+        let step = self.prefill.steps.iter().find(|s| matches!(s.op, Op::Sample)).ok_or_else(|| Error::Input("the plan has no sampling step".into()))?;
+        let at = self.launches.iter().position(|l| l.label == step.label).ok_or_else(|| Error::Input("the decode graph has no sampler launch".into()))?;
+        let mut layout = self.prefill.dev_layout;
+        layout.sampling = sampling;
+        self.launches[at] = layout.sample(&step.inputs[0], &step.outputs[0], &self.prefill.io.position, &step.label);
+        let graph = capture(&self.stream, &self.prefill.functions, &self.launches, self.pdl)?;
+        graph.upload().map_err(cuda_err("uploading the graph"))?;
+        self.graph = graph;
+        self.prefill.dev_layout = layout;
+        Ok(())
+    }
+
+    fn top_logprobs(&self, _token: u32, _k: usize) -> Result<TokenLogprobs> {
+        Err(Error::NotOnBackend { backend: "CUDA", what: "logprobs" })
     }
 }
 
