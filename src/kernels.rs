@@ -16,13 +16,14 @@ pub const HEADERS: [(&str, &str); 1] = [("common.cuh", include_str!("../kernels/
 /// unit includes `common.cuh` first for the files that do not yet. Order still carries the
 /// dependencies between kernel files: `gemv.cu` before `qkv_rope.cu`, which reuses its dot
 /// product, and `persistent.cu` after every kernel whose body it runs.
-pub const SOURCES: [(&str, &str); 10] = [
+pub const SOURCES: [(&str, &str); 11] = [
     ("gemv.cu", include_str!("../kernels/gemv.cu")),
     ("qkv_rope.cu", include_str!("../kernels/qkv_rope.cu")),
     ("attention.cu", include_str!("../kernels/attention.cu")),
     ("rms_norm.cu", include_str!("../kernels/rms_norm.cu")),
     ("embedding.cu", include_str!("../kernels/embedding.cu")),
     ("sample.cu", include_str!("../kernels/sample.cu")),
+    ("logprobs.cu", include_str!("../kernels/logprobs.cu")),
     ("step_io.cu", include_str!("../kernels/step_io.cu")),
     ("prefill_gemm.cu", include_str!("../kernels/prefill_gemm.cu")),
     ("prefill_attention.cu", include_str!("../kernels/prefill_attention.cu")),

@@ -11,6 +11,7 @@ use common::*;
 use llmc::compile::{compile, CompileOptions, Decode};
 use llmc::exec::cpu::CpuExecutor;
 use llmc::exec::cuda::{device_sm, CudaBackend};
+use llmc::exec::logprobs;
 use llmc::exec::sampling::{self, SamplingParams};
 use llmc::exec::Backend;
 use llmc::plan::file::PlanFile;
@@ -189,6 +190,44 @@ fn set_sampling_switches_the_device_sampler() {
             }
         }
         println!("{name} {decode:?}: {} sampler changes on one backend, every draw equal to the host's", sets.len());
+    }
+}
+
+/// `top_logprobs` on the device (kernels/logprobs.cu, what `llmc serve` reports as `logprobs`)
+/// against the host's computation from the same logits after prefill and every greedy step, on
+/// both decode paths: the same ids in the same order, log-probabilities within 1e-5; and for a
+/// token off the top, and k from 0 to 5.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn top_logprobs_on_the_device_match_the_host() {
+    let sm = device_sm().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for decode in DECODE_PATHS {
+        let name = "llama_untied_scaled";
+        let path = dir.path().join(format!("{name}-{decode:?}.plan"));
+        let opts = CompileOptions { max_seq_len: 64, target: Target::Cuda { sm }, decode, sms: None, progress: false };
+        compile(&fixture_dir(name), &path, &opts).unwrap();
+        let file = PlanFile::open(&path).unwrap();
+        let prompt = reference(name).input_ids;
+        let mut gpu = CudaBackend::new(&file, SamplingParams::GREEDY).unwrap();
+        let (mut next, mut pos) = (gpu.prefill(&prompt, 0).unwrap(), prompt.len() - 1);
+        let mut worst = 0f32;
+        for step in 0..GREEDY_STEPS {
+            let logits = gpu.logits().unwrap();
+            let (token, k) = if step % 2 == 0 { (next, 5) } else { ((next + 7) % logits.len() as u32, step % 6) };
+            let got = gpu.top_logprobs(token, k).unwrap();
+            let want = logprobs::top_logprobs(&logits, token, k);
+            assert!(got.logprob.is_finite(), "{name} {decode:?} position {pos}: {got:?}");
+            let ids = |t: &logprobs::TokenLogprobs| t.top.iter().map(|p| p.0).collect::<Vec<_>>();
+            assert_eq!(ids(&got), ids(&want), "{name} {decode:?} position {pos}: top ids");
+            for (a, b) in std::iter::once((got.logprob, want.logprob)).chain(got.top.iter().zip(&want.top).map(|(a, b)| (a.1, b.1))) {
+                worst = worst.max((a - b).abs());
+                assert!((a - b).abs() <= 1e-5, "{name} {decode:?} position {pos}: log-probability {a} on the device, {b} on the host");
+            }
+            pos += 1;
+            next = gpu.step(next, pos).unwrap();
+        }
+        println!("{name} {decode:?}: top_logprobs at {GREEDY_STEPS} positions equal the host's (worst {worst:.1e})");
     }
 }
 

@@ -11,7 +11,7 @@ use crate::kernels::define;
 use crate::plan::{Plan, Region, Slot, Step, StepIo};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
-pub const KERNEL_NAMES: [&str; 15] = [
+pub const KERNEL_NAMES: [&str; 16] = [
     "embedding",
     "rms_norm",
     "linear",
@@ -21,6 +21,7 @@ pub const KERNEL_NAMES: [&str; 15] = [
     "attention",
     "sample_greedy",
     "sample_top",
+    "top_logprobs",
     "advance",
     "prefill_gemm",
     "prefill_rope",

@@ -14,13 +14,17 @@ use super::logprobs::TokenLogprobs;
 use super::sampling::SamplingParams;
 use super::Backend;
 use crate::error::{Error, Result};
-use crate::kernels::KernelImage;
 use crate::ir::Op;
+use crate::kernels::KernelImage;
 use crate::plan::file::PlanFile;
 use crate::plan::prefill::PrefillLayout;
 use crate::plan::{Plan, Step, StepIo, Target};
 use cudarc::driver::{result as cu, sys, CudaContext, CudaGraph, CudaStream, DriverError};
 use launch::{DeviceLayout, Launch, Scratch};
+
+/// top_logprobs' block and its most tokens (kernels/logprobs.cu).
+const LOGPROB_THREADS: u32 = crate::kernels::define("LOGPROB_THREADS") as u32;
+pub const LOGPROB_MAX_TOP: usize = crate::kernels::define("LOGPROB_MAX_TOP");
 use persistent::DeviceProgram;
 use prefill::PrefillDevice;
 use std::collections::HashMap;
@@ -133,6 +137,8 @@ pub struct CudaBackend {
     trace: Option<(u64, usize)>,
     _arena: DeviceBuffer,
     _weights: DeviceBuffer,
+    /// top_logprobs' output: the token's log-probability, then (id, log-probability) pairs.
+    logprobs_out: DeviceBuffer,
     _ctx: Arc<CudaContext>,
     token: u64,
     position: u64,
@@ -259,6 +265,7 @@ impl CudaBackend {
             logits: arena.ptr + io.logits.offset,
             _arena: arena,
             _weights: weights,
+            logprobs_out: DeviceBuffer::new(4 * (1 + 2 * LOGPROB_MAX_TOP), "log-probabilities")?,
             _ctx: ctx,
             vocab: io.logits.ty.elements(),
             max_seq_len: plan.max_seq_len,
@@ -508,8 +515,26 @@ impl Backend for CudaBackend {
         Ok(())
     }
 
-    fn top_logprobs(&self, _token: u32, _k: usize) -> Result<TokenLogprobs> {
-        Err(Error::NotOnBackend { backend: "CUDA", what: "logprobs" })
+    /// One block over the logits on the device (kernels/logprobs.cu); 1 + 2k values come back.
+    fn top_logprobs(&self, token: u32, k: usize) -> Result<TokenLogprobs> {
+        if k > LOGPROB_MAX_TOP || token as usize >= self.vocab {
+            return Err(Error::Input(format!("top_logprobs takes at most {LOGPROB_MAX_TOP} tokens and a token below {}", self.vocab)));
+        }
+        let k = k.min(self.vocab);
+        let launch = Launch {
+            kernel: "top_logprobs",
+            grid: (1, 1, 1),
+            block: LOGPROB_THREADS,
+            shared: 0,
+            args: vec![self.logits, launch::int(self.vocab), launch::int(token as usize), launch::int(k), self.logprobs_out.ptr],
+            label: "logprobs".into(),
+            tasks: 1,
+        };
+        enqueue(&self.stream, &self.prefill.functions, &[launch], false)?;
+        let mut out = vec![0f32; 1 + 2 * k];
+        self.read(self.logprobs_out.ptr, &mut out, "reading the log-probabilities")?;
+        let top = out[1..].chunks(2).map(|pair| (pair[0].to_bits(), pair[1])).collect();
+        Ok(TokenLogprobs { token, logprob: out[0], top })
     }
 }
 
