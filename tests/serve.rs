@@ -155,31 +155,35 @@ fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     (status, response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string())
 }
 
+/// Ctrl-C (SIGINT) and SIGTERM: the running request is cut at its next token and answered 503,
+/// and the server exits 0.
 #[test]
-fn sigterm_cancels_the_running_request_and_exits_0() {
-    let (_dir, mut server, _turn) = served(&[]);
-    let addr = server.addr.clone();
-    let long = r#"{"model": "served", "prompt": "abc", "max_tokens": 4000, "temperature": 0}"#;
-    let running = std::thread::spawn(move || request(&addr, "POST", "/v1/completions", long));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !request(&server.addr, "GET", "/health", "").1.contains(r#""running_or_queued":1"#) {
-        assert!(Instant::now() < deadline, "the request never started");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // SAFETY: a plain kill(2) of our own child.
-    assert_eq!(unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) }, 0);
-    let (status, body) = running.join().unwrap();
-    assert_eq!(status, 503, "{body}");
-    assert!(body.contains("shutting down"), "{body}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let code = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status.code();
+fn ctrl_c_or_sigterm_cancels_the_running_request_and_exits_0() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let (_dir, mut server, _turn) = served(&[]);
+        let addr = server.addr.clone();
+        let long = r#"{"model": "served", "prompt": "abc", "max_tokens": 4000, "temperature": 0}"#;
+        let running = std::thread::spawn(move || request(&addr, "POST", "/v1/completions", long));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !request(&server.addr, "GET", "/health", "").1.contains(r#""running_or_queued":1"#) {
+            assert!(Instant::now() < deadline, "the request never started");
+            std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(Instant::now() < deadline, "the server did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(code, Some(0));
-    let log: Vec<String> = server.stderr.try_iter().collect();
-    assert!(log.iter().any(|l| l.contains("shutting down")), "{log:?}");
+        // SAFETY: a plain kill(2) of our own child.
+        assert_eq!(unsafe { libc::kill(server.child.id() as i32, signal) }, 0);
+        let (status, body) = running.join().unwrap();
+        assert_eq!(status, 503, "signal {signal}: {body}");
+        assert!(body.contains("shutting down"), "{body}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let code = loop {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                break status.code();
+            }
+            assert!(Instant::now() < deadline, "signal {signal}: the server did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(code, Some(0), "signal {signal}");
+        let log: Vec<String> = server.stderr.try_iter().collect();
+        assert!(log.iter().any(|l| l.contains("shutting down")), "{log:?}");
+    }
 }

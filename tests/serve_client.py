@@ -8,6 +8,7 @@ Each case asserts what it checks and exits non-zero with the reason on the first
 
 import http.client
 import json
+import socket
 import sys
 import threading
 import time
@@ -249,7 +250,6 @@ def bad_requests(base, model):
         ("/v1/chat/completions", json.dumps({"model": model, "messages": user("hi"), "logprobs": True, "top_logprobs": 9}).encode(), 400, "at most 5"),
         ("/v1/chat/completions", json.dumps({"model": model, "messages": user("hi"), "top_logprobs": 2}).encode(), 400, "needs logprobs"),
         ("/v1/completions", b'{"model": "\xff\xfe"}', 400, "not UTF-8"),
-        ("/v1/completions", b" " * (5 << 20), 413, "over the limit"),
         ("/v1/nothing", b"{}", 404, "no such route"),
     ]
     for path, body, status, message in cases:
@@ -257,6 +257,15 @@ def bad_requests(base, model):
         assert got == status, (path, body[:80], got, answer)
         assert isinstance(answer, dict) and message in answer["error"]["message"], (body[:80], answer)
         assert set(answer["error"]) == {"message", "type", "param", "code"}, answer
+    # A body over the limit is refused from its Content-Length, before it is read (a client that
+    # went on sending it would race the server closing the connection).
+    url = urllib.parse.urlparse(base)
+    with socket.create_connection((url.hostname, url.port), timeout=60) as s:
+        s.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {5 << 20}\r\n\r\n".encode())
+        response = http.client.HTTPResponse(s)
+        response.begin()
+        answer = json.loads(response.read())
+    assert response.status == 413 and "over the limit" in answer["error"]["message"], answer
     status, answer = raw(base, "POST", "/v1/completions", json.dumps(ok).encode())
     assert status == 200 and answer["choices"][0]["finish_reason"] == "length", answer
     status, answer = raw(base, "GET", "/health")

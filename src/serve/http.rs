@@ -57,7 +57,22 @@ pub fn router(server: Arc<Server>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(refuse_declared_oversize))
         .with_state(server)
+}
+
+/// A body whose Content-Length is over the limit is refused before any of it is read (a body
+/// without one is cut off at the limit as it is read: `parse`).
+async fn refuse_declared_oversize(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let declared = request.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|bytes| bytes > BODY_LIMIT as u64) {
+        return too_large().into_response();
+    }
+    next.run(request).await
+}
+
+fn too_large() -> ApiError {
+    ApiError::status(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", format!("the request body is over the limit of {BODY_LIMIT} bytes"))
 }
 
 async fn health(State(s): State<Arc<Server>>) -> Response {
@@ -150,9 +165,7 @@ async fn answer(s: Arc<Server>, endpoint: Endpoint, body: Result<Bytes, BytesRej
 /// The body as a request, every failure named for the client.
 fn parse(body: Result<Bytes, BytesRejection>) -> Result<Request, ApiError> {
     let bytes = body.map_err(|r| match r.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::status(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", format!("the request body is over the limit of {BODY_LIMIT} bytes"))
-        }
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         status => ApiError::status(status, "invalid_request_error", r.body_text()),
     })?;
     let text = std::str::from_utf8(&bytes).map_err(|e| ApiError::invalid(None, format!("the request body is not UTF-8: {e}")))?;
