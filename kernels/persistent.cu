@@ -33,7 +33,7 @@
 #define PK_TASKS_1ROW 2
 #define PK_TASKS_2ROW 1
 
-// Step kinds of a descriptor's word 0 (PersistentKind in persistent.rs).
+// Step kinds of a descriptor's word 0 (read by persistent.rs through kernels::define).
 #define PK_EMBEDDING 1
 #define PK_LINEAR 2
 #define PK_LM_HEAD 3

@@ -10,26 +10,29 @@ use crate::ir::Op;
 use crate::plan::program::{Program, StepWork};
 use crate::plan::Plan;
 
-/// Threads of a worker (PK_THREADS, = ATTN_THREADS: attention runs one unit per worker).
-pub const THREADS: u32 = 256;
-/// Workers resident on each SM (PK_BLOCKS_PER_SM).
-pub const WORKERS_PER_SM: u32 = 1;
-/// u64 words of a step descriptor: kind, aux, then the standalone kernel's arguments (PK_DESC_WORDS).
-const DESC_WORDS: usize = 24;
+use crate::kernels::define;
+
+/// Threads of a worker (= ATTN_THREADS: attention runs one unit per worker).
+pub const THREADS: u32 = define("PK_THREADS") as u32;
+/// Workers resident on each SM.
+pub const WORKERS_PER_SM: u32 = define("PK_BLOCKS_PER_SM") as u32;
+/// u64 words of a step descriptor: kind, aux, then the standalone kernel's arguments.
+const DESC_WORDS: usize = define("PK_DESC_WORDS");
 /// Dynamic shared memory one worker may stage (x of the widest GEMV), as the other kernels.
 pub const MAX_SHARED: u32 = super::launch::GEMV_MAX_SHARED as u32;
 
-/// The step kinds the kernel runs (PK_* in persistent.cu), by standalone kernel.
+/// The step kinds the kernel runs (word 0 of a descriptor), by standalone kernel.
+const KINDS: [(&str, usize); 6] = [
+    ("embedding", define("PK_EMBEDDING")),
+    ("linear", define("PK_LINEAR")),
+    ("lm_head", define("PK_LM_HEAD")),
+    ("gate_up_silu", define("PK_GATE_UP")),
+    ("qkv_rope", define("PK_QKV")),
+    ("attention", define("PK_ATTENTION")),
+];
+
 fn kind(kernel: &str) -> Option<u64> {
-    Some(match kernel {
-        "embedding" => 1,
-        "linear" => 2,
-        "lm_head" => 3,
-        "gate_up_silu" => 4,
-        "qkv_rope" => 5,
-        "attention" => 6,
-        _ => return None,
-    })
+    KINDS.iter().find(|(name, _)| *name == kernel).map(|&(_, kind)| kind as u64)
 }
 
 /// SMs to schedule for when compiling for `sm` without that GPU at hand: the data-center part
