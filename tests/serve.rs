@@ -1,6 +1,7 @@
 //! `llmc serve` on a CPU plan of a fixture (4,096 tokens of context, so answers can be long enough
 //! to time): the real `openai` Python client against the running server (tests/serve_client.py,
-//! one case per test), and Ctrl-C / SIGTERM from here.
+//! one case per test), and Ctrl-C / SIGTERM from here. `LLMC_SERVE_TEST_TARGET=sm_90` runs the
+//! same tests on a GPU plan (bench/results/2026-11-30-h200-serve-tests.sh).
 //!
 //! The tests take turns: the queue and disconnect checks time the server, and a server beside
 //! them would share its two cores.
@@ -20,8 +21,9 @@ const FIXTURE: &str = "llama_tied_bias";
 fn plan(dir: &Path) -> PathBuf {
     let model = fixture_with_context(FIXTURE, dir, 4096);
     let plan = dir.join("served.plan");
+    let target = std::env::var("LLMC_SERVE_TEST_TARGET").unwrap_or_else(|_| "cpu".into());
     let status = Command::new(env!("CARGO_BIN_EXE_llmc"))
-        .args(["compile", model.to_str().unwrap(), "-o", plan.to_str().unwrap(), "--target", "cpu", "--max-seq-len", "4096"])
+        .args(["compile", model.to_str().unwrap(), "-o", plan.to_str().unwrap(), "--target", &target, "--max-seq-len", "4096"])
         .stderr(Stdio::null())
         .status()
         .unwrap();
