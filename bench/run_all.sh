@@ -9,8 +9,8 @@
 #   5. bench/transformers_baseline.py: transformers eager and static cache + torch.compile, same shape,
 #   6. OUT/bench.md: the three side by side, with the verification table.
 # Usage: bash bench/run_all.sh BIN_DIR [OUT_DIR]   (OUT_DIR defaults to $OUT)
-# BIN_DIR holds `llmc` (cargo build --release) and, optionally, the `cuda_vs_cpu` and `cuda_faults`
-# test binaries (cargo test --release --no-run --test ...) with a file BUILT_AT naming the checkout
+# BIN_DIR holds `llmc` (cargo build --release) and, optionally, the `cuda_vs_cpu`, `cuda_faults`
+# and `serve` test binaries (cargo test --release --no-run --test ...) with a file BUILT_AT naming the checkout
 # they were built in (their fixtures are found there), and a file COMMIT with the commit built.
 # VERIFY_ARGS and BASELINE_ARGS are appended to those scripts' arguments (local checks: --layers 2).
 # Total time on an H100: about 6 minutes; each stage has a time limit so that the whole run
@@ -40,7 +40,7 @@ python3 -c 'import torch, transformers; print("python", __import__("sys").versio
 } 2>&1 | tee "$WORK/env.txt"
 SM=sm_$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)
 
-stage "1. correctness: CUDA vs CPU executor on the fixtures; GPU faults; memcheck"
+stage "1. correctness: CUDA vs CPU executor on the fixtures; GPU faults; llmc serve's client tests; memcheck"
 BUILT_AT=${LLMC_BUILT_AT:-$(cat "$BIN/BUILT_AT" 2>/dev/null || echo /work/main)}
 [ -e "$BUILT_AT" ] || { mkdir -p "$(dirname "$BUILT_AT")" && ln -s "$PWD" "$BUILT_AT"; }
 for test in cuda_vs_cpu cuda_faults; do
@@ -50,6 +50,15 @@ for test in cuda_vs_cpu cuda_faults; do
     echo "no $test test binary in $BIN: skipped"
   fi
 done
+# llmc serve against the openai client on a GPU plan (tests/serve.rs), where the client is
+# importable: the GPU machine has no PyPI, so its wheels travel in .whl, and the test binary runs
+# the llmc it was built beside, so target/release/llmc travels too (the commands are in
+# bench/results/2026-11-30-h200-serve-tests.sh).
+if [ -x "$BIN/serve" ] && python3 -c "import openai" 2>/dev/null; then
+  LLMC_SERVE_TEST_TARGET=$SM timeout 240 "$BIN/serve" --test-threads 1 || status=1
+else
+  echo "no serve test binary in $BIN or no openai package: llmc serve's client tests skipped"
+fi
 "$BIN/llmc" compile tests/fixtures/qwen3_untied -o "$WORK/qwen3_untied.plan" --target "$SM" --max-seq-len 64
 timeout 90 compute-sanitizer --tool memcheck --error-exitcode 9 "$BIN/llmc" run "$WORK/qwen3_untied.plan" --prompt "hello world" --max-tokens 24 || status=1
 
