@@ -18,6 +18,9 @@
 // Limits (checked on the host): group <= ATTN_MAX_GROUP, d a power of two in 8..=ATTN_MAX_D,
 // splits >= max_seq / ATTN_CHUNK, splits <= ATTN_MAX_SPLITS.
 
+#pragma once
+#include "common.cuh"
+
 #define ATTN_THREADS 256
 #define ATTN_WARPS (ATTN_THREADS / 32)
 #define ATTN_MAX_GROUP 8

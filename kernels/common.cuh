@@ -1,5 +1,4 @@
-// Shared by every kernel file, which includes it (NVRTC gets it as an in-memory header; the
-// unit's first line includes it for the files that do not say so themselves).
+// Shared by every kernel file, which includes it (NVRTC gets every file as an in-memory header).
 // bf16 (the weights) is stored as its 16 bits: it is the top half of an f32, so widening is a
 // shift. Activations are f32; nothing is narrowed on the device except prefill's tensor-core
 // operands (prefill_gemm.cu).

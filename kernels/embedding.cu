@@ -4,6 +4,7 @@
 // Bytes: 2H read + 4H written per token. A token outside the vocabulary writes zeros (the host
 // refuses such a token before it gets here; the device only feeds back sampled, in-range ids).
 
+#pragma once
 #include "common.cuh"
 
 extern "C" __global__ void embedding(const bf16* __restrict__ table, const int* __restrict__ token,

@@ -15,6 +15,9 @@
 // Bytes: N*K*2 of weights (the whole cost) + K*4 of x per block (L2 hits) + the outputs.
 // Requires K % 8 == 0 and 16-byte aligned rows (checked on the host).
 
+#pragma once
+#include "common.cuh"
+
 #define GEMV_WARPS 4
 #define GEMV_THREADS (32 * GEMV_WARPS)
 #define GEMV_BATCH 16  // 16-byte loads in flight per lane

@@ -6,6 +6,7 @@
 // out: [token's logprob, then (id as int bits, logprob) per top token].
 // Bytes: the logits (vocab * 4) read k + 2 times, from L2 after the first.
 
+#pragma once
 #include "common.cuh"
 
 #define LOGPROB_THREADS 1024

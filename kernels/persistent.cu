@@ -21,6 +21,12 @@
 // Activations written during the launch are read through L2 (CounterWait::load), never L1 or
 // the non-coherent read-only path.
 
+#pragma once
+#include "common.cuh"
+#include "gemv.cu"
+#include "qkv_rope.cu"
+#include "attention.cu"
+
 #define PK_THREADS ATTN_THREADS
 #define PK_WARPS (PK_THREADS / 32)
 #define PK_BLOCKS_PER_SM 1

@@ -11,6 +11,7 @@
 // 2 * (start + t + 1) * d * 4, + its q rows and outputs.
 // Limits (host-checked): d even, d <= PA_MAX_D, group <= PA_MAX_Q.
 
+#pragma once
 #include "common.cuh"
 
 #define PA_THREADS 128

@@ -16,6 +16,7 @@
 // Bytes: N*K*2 of weights per PG_BM rows of x, + rows*K*4 of x per PG_BN columns (L2).
 // Limits (host-checked): K % 8 == 0 (16-byte cp.async rows); any rows and N.
 
+#pragma once
 #include "common.cuh"
 
 #define PG_BM 64

@@ -9,7 +9,9 @@
 // `prefill_rope` (at the end) is the same epilogue for a prompt chunk, after prefill_gemm.cu's
 // GEMM has projected its rows. Depends on gemv.cu's task loops (compiled before this file).
 
+#pragma once
 #include "common.cuh"
+#include "gemv.cu"
 
 // Normalizes (norm_w non-null) and rotates by `pos` the pair (a, b) at (i, i + half) into dst.
 __device__ __forceinline__ void rope_store(float a, float b, int i, int half, float inv, const bf16* norm_w,

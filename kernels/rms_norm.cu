@@ -1,6 +1,10 @@
 // RMSNorm over rows of `hidden`, in f32: y = x * (rsqrt(mean(x^2) + eps) * w).
 // Launch: one block of 256 threads per row (prefill runs it before a GEMM whose input norm was
 // folded in). Bytes: 4*hidden*rows*2 + 2*hidden.
+
+#pragma once
+#include "common.cuh"
+
 #define RMS_THREADS 256
 
 extern "C" __global__ void __launch_bounds__(RMS_THREADS)

@@ -4,6 +4,9 @@
 // vocabulary to (value, index) in `partial`, and the last block reduces those.
 // Bytes: vocab * 4 of logits + 8 per block.
 
+#pragma once
+#include "common.cuh"
+
 #define SAMPLE_THREADS 256
 
 struct Best {

@@ -9,13 +9,13 @@ use cudarc::nvrtc::{result as nvrtc, sys};
 use serde::{Deserialize, Serialize};
 use std::ffi::CStr;
 
-/// The headers kernel files `#include`, given to NVRTC in memory (name, text).
+/// The helpers kernel files `#include`, given to NVRTC in memory (name, text).
 pub const HEADERS: [(&str, &str); 1] = [("common.cuh", include_str!("../kernels/common.cuh"))];
 
-/// The kernel files in compile order. A file states the headers it needs with `#include`; the
-/// unit includes `common.cuh` first for the files that do not yet. Order still carries the
-/// dependencies between kernel files: `gemv.cu` before `qkv_rope.cu`, which reuses its dot
-/// product, and `persistent.cu` after every kernel whose body it runs.
+/// The kernel files. Each is given to NVRTC in memory too and states what it needs with
+/// `#include` (`qkv_rope.cu` includes `gemv.cu`, whose dot product it reuses; `persistent.cu` every
+/// file whose bodies it runs), every file `#pragma once`: the unit is one `#include` per file, in
+/// any order.
 pub const SOURCES: [(&str, &str); 11] = [
     ("gemv.cu", include_str!("../kernels/gemv.cu")),
     ("qkv_rope.cu", include_str!("../kernels/qkv_rope.cu")),
@@ -180,11 +180,9 @@ pub struct KernelImage {
     pub source_hash: u64,
 }
 
-/// The sources as one translation unit, each file marked with a `#line` so NVRTC's messages
-/// name the file and line.
+/// The translation unit: one `#include` per kernel file (NVRTC names each file in its messages).
 pub fn translation_unit() -> String {
-    let files: String = SOURCES.iter().map(|(name, text)| format!("#line 1 \"{name}\"\n{text}\n")).collect();
-    format!("#include \"common.cuh\"\n{files}")
+    SOURCES.iter().map(|(name, _)| format!("#include \"{name}\"\n")).collect()
 }
 
 /// Whether libnvrtc can be loaded (it is looked up on the library path at first use).
@@ -203,13 +201,14 @@ pub fn compile(sm: u32) -> Result<KernelImage> {
     let source = translation_unit();
     let c_source = std::ffi::CString::new(source.as_str()).map_err(|_| Error::Internal("a kernel source holds a NUL byte".into()))?;
     let header = |text: &str| std::ffi::CString::new(text).map_err(|_| Error::Internal("a kernel header holds a NUL byte".into()));
-    let texts = HEADERS.iter().map(|(_, text)| header(text)).collect::<Result<Vec<_>>>()?;
-    let names = HEADERS.iter().map(|(name, _)| header(name)).collect::<Result<Vec<_>>>()?;
+    let files = || HEADERS.iter().chain(SOURCES.iter());
+    let texts = files().map(|(_, text)| header(text)).collect::<Result<Vec<_>>>()?;
+    let names = files().map(|(name, _)| header(name)).collect::<Result<Vec<_>>>()?;
     let (text_ptrs, name_ptrs): (Vec<_>, Vec<_>) = texts.iter().zip(&names).map(|(t, n)| (t.as_ptr(), n.as_ptr())).unzip();
     let mut prog = std::ptr::null_mut();
     // SAFETY: every pointer is a NUL-terminated string that outlives the program (NVRTC copies
     // the sources and headers at creation).
-    unsafe { sys::nvrtcCreateProgram(&mut prog, c_source.as_ptr(), c"llmc_kernels.cu".as_ptr(), HEADERS.len() as i32, text_ptrs.as_ptr(), name_ptrs.as_ptr()) }
+    unsafe { sys::nvrtcCreateProgram(&mut prog, c_source.as_ptr(), c"llmc_kernels.cu".as_ptr(), texts.len() as i32, text_ptrs.as_ptr(), name_ptrs.as_ptr()) }
         .result()
         .map_err(nvrtc_err("creating the program"))?;
     let guard = Program(prog);
@@ -232,7 +231,7 @@ pub fn compile(sm: u32) -> Result<KernelImage> {
     let ptx = unsafe { nvrtc::get_ptx(guard.0) }.map_err(nvrtc_err("reading the PTX"))?;
     // SAFETY: NVRTC returns a NUL-terminated string.
     let ptx = unsafe { CStr::from_ptr(ptx.as_ptr()) }.to_string_lossy().into_owned();
-    let headers: String = HEADERS.iter().map(|(name, text)| format!("{name}\n{text}\n")).collect();
+    let headers: String = HEADERS.iter().chain(SOURCES.iter()).map(|(name, text)| format!("{name}\n{text}\n")).collect();
     Ok(KernelImage { sm, cubin, ptx, source_hash: xxhash_rust::xxh3::xxh3_64(format!("{headers}{source}").as_bytes()) })
 }
 
