@@ -2,7 +2,9 @@
 
 use crate::error::{format_bytes, Result};
 use crate::load;
-use crate::plan::{self, file, Target};
+use crate::ir::{DType, LayerWeight, WeightId};
+use crate::load::WeightSource;
+use crate::plan::{self, file, Target, WeightFormats};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -30,8 +32,102 @@ impl std::str::FromStr for Decode {
     }
 }
 
+/// How weights are stored in the plan (`llmc compile --weights`, `--quantize`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Weights {
+    /// A GGUF's Q8_0, Q4_0, Q4_K, Q5_K and Q6_K matrices keep their blocks (read as stored,
+    /// dequantized in registers); everything else becomes bf16.
+    #[default]
+    AsStored,
+    /// Every weight dequantized to bf16.
+    Bf16,
+    /// Every matrix (projections, embedding, LM head) quantized to this block format now.
+    Quantize(DType),
+}
+
+impl std::str::FromStr for Weights {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "as-stored" => Ok(Weights::AsStored),
+            "bf16" => Ok(Weights::Bf16),
+            _ => Err(crate::error::Error::Input(format!("unknown weight storage `{s}` (use as-stored or bf16)"))),
+        }
+    }
+}
+
+/// A block format named as `--quantize` takes it (q8_0, q4_0, q4_k, q5_k, q6_k).
+pub fn parse_block_format(s: &str) -> Result<DType> {
+    DType::parse(s).filter(|d| d.is_block_format()).ok_or_else(|| {
+        let names: Vec<&str> = DType::BLOCK_FORMATS.iter().map(|d| d.name()).collect();
+        crate::error::Error::Input(format!("unknown block format `{s}` (use {})", names.join(", ")))
+    })
+}
+
+/// The matrices of a model, which may be stored in a block format (norms and biases never are).
+fn matrices(config: &crate::load::config::ModelConfig) -> Vec<WeightId> {
+    use LayerWeight::*;
+    let mut ids = vec![WeightId::Embed];
+    if !config.tie_word_embeddings {
+        ids.push(WeightId::LmHead);
+    }
+    for l in 0..config.num_layers as u32 {
+        ids.extend([QProj, KProj, VProj, OProj, GateProj, UpProj, DownProj].map(|w| WeightId::Layer(l, w)));
+    }
+    ids
+}
+
+/// Quantizes a float source's matrices to one block format as compile writes them.
+struct Quantizing<'a> {
+    inner: &'a dyn WeightSource,
+    dtype: DType,
+}
+
+impl WeightSource for Quantizing<'_> {
+    fn tensor(&self, id: WeightId) -> Result<crate::load::SourceTensor<'_>> {
+        self.inner.tensor(id)
+    }
+    fn block_format(&self, _id: WeightId) -> Option<DType> {
+        Some(self.dtype)
+    }
+    fn blocks(&self, id: WeightId) -> Result<std::borrow::Cow<'_, [u8]>> {
+        let values = source_f32(self.inner.tensor(id)?, id)?;
+        Ok(crate::quant::quantize(self.dtype, &values).into())
+    }
+}
+
+/// A source tensor's values as f32.
+fn source_f32(t: crate::load::SourceTensor<'_>, id: WeightId) -> Result<Vec<f32>> {
+    use crate::load::SourceData;
+    Ok(match t.data {
+        SourceData::Bf16(v) => v.iter().map(|x| x.to_f32()).collect(),
+        SourceData::Bytes { dtype: DType::BF16, bytes, .. } => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        SourceData::Bytes { dtype: DType::F16, bytes, .. } => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        SourceData::Bytes { dtype: DType::F32, bytes, .. } => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        SourceData::Bytes { dtype, .. } => {
+            return Err(crate::error::Error::TensorMismatch { name: id.to_string(), got: format!("dtype {dtype}"), want: "a float dtype".into() })
+        }
+    })
+}
+
+/// The block format of each matrix the plan keeps in one, checked: every row whole blocks.
+fn weight_formats(config: &crate::load::config::ModelConfig, source: &dyn WeightSource, weights: Weights) -> Result<WeightFormats> {
+    let mut formats = WeightFormats::new();
+    if weights == Weights::Bf16 {
+        return Ok(formats);
+    }
+    for id in matrices(config) {
+        let Some(dtype) = source.block_format(id) else { continue };
+        let k = crate::load::expected_shape(config, id)[1];
+        crate::quant::check_row_length(dtype, &id.to_string(), k)?;
+        formats.insert(id, dtype);
+    }
+    Ok(formats)
+}
+
 pub struct CompileOptions {
     pub max_seq_len: usize,
+    pub weights: Weights,
     pub target: Target,
     pub decode: Decode,
     /// SMs the persistent program is scheduled for (`exec::cuda::persistent::default_sms` when None).
@@ -61,7 +157,16 @@ pub fn compile(model_path: &Path, output: &Path, opts: &CompileOptions) -> Resul
     };
     say(format!("loading {}...", model_path.display()));
     let model = load::open(model_path)?;
-    let mut plan = plan::build(&model.config, model.tokenizer.clone(), opts.max_seq_len, opts.target)?;
+    let quantizing;
+    let source: &dyn WeightSource = match opts.weights {
+        Weights::Quantize(dtype) => {
+            quantizing = Quantizing { inner: model.weights.as_ref(), dtype };
+            &quantizing
+        }
+        _ => model.weights.as_ref(),
+    };
+    let formats = weight_formats(&model.config, source, opts.weights)?;
+    let mut plan = plan::build_with_formats(&model.config, model.tokenizer.clone(), opts.max_seq_len, opts.target, &formats)?;
     match (opts.target, opts.decode) {
         (Target::Cuda { sm }, decode) => {
             let sms = opts.sms.unwrap_or_else(|| crate::exec::cuda::persistent::default_sms(sm));
@@ -100,7 +205,7 @@ pub fn compile(model_path: &Path, output: &Path, opts: &CompileOptions) -> Resul
         report(done);
         !CANCELLED.load(Ordering::SeqCst)
     };
-    file::write(&plan, model.weights.as_ref(), output, &go_on)?;
+    file::write(&plan, source, output, &go_on)?;
     // The count of bytes written leaves out the alignment padding counted in `total`.
     report(total);
     bar.finish_and_clear();

@@ -15,6 +15,7 @@ pub mod load;
 pub mod lower;
 pub mod passes;
 pub mod plan;
+pub mod quant;
 pub mod serve;
 pub mod text;
 

@@ -54,6 +54,15 @@ enum Command {
         /// the target, else 132 for sm_90 (H100/H200 SXM) and 108 before.
         #[arg(long)]
         sms: Option<u32>,
+        /// How weights are stored: `as-stored` (the default: a GGUF's Q8_0, Q4_0, Q4_K, Q5_K
+        /// and Q6_K matrices keep their blocks and are dequantized in registers; everything
+        /// else is bf16) or `bf16` (every weight dequantized to bf16).
+        #[arg(long)]
+        weights: Option<llmc::compile::Weights>,
+        /// Quantize every matrix (projections, embedding, LM head) to this block format now:
+        /// q8_0, q4_0, q4_k, q5_k or q6_k (rows must be whole blocks: 32 or 256 elements).
+        #[arg(long, value_parser = llmc::compile::parse_block_format, conflicts_with = "weights")]
+        quantize: Option<llmc::ir::DType>,
     },
     /// Describe a plan: op counts, kernels per token, memory, and the fused schedule.
     Inspect {
@@ -192,7 +201,10 @@ struct RunArgs {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Compile { model, output, max_seq_len, target, decode, sms } => compile(model, output, max_seq_len, target, decode, sms),
+        Command::Compile { model, output, max_seq_len, target, decode, sms, weights, quantize } => {
+            let weights = quantize.map_or(weights.unwrap_or_default(), llmc::compile::Weights::Quantize);
+            compile(model, output, max_seq_len, target, decode, sms, weights)
+        }
         Command::Inspect { plan, json, before_fusion } => inspect_plan(plan, json, before_fusion),
         // Inside the thread pool, the CPU executor's parallel kernels allocate nothing per token.
         Command::Run(args) => rayon::scope(|_| run(args)),
@@ -222,6 +234,7 @@ fn compile(
     target: Option<Target>,
     decode: Option<llmc::compile::Decode>,
     sms: Option<u32>,
+    weights: llmc::compile::Weights,
 ) -> Result<i32> {
     let local_sm = llmc::exec::cuda::device_sm().ok();
     let target = target.unwrap_or(local_sm.map_or(Target::Cpu, |sm| Target::Cuda { sm }));
@@ -232,7 +245,7 @@ fn compile(
     let max_seq_len = max_seq_len.unwrap_or_else(|| config.map_or(4096, |c| c.max_position_embeddings.min(4096)));
     // Ctrl-C stops between tensors: the temporary file is removed, a previous plan survives.
     ctrlc::set_handler(|| llmc::compile::CANCELLED.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
-    let opts = llmc::compile::CompileOptions { max_seq_len, target, decode, sms, progress: true };
+    let opts = llmc::compile::CompileOptions { max_seq_len, weights, target, decode, sms, progress: true };
     // No "compiling MODEL" context: the errors that concern a file name it already.
     let report = llmc::compile::compile(&model, &output, &opts)?;
     let p = &report.plan;

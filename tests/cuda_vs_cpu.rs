@@ -37,7 +37,7 @@ fn cuda_matches_cpu_on_every_fixture() {
             None => unsafe { std::env::remove_var("LLMC_ATTN_MIN_CHUNK") },
         }
         let path = dir.path().join(format!("{name}.plan"));
-        let opts = CompileOptions { max_seq_len: 64, target: Target::Cuda { sm }, decode, sms: None, progress: false };
+        let opts = CompileOptions { weights: Default::default(), max_seq_len: 64, target: Target::Cuda { sm }, decode, sms: None, progress: false };
         compile(&fixture_dir(name), &path, &opts).unwrap();
         let file = PlanFile::open(&path).unwrap();
         assert_eq!(file.plan.program.is_some(), decode == Decode::Persistent);
@@ -74,7 +74,7 @@ fn cpu_plans_and_other_architectures_are_refused() {
     assert!(err.contains("--target sm_"), "{err}");
     let other = if sm == 80 { 90 } else { 80 };
     let path = dir.path().join("other.plan");
-    let opts = CompileOptions { max_seq_len: 64, target: Target::Cuda { sm: other }, decode: llmc::compile::Decode::Graph, sms: None, progress: false };
+    let opts = CompileOptions { weights: Default::default(), max_seq_len: 64, target: Target::Cuda { sm: other }, decode: llmc::compile::Decode::Graph, sms: None, progress: false };
     compile(&fixture_dir("qwen2_tied"), &path, &opts).unwrap();
     let err = CudaBackend::new(&PlanFile::open(&path).unwrap(), SamplingParams::GREEDY).err().unwrap().to_string();
     assert!(err.contains(&format!("recompile it with `llmc compile --target sm_{sm}`")), "{err}");
@@ -90,7 +90,7 @@ fn cuda_prefill_matches_cpu_decode_on_every_fixture() {
     let dir = tempfile::tempdir().unwrap();
     for (decode, name) in DECODE_PATHS.iter().flat_map(|&d| FIXTURES.iter().map(move |n| (d, n))) {
         let path = dir.path().join(format!("{name}.plan"));
-        let opts = CompileOptions { max_seq_len: 128, target: Target::Cuda { sm }, decode, sms: None, progress: false };
+        let opts = CompileOptions { weights: Default::default(), max_seq_len: 128, target: Target::Cuda { sm }, decode, sms: None, progress: false };
         compile(&fixture_dir(name), &path, &opts).unwrap();
         let file = PlanFile::open(&path).unwrap();
         let fixture = reference(name).input_ids;
@@ -133,7 +133,7 @@ fn device_sampling_matches_the_host_sampler() {
     let sets = [(0.8, 40, 0.9), (1.0, 0, 0.95), (0.7, 0, 1.0), (1.3, 5, 1.0)];
     for (decode, name) in DECODE_PATHS.iter().flat_map(|&d| FIXTURES.iter().map(move |n| (d, n))) {
         let path = dir.path().join(format!("{name}.plan"));
-        let opts = CompileOptions { max_seq_len: 64, target: Target::Cuda { sm }, decode, sms: None, progress: false };
+        let opts = CompileOptions { weights: Default::default(), max_seq_len: 64, target: Target::Cuda { sm }, decode, sms: None, progress: false };
         compile(&fixture_dir(name), &path, &opts).unwrap();
         let file = PlanFile::open(&path).unwrap();
         let prompt = reference(name).input_ids;
@@ -173,7 +173,7 @@ fn set_sampling_switches_the_device_sampler() {
     for decode in DECODE_PATHS {
         let name = "qwen2_tied";
         let path = dir.path().join(format!("{name}-{decode:?}.plan"));
-        let opts = CompileOptions { max_seq_len: 64, target: Target::Cuda { sm }, decode, sms: None, progress: false };
+        let opts = CompileOptions { weights: Default::default(), max_seq_len: 64, target: Target::Cuda { sm }, decode, sms: None, progress: false };
         compile(&fixture_dir(name), &path, &opts).unwrap();
         let file = PlanFile::open(&path).unwrap();
         let prompt = reference(name).input_ids;
@@ -205,7 +205,7 @@ fn top_logprobs_on_the_device_match_the_host() {
     for decode in DECODE_PATHS {
         let name = "llama_untied_scaled";
         let path = dir.path().join(format!("{name}-{decode:?}.plan"));
-        let opts = CompileOptions { max_seq_len: 64, target: Target::Cuda { sm }, decode, sms: None, progress: false };
+        let opts = CompileOptions { weights: Default::default(), max_seq_len: 64, target: Target::Cuda { sm }, decode, sms: None, progress: false };
         compile(&fixture_dir(name), &path, &opts).unwrap();
         let file = PlanFile::open(&path).unwrap();
         let prompt = reference(name).input_ids;
@@ -242,7 +242,7 @@ fn persistent_decode_replays_10000_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let model = fixture_with_context("qwen3_untied", dir.path(), TOKENS + 1);
     let path = dir.path().join("long.plan");
-    let opts = CompileOptions { max_seq_len: TOKENS + 1, target: Target::Cuda { sm }, decode: Decode::Persistent, sms: None, progress: false };
+    let opts = CompileOptions { weights: Default::default(), max_seq_len: TOKENS + 1, target: Target::Cuda { sm }, decode: Decode::Persistent, sms: None, progress: false };
     compile(&model, &path, &opts).unwrap();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let worker = std::thread::spawn(move || {

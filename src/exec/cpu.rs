@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::ir::Op;
 use crate::plan::file::PlanFile;
 use crate::plan::{Region, Slot, Step};
+use crate::quant;
 use half::bf16;
 use rayon::prelude::*;
 
@@ -85,15 +86,66 @@ fn dot(x: &[f32], w: &[bf16]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// A weight matrix [rows, k] as the plan stores it: bf16, or blocks (`crate::quant`) decoded
+/// to f32 exactly as the file's format defines them.
+#[derive(Clone, Copy)]
+enum Matrix<'a> {
+    Bf16 { w: &'a [bf16], k: usize },
+    Blocks(quant::Matrix<'a>),
+}
+
+impl Matrix<'_> {
+    fn k(&self) -> usize {
+        match self {
+            Matrix::Bf16 { k, .. } => *k,
+            Matrix::Blocks(m) => m.k,
+        }
+    }
+
+    fn rows(&self) -> usize {
+        match self {
+            Matrix::Bf16 { w, k } => w.len() / k,
+            Matrix::Blocks(m) => m.rows,
+        }
+    }
+
+    /// `x . W[r]`.
+    fn dot_row(&self, r: usize, x: &[f32]) -> f32 {
+        match self {
+            Matrix::Bf16 { w, k } => dot(x, &w[r * k..(r + 1) * k]),
+            Matrix::Blocks(m) => m.dot_row(r, x),
+        }
+    }
+
+    /// Row `r` widened to f32 into `out`.
+    fn row_into(&self, r: usize, out: &mut [f32]) {
+        match self {
+            Matrix::Bf16 { w, k } => {
+                for (o, &v) in out.iter_mut().zip(&w[r * k..(r + 1) * k]) {
+                    *o = f32_of(v);
+                }
+            }
+            Matrix::Blocks(m) => m.row_into(r, out),
+        }
+    }
+}
+
 /// `y[r] = f(r, x . W[r])` for every row of `w` ([rows, x.len()]), in parallel.
-fn gemv<T: Send>(x: &[f32], w: &[bf16], out: &mut [T], f: impl Fn(usize, f32) -> T + Sync) {
-    let k = x.len();
+fn gemv<T: Send>(x: &[f32], w: &Matrix, out: &mut [T], f: impl Fn(usize, f32) -> T + Sync) {
     out.par_chunks_mut(64).enumerate().for_each(|(c, chunk)| {
         for (i, y) in chunk.iter_mut().enumerate() {
             let r = c * 64 + i;
-            *y = f(r, dot(x, &w[r * k..(r + 1) * k]));
+            *y = f(r, w.dot_row(r, x));
         }
     });
+}
+
+/// Looks up token `id`'s row of the embedding table into `out`; an error outside the vocabulary.
+fn embed(table: &Matrix, id: i32, out: &mut [f32]) -> Result<()> {
+    let vocab = table.rows();
+    let row = usize::try_from(id).ok().filter(|&r| r < vocab).ok_or_else(|| Error::Input(format!("token id {id} is outside the vocabulary of {vocab}")))?;
+    table.row_into(row, out);
+    Ok(())
 }
 
 /// Copies `x` into the front of `buf` and returns that part.
@@ -192,6 +244,16 @@ impl<'p> CpuExecutor<'p> {
         bytemuck::cast_slice(self.bytes(slot))
     }
 
+    /// A weight matrix slot ([rows, k], bf16 or a block format).
+    fn matrix(&self, slot: &Slot) -> Matrix<'_> {
+        let (rows, k) = (slot.ty.elements() / slot.ty.last_dim(), slot.ty.last_dim());
+        if slot.ty.dtype.is_block_format() {
+            Matrix::Blocks(quant::Matrix { dtype: slot.ty.dtype, bytes: self.bytes(slot), rows, k })
+        } else {
+            Matrix::Bf16 { w: self.read(slot), k }
+        }
+    }
+
     /// A mutable view of an arena slot. The caller holds views of several slots of one step at
     /// once; `PlanFile::open` proved that values live at the same step never share bytes.
     #[allow(clippy::mut_from_ref)]
@@ -216,17 +278,7 @@ impl<'p> CpuExecutor<'p> {
         let (ins, outs) = (&step.inputs, &step.outputs);
         match step.op {
             Op::Embedding => {
-                let id = self.read::<i32>(&ins[1])[0];
-                let table: &[bf16] = self.read(&ins[0]);
-                let h = ins[0].ty.last_dim();
-                let vocab = table.len() / h;
-                let row = usize::try_from(id)
-                    .ok()
-                    .filter(|&r| r < vocab)
-                    .ok_or_else(|| Error::Input(format!("token id {id} is outside the vocabulary of {vocab}")))?;
-                for (o, &v) in self.write::<f32>(&outs[0]).iter_mut().zip(&table[row * h..(row + 1) * h]) {
-                    *o = f32_of(v);
-                }
+                embed(&self.matrix(&ins[0]), self.read::<i32>(&ins[1])[0], self.write(&outs[0]))?;
             }
             Op::RmsNorm { eps } => {
                 let x = copy_into(self.read(&ins[0]), &mut s.x);
@@ -239,13 +291,13 @@ impl<'p> CpuExecutor<'p> {
                 if let (Some(eps), Some(w)) = (norm, slots.norm) {
                     rms_norm_rows(x, self.read(w), eps);
                 }
-                let w: &[bf16] = self.read(slots.w);
+                let w = self.matrix(slots.w);
                 let b: Option<&[bf16]> = slots.bias.map(|b| self.read(b));
                 let norms: Option<(&[bf16], &[bf16])> = slots.qk_norm.map(|(q, k)| (self.read(q), self.read(k)));
                 let inv_freq: &[f32] = self.read(slots.inv_freq);
                 let pos = self.position(self.read::<i32>(slots.position)[0])?;
                 let y = &mut s.y[..(n_heads + 2 * n_kv_heads) * d];
-                gemv(x, w, y, |r, acc| acc + b.map_or(0.0, |b| f32_of(b[r])));
+                gemv(x, &w, y, |r, acc| acc + b.map_or(0.0, |b| f32_of(b[r])));
                 let q_end = n_heads * d;
                 let k_end = q_end + n_kv_heads * d;
                 if let (Some((qw, kw)), Some(eps)) = (norms, qk_norm) {
@@ -273,7 +325,7 @@ impl<'p> CpuExecutor<'p> {
                     _ => None,
                 };
                 let extra = |r: usize| b.map_or(0.0, |b| f32_of(b[r])) + residual.map_or(0.0, |h| h[r]);
-                gemv(x, self.read(&ins[1]), self.write::<f32>(&outs[0]), |r, acc| acc + extra(r));
+                gemv(x, &self.matrix(&ins[1]), self.write::<f32>(&outs[0]), |r, acc| acc + extra(r));
             }
             Op::GateUpSilu { norm } => {
                 let x = copy_into(self.read(&ins[0]), &mut s.x);
@@ -282,7 +334,7 @@ impl<'p> CpuExecutor<'p> {
                 }
                 let f = outs[0].ty.last_dim();
                 let gu = &mut s.y[..2 * f];
-                gemv(x, self.read(&ins[1]), gu, |_, acc| acc);
+                gemv(x, &self.matrix(&ins[1]), gu, |_, acc| acc);
                 let out: &mut [f32] = self.write(&outs[0]);
                 for (i, o) in out.iter_mut().enumerate() {
                     *o = silu(gu[i]) * gu[f + i];
@@ -293,7 +345,7 @@ impl<'p> CpuExecutor<'p> {
                 if let Some(eps) = norm {
                     rms_norm_rows(x, self.read(&ins[2]), eps);
                 }
-                gemv(x, self.read(&ins[1]), self.write::<f32>(&outs[0]), |_, acc| acc);
+                gemv(x, &self.matrix(&ins[1]), self.write::<f32>(&outs[0]), |_, acc| acc);
             }
             Op::Sample => {
                 let pos = self.read::<i32>(&self.file.plan.io.position)[0];

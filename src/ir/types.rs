@@ -4,25 +4,49 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Element type of a tensor. Storage is bf16 for activations and weights; f32 appears
-/// where eager PyTorch upcasts (RMSNorm, RoPE tables, logits).
+/// where eager PyTorch upcasts (RMSNorm, RoPE tables, logits). The block formats (GGML's Q8_0,
+/// Q4_0, Q4_K, Q5_K, Q6_K) appear only in a plan's weight slots, for a weight kept as its GGUF
+/// file stores it (`crate::quant` says how a plan lays their blocks out); graphs never see them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DType {
     BF16,
     F16,
     F32,
     I32,
+    Q8_0,
+    Q4_0,
+    Q4K,
+    Q5K,
+    Q6K,
 }
 
 impl DType {
-    pub fn size(self) -> usize {
+    pub const ALL: [DType; 9] = [DType::BF16, DType::F16, DType::F32, DType::I32, DType::Q8_0, DType::Q4_0, DType::Q4K, DType::Q5K, DType::Q6K];
+    /// The block formats, which a weight may keep from its GGUF file.
+    pub const BLOCK_FORMATS: [DType; 5] = [DType::Q8_0, DType::Q4_0, DType::Q4K, DType::Q5K, DType::Q6K];
+
+    /// (elements, bytes) of one block: (1, element size) for the plain types.
+    pub fn block(self) -> (usize, usize) {
         match self {
-            DType::BF16 | DType::F16 => 2,
-            DType::F32 | DType::I32 => 4,
+            DType::BF16 | DType::F16 => (1, 2),
+            DType::F32 | DType::I32 => (1, 4),
+            DType::Q8_0 => (32, 34),
+            DType::Q4_0 => (32, 18),
+            DType::Q4K => (256, 144),
+            DType::Q5K => (256, 176),
+            DType::Q6K => (256, 210),
         }
+    }
+    pub fn is_block_format(self) -> bool {
+        self.block().0 > 1
+    }
+    /// Bytes of one element of a plain type; for a block format, of one block.
+    pub fn size(self) -> usize {
+        self.block().1
     }
     /// The dtype named `name` (as [`DType::name`] writes it).
     pub fn parse(name: &str) -> Option<DType> {
-        [DType::BF16, DType::F16, DType::F32, DType::I32].into_iter().find(|d| d.name() == name)
+        DType::ALL.into_iter().find(|d| d.name() == name)
     }
     pub fn name(self) -> &'static str {
         match self {
@@ -30,6 +54,11 @@ impl DType {
             DType::F16 => "f16",
             DType::F32 => "f32",
             DType::I32 => "i32",
+            DType::Q8_0 => "q8_0",
+            DType::Q4_0 => "q4_0",
+            DType::Q4K => "q4_k",
+            DType::Q5K => "q5_k",
+            DType::Q6K => "q6_k",
         }
     }
 }
@@ -54,12 +83,16 @@ impl TensorType {
     pub fn elements(&self) -> usize {
         self.shape.iter().product()
     }
+    /// Bytes of the tensor; a block format's rows are whole blocks (the last dimension a multiple
+    /// of the block, which compile checks before choosing the format).
     pub fn bytes(&self) -> usize {
-        self.elements() * self.dtype.size()
+        let (per_block, block_bytes) = self.dtype.block();
+        self.elements() / per_block * block_bytes
     }
     /// [`bytes`](Self::bytes), or `None` where that overflows (a type read from an untrusted file).
     pub fn checked_bytes(&self) -> Option<usize> {
-        self.shape.iter().try_fold(self.dtype.size(), |acc, &d| acc.checked_mul(d))
+        let (per_block, block_bytes) = self.dtype.block();
+        self.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).map(|n| n / per_block).and_then(|b| b.checked_mul(block_bytes))
     }
     /// Size of the innermost dimension (1 for a scalar).
     pub fn last_dim(&self) -> usize {

@@ -1,7 +1,7 @@
 //! A GGUF file (llama.cpp's format): config from the `{arch}.*` metadata, weights dequantized to
 //! bf16 on demand from the memory-mapped file, and the tokenizer rebuilt from `tokenizer.*`.
 
-mod dequant;
+pub(crate) mod dequant;
 mod reader;
 #[cfg(test)]
 mod test_writer;
@@ -224,8 +224,9 @@ struct GgufWeights<B> {
     config: ModelConfig,
 }
 
-impl<B: AsRef<[u8]> + Send + Sync> WeightSource for GgufWeights<B> {
-    fn tensor(&self, id: WeightId) -> Result<SourceTensor<'_>> {
+impl<B: AsRef<[u8]> + Send + Sync> GgufWeights<B> {
+    /// The tensor behind `id`: its name, header, shape (checked against the config) and bytes.
+    fn raw(&self, id: WeightId) -> Result<(String, &TensorInfo, Vec<usize>, &[u8])> {
         let name = gguf_name(id);
         let info = self.tensors.get(&name).ok_or_else(|| Error::MissingTensor(name.clone()))?;
         let want = expected_shape(&self.config, id);
@@ -237,6 +238,42 @@ impl<B: AsRef<[u8]> + Send + Sync> WeightSource for GgufWeights<B> {
             path: self.path.clone(),
             reason: GgufError::TensorPastEnd { name: name.clone(), start: info.start as u64, end: info.end as u64, len: map.len() },
         })?;
+        Ok((name, info, want, bytes))
+    }
+}
+
+/// The GGML types a plan keeps as stored.
+fn kept_format(t: GgmlType) -> Option<DType> {
+    Some(match t {
+        GgmlType::Q8_0 => DType::Q8_0,
+        GgmlType::Q4_0 => DType::Q4_0,
+        GgmlType::Q4K => DType::Q4K,
+        GgmlType::Q5K => DType::Q5K,
+        GgmlType::Q6K => DType::Q6K,
+        _ => return None,
+    })
+}
+
+impl<B: AsRef<[u8]> + Send + Sync> WeightSource for GgufWeights<B> {
+    fn block_format(&self, id: WeightId) -> Option<DType> {
+        let info = self.tensors.get(&gguf_name(id))?;
+        // Only matrices: a block format's rows are whole blocks (ggml requires it of every row).
+        (info.shape().len() == 2).then(|| kept_format(info.ggml_type)).flatten()
+    }
+
+    fn blocks(&self, id: WeightId) -> Result<std::borrow::Cow<'_, [u8]>> {
+        let (name, info, want, bytes) = self.raw(id)?;
+        if kept_format(info.ggml_type).is_none() {
+            return Err(Error::Internal(format!("tensor `{name}` of type {} is not kept as blocks", info.ggml_type.name())));
+        }
+        Ok(match llama_rope_heads(&self.config, id) {
+            Some(heads) => unpermute_rope_rows(bytes, heads, bytes.len() / want[0]).into(),
+            None => bytes.into(),
+        })
+    }
+
+    fn tensor(&self, id: WeightId) -> Result<SourceTensor<'_>> {
+        let (name, info, want, bytes) = self.raw(id)?;
         let rope_heads = llama_rope_heads(&self.config, id);
         let plain_dtype = match info.ggml_type {
             GgmlType::F32 => Some(DType::F32),
@@ -273,7 +310,7 @@ fn llama_rope_heads(cfg: &ModelConfig, id: WeightId) -> Option<usize> {
 
 /// Inverse of the converter's `permute`: within each head of `d` rows, GGUF row `2i + half`
 /// holds Hugging Face row `half * d/2 + i`.
-fn unpermute_rope_rows(values: &[half::bf16], heads: usize, row_len: usize) -> Vec<half::bf16> {
+fn unpermute_rope_rows<T: Copy>(values: &[T], heads: usize, row_len: usize) -> Vec<T> {
     let rows = values.len() / row_len;
     let d = rows / heads;
     let mut out = Vec::with_capacity(values.len());

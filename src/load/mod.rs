@@ -37,7 +37,18 @@ pub struct SourceTensor<'a> {
 /// Where compile reads weights from. `id` is always a plain weight (never a concatenation such as
 /// `QkvProj`, never `RopeInvFreq`); `LmHead` of a tied model is never asked for.
 pub trait WeightSource: Send + Sync {
+    /// The weight as floats (block formats dequantized to bf16).
     fn tensor(&self, id: WeightId) -> Result<SourceTensor<'_>>;
+    /// The block format the source stores `id` in, if it is one a plan can keep
+    /// (`DType::BLOCK_FORMATS`); read from the header alone.
+    fn block_format(&self, _id: WeightId) -> Option<DType> {
+        None
+    }
+    /// The weight's blocks as the file stores them (rows in PyTorch order), for a weight
+    /// [`block_format`](Self::block_format) names.
+    fn blocks(&self, id: WeightId) -> Result<std::borrow::Cow<'_, [u8]>> {
+        Err(Error::Internal(format!("{id}: the source keeps no blocks")))
+    }
 }
 
 /// What `llmc run` needs to turn text into ids and back, kept in the plan.

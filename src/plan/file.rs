@@ -137,6 +137,19 @@ fn write_weight(plan: &Plan, source: &dyn WeightSource, entry: &WeightEntry, sin
         WeightId::Layer(l, w) => w.parts().into_iter().map(|p| WeightId::Layer(l, p)).collect(),
         id => vec![id],
     };
+    if entry.ty.dtype.is_block_format() {
+        // The parts' bodies back to back, then their scales (crate::quant's plan layout).
+        let mut scales = Vec::new();
+        for id in parts {
+            if source.block_format(id) != Some(entry.ty.dtype) {
+                return Err(Error::Internal(format!("{id}: the plan stores it as {}, the source does not", entry.ty.dtype)));
+            }
+            let (bodies, part_scales) = crate::quant::split_blocks(entry.ty.dtype, &source.blocks(id)?);
+            sink.put(&bodies).map_err(io_err)?;
+            scales.extend(part_scales);
+        }
+        return sink.put(&scales).map_err(io_err);
+    }
     for id in parts {
         let tensor = source.tensor(id)?;
         let converted: Vec<bf16> = match tensor.data {

@@ -168,6 +168,16 @@ pub const LLMC_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// `ir::verify` or still holds an op with no kernel (a pass failed to match), rather than
 /// planning it.
 pub fn build(config: &ModelConfig, tokenizer: TokenizerSpec, max_seq_len: usize, target: Target) -> Result<Plan> {
+    build_with_formats(config, tokenizer, max_seq_len, target, &WeightFormats::new())
+}
+
+/// The block format each weight keeps from its source (`crate::quant`); a weight not named is
+/// stored bf16. A concatenated weight keeps its parts' format only when all share it: a mixed
+/// one (Q4_K_M's Q4_K q/k with a Q6_K v) is stored bf16 whole.
+pub type WeightFormats = BTreeMap<WeightId, DType>;
+
+/// [`build`], storing the weights `formats` names in their block formats.
+pub fn build_with_formats(config: &ModelConfig, tokenizer: TokenizerSpec, max_seq_len: usize, target: Target, formats: &WeightFormats) -> Result<Plan> {
     if max_seq_len == 0 || max_seq_len > config.max_position_embeddings {
         return Err(Error::Input(format!("--max-seq-len {max_seq_len} must be between 1 and the model's {} positions", config.max_position_embeddings)));
     }
@@ -180,7 +190,7 @@ pub fn build(config: &ModelConfig, tokenizer: TokenizerSpec, max_seq_len: usize,
         let node = fused.node(n);
         return Err(Error::Internal(format!("op `{}` at {} survived fusion and has no kernel", node.op.kind(), node.label)));
     }
-    let (weights, weight_bytes) = weight_layout(config, &fused);
+    let (weights, weight_bytes) = weight_layout(config, &fused, formats);
     let (steps, io, arena_bytes) = schedule(&fused, &weights)?;
     Ok(Plan {
         llmc_version: LLMC_VERSION.to_string(),
@@ -203,7 +213,7 @@ pub fn build(config: &ModelConfig, tokenizer: TokenizerSpec, max_seq_len: usize,
 
 /// Weights in the order the step first reads them, so compile writes and the GPU uploads the
 /// blob front to back. A tied LM head points at the embedding.
-fn weight_layout(config: &ModelConfig, g: &Graph) -> (Vec<WeightEntry>, u64) {
+fn weight_layout(config: &ModelConfig, g: &Graph, formats: &WeightFormats) -> (Vec<WeightEntry>, u64) {
     let mut entries: Vec<WeightEntry> = Vec::new();
     let mut offset = 0u64;
     let kernels = g.schedule().into_iter().filter(|&n| !g.node(n).op.is_source());
@@ -212,9 +222,13 @@ fn weight_layout(config: &ModelConfig, g: &Graph) -> (Vec<WeightEntry>, u64) {
         if entries.iter().any(|e| e.id == id) {
             continue;
         }
-        let ty = g.ty(w).clone();
+        let mut ty = g.ty(w).clone();
+        if let Some(format) = stored_format(id, formats) {
+            ty.dtype = format;
+        }
         if id == WeightId::LmHead && config.tie_word_embeddings {
             if let Some(embed) = entries.iter().find(|e| e.id == WeightId::Embed) {
+                ty.dtype = embed.ty.dtype;
                 entries.push(WeightEntry { id, offset: embed.offset, ty });
                 continue;
             }
@@ -224,6 +238,16 @@ fn weight_layout(config: &ModelConfig, g: &Graph) -> (Vec<WeightEntry>, u64) {
         offset = arena::align_up(offset + bytes, ALIGN);
     }
     (entries, offset)
+}
+
+/// The format weight `id` is stored in, if a block format: its own, or its parts' common one.
+fn stored_format(id: WeightId, formats: &WeightFormats) -> Option<DType> {
+    let parts: Vec<WeightId> = match id {
+        WeightId::Layer(l, w) => w.parts().into_iter().map(|p| WeightId::Layer(l, p)).collect(),
+        id => vec![id],
+    };
+    let first = *formats.get(&parts[0])?;
+    parts.iter().all(|p| formats.get(p) == Some(&first)).then_some(first)
 }
 
 /// Orders the kernels, gives every value a slot and plans the arena.

@@ -39,7 +39,7 @@ pub fn reference(name: &str) -> Reference {
 /// Compiles a fixture for the CPU into `dir` and opens the plan.
 pub fn compile_fixture(name: &str, dir: &Path) -> PlanFile {
     let out = dir.join(format!("{name}.plan"));
-    let opts = CompileOptions { max_seq_len: 64, target: Target::Cpu, decode: llmc::compile::Decode::Graph, sms: None, progress: false };
+    let opts = CompileOptions { weights: Default::default(), max_seq_len: 64, target: Target::Cpu, decode: llmc::compile::Decode::Graph, sms: None, progress: false };
     compile(&fixture_dir(name), &out, &opts).unwrap();
     PlanFile::open(&out).unwrap()
 }

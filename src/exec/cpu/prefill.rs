@@ -60,10 +60,11 @@ impl<T> OutPtr<T> {
 /// ([N, K]); `out` is [n, N]. Parallel over blocks of weight rows; within a block each row of x
 /// is dotted with the block's weight rows, so both stay in cache and every weight byte comes
 /// from memory once per chunk. (A per-row RMSNorm prologue would scale the rows of `x` here.)
-fn gemm<T: Send>(x: &[f32], n: usize, w: &[bf16], out: &mut [T], f: impl Fn(usize, usize, f32) -> T + Sync) {
+fn gemm<T: Send>(x: &[f32], n: usize, w: &Matrix, out: &mut [T], f: impl Fn(usize, usize, f32) -> T + Sync) {
     const BLOCK: usize = 8;
     let k = x.len() / n;
-    let rows = w.len() / k;
+    let rows = w.rows();
+    debug_assert_eq!(w.k(), k);
     assert!(out.len() >= n * rows && x.len() == n * k);
     let ptr = OutPtr(out.as_mut_ptr());
     (0..rows.div_ceil(BLOCK)).into_par_iter().for_each(|b| {
@@ -71,7 +72,7 @@ fn gemm<T: Send>(x: &[f32], n: usize, w: &[bf16], out: &mut [T], f: impl Fn(usiz
         for t in 0..n {
             let xt = &x[t * k..(t + 1) * k];
             for r in block.clone() {
-                let v = f(t, r, dot(xt, &w[r * k..(r + 1) * k]));
+                let v = f(t, r, w.dot_row(r, xt));
                 // SAFETY: (t, r) is written by this block only; t < n, r < rows.
                 unsafe { ptr.put(t * rows + r, v) };
             }
@@ -145,19 +146,11 @@ impl CpuExecutor<'_> {
                 };
                 match step.op {
                     Op::Embedding => {
-                        let table: &[bf16] = self.read(&ins[0]);
-                        let h = ins[0].ty.last_dim();
-                        let vocab = table.len() / h;
+                        let table = self.matrix(&ins[0]);
                         let ids: &[i32] = self.rows(p, &ins[1], n);
                         let out: &mut [f32] = self.rows(p, &outs[0], n);
-                        for (t, &id) in ids.iter().enumerate() {
-                            let row = usize::try_from(id)
-                                .ok()
-                                .filter(|&r| r < vocab)
-                                .ok_or_else(|| Error::Input(format!("token id {id} is outside the vocabulary of {vocab}")))?;
-                            for (o, &v) in out[t * h..(t + 1) * h].iter_mut().zip(&table[row * h..(row + 1) * h]) {
-                                *o = f32_of(v);
-                            }
+                        for (&id, out) in ids.iter().zip(out.chunks_exact_mut(table.k())) {
+                            embed(&table, id, out)?;
                         }
                     }
                     Op::RmsNorm { eps } => {
@@ -172,13 +165,13 @@ impl CpuExecutor<'_> {
                         if let (Some(eps), Some(w)) = (norm, slots.norm) {
                             rms_norm_rows(&mut xs[..len], self.read(w), eps);
                         }
-                        let w: &[bf16] = self.read(slots.w);
+                        let w = self.matrix(slots.w);
                         let b: Option<&[bf16]> = slots.bias.map(|b| self.read(b));
                         let norms: Option<(&[bf16], &[bf16])> = slots.qk_norm.map(|(q, k)| (self.read(q), self.read(k)));
                         let inv_freq: &[f32] = self.read(slots.inv_freq);
                         let width = (n_heads + 2 * n_kv_heads) * d;
                         let y = &mut ys[..n * width];
-                        gemm(&xs[..len], n, w, y, |_, r, acc| acc + b.map_or(0.0, |b| f32_of(b[r])));
+                        gemm(&xs[..len], n, &w, y, |_, r, acc| acc + b.map_or(0.0, |b| f32_of(b[r])));
                         let (q_end, k_end) = (n_heads * d, (n_heads + n_kv_heads) * d);
                         let q_out: &mut [f32] = self.rows(p, &outs[0], n);
                         let (k_cache, v_cache): (&mut [f32], &mut [f32]) = (self.write(&outs[1]), self.write(&outs[2]));
@@ -216,7 +209,7 @@ impl CpuExecutor<'_> {
                         };
                         let width = outs[0].ty.elements();
                         let extra = |t: usize, r: usize| b.map_or(0.0, |b| f32_of(b[r])) + residual.map_or(0.0, |h| h[t * width + r]);
-                        gemm(&xs[..len], n, self.read(&ins[1]), self.rows::<f32>(p, &outs[0], n), |t, r, acc| acc + extra(t, r));
+                        gemm(&xs[..len], n, &self.matrix(&ins[1]), self.rows::<f32>(p, &outs[0], n), |t, r, acc| acc + extra(t, r));
                     }
                     Op::GateUpSilu { norm } => {
                         let len = copy_rows(&ins[0], &mut xs);
@@ -225,7 +218,7 @@ impl CpuExecutor<'_> {
                         }
                         let f = outs[0].ty.last_dim();
                         let gu = &mut ys[..n * 2 * f];
-                        gemm(&xs[..len], n, self.read(&ins[1]), gu, |_, _, acc| acc);
+                        gemm(&xs[..len], n, &self.matrix(&ins[1]), gu, |_, _, acc| acc);
                         let out: &mut [f32] = self.rows(p, &outs[0], n);
                         for (o, g) in out.chunks_exact_mut(f).zip(gu.chunks_exact(2 * f)) {
                             for (i, o) in o.iter_mut().enumerate() {
@@ -240,7 +233,7 @@ impl CpuExecutor<'_> {
                         if let Some(eps) = norm {
                             rms_norm_rows(x, self.read(&ins[2]), eps);
                         }
-                        gemv(x, self.read(&ins[1]), self.write::<f32>(&outs[0]), |_, acc| acc);
+                        gemv(x, &self.matrix(&ins[1]), self.write::<f32>(&outs[0]), |_, acc| acc);
                     }
                     Op::Sample if last => {
                         let pos = start + n - 1;

@@ -182,6 +182,29 @@ pub fn dequantize(ggml_type: GgmlType, bytes: &[u8]) -> Option<Vec<bf16>> {
     })
 }
 
+/// A block format kept in a plan (`DType::BLOCK_FORMATS`) decoded to f32, exactly: the values the
+/// plan's kernels read (crate::quant).
+#[cfg(test)]
+pub(crate) fn dequantize_f32(dtype: crate::ir::DType, bytes: &[u8]) -> Vec<f32> {
+    use crate::ir::DType;
+    fn each<const BLOCK: usize, const BYTES: usize>(bytes: &[u8], decode: fn(&[u8; BYTES], &mut [f32; BLOCK])) -> Vec<f32> {
+        let (blocks, _) = bytes.as_chunks::<BYTES>();
+        let mut out = vec![0f32; blocks.len() * BLOCK];
+        for (out, block) in out.chunks_exact_mut(BLOCK).zip(blocks) {
+            decode(block, out.try_into().expect("one block"));
+        }
+        out
+    }
+    match dtype {
+        DType::Q8_0 => each::<32, 34>(bytes, q8_0),
+        DType::Q4_0 => each::<32, 18>(bytes, q4_0),
+        DType::Q4K => each::<QK_K, 144>(bytes, q4_k),
+        DType::Q5K => each::<QK_K, 176>(bytes, q5_k),
+        DType::Q6K => each::<QK_K, 210>(bytes, q6_k),
+        plain => unreachable!("{plain} is not a block format"),
+    }
+}
+
 /// Blocks handed to one rayon task: enough work to amortize scheduling.
 const BLOCKS_PER_TASK: usize = 256;
 
@@ -210,7 +233,7 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
 }
 
 /// block_q4_0: d (f16), qs[16]; low nibbles are elements 0..16, high nibbles 16..32.
-fn q4_0(b: &[u8; 18], y: &mut [f32; 32]) {
+pub(crate) fn q4_0(b: &[u8; 18], y: &mut [f32; 32]) {
     let d = f16_at(b, 0);
     for (j, &q) in b[2..].iter().enumerate() {
         y[j] = ((q & 0x0F) as i32 - 8) as f32 * d;
@@ -255,7 +278,7 @@ fn q5_1(b: &[u8; 24], y: &mut [f32; 32]) {
 }
 
 /// block_q8_0: d (f16), qs[32] (i8).
-fn q8_0(b: &[u8; 34], y: &mut [f32; 32]) {
+pub(crate) fn q8_0(b: &[u8; 34], y: &mut [f32; 32]) {
     let d = f16_at(b, 0);
     for (y, &q) in y.iter_mut().zip(&b[2..]) {
         *y = q as i8 as f32 * d;
@@ -275,7 +298,7 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 
 /// block_q4_K: d, dmin (f16), scales[12], qs[128]. Each 64 elements share 32 bytes of qs: low
 /// nibbles are the first sub-block of 32, high nibbles the second.
-fn q4_k(b: &[u8; 144], y: &mut [f32; QK_K]) {
+pub(crate) fn q4_k(b: &[u8; 144], y: &mut [f32; QK_K]) {
     let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
     let (scales, qs) = (&b[4..16], &b[16..]);
     for (chunk, (y, q)) in y.chunks_exact_mut(64).zip(qs.chunks_exact(32)).enumerate() {
@@ -292,7 +315,7 @@ fn q4_k(b: &[u8; 144], y: &mut [f32; QK_K]) {
 
 /// block_q5_K: d, dmin (f16), scales[12], qh[32], qs[128]. As Q4_K, plus a fifth bit per element:
 /// bit 2*chunk of qh[l] for the first sub-block of a 64-element chunk, bit 2*chunk+1 for the second.
-fn q5_k(b: &[u8; 176], y: &mut [f32; QK_K]) {
+pub(crate) fn q5_k(b: &[u8; 176], y: &mut [f32; QK_K]) {
     let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
     let (scales, qh, qs) = (&b[4..16], &b[16..48], &b[48..]);
     for (chunk, (y, q)) in y.chunks_exact_mut(64).zip(qs.chunks_exact(32)).enumerate() {
@@ -313,7 +336,7 @@ fn q5_k(b: &[u8; 176], y: &mut [f32; QK_K]) {
 /// block_q6_K: ql[128] (low 4 bits), qh[64] (high 2 bits), scales[16] (i8), d (f16). Each half of
 /// 128 elements uses 64 bytes of ql and 32 of qh; element l + 32*k takes its low nibble from
 /// ql[l] or ql[l+32] (low or high nibble) and its high bits from qh[l] >> 2k.
-fn q6_k(b: &[u8; 210], y: &mut [f32; QK_K]) {
+pub(crate) fn q6_k(b: &[u8; 210], y: &mut [f32; QK_K]) {
     let d = f16_at(b, 208);
     let (ql, qh, scales) = (&b[..128], &b[128..192], &b[192..208]);
     for (half, y) in y.chunks_exact_mut(128).enumerate() {
@@ -355,16 +378,7 @@ mod tests {
         assert_eq!(got, want);
     }
 
-    /// Packs 6-bit scales and mins as ggml's quantize_row_q4_K does (inverse of scale_min_k4).
-    fn pack_scales(sc: [u8; 8], m: [u8; 8]) -> [u8; 12] {
-        let mut q = [0u8; 12];
-        for j in 0..4 {
-            q[j] = sc[j] | ((sc[j + 4] >> 4) << 6);
-            q[j + 4] = m[j] | ((m[j + 4] >> 4) << 6);
-            q[j + 8] = (sc[j + 4] & 0x0F) | ((m[j + 4] & 0x0F) << 4);
-        }
-        q
-    }
+    use crate::quant::pack_scales;
 
     #[test]
     fn q4_k_applies_each_sub_block_scale_and_min() {
@@ -425,6 +439,12 @@ mod tests {
             let want: Vec<u16> = case["bf16_bits"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u16).collect();
             let got: Vec<u16> = dequantize(ggml_type, &bytes).unwrap().iter().map(|v| v.to_bits()).collect();
             assert_eq!(got, want, "{name}");
+            // The formats a plan keeps are exact: f32 bits as gguf-py computes them.
+            if let Some(dtype) = crate::ir::DType::parse(&name.to_lowercase()) {
+                let want: Vec<u32> = case["f32_bits"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+                let got: Vec<u32> = dequantize_f32(dtype, &bytes).iter().map(|v| v.to_bits()).collect();
+                assert_eq!(got, want, "{name} as f32");
+            }
         }
     }
 }
