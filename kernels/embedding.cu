@@ -1,4 +1,5 @@
-// Embedding: out[H] = table[token] (bf16 widened to f32), for the decode step's token
+// Embedding: out[H] = table[token] (bf16 widened to f32; the `_q` twins read a block-format
+// table, each element as quant.cu's `value` computes it, and take its Q_FMT_* id last), for the decode step's token
 // (`embedding`, launch: 1 block of 256 threads) or the `rows` tokens of a prompt chunk
 // (`prefill_embedding`, launch: one block of 256 threads per token, out f32 [rows, H]).
 // Bytes: 2H read + 4H written per token. A token outside the vocabulary writes zeros (the host
@@ -6,6 +7,7 @@
 
 #pragma once
 #include "common.cuh"
+#include "quant.cu"
 
 extern "C" __global__ void embedding(const bf16* __restrict__ table, const int* __restrict__ token,
                                      float* __restrict__ out, int hidden, int vocab) {
@@ -25,4 +27,26 @@ extern "C" __global__ void prefill_embedding(const bf16* __restrict__ table, con
     const bf16* row = table + (long long)(valid ? id : 0) * hidden;
     float* dst = out + (long long)blockIdx.x * hidden;
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) dst[i] = valid ? bf16_to_f32(row[i]) : 0.f;
+}
+
+// A block-format table's row `id` into out (zeros for an id outside the vocabulary).
+template <class F>
+__device__ __forceinline__ void embed_row_q(const unsigned char* table, int id, int vocab, int hidden, float* out) {
+    const bool valid = id >= 0 && id < vocab;
+    const long long blocks = (long long)vocab * (hidden / F::BLOCK), first = (long long)(valid ? id : 0) * (hidden / F::BLOCK);
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) out[i] = valid ? F::value(table, blocks, first + i / F::BLOCK, i % F::BLOCK) : 0.f;
+}
+
+extern "C" __global__ void embedding_q(const unsigned char* __restrict__ table, const int* __restrict__ token,
+                                       float* __restrict__ out, int hidden, int vocab, int fmt) {
+    grid_dep_launch();
+    grid_dep_wait();
+    const int id = *token;
+    Q_DISPATCH(fmt, embed_row_q<F>(table, id, vocab, hidden, out))
+}
+
+extern "C" __global__ void prefill_embedding_q(const unsigned char* __restrict__ table, const int* __restrict__ tokens,
+                                               float* __restrict__ out, int hidden, int vocab, int fmt) {
+    const int id = tokens[blockIdx.x];
+    Q_DISPATCH(fmt, embed_row_q<F>(table, id, vocab, hidden, out + (long long)blockIdx.x * hidden))
 }

@@ -1,4 +1,5 @@
-// Batch-1 GEMV family: y[r] = epilogue(x . W[r]) for W bf16 [N, K] row-major, x f32 [K].
+// Batch-1 GEMV family: y[r] = epilogue(x . W[r]) for W bf16 [N, K] row-major, x f32 [K]; each
+// kernel has a `_q` twin for W in a block format (quant.cu), which takes the format's id last.
 // Launch: blocks of GEMV_THREADS (GEMV_WARPS warps), grid from the host (launch.rs: one task per
 // warp, capped at a few blocks per SM, warps then stride over the tasks; the persistent decode
 // kernel runs the same task loops over its instructions' task ranges), K*4 bytes of dynamic
@@ -12,11 +13,13 @@
 // x is staged once per block in shared memory,
 // RMS-normalized there (in f32, as the rms_norm kernel computes it) when an input norm is folded
 // in (norm_w non-null).
-// Bytes: N*K*2 of weights (the whole cost) + K*4 of x per block (L2 hits) + the outputs.
+// Bytes: N*K*2 of weights (the whole cost; a block format's N*K/BLOCK*block bytes) + K*4 of x
+// per block (L2 hits) + the outputs.
 // Requires K % 8 == 0 and 16-byte aligned rows (checked on the host).
 
 #pragma once
 #include "common.cuh"
+#include "quant.cu"
 
 #define GEMV_WARPS 4
 #define GEMV_THREADS (32 * GEMV_WARPS)
@@ -80,6 +83,52 @@ __device__ __forceinline__ void stage_x(const float* __restrict__ x, const bf16*
     __syncthreads();
 }
 
+// A matrix of block format F (quant.cu): `blocks` of the whole matrix (where its scales start).
+template <class F>
+struct QWeights {
+    const unsigned char* w;
+    long long blocks;
+};
+
+// gemv_tasks over a block-format matrix: lanes stride over the row's units (quant.cu), every
+// row of the warp's TASKS tasks at once so their loads are in flight together; the weights are
+// first requested after the wait (BATCH is the bf16 loop's and unused here).
+template <int ROWS, int TASKS, int BATCH, int THREADS, class F, class RowsOf, class Epilogue, class Wait>
+__device__ __forceinline__ void gemv_tasks(QWeights<F> m, int t, int stride, int tasks, int k, const float* x, const bf16* norm_w,
+                                           float eps, RowsOf rows_of, Epilogue epilogue, Wait wait) {
+    constexpr int R = ROWS * TASKS;
+    stage_norm_weight<THREADS>(norm_w, k);
+    wait();
+    stage_x<THREADS, Wait>(x, norm_w, eps, k);
+    const float* xs = reinterpret_cast<const float*>(gemv_x);
+    const int per_row = k / F::BLOCK, units = per_row * F::UNITS, lane = threadIdx.x & 31;
+    for (; t < tasks; t += TASKS * stride) {
+        long long first[R];  // each row's first block; -1 past the last task
+#pragma unroll
+        for (int j = 0; j < TASKS; j++) {
+            long long r[ROWS];
+            const bool valid = TASKS == 1 || t + j * stride < tasks;
+            if (valid) rows_of(t + j * stride, r);
+#pragma unroll
+            for (int i = 0; i < ROWS; i++) first[j * ROWS + i] = valid ? r[i] * per_row : -1;
+        }
+        float acc[R];
+#pragma unroll
+        for (int i = 0; i < R; i++) acc[i] = 0.f;
+        for (int u = lane; u < units; u += 32) {
+            const int b = u / F::UNITS, part = u % F::UNITS;
+#pragma unroll
+            for (int i = 0; i < R; i++)
+                if (TASKS == 1 || first[i] >= 0) acc[i] += F::dot(m.w, m.blocks, first[i] + b, part, xs + b * F::BLOCK);
+        }
+#pragma unroll
+        for (int i = 0; i < R; i++) acc[i] = warp_sum(acc[i]);
+#pragma unroll
+        for (int j = 0; j < TASKS; j++)
+            if (t + j * stride < tasks) epilogue(t + j * stride, *reinterpret_cast<const float(*)[ROWS]>(acc + j * ROWS));
+    }
+}
+
 // This lane's chunks c0 + lane + 32*b of every row (zeros past the end, or for a null row when
 // NULLABLE: several tasks at once, the last ones past the end).
 template <int ROWS, int BATCH, bool NULLABLE>
@@ -108,14 +157,20 @@ __device__ __forceinline__ void fma_batch(const uint4 (&w)[ROWS][BATCH / ROWS], 
     }
 }
 
+// A bf16 weight matrix: row r at w + r*k. (Block formats: QWeights in quant.cu, whose
+// gemv_tasks overload the task functions below reach the same way.)
+struct Bf16Weights {
+    const bf16* w;
+};
+
 // Runs tasks t, t + stride, ... below `tasks` (every thread of the block calls it; each warp
-// starts at its own t): rows_of(t, rows) names task t's ROWS weight rows, epilogue(t, acc) gets
+// starts at its own t): rows_of(t, rows) names task t's ROWS weight rows (indices into m), epilogue(t, acc) gets
 // their dot products with x (every lane holds the totals). wait() is called once by every thread.
 // A warp streams TASKS tasks at once (t, t + stride, ...) with BATCH 16-byte loads per lane in
 // flight over their rows: short rows (K = 1536 is 192 chunks) need several tasks' rows in flight
 // to keep enough bytes moving per warp when few warps share an SM (the persistent kernel).
 template <int ROWS, int TASKS, int BATCH, int THREADS, class RowsOf, class Epilogue, class Wait>
-__device__ __forceinline__ void gemv_tasks(int t, int stride, int tasks, int k, const float* x, const bf16* norm_w,
+__device__ __forceinline__ void gemv_tasks(Bf16Weights m, int t, int stride, int tasks, int k, const float* x, const bf16* norm_w,
                                            float eps, RowsOf rows_of, Epilogue epilogue, Wait wait) {
     constexpr int R = ROWS * TASKS;
     const int chunks = k >> 3;
@@ -125,11 +180,11 @@ __device__ __forceinline__ void gemv_tasks(int t, int stride, int tasks, int k, 
     auto name_rows = [&](int t) {
 #pragma unroll
         for (int j = 0; j < TASKS; j++) {
-            const bf16* r[ROWS];
+            long long r[ROWS];
             const bool valid = t + j * stride < tasks;
             if (valid) rows_of(t + j * stride, r);
 #pragma unroll
-            for (int i = 0; i < ROWS; i++) rows[j * ROWS + i] = valid ? r[i] : nullptr;
+            for (int i = 0; i < ROWS; i++) rows[j * ROWS + i] = valid ? m.w + r[i] * k : nullptr;
         }
     };
     if (t < tasks) {
@@ -167,11 +222,11 @@ __device__ __forceinline__ int grid_task_stride() { return gridDim.x * GEMV_WARP
 
 // Linear and LinearResidual: y = x.W[r] + (bias[r] + residual[r]); bias/residual may be null.
 // Tasks are rows; this runs rows t, t + stride, ... below `end`.
-template <int TASKS, int BATCH, int THREADS, class Wait>
-__device__ __forceinline__ void linear_tasks(int t, int stride, int end, const float* x, const bf16* w, const bf16* bias,
+template <int TASKS, int BATCH, int THREADS, class W, class Wait>
+__device__ __forceinline__ void linear_tasks(int t, int stride, int end, const float* x, W w, const bf16* bias,
                                              const float* residual, float* out, int k, Wait wait) {
     gemv_tasks<1, TASKS, BATCH, THREADS>(
-        t, stride, end, k, x, nullptr, 0.f, [&](int t, const bf16* (&rows)[1]) { rows[0] = w + (long long)t * k; },
+        w, t, stride, end, k, x, nullptr, 0.f, [&](int t, long long (&rows)[1]) { rows[0] = t; },
         [&](int t, const float (&acc)[1]) {
             if ((threadIdx.x & 31) != 0) return;
             const float extra = (bias ? bf16_to_f32(bias[t]) : 0.f) + (residual ? Wait::load(residual + t) : 0.f);
@@ -183,15 +238,23 @@ __device__ __forceinline__ void linear_tasks(int t, int stride, int end, const f
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 linear(const float* x, const bf16* w, const bf16* bias, const float* residual, float* out, int n, int k) {
     grid_dep_launch();
-    linear_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, w, bias, residual, out, k, GridWait{});
+    linear_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, Bf16Weights{w}, bias, residual, out, k, GridWait{});
+}
+
+// The `_q` kernels: the same over a block-format matrix; `fmt` is its Q_FMT_* id.
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+linear_q(const float* x, const unsigned char* w, const bf16* bias, const float* residual, float* out, int n, int k, int fmt) {
+    grid_dep_launch();
+    Q_DISPATCH(fmt, linear_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, QWeights<F>{w, (long long)n * (k / F::BLOCK)},
+                                                          bias, residual, out, k, GridWait{}))
 }
 
 // LmHead: f32 logits, no rounding. norm_w: optional input RMSNorm (null for none).
-template <int TASKS, int BATCH, int THREADS, class Wait>
-__device__ __forceinline__ void lm_head_tasks(int t, int stride, int end, const float* x, const bf16* w, const bf16* norm_w,
+template <int TASKS, int BATCH, int THREADS, class W, class Wait>
+__device__ __forceinline__ void lm_head_tasks(int t, int stride, int end, const float* x, W w, const bf16* norm_w,
                                               float eps, float* out, int k, Wait wait) {
     gemv_tasks<1, TASKS, BATCH, THREADS>(
-        t, stride, end, k, x, norm_w, eps, [&](int t, const bf16* (&rows)[1]) { rows[0] = w + (long long)t * k; },
+        w, t, stride, end, k, x, norm_w, eps, [&](int t, long long (&rows)[1]) { rows[0] = t; },
         [&](int t, const float (&acc)[1]) {
             if ((threadIdx.x & 31) == 0) out[t] = acc[0];
         },
@@ -201,18 +264,25 @@ __device__ __forceinline__ void lm_head_tasks(int t, int stride, int end, const 
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 lm_head(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out, int n, int k) {
     grid_dep_launch();
-    lm_head_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, w, norm_w, eps, out, k, GridWait{});
+    lm_head_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, Bf16Weights{w}, norm_w, eps, out, k, GridWait{});
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+lm_head_q(const float* x, const unsigned char* w, const bf16* norm_w, float eps, float* out, int n, int k, int fmt) {
+    grid_dep_launch();
+    Q_DISPATCH(fmt, lm_head_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, QWeights<F>{w, (long long)n * (k / F::BLOCK)},
+                                                           norm_w, eps, out, k, GridWait{}))
 }
 
 // GateUpSilu over W [2F, K] (gate rows first): y[r] = silu(g_r) * u_r. Task r reads rows r, F + r.
-template <int TASKS, int BATCH, int THREADS, class Wait>
-__device__ __forceinline__ void gate_up_silu_tasks(int t, int stride, int end, const float* x, const bf16* w, const bf16* norm_w,
+template <int TASKS, int BATCH, int THREADS, class W, class Wait>
+__device__ __forceinline__ void gate_up_silu_tasks(int t, int stride, int end, const float* x, W w, const bf16* norm_w,
                                                    float eps, float* out, int f, int k, Wait wait) {
     gemv_tasks<2, TASKS, BATCH, THREADS>(
-        t, stride, end, k, x, norm_w, eps,
-        [&](int t, const bf16* (&rows)[2]) {
-            rows[0] = w + (long long)t * k;
-            rows[1] = w + (long long)(t + f) * k;
+        w, t, stride, end, k, x, norm_w, eps,
+        [&](int t, long long (&rows)[2]) {
+            rows[0] = t;
+            rows[1] = t + f;
         },
         [&](int t, const float (&acc)[2]) {
             if ((threadIdx.x & 31) != 0) return;
@@ -225,5 +295,12 @@ __device__ __forceinline__ void gate_up_silu_tasks(int t, int stride, int end, c
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 gate_up_silu(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out, int f, int k) {
     grid_dep_launch();
-    gate_up_silu_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), f, x, w, norm_w, eps, out, f, k, GridWait{});
+    gate_up_silu_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), f, x, Bf16Weights{w}, norm_w, eps, out, f, k, GridWait{});
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+gate_up_silu_q(const float* x, const unsigned char* w, const bf16* norm_w, float eps, float* out, int f, int k, int fmt) {
+    grid_dep_launch();
+    Q_DISPATCH(fmt, gate_up_silu_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), f, x,
+                                                                QWeights<F>{w, 2LL * f * (k / F::BLOCK)}, norm_w, eps, out, f, k, GridWait{}))
 }

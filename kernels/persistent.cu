@@ -105,25 +105,25 @@ __device__ __forceinline__ void pk_embedding(const unsigned long long* a, Counte
 }
 
 __device__ __forceinline__ void pk_linear(const unsigned long long* a, int t, int end, CounterWait wait) {
-    linear_tasks<PK_TASKS_1ROW, PK_GEMV_BATCH, PK_THREADS>(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), reinterpret_cast<const bf16*>(a[1]),
+    linear_tasks<PK_TASKS_1ROW, PK_GEMV_BATCH, PK_THREADS>(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), Bf16Weights{reinterpret_cast<const bf16*>(a[1])},
                  reinterpret_cast<const bf16*>(a[2]), reinterpret_cast<const float*>(a[3]), reinterpret_cast<float*>(a[4]),
                  (int)a[6], wait);
 }
 
 __device__ __forceinline__ void pk_lm_head(const unsigned long long* a, int t, int end, CounterWait wait) {
-    lm_head_tasks<PK_TASKS_1ROW, PK_GEMV_BATCH, PK_THREADS>(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), reinterpret_cast<const bf16*>(a[1]),
+    lm_head_tasks<PK_TASKS_1ROW, PK_GEMV_BATCH, PK_THREADS>(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), Bf16Weights{reinterpret_cast<const bf16*>(a[1])},
                   reinterpret_cast<const bf16*>(a[2]), __int_as_float((int)a[3]), reinterpret_cast<float*>(a[4]), (int)a[6],
                   wait);
 }
 
 __device__ __forceinline__ void pk_gate_up(const unsigned long long* a, int t, int end, CounterWait wait) {
-    gate_up_silu_tasks<PK_TASKS_2ROW, PK_GEMV_BATCH, PK_THREADS>(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), reinterpret_cast<const bf16*>(a[1]),
+    gate_up_silu_tasks<PK_TASKS_2ROW, PK_GEMV_BATCH, PK_THREADS>(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), Bf16Weights{reinterpret_cast<const bf16*>(a[1])},
                        reinterpret_cast<const bf16*>(a[2]), __int_as_float((int)a[3]), reinterpret_cast<float*>(a[4]),
                        (int)a[5], (int)a[6], wait);
 }
 
 __device__ __forceinline__ void pk_qkv(const unsigned long long* a, int t, int end, CounterWait wait) {
-    qkv_rope_tasks<PK_TASKS_2ROW, PK_GEMV_BATCH, PK_THREADS>(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), reinterpret_cast<const bf16*>(a[1]),
+    qkv_rope_tasks<PK_TASKS_2ROW, PK_GEMV_BATCH, PK_THREADS>(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), Bf16Weights{reinterpret_cast<const bf16*>(a[1])},
                    reinterpret_cast<const bf16*>(a[2]), reinterpret_cast<const bf16*>(a[3]), reinterpret_cast<const bf16*>(a[4]),
                    __int_as_float((int)a[5]), reinterpret_cast<const float*>(a[6]), reinterpret_cast<const int*>(a[7]),
                    reinterpret_cast<float*>(a[8]), reinterpret_cast<float*>(a[9]), reinterpret_cast<float*>(a[10]),

@@ -15,9 +15,12 @@
 // threads, PG_SHARED bytes of dynamic shared memory (src/exec/cuda/prefill.rs).
 // Bytes: N*K*2 of weights per PG_BM rows of x, + rows*K*4 of x per PG_BN columns (L2).
 // Limits (host-checked): K % 8 == 0 (16-byte cp.async rows); any rows and N.
+// Block-format weights: dequant_split_q (at the end) writes W as bf16 hi + lo into scratch and
+// prefill_gemm_split multiplies by both, so W keeps 16 bits of its f32 value.
 
 #pragma once
 #include "common.cuh"
+#include "quant.cu"
 
 #define PG_BM 64
 #define PG_BN 64
@@ -30,6 +33,7 @@
 #define PG_CLD (PG_BN + 1)
 #define PG_A_BYTES (2 * PG_BM * PG_LDA * 4)
 #define PG_SHARED (PG_A_BYTES + 2 * PG_BN * PG_LDB * 2)  // > the C tile, PG_BM * PG_CLD * 4
+#define PG_SPLIT_SHARED (PG_SHARED + 2 * PG_BN * PG_LDB * 2)
 
 extern __shared__ __align__(16) unsigned char pg_smem[];
 
@@ -65,11 +69,15 @@ __device__ __forceinline__ void split_pair(const float* p, unsigned& hi, unsigne
     lo = pack_bf16x2(v.x - lo_f32(hi), v.y - hi_f32(hi));
 }
 
-extern "C" __global__ void __launch_bounds__(PG_THREADS)
-prefill_gemm(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
-             const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k) {
+// SPLIT: W = w + w_lo (a block-format weight dequantized by dequant_split_q); B_lo follows B in
+// shared memory and hi(x) . w_lo joins the products (lo(x) . w_lo is below f32's resolution).
+template <bool SPLIT>
+__device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ w_lo,
+                                                  const bf16* __restrict__ bias, const float* __restrict__ residual,
+                                                  float* __restrict__ out, int mode, int rows, int n, int k) {
     float* As = reinterpret_cast<float*>(pg_smem);             // [2][PG_BM][PG_LDA]
     bf16* Bs = reinterpret_cast<bf16*>(pg_smem + PG_A_BYTES);  // [2][PG_BN][PG_LDB]
+    bf16* Bls = Bs + 2 * PG_BN * PG_LDB;                       // SPLIT: [2][PG_BN][PG_LDB]
     const int m0 = blockIdx.y * PG_BM;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
@@ -100,6 +108,7 @@ prefill_gemm(const float* __restrict__ x, const bf16* __restrict__ w, const bf16
             const int kk = k0 + kc;
             ok = ok && kk < k;
             cp_async16(Bs + (stage * PG_BN + r) * PG_LDB + kc, w + (ok ? (long long)wr * k + kk : 0), ok);
+            if (SPLIT) cp_async16(Bls + (stage * PG_BN + r) * PG_LDB + kc, w_lo + (ok ? (long long)wr * k + kk : 0), ok);
         }
         cp_async_commit();
     };
@@ -124,9 +133,10 @@ prefill_gemm(const float* __restrict__ x, const bf16* __restrict__ w, const bf16
         __syncthreads();
         const float* A = As + stage * PG_BM * PG_LDA;
         const bf16* B = Bs + stage * PG_BN * PG_LDB;
+        const bf16* Bl = Bls + stage * PG_BN * PG_LDB;
 #pragma unroll
         for (int ks = 0; ks < PG_BK; ks += 16) {
-            unsigned hi[2][4], lo[2][4], b[4][2];
+            unsigned hi[2][4], lo[2][4], b[4][2], bl[4][2];
 #pragma unroll
             for (int i = 0; i < 2; i++) {
                 const float* p = A + (wm + i * 16 + g) * PG_LDA + ks + tg * 2;
@@ -140,6 +150,11 @@ prefill_gemm(const float* __restrict__ x, const bf16* __restrict__ w, const bf16
                 const bf16* q = B + (wn + j * 8 + g) * PG_LDB + ks + tg * 2;
                 b[j][0] = ld_u32(q);
                 b[j][1] = ld_u32(q + 8);
+                if (SPLIT) {
+                    const bf16* ql = Bl + (wn + j * 8 + g) * PG_LDB + ks + tg * 2;
+                    bl[j][0] = ld_u32(ql);
+                    bl[j][1] = ld_u32(ql + 8);
+                }
             }
 #pragma unroll
             for (int i = 0; i < 2; i++)
@@ -147,6 +162,7 @@ prefill_gemm(const float* __restrict__ x, const bf16* __restrict__ w, const bf16
                 for (int j = 0; j < 4; j++) {
                     mma_bf16(acc[i][j], hi[i], b[j][0], b[j][1]);
                     mma_bf16(acc[i][j], lo[i], b[j][0], b[j][1]);
+                    if (SPLIT) mma_bf16(acc[i][j], hi[i], bl[j][0], bl[j][1]);
                 }
         }
         __syncthreads();
@@ -180,4 +196,35 @@ prefill_gemm(const float* __restrict__ x, const bf16* __restrict__ w, const bf16
         const long long o = (long long)t * n + col;
         out[o] = C[r * PG_CLD + c] + ((bias ? bf16_to_f32(bias[col]) : 0.f) + (residual ? residual[o] : 0.f));
     }
+}
+
+extern "C" __global__ void __launch_bounds__(PG_THREADS)
+prefill_gemm(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
+             const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k) {
+    prefill_gemm_body<false>(x, w, nullptr, bias, residual, out, mode, rows, n, k);
+}
+
+// prefill_gemm for a block-format weight, as w + w_lo; PG_SPLIT_SHARED bytes of shared memory.
+extern "C" __global__ void __launch_bounds__(PG_THREADS)
+prefill_gemm_split(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ w_lo, const bf16* __restrict__ bias,
+                   const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k) {
+    prefill_gemm_body<true>(x, w, w_lo, bias, residual, out, mode, rows, n, k);
+}
+
+// A block-format matrix [rows, k] (fmt a Q_FMT_* id) as two bf16 matrices, hi = bf16(v) and
+// lo = bf16(v - hi) for each element v (quant.cu's `value`): v to 2^-16 relative, for
+// prefill_gemm_split. Launch: any grid of 256-thread blocks (grid-stride over element pairs).
+// Bytes: the blocks read, rows*k*4 written.
+extern "C" __global__ void __launch_bounds__(256)
+dequant_split_q(const unsigned char* __restrict__ w, int rows, int k, unsigned* __restrict__ hi, unsigned* __restrict__ lo, int fmt) {
+    const long long pairs = (long long)rows * k / 2;
+    Q_DISPATCH(fmt, {
+        const long long blocks = (long long)rows * (k / F::BLOCK);
+        for (long long p = blockIdx.x * 256LL + threadIdx.x; p < pairs; p += (long long)gridDim.x * 256) {
+            const float v0 = q_element<F>(w, blocks, 2 * p, k), v1 = q_element<F>(w, blocks, 2 * p + 1, k);
+            const unsigned h = pack_bf16x2(v0, v1);
+            hi[p] = h;
+            lo[p] = pack_bf16x2(v0 - lo_f32(h), v1 - hi_f32(h));
+        }
+    })
 }

@@ -52,19 +52,19 @@ __device__ __forceinline__ bool is_last_warp(unsigned* counter, unsigned arrival
     return last;
 }
 
-template <int TASKS, int BATCH, int THREADS, class Wait>
-__device__ __forceinline__ void qkv_rope_tasks(int t, int stride, int end, const float* x, const bf16* w, const bf16* bias,
+template <int TASKS, int BATCH, int THREADS, class W, class Wait>
+__device__ __forceinline__ void qkv_rope_tasks(int t, int stride, int end, const float* x, W w, const bf16* bias,
                                                const bf16* q_norm, const bf16* k_norm, float eps, const float* inv_freq,
                                                const int* pos_p, float* q_out, float* k_cache, float* v_cache, float* scratch,
                                                unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq,
                                                const bf16* norm_w, float norm_eps, Wait wait) {
     const int half = d / 2;
     gemv_tasks<2, TASKS, BATCH, THREADS>(
-        t, stride, end, k, x, norm_w, norm_eps,
-        [&](int t, const bf16* (&rows)[2]) {
+        w, t, stride, end, k, x, norm_w, norm_eps,
+        [&](int t, long long (&rows)[2]) {
             const long long r = (long long)(t / half) * d + t % half;
-            rows[0] = w + r * k;
-            rows[1] = w + (r + half) * k;
+            rows[0] = r;
+            rows[1] = r + half;
         },
         [&](int t, const float (&acc)[2]) {
             const int pos = *pos_p;
@@ -109,9 +109,21 @@ qkv_rope(const float* x, const bf16* w, const bf16* bias, const bf16* q_norm, co
          const float* inv_freq, const int* pos_p, float* q_out, float* k_cache, float* v_cache, float* scratch,
          unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq, const bf16* norm_w, float norm_eps) {
     grid_dep_launch();
-    qkv_rope_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), (n_heads + 2 * n_kv) * (d / 2), x, w, bias, q_norm, k_norm, eps,
+    qkv_rope_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), (n_heads + 2 * n_kv) * (d / 2), x, Bf16Weights{w}, bias, q_norm, k_norm, eps,
                    inv_freq, pos_p, q_out, k_cache, v_cache, scratch, counter, n_heads, n_kv, d, k, max_seq, norm_w,
                    norm_eps, GridWait{});
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+qkv_rope_q(const float* x, const unsigned char* w, const bf16* bias, const bf16* q_norm, const bf16* k_norm, float eps,
+           const float* inv_freq, const int* pos_p, float* q_out, float* k_cache, float* v_cache, float* scratch,
+           unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq, const bf16* norm_w, float norm_eps, int fmt) {
+    grid_dep_launch();
+    const int rows = (n_heads + 2 * n_kv) * d;
+    Q_DISPATCH(fmt, qkv_rope_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), rows / 2, x,
+                                                            QWeights<F>{w, (long long)rows * (k / F::BLOCK)}, bias, q_norm, k_norm, eps,
+                                                            inv_freq, pos_p, q_out, k_cache, v_cache, scratch, counter, n_heads, n_kv,
+                                                            d, k, max_seq, norm_w, norm_eps, GridWait{}))
 }
 
 // Prefill's Q/K/V epilogue per (row t, head) of the GEMM's output y f32 [rows, heads*d] (bias

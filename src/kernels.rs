@@ -16,7 +16,8 @@ pub const HEADERS: [(&str, &str); 1] = [("common.cuh", include_str!("../kernels/
 /// `#include` (`qkv_rope.cu` includes `gemv.cu`, whose dot product it reuses; `persistent.cu` every
 /// file whose bodies it runs), every file `#pragma once`: the unit is one `#include` per file, in
 /// any order.
-pub const SOURCES: [(&str, &str); 11] = [
+pub const SOURCES: [(&str, &str); 12] = [
+    ("quant.cu", include_str!("../kernels/quant.cu")),
     ("gemv.cu", include_str!("../kernels/gemv.cu")),
     ("qkv_rope.cu", include_str!("../kernels/qkv_rope.cu")),
     ("attention.cu", include_str!("../kernels/attention.cu")),

@@ -135,7 +135,7 @@ impl Matrix<'_> {
 pub fn check_row_length(dtype: DType, name: &str, k: usize) -> Result<()> {
     let per_block = dtype.block().0;
     if k % per_block != 0 {
-        return Err(Error::Input(format!("{name}: rows of {k} elements are not whole {dtype} blocks of {per_block}; use --weights bf16")));
+        return Err(Error::Input(format!("{name}: rows of {k} elements are not whole {dtype} blocks of {per_block}")));
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::fmt;
 /// where eager PyTorch upcasts (RMSNorm, RoPE tables, logits). The block formats (GGML's Q8_0,
 /// Q4_0, Q4_K, Q5_K, Q6_K) appear only in a plan's weight slots, for a weight kept as its GGUF
 /// file stores it (`crate::quant` says how a plan lays their blocks out); graphs never see them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum DType {
     BF16,
     F16,

@@ -2,6 +2,7 @@
 //! offset of every operand) or as JSON. Neither needs a GPU or the weights.
 
 use super::{Plan, Region, Slot};
+use crate::ir::DType;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -43,6 +44,19 @@ fn kernels(counts: &BTreeMap<String, usize>) -> usize {
     count(counts, Role::Kernel)
 }
 
+/// Tensors and bytes per storage type (a tied head, which shares the embedding's bytes, is not
+/// counted twice).
+fn storage(plan: &Plan) -> BTreeMap<DType, (usize, u64)> {
+    let mut by_type: BTreeMap<DType, (usize, u64)> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for w in plan.weights.iter().filter(|w| seen.insert(w.offset)) {
+        let e = by_type.entry(w.ty.dtype).or_default();
+        e.0 += 1;
+        e.1 += w.ty.bytes() as u64;
+    }
+    by_type
+}
+
 pub fn json(plan: &Plan, before_fusion: bool) -> serde_json::Value {
     let counts = op_counts(plan, before_fusion);
     let c = &plan.config;
@@ -52,6 +66,7 @@ pub fn json(plan: &Plan, before_fusion: bool) -> serde_json::Value {
         "kernels_per_token": kernels(counts),
         "arena_bytes": plan.arena_bytes,
         "weight_bytes": plan.weight_bytes,
+        "weight_storage": storage(plan).iter().map(|(d, (n, bytes))| (d.name().to_string(), json!({ "tensors": n, "bytes": bytes }))).collect::<serde_json::Map<_, _>>(),
         "max_seq_len": plan.max_seq_len,
         "target": plan.target.to_string(),
         "llmc_version": plan.llmc_version,
@@ -104,6 +119,11 @@ pub fn text(plan: &Plan, before_fusion: bool) -> String {
     );
     let _ = writeln!(s, "max_seq_len: {}", plan.max_seq_len);
     let _ = writeln!(s, "weights: {} bytes in {} tensors", plan.weight_bytes, plan.weights.len());
+    let storage = storage(plan);
+    if storage.keys().any(|d| d.is_block_format()) {
+        let kinds: Vec<String> = storage.iter().map(|(d, (n, bytes))| format!("{d} {n} tensors {bytes} bytes")).collect();
+        let _ = writeln!(s, "weights stored as: {} (block formats read as stored, dequantized in registers)", kinds.join(", "));
+    }
     let _ = writeln!(s, "arena: {} bytes", plan.arena_bytes);
     if let Some(k) = &plan.kernels {
         let _ = writeln!(s, "kernels: sm_{} CUBIN of {} bytes (PTX fallback {} bytes), sources {:016x}", k.sm, k.cubin.len(), k.ptx.len(), k.source_hash);

@@ -68,3 +68,63 @@ pub fn rel_l2_error(got: &[f32], want: &[f32]) -> f32 {
     let norm: f32 = want.iter().map(|b| b * b).sum();
     (diff / norm).sqrt()
 }
+
+/// The block formats `llmc compile --quantize` takes.
+pub const BLOCK_FORMATS: [llmc::ir::DType; 5] = llmc::ir::DType::BLOCK_FORMATS;
+
+/// A Qwen2 model (qkv bias, untied head, 2 layers) whose every matrix row is whole 256-element
+/// blocks, so every block format applies: hidden 256, FFN 512, 4 heads of 64 over 2 KV heads,
+/// the qwen2_tied fixture's tokenizer (vocab 272). Random bf16 weights from a fixed seed, written
+/// under `dir`; returns the model directory.
+pub fn block_fixture(dir: &Path) -> PathBuf {
+    use llmc::ir::{LayerWeight, WeightId};
+    let model = dir.join("block-fixture");
+    std::fs::create_dir_all(&model).unwrap();
+    for file in ["tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+        std::fs::copy(fixture_dir("qwen2_tied").join(file), model.join(file)).unwrap();
+    }
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture_dir("qwen2_tied").join("config.json")).unwrap()).unwrap();
+    for (key, value) in [("hidden_size", 256), ("intermediate_size", 512), ("num_attention_heads", 4), ("num_key_value_heads", 2), ("max_position_embeddings", 4096)] {
+        config[key] = value.into();
+    }
+    config["tie_word_embeddings"] = false.into();
+    std::fs::write(model.join("config.json"), config.to_string()).unwrap();
+    let cfg = llmc::load::config::ModelConfig::from_file(&model.join("config.json")).unwrap();
+
+    let mut ids = vec![WeightId::Embed, WeightId::LmHead, WeightId::FinalNorm];
+    for l in 0..cfg.num_layers as u32 {
+        use LayerWeight::*;
+        ids.extend([InputNorm, PostAttnNorm, QProj, KProj, VProj, QBias, KBias, VBias, OProj, GateProj, UpProj, DownProj].map(|w| WeightId::Layer(l, w)));
+    }
+    let mut state = 0x9E3779B97F4A7C15u64;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    };
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = ids
+        .iter()
+        .map(|&id| {
+            let shape = llmc::load::expected_shape(&cfg, id);
+            let n: usize = shape.iter().product();
+            // Norm weights near 1, everything else small, as trained models have them.
+            let (center, spread) = if shape.len() == 1 && !matches!(id, WeightId::Layer(_, LayerWeight::QBias | LayerWeight::KBias | LayerWeight::VBias)) { (1.0, 0.1) } else { (0.0, 0.08) };
+            let bytes = (0..n).flat_map(|_| half::bf16::from_f32(center + spread * uniform()).to_le_bytes()).collect();
+            (llmc::load::hf_name(id), shape, bytes)
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(name, shape, bytes)| (name.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::BF16, shape.clone(), bytes).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, &model.join("model.safetensors")).unwrap();
+    model
+}
+
+/// Compiles `model` for `target`, keeping or making the weights as `weights` says.
+pub fn compile_with(model: &Path, out: &Path, target: Target, weights: llmc::compile::Weights, max_seq_len: usize) -> PlanFile {
+    let opts = CompileOptions { weights, max_seq_len, target, decode: llmc::compile::Decode::Graph, sms: None, progress: false };
+    compile(model, out, &opts).unwrap();
+    PlanFile::open(out).unwrap()
+}

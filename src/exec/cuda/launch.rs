@@ -6,18 +6,26 @@
 
 use crate::error::{Error, Result};
 use crate::exec::sampling::SamplingParams;
-use crate::ir::Op;
+use crate::ir::{DType, Op};
 use crate::kernels::define;
 use crate::plan::{Plan, Region, Slot, Step, StepIo};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
-pub const KERNEL_NAMES: [&str; 16] = [
+pub const KERNEL_NAMES: [&str; 24] = [
     "embedding",
     "rms_norm",
     "linear",
     "lm_head",
     "gate_up_silu",
     "qkv_rope",
+    "embedding_q",
+    "linear_q",
+    "lm_head_q",
+    "gate_up_silu_q",
+    "qkv_rope_q",
+    "prefill_embedding_q",
+    "prefill_gemm_split",
+    "dequant_split_q",
     "attention",
     "sample_greedy",
     "sample_top",
@@ -42,12 +50,17 @@ const GEMV_BLOCKS_PER_SM: usize = 4;
 pub const GEMV_MAX_SHARED: usize = 96 * 1024;
 /// The kernels that take more than the default 48 KiB of dynamic shared memory, and the most
 /// each may take (set at load).
-pub const LARGE_SHARED: [(&str, usize); 7] = [
+pub const LARGE_SHARED: [(&str, usize); 12] = [
     ("linear", GEMV_MAX_SHARED),
     ("lm_head", GEMV_MAX_SHARED),
     ("gate_up_silu", GEMV_MAX_SHARED),
     ("qkv_rope", GEMV_MAX_SHARED),
+    ("linear_q", GEMV_MAX_SHARED),
+    ("lm_head_q", GEMV_MAX_SHARED),
+    ("gate_up_silu_q", GEMV_MAX_SHARED),
+    ("qkv_rope_q", GEMV_MAX_SHARED),
     ("prefill_gemm", super::prefill::PG_SHARED),
+    ("prefill_gemm_split", super::prefill::PG_SPLIT_SHARED),
     ("sample_top", TOP_SHARED),
     ("decode_persistent", super::persistent::MAX_SHARED as usize),
 ];
@@ -96,6 +109,32 @@ pub struct Launch {
     /// Units of work: warp tasks of a GEMV-family kernel, blocks of any other. The persistent
     /// decode program divides these among its workers.
     pub tasks: u32,
+}
+
+/// The kernel that reads weight `w`: `kernel` for bf16, its `_q` twin for a block format, whose
+/// Q_FMT_* id (kernels/quant.cu) is then pushed as the last argument.
+pub(super) fn for_weight(kernel: &'static str, w: &Slot, args: &mut Vec<u64>) -> Result<&'static str> {
+    let id = match w.ty.dtype {
+        DType::Q8_0 => define("Q_FMT_Q8_0"),
+        DType::Q4_0 => define("Q_FMT_Q4_0"),
+        DType::Q4K => define("Q_FMT_Q4_K"),
+        DType::Q5K => define("Q_FMT_Q5_K"),
+        DType::Q6K => define("Q_FMT_Q6_K"),
+        DType::BF16 => return Ok(kernel),
+        other => return Err(Error::Internal(format!("{}: weights of {other} reach no kernel", w.name))),
+    };
+    args.push(int(id));
+    Ok(match kernel {
+        "embedding" => "embedding_q",
+        "prefill_embedding" => "prefill_embedding_q",
+        "linear" => "linear_q",
+        "lm_head" => "lm_head_q",
+        "gate_up_silu" => "gate_up_silu_q",
+        "qkv_rope" => "qkv_rope_q",
+        // Only the twin exists: prefill's dequantization of a block-format weight.
+        "dequant_split" => "dequant_split_q",
+        other => return Err(Error::Internal(format!("kernel {other} has no twin for block-format weights"))),
+    })
 }
 
 pub(super) fn int(v: usize) -> u64 {
@@ -410,6 +449,15 @@ impl DeviceLayout {
             ref op => return Err(Error::Internal(format!("plan step `{}` reached the CUDA backend, which has no kernel for it", op.kind()))),
         };
         let tasks = warp_tasks.map_or(grid.0 * grid.1 * grid.2, |t| t as u32);
+        let mut args = args;
+        // The embedding's table is its first input, every GEMV's weight its second (Op docs).
+        let kernel = match step.op {
+            Op::Embedding => for_weight(kernel, &ins[0], &mut args)?,
+            Op::Linear { .. } | Op::LinearResidual { .. } | Op::LmHead { .. } | Op::GateUpSilu { .. } | Op::QkvRope { .. } => {
+                for_weight(kernel, &ins[1], &mut args)?
+            }
+            _ => kernel,
+        };
         Ok(Launch { kernel, grid, block, shared, args, label: step.label.clone(), tasks })
     }
 }

@@ -3,7 +3,7 @@
 //! chunk's rows): the GEMM tiles, the prefill buffers' sizes, and the launches of one
 //! pass over a chunk of prompt tokens. Decode's launches are in `launch.rs`.
 
-use super::launch::{float, gemv_shape, int, DeviceLayout, Launch, GEMV_THREADS, NORM_THREADS};
+use super::launch::{float, for_weight, gemv_shape, int, DeviceLayout, Launch, GEMV_THREADS, NORM_THREADS};
 use crate::error::{Error, Result};
 use crate::ir::Op;
 use crate::kernels::define;
@@ -18,6 +18,10 @@ const PG_BM: usize = define("PG_BM");
 const PG_BN: usize = define("PG_BN");
 /// The GEMM's double buffer: f32 x tiles and bf16 weight tiles, rows padded by 8 elements.
 pub(super) const PG_SHARED: usize = define("PG_SHARED");
+/// prefill_gemm_split's: a second bf16 weight buffer for the low halves.
+pub(super) const PG_SPLIT_SHARED: usize = define("PG_SPLIT_SHARED");
+/// dequant_split_q's blocks per SM (it grid-strides).
+const DEQUANT_BLOCKS_PER_SM: u32 = 8;
 const PG_THREADS: u32 = define("PG_THREADS") as u32;
 const PG_LINEAR: usize = define("PG_LINEAR");
 const PG_GATE_UP: usize = define("PG_GATE_UP");
@@ -33,6 +37,22 @@ pub struct PrefillDevice {
     pub qkv: u64,
     /// f32 rows of a folded input RMSNorm, which prefill runs before the GEMM.
     pub normed: u64,
+    /// A block-format weight as bf16 hi and lo halves, for prefill_gemm_split
+    /// ([`prefill_split_bytes`] each).
+    pub weight_hi: u64,
+    pub weight_lo: u64,
+}
+
+/// Bytes of each of the bf16 hi/lo scratch matrices: the largest block-format weight a prefill
+/// GEMM reads (0 when every weight is bf16).
+pub fn prefill_split_bytes(steps: &[Step]) -> u64 {
+    fn gemm_weight(s: &Step) -> Option<&Slot> {
+        match s.op {
+            Op::Linear { .. } | Op::LinearResidual { .. } | Op::GateUpSilu { .. } | Op::QkvRope { .. } => Some(&s.inputs[1]),
+            _ => None,
+        }
+    }
+    steps.iter().filter_map(gemm_weight).filter(|w| w.ty.dtype.is_block_format()).map(|w| 2 * w.ty.elements() as u64).max().unwrap_or(0)
 }
 
 /// Bytes of the normed-input scratch for `chunk` rows: the widest input of a GEMV that has an
@@ -81,21 +101,39 @@ impl DeviceLayout {
         for step in steps {
             let (ins, outs) = (&step.inputs, &step.outputs);
             let unsupported = |why: String| Error::Unsupported(format!("prefill of {} ({}): {why}", step.label, step.op.kind()));
-            let gemm = |w: &Slot, cols: usize, mode: usize, x: u64, bias: u64, residual: u64, out: u64| -> Result<Launch> {
+            // A block-format weight is first dequantized to bf16 hi + lo (dequant_split_q).
+            let gemm = |w: &Slot, cols: usize, mode: usize, x: u64, bias: u64, residual: u64, out: u64| -> Result<Vec<Launch>> {
                 let k = w.ty.last_dim();
                 if !k.is_multiple_of(8) {
                     return Err(unsupported(format!("the prefill GEMM needs K divisible by 8, got {k}")));
                 }
                 let gx = if mode == PG_GATE_UP { cols.div_ceil(PG_BN / 2) } else { cols.div_ceil(PG_BN) };
-                Ok(Launch {
-                    kernel: "prefill_gemm",
-                    grid: (gx as u32, n.div_ceil(PG_BM) as u32, 1),
+                let grid = (gx as u32, n.div_ceil(PG_BM) as u32, 1);
+                let tail = [bias, residual, out, int(mode), int(n), int(cols), int(k)];
+                let gemm = |kernel, shared: usize, weights: &[u64]| Launch {
+                    kernel,
+                    grid,
                     block: PG_THREADS,
-                    shared: PG_SHARED as u32,
-                    args: vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k)],
+                    shared: shared as u32,
+                    args: [&[x][..], weights, &tail].concat(),
                     label: step.label.clone(),
-                    tasks: gx as u32 * n.div_ceil(PG_BM) as u32,
-                })
+                    tasks: grid.0 * grid.1,
+                };
+                if !w.ty.dtype.is_block_format() {
+                    return Ok(vec![gemm("prefill_gemm", PG_SHARED, &[self.ptr(w)])]);
+                }
+                let rows = w.ty.elements() / k;
+                let mut args = vec![self.ptr(w), int(rows), int(k), dev.weight_hi, dev.weight_lo];
+                let dequant = Launch {
+                    kernel: for_weight("dequant_split", w, &mut args)?,
+                    grid: (DEQUANT_BLOCKS_PER_SM * self.sms.max(1), 1, 1),
+                    block: 256,
+                    shared: 0,
+                    args,
+                    label: format!("{} (dequantize)", step.label),
+                    tasks: DEQUANT_BLOCKS_PER_SM * self.sms.max(1),
+                };
+                Ok(vec![dequant, gemm("prefill_gemm_split", PG_SPLIT_SHARED, &[dev.weight_hi, dev.weight_lo])])
             };
             let launch = |kernel: &'static str, grid: (u32, u32, u32), block: u32, args: Vec<u64>| Launch {
                 kernel,
@@ -120,12 +158,9 @@ impl DeviceLayout {
             match step.op {
                 Op::Embedding => {
                     let (hidden, vocab) = (ins[0].ty.last_dim(), ins[0].ty.elements() / ins[0].ty.last_dim());
-                    launches.push(launch(
-                        "prefill_embedding",
-                        (n as u32, 1, 1),
-                        256,
-                        vec![self.ptr(&ins[0]), rows_ptr(&ins[1]), rows_ptr(&outs[0]), int(hidden), int(vocab)],
-                    ));
+                    let mut args = vec![self.ptr(&ins[0]), rows_ptr(&ins[1]), rows_ptr(&outs[0]), int(hidden), int(vocab)];
+                    let kernel = for_weight("prefill_embedding", &ins[0], &mut args)?;
+                    launches.push(launch(kernel, (n as u32, 1, 1), 256, args));
                 }
                 Op::RmsNorm { eps } => {
                     let hidden = ins[1].ty.elements();
@@ -140,11 +175,11 @@ impl DeviceLayout {
                 Op::Linear { bias } | Op::LinearResidual { bias } => {
                     let bias_ptr = if bias { self.ptr(&ins[2]) } else { 0 };
                     let residual = if matches!(step.op, Op::LinearResidual { .. }) { rows_ptr(&ins[2 + usize::from(bias)]) } else { 0 };
-                    launches.push(gemm(&ins[1], outs[0].ty.elements(), PG_LINEAR, rows_ptr(&ins[0]), bias_ptr, residual, rows_ptr(&outs[0]))?);
+                    launches.extend(gemm(&ins[1], outs[0].ty.elements(), PG_LINEAR, rows_ptr(&ins[0]), bias_ptr, residual, rows_ptr(&outs[0]))?);
                 }
                 Op::GateUpSilu { norm } => {
                     let x = gemm_input(&mut launches, norm);
-                    launches.push(gemm(&ins[1], outs[0].ty.elements(), PG_GATE_UP, x, 0, 0, rows_ptr(&outs[0]))?);
+                    launches.extend(gemm(&ins[1], outs[0].ty.elements(), PG_GATE_UP, x, 0, 0, rows_ptr(&outs[0]))?);
                 }
                 Op::QkvRope { n_heads, n_kv_heads, head_dim, qk_norm, norm, .. } => {
                     if !head_dim.is_multiple_of(2) {
@@ -158,7 +193,7 @@ impl DeviceLayout {
                     let (k_cache, v_cache) = (self.ptr(slots.k_cache), self.ptr(slots.v_cache));
                     let heads = n_heads + 2 * n_kv_heads;
                     let x = gemm_input(&mut launches, norm);
-                    launches.push(gemm(&ins[1], heads * head_dim, PG_LINEAR, x, bias_ptr, 0, dev.qkv)?);
+                    launches.extend(gemm(&ins[1], heads * head_dim, PG_LINEAR, x, bias_ptr, 0, dev.qkv)?);
                     let args = vec![
                         dev.qkv,
                         q_norm,
@@ -215,8 +250,9 @@ impl DeviceLayout {
                         Some(eps) => (self.ptr(ins.last().expect("a normed op has inputs")), float(eps)),
                         None => (0, 0),
                     };
-                    let args = vec![x, self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(vocab), int(k)];
-                    launches.push(Launch { shared, ..launch("lm_head", grid, GEMV_THREADS, args) });
+                    let mut args = vec![x, self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(vocab), int(k)];
+                    let kernel = for_weight("lm_head", &ins[1], &mut args)?;
+                    launches.push(Launch { shared, ..launch(kernel, grid, GEMV_THREADS, args) });
                 }
                 // The host wrote the last row's position to the position slot, which the draw reads.
                 Op::Sample if last => launches.push(self.sample(&ins[0], &outs[0], &io.position, &step.label)),

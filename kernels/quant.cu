@@ -1,0 +1,208 @@
+// GGML block formats as a plan stores them (src/quant.rs): a matrix of B blocks (row-major, a
+// row of K elements is K / BLOCK blocks) is the B block bodies (BODY bytes each, a multiple of
+// 16) back to back, then, for Q8_0, Q4_0 and Q6_K, the B f16 scales `d`. The bytes are the GGUF
+// file's, so the values are too. Each format gives the GEMV (gemv.cu) two things:
+//   dot(w, blocks, b, u, x): unit u (0..UNITS-1) of block b dotted with x (f32, shared memory,
+//     the block's first element at x). A unit is one lane's share of a block: its quants are
+//     one 16-byte load (Q6_K: three), its scales come from loads the block's lanes share (L1).
+//     Sums run in f32 over the integer quants and are scaled once per sub-block.
+//   value(w, blocks, b, i): element i of block b, computed as ggml's dequantize_row_* computes it
+//     (f32, same operations in the same order, no contraction): what the CPU executor reads.
+// Q_DISPATCH(fmt, call) runs `call` with F the format a Q_FMT_* id names (the host passes it).
+// Limits: rows of whole blocks (the plan is built so); body addresses 16-byte aligned.
+
+#pragma once
+#include "common.cuh"
+
+#define Q_FMT_Q8_0 1
+#define Q_FMT_Q4_0 2
+#define Q_FMT_Q4_K 3
+#define Q_FMT_Q5_K 4
+#define Q_FMT_Q6_K 5
+
+__device__ __forceinline__ float f16_to_f32(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+__device__ __forceinline__ float f16_at(const unsigned char* p) { return f16_to_f32(__ldg(reinterpret_cast<const unsigned short*>(p))); }
+
+__device__ __forceinline__ uint4 ld16(const unsigned char* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
+
+// Word j (0..3) of a 16-byte load; j is a constant after unrolling or a select otherwise.
+__device__ __forceinline__ unsigned word(const uint4& v, int j) { return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w; }
+
+// Byte j (0..15) of a 16-byte load, unsigned.
+__device__ __forceinline__ int byte_of(const uint4& v, int j) { return (word(v, j >> 2) >> (8 * (j & 3))) & 0xff; }
+
+// Sum over 16 elements of q(j) * x[j]; q(j) an int.
+template <class Q>
+__device__ __forceinline__ float dot16(const float* x, Q q) {
+    float s = 0.f;
+#pragma unroll
+    for (int j = 0; j < 16; j += 4) {
+        const float4 v = *reinterpret_cast<const float4*>(x + j);
+        s = fmaf((float)q(j), v.x, s);
+        s = fmaf((float)q(j + 1), v.y, s);
+        s = fmaf((float)q(j + 2), v.z, s);
+        s = fmaf((float)q(j + 3), v.w, s);
+    }
+    return s;
+}
+
+__device__ __forceinline__ float sum16(const float* x) {
+    float s = 0.f;
+#pragma unroll
+    for (int j = 0; j < 16; j += 4) {
+        const float4 v = *reinterpret_cast<const float4*>(x + j);
+        s += (v.x + v.y) + (v.z + v.w);
+    }
+    return s;
+}
+
+// block_q8_0 without its d: qs[32] (i8). value = q * d.
+struct FmtQ8_0 {
+    static constexpr int BLOCK = 32, BODY = 32, UNITS = 1;
+    __device__ static float dot(const unsigned char* w, long long blocks, long long b, int, const float* x) {
+        const uint4 lo = ld16(w + b * BODY), hi = ld16(w + b * BODY + 16);
+        const float d = f16_at(w + blocks * BODY + 2 * b);
+        auto i8 = [](const uint4& v) { return [&v](int j) { return (int)(word(v, j >> 2) << (24 - 8 * (j & 3))) >> 24; }; };
+        return (dot16(x, i8(lo)) + dot16(x + 16, i8(hi))) * d;
+    }
+    __device__ static float value(const unsigned char* w, long long blocks, long long b, int i) {
+        const int q = (signed char)__ldg(w + b * BODY + i);
+        return __fmul_rn((float)q, f16_at(w + blocks * BODY + 2 * b));
+    }
+};
+
+// block_q4_0 without its d: qs[16], low nibbles elements 0..15, high 16..31. value = (q - 8) * d.
+struct FmtQ4_0 {
+    static constexpr int BLOCK = 32, BODY = 16, UNITS = 1;
+    __device__ static float dot(const unsigned char* w, long long blocks, long long b, int, const float* x) {
+        const uint4 q = ld16(w + b * BODY);
+        const float d = f16_at(w + blocks * BODY + 2 * b);
+        const float lo = dot16(x, [&](int j) { return (byte_of(q, j) & 15) - 8; });
+        const float hi = dot16(x + 16, [&](int j) { return (byte_of(q, j) >> 4) - 8; });
+        return (lo + hi) * d;
+    }
+    __device__ static float value(const unsigned char* w, long long blocks, long long b, int i) {
+        const int byte = __ldg(w + b * BODY + (i & 15));
+        const int q = (i < 16 ? byte & 15 : byte >> 4) - 8;
+        return __fmul_rn((float)q, f16_at(w + blocks * BODY + 2 * b));
+    }
+};
+
+// ggml's get_scale_min_k4: sub-block j's 6-bit scale and min from the 12 packed bytes, which
+// are bytes 4..15 of the block's first 16 (hd).
+__device__ __forceinline__ void scale_min_k4(const uint4& hd, int j, int& sc, int& m) {
+    auto s = [&](int i) { return byte_of(hd, 4 + i); };
+    if (j < 4) {
+        sc = s(j) & 63;
+        m = s(j + 4) & 63;
+    } else {
+        sc = (s(j + 4) & 0x0F) | ((s(j - 4) >> 6) << 4);
+        m = (s(j + 4) >> 4) | ((s(j) >> 6) << 4);
+    }
+}
+
+// block_q4_K / block_q5_K: d, dmin (f16), scales[12], (Q5_K: qh[32]), qs[128]. Each 64 elements
+// share 32 bytes of qs: low nibbles the first sub-block of 32, high nibbles the second; Q5_K's
+// fifth bit of element l of chunk g's sub-blocks is bit 2g (2g + 1) of qh[l].
+// value = d*sc * q - dmin*m. Unit u is qs bytes 16u..16u+15: chunk g = u/2, elements
+// 64g + l0 + j (low nibbles) and 64g + 32 + l0 + j (high), l0 = 16 (u % 2).
+template <bool FIFTH>
+struct FmtK {
+    static constexpr int BLOCK = 256, BODY = FIFTH ? 176 : 144, UNITS = 8, QS = FIFTH ? 48 : 16;
+    __device__ static float dot(const unsigned char* w, long long, long long b, int u, const float* x) {
+        const unsigned char* blk = w + b * BODY;
+        const uint4 hd = ld16(blk), q = ld16(blk + QS + 16 * u);
+        const uint4 qh = FIFTH ? ld16(blk + 16 + 16 * (u & 1)) : make_uint4(0, 0, 0, 0);
+        const int g = u >> 1;
+        const float* xa = x + 64 * g + 16 * (u & 1);
+        const float lo = dot16(xa, [&](int j) { return (byte_of(q, j) & 15) + (FIFTH ? ((byte_of(qh, j) >> (2 * g)) & 1) << 4 : 0); });
+        const float hi = dot16(xa + 32, [&](int j) { return (byte_of(q, j) >> 4) + (FIFTH ? ((byte_of(qh, j) >> (2 * g + 1)) & 1) << 4 : 0); });
+        int sc1, m1, sc2, m2;
+        scale_min_k4(hd, 2 * g, sc1, m1);
+        scale_min_k4(hd, 2 * g + 1, sc2, m2);
+        const float d = f16_to_f32(hd.x & 0xffff), dmin = f16_to_f32(hd.x >> 16);
+        return d * ((float)sc1 * lo + (float)sc2 * hi) - dmin * ((float)m1 * sum16(xa) + (float)m2 * sum16(xa + 32));
+    }
+    __device__ static float value(const unsigned char* w, long long, long long b, int i) {
+        const unsigned char* blk = w + b * BODY;
+        const uint4 hd = ld16(blk);
+        const int g = i >> 6, second = (i >> 5) & 1, l = i & 31;
+        int sc, m;
+        scale_min_k4(hd, 2 * g + second, sc, m);
+        const int byte = __ldg(blk + QS + 32 * g + l);
+        int q = second ? byte >> 4 : byte & 15;
+        if (FIFTH) q += ((__ldg(blk + 16 + l) >> (2 * g + second)) & 1) << 4;
+        const float d = f16_to_f32(hd.x & 0xffff), dmin = f16_to_f32(hd.x >> 16);
+        return __fsub_rn(__fmul_rn(__fmul_rn(d, (float)sc), (float)q), __fmul_rn(dmin, (float)m));
+    }
+};
+typedef FmtK<false> FmtQ4_K;
+typedef FmtK<true> FmtQ5_K;
+
+// block_q6_K without its d: ql[128], qh[64], scales[16] (i8). Half h (128 elements) uses ql
+// bytes 64h.., qh bytes 32h..; element 128h + 32k + l (l < 32) is (low nibble of ql[64h + l]
+// for k = 0, of ql[64h + 32 + l] for 1, their high nibbles for 2, 3) | (bits 2k of qh[32h + l])
+// << 4, minus 32, times d * scales[8h + l/16 + 2k]. Unit u: h = u/2, l = 16 (u % 2) + j.
+struct FmtQ6_K {
+    static constexpr int BLOCK = 256, BODY = 208, UNITS = 4;
+    __device__ static float dot(const unsigned char* w, long long blocks, long long b, int u, const float* x) {
+        const unsigned char* blk = w + b * BODY;
+        const int h = u >> 1, m = u & 1;
+        const uint4 qa = ld16(blk + 64 * h + 16 * m), qb = ld16(blk + 64 * h + 32 + 16 * m);
+        const uint4 qh = ld16(blk + 128 + 32 * h + 16 * m), scales = ld16(blk + 192);
+        const float d = f16_at(w + blocks * BODY + 2 * b);
+        const float* xh = x + 128 * h + 16 * m;
+        const float s0 = dot16(xh, [&](int j) { return ((byte_of(qa, j) & 15) | ((byte_of(qh, j) & 3) << 4)) - 32; });
+        const float s1 = dot16(xh + 32, [&](int j) { return ((byte_of(qb, j) & 15) | (((byte_of(qh, j) >> 2) & 3) << 4)) - 32; });
+        const float s2 = dot16(xh + 64, [&](int j) { return ((byte_of(qa, j) >> 4) | (((byte_of(qh, j) >> 4) & 3) << 4)) - 32; });
+        const float s3 = dot16(xh + 96, [&](int j) { return ((byte_of(qb, j) >> 4) | (((byte_of(qh, j) >> 6) & 3) << 4)) - 32; });
+        auto sc = [&](int k) { return (float)(signed char)byte_of(scales, 8 * h + m + 2 * k); };
+        return d * (sc(0) * s0 + sc(1) * s1 + sc(2) * s2 + sc(3) * s3);
+    }
+    __device__ static float value(const unsigned char* w, long long blocks, long long b, int i) {
+        const unsigned char* blk = w + b * BODY;
+        const int h = i >> 7, k = (i >> 5) & 3, l = i & 31;
+        const int ql = __ldg(blk + 64 * h + 32 * (k & 1) + l);
+        const int q = ((k < 2 ? ql & 15 : ql >> 4) | (((__ldg(blk + 128 + 32 * h + l) >> (2 * k)) & 3) << 4)) - 32;
+        const int sc = (signed char)__ldg(blk + 192 + 8 * h + (l >> 4) + 2 * k);
+        return __fmul_rn(__fmul_rn(f16_at(w + blocks * BODY + 2 * b), (float)sc), (float)q);
+    }
+};
+
+#define Q_DISPATCH(fmt, ...)                 \
+    switch (fmt) {                           \
+    case Q_FMT_Q8_0: {                       \
+        typedef FmtQ8_0 F;                   \
+        __VA_ARGS__;                         \
+    } break;                                 \
+    case Q_FMT_Q4_0: {                       \
+        typedef FmtQ4_0 F;                   \
+        __VA_ARGS__;                         \
+    } break;                                 \
+    case Q_FMT_Q4_K: {                       \
+        typedef FmtQ4_K F;                   \
+        __VA_ARGS__;                         \
+    } break;                                 \
+    case Q_FMT_Q5_K: {                       \
+        typedef FmtQ5_K F;                   \
+        __VA_ARGS__;                         \
+    } break;                                 \
+    case Q_FMT_Q6_K: {                       \
+        typedef FmtQ6_K F;                   \
+        __VA_ARGS__;                         \
+    } break;                                 \
+    default: break;                          \
+    }
+
+// Element e of a [rows, k] matrix of format F (k a multiple of F::BLOCK), as `value` computes it.
+template <class F>
+__device__ __forceinline__ float q_element(const unsigned char* w, long long blocks, long long e, int k) {
+    const long long r = e / k;
+    const int c = (int)(e % k);
+    return F::value(w, blocks, r * (k / F::BLOCK) + c / F::BLOCK, c % F::BLOCK);
+}
