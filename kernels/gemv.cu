@@ -24,6 +24,9 @@
 #define GEMV_WARPS 4
 #define GEMV_THREADS (32 * GEMV_WARPS)
 #define GEMV_BATCH 16  // 16-byte loads in flight per lane
+// Rows a warp of a `_q` kernel streams at once (a 2-row task counts twice): block-format rows
+// are short (K = 1536 at 4.5 bits is 864 bytes), so one row leaves too few bytes in flight.
+#define GEMV_Q_TASKS 4
 
 extern __shared__ uint4 gemv_x[];
 
@@ -90,36 +93,48 @@ struct QWeights {
     long long blocks;
 };
 
-// gemv_tasks over a block-format matrix: lanes stride over the row's units (quant.cu), every
-// row of the warp's TASKS tasks at once so their loads are in flight together; the weights are
-// first requested after the wait (BATCH is the bf16 loop's and unused here).
+// gemv_tasks over a block-format matrix: lanes stride over the row's units (quant.cu). A pass
+// first loads F::UNROLL units per lane of every row of the warp's TASKS tasks (rows past the last
+// task re-read the first task's, and their sums are dropped), then computes them: TASKS *
+// ROWS * UNROLL units' loads in flight per lane, as the bf16 loop's BATCH. The weights are first
+// requested after the wait.
 template <int ROWS, int TASKS, int BATCH, int THREADS, class F, class RowsOf, class Epilogue, class Wait>
 __device__ __forceinline__ void gemv_tasks(QWeights<F> m, int t, int stride, int tasks, int k, const float* x, const bf16* norm_w,
                                            float eps, RowsOf rows_of, Epilogue epilogue, Wait wait) {
-    constexpr int R = ROWS * TASKS;
+    constexpr int R = ROWS * TASKS, U = F::UNROLL;
     stage_norm_weight<THREADS>(norm_w, k);
     wait();
     stage_x<THREADS, Wait>(x, norm_w, eps, k);
     const float* xs = reinterpret_cast<const float*>(gemv_x);
     const int per_row = k / F::BLOCK, units = per_row * F::UNITS, lane = threadIdx.x & 31;
     for (; t < tasks; t += TASKS * stride) {
-        long long first[R];  // each row's first block; -1 past the last task
+        long long first[R];  // each row's first block
 #pragma unroll
         for (int j = 0; j < TASKS; j++) {
             long long r[ROWS];
-            const bool valid = TASKS == 1 || t + j * stride < tasks;
-            if (valid) rows_of(t + j * stride, r);
+            rows_of(t + j * stride < tasks ? t + j * stride : t, r);
 #pragma unroll
-            for (int i = 0; i < ROWS; i++) first[j * ROWS + i] = valid ? r[i] * per_row : -1;
+            for (int i = 0; i < ROWS; i++) first[j * ROWS + i] = r[i] * per_row;
         }
         float acc[R];
 #pragma unroll
         for (int i = 0; i < R; i++) acc[i] = 0.f;
-        for (int u = lane; u < units; u += 32) {
-            const int b = u / F::UNITS, part = u % F::UNITS;
+        for (int u0 = lane; u0 < units; u0 += 32 * U) {
+            typename F::Raw raw[U][R];
 #pragma unroll
-            for (int i = 0; i < R; i++)
-                if (TASKS == 1 || first[i] >= 0) acc[i] += F::dot(m.w, m.blocks, first[i] + b, part, xs + b * F::BLOCK);
+            for (int v = 0; v < U; v++) {
+                const int u = min(u0 + 32 * v, units - 1);
+#pragma unroll
+                for (int i = 0; i < R; i++) raw[v][i] = F::load(m.w, m.blocks, first[i] + u / F::UNITS, u % F::UNITS);
+            }
+#pragma unroll
+            for (int v = 0; v < U; v++) {
+                const int u = u0 + 32 * v;
+                if (u < units) {
+#pragma unroll
+                    for (int i = 0; i < R; i++) acc[i] += F::dot(raw[v][i], u % F::UNITS, xs + (u / F::UNITS) * F::BLOCK);
+                }
+            }
         }
 #pragma unroll
         for (int i = 0; i < R; i++) acc[i] = warp_sum(acc[i]);
@@ -241,11 +256,12 @@ linear(const float* x, const bf16* w, const bf16* bias, const float* residual, f
     linear_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, Bf16Weights{w}, bias, residual, out, k, GridWait{});
 }
 
-// The `_q` kernels: the same over a block-format matrix; `fmt` is its Q_FMT_* id.
+// The `_q` kernels: the same over a block-format matrix; `fmt` is its Q_FMT_* id. A warp takes
+// GEMV_Q_TASKS rows at once (the host sizes the grid so).
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 linear_q(const float* x, const unsigned char* w, const bf16* bias, const float* residual, float* out, int n, int k, int fmt) {
     grid_dep_launch();
-    Q_DISPATCH(fmt, linear_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, QWeights<F>{w, (long long)n * (k / F::BLOCK)},
+    Q_DISPATCH(fmt, linear_tasks<GEMV_Q_TASKS, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, QWeights<F>{w, (long long)n * (k / F::BLOCK)},
                                                           bias, residual, out, k, GridWait{}))
 }
 
@@ -270,7 +286,7 @@ lm_head(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 lm_head_q(const float* x, const unsigned char* w, const bf16* norm_w, float eps, float* out, int n, int k, int fmt) {
     grid_dep_launch();
-    Q_DISPATCH(fmt, lm_head_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, QWeights<F>{w, (long long)n * (k / F::BLOCK)},
+    Q_DISPATCH(fmt, lm_head_tasks<GEMV_Q_TASKS, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, QWeights<F>{w, (long long)n * (k / F::BLOCK)},
                                                            norm_w, eps, out, k, GridWait{}))
 }
 
@@ -301,6 +317,6 @@ gate_up_silu(const float* x, const bf16* w, const bf16* norm_w, float eps, float
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 gate_up_silu_q(const float* x, const unsigned char* w, const bf16* norm_w, float eps, float* out, int f, int k, int fmt) {
     grid_dep_launch();
-    Q_DISPATCH(fmt, gate_up_silu_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), f, x,
+    Q_DISPATCH(fmt, gate_up_silu_tasks<GEMV_Q_TASKS / 2, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), f, x,
                                                                 QWeights<F>{w, 2LL * f * (k / F::BLOCK)}, norm_w, eps, out, f, k, GridWait{}))
 }

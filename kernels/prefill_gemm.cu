@@ -213,18 +213,21 @@ prefill_gemm_split(const float* __restrict__ x, const bf16* __restrict__ w, cons
 
 // A block-format matrix [rows, k] (fmt a Q_FMT_* id) as two bf16 matrices, hi = bf16(v) and
 // lo = bf16(v - hi) for each element v (quant.cu's `value`): v to 2^-16 relative, for
-// prefill_gemm_split. Launch: any grid of 256-thread blocks (grid-stride over element pairs).
-// Bytes: the blocks read, rows*k*4 written.
-extern "C" __global__ void __launch_bounds__(256)
+// prefill_gemm_split. Launch: grid (ceil(k / (2 DQ_THREADS)), rows), DQ_THREADS threads, two
+// elements each.
+// Bytes: the blocks read (L1 serves a block's shared scales), rows*k*4 written.
+#define DQ_THREADS 256
+
+extern "C" __global__ void __launch_bounds__(DQ_THREADS)
 dequant_split_q(const unsigned char* __restrict__ w, int rows, int k, unsigned* __restrict__ hi, unsigned* __restrict__ lo, int fmt) {
-    const long long pairs = (long long)rows * k / 2;
+    const int r = blockIdx.y, c = 2 * (blockIdx.x * DQ_THREADS + threadIdx.x);
+    if (c >= k) return;
     Q_DISPATCH(fmt, {
-        const long long blocks = (long long)rows * (k / F::BLOCK);
-        for (long long p = blockIdx.x * 256LL + threadIdx.x; p < pairs; p += (long long)gridDim.x * 256) {
-            const float v0 = q_element<F>(w, blocks, 2 * p, k), v1 = q_element<F>(w, blocks, 2 * p + 1, k);
-            const unsigned h = pack_bf16x2(v0, v1);
-            hi[p] = h;
-            lo[p] = pack_bf16x2(v0 - lo_f32(h), v1 - hi_f32(h));
-        }
+        const long long blocks = (long long)rows * (k / F::BLOCK), b = (long long)r * (k / F::BLOCK) + c / F::BLOCK;
+        const float v0 = F::value(w, blocks, b, c % F::BLOCK), v1 = F::value(w, blocks, b, c % F::BLOCK + 1);
+        const unsigned h = pack_bf16x2(v0, v1);
+        const long long p = ((long long)r * k + c) / 2;
+        hi[p] = h;
+        lo[p] = pack_bf16x2(v0 - lo_f32(h), v1 - hi_f32(h));
     })
 }

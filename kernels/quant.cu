@@ -1,10 +1,12 @@
 // GGML block formats as a plan stores them (src/quant.rs): a matrix of B blocks (row-major, a
 // row of K elements is K / BLOCK blocks) is the B block bodies (BODY bytes each, a multiple of
 // 16) back to back, then, for Q8_0, Q4_0 and Q6_K, the B f16 scales `d`. The bytes are the GGUF
-// file's, so the values are too. Each format gives the GEMV (gemv.cu) two things:
-//   dot(w, blocks, b, u, x): unit u (0..UNITS-1) of block b dotted with x (f32, shared memory,
-//     the block's first element at x). A unit is one lane's share of a block: its quants are
-//     one 16-byte load (Q6_K: three), its scales come from loads the block's lanes share (L1).
+// file's, so the values are too. Each format gives the GEMV (gemv.cu):
+//   load(w, blocks, b, u) -> Raw: the loads of unit u (0..UNITS-1) of block b, and
+//   dot(raw, u, x): that unit dotted with x (f32, shared memory, the block's first element at x),
+//     apart so that the GEMV can have many units' loads in flight (UNROLL per lane and row)
+//     before it computes. A unit is one lane's share of a block: its quants are one 16-byte
+//     load (Q6_K: three), its scales come from loads the block's lanes share (L1).
 //     Sums run in f32 over the integer quants and are scaled once per sub-block.
 //   value(w, blocks, b, i): element i of block b, computed as ggml's dequantize_row_* computes it
 //     (f32, same operations in the same order, no contraction): what the CPU executor reads.
@@ -63,12 +65,17 @@ __device__ __forceinline__ float sum16(const float* x) {
 
 // block_q8_0 without its d: qs[32] (i8). value = q * d.
 struct FmtQ8_0 {
-    static constexpr int BLOCK = 32, BODY = 32, UNITS = 1;
-    __device__ static float dot(const unsigned char* w, long long blocks, long long b, int, const float* x) {
-        const uint4 lo = ld16(w + b * BODY), hi = ld16(w + b * BODY + 16);
-        const float d = f16_at(w + blocks * BODY + 2 * b);
+    static constexpr int BLOCK = 32, BODY = 32, UNITS = 1, UNROLL = 2;
+    struct Raw {
+        uint4 lo, hi;
+        float d;
+    };
+    __device__ static Raw load(const unsigned char* w, long long blocks, long long b, int) {
+        return Raw{ld16(w + b * BODY), ld16(w + b * BODY + 16), f16_at(w + blocks * BODY + 2 * b)};
+    }
+    __device__ static float dot(const Raw& r, int, const float* x) {
         auto i8 = [](const uint4& v) { return [&v](int j) { return (int)(word(v, j >> 2) << (24 - 8 * (j & 3))) >> 24; }; };
-        return (dot16(x, i8(lo)) + dot16(x + 16, i8(hi))) * d;
+        return (dot16(x, i8(r.lo)) + dot16(x + 16, i8(r.hi))) * r.d;
     }
     __device__ static float value(const unsigned char* w, long long blocks, long long b, int i) {
         const int q = (signed char)__ldg(w + b * BODY + i);
@@ -78,13 +85,18 @@ struct FmtQ8_0 {
 
 // block_q4_0 without its d: qs[16], low nibbles elements 0..15, high 16..31. value = (q - 8) * d.
 struct FmtQ4_0 {
-    static constexpr int BLOCK = 32, BODY = 16, UNITS = 1;
-    __device__ static float dot(const unsigned char* w, long long blocks, long long b, int, const float* x) {
-        const uint4 q = ld16(w + b * BODY);
-        const float d = f16_at(w + blocks * BODY + 2 * b);
-        const float lo = dot16(x, [&](int j) { return (byte_of(q, j) & 15) - 8; });
-        const float hi = dot16(x + 16, [&](int j) { return (byte_of(q, j) >> 4) - 8; });
-        return (lo + hi) * d;
+    static constexpr int BLOCK = 32, BODY = 16, UNITS = 1, UNROLL = 2;
+    struct Raw {
+        uint4 q;
+        float d;
+    };
+    __device__ static Raw load(const unsigned char* w, long long blocks, long long b, int) {
+        return Raw{ld16(w + b * BODY), f16_at(w + blocks * BODY + 2 * b)};
+    }
+    __device__ static float dot(const Raw& r, int, const float* x) {
+        const float lo = dot16(x, [&](int j) { return (byte_of(r.q, j) & 15) - 8; });
+        const float hi = dot16(x + 16, [&](int j) { return (byte_of(r.q, j) >> 4) - 8; });
+        return (lo + hi) * r.d;
     }
     __device__ static float value(const unsigned char* w, long long blocks, long long b, int i) {
         const int byte = __ldg(w + b * BODY + (i & 15));
@@ -113,19 +125,23 @@ __device__ __forceinline__ void scale_min_k4(const uint4& hd, int j, int& sc, in
 // 64g + l0 + j (low nibbles) and 64g + 32 + l0 + j (high), l0 = 16 (u % 2).
 template <bool FIFTH>
 struct FmtK {
-    static constexpr int BLOCK = 256, BODY = FIFTH ? 176 : 144, UNITS = 8, QS = FIFTH ? 48 : 16;
-    __device__ static float dot(const unsigned char* w, long long, long long b, int u, const float* x) {
+    static constexpr int BLOCK = 256, BODY = FIFTH ? 176 : 144, UNITS = 8, QS = FIFTH ? 48 : 16, UNROLL = FIFTH ? 1 : 2;
+    struct Raw {
+        uint4 hd, q, qh;
+    };
+    __device__ static Raw load(const unsigned char* w, long long, long long b, int u) {
         const unsigned char* blk = w + b * BODY;
-        const uint4 hd = ld16(blk), q = ld16(blk + QS + 16 * u);
-        const uint4 qh = FIFTH ? ld16(blk + 16 + 16 * (u & 1)) : make_uint4(0, 0, 0, 0);
+        return Raw{ld16(blk), ld16(blk + QS + 16 * u), FIFTH ? ld16(blk + 16 + 16 * (u & 1)) : make_uint4(0, 0, 0, 0)};
+    }
+    __device__ static float dot(const Raw& r, int u, const float* x) {
         const int g = u >> 1;
         const float* xa = x + 64 * g + 16 * (u & 1);
-        const float lo = dot16(xa, [&](int j) { return (byte_of(q, j) & 15) + (FIFTH ? ((byte_of(qh, j) >> (2 * g)) & 1) << 4 : 0); });
-        const float hi = dot16(xa + 32, [&](int j) { return (byte_of(q, j) >> 4) + (FIFTH ? ((byte_of(qh, j) >> (2 * g + 1)) & 1) << 4 : 0); });
+        const float lo = dot16(xa, [&](int j) { return (byte_of(r.q, j) & 15) + (FIFTH ? ((byte_of(r.qh, j) >> (2 * g)) & 1) << 4 : 0); });
+        const float hi = dot16(xa + 32, [&](int j) { return (byte_of(r.q, j) >> 4) + (FIFTH ? ((byte_of(r.qh, j) >> (2 * g + 1)) & 1) << 4 : 0); });
         int sc1, m1, sc2, m2;
-        scale_min_k4(hd, 2 * g, sc1, m1);
-        scale_min_k4(hd, 2 * g + 1, sc2, m2);
-        const float d = f16_to_f32(hd.x & 0xffff), dmin = f16_to_f32(hd.x >> 16);
+        scale_min_k4(r.hd, 2 * g, sc1, m1);
+        scale_min_k4(r.hd, 2 * g + 1, sc2, m2);
+        const float d = f16_to_f32(r.hd.x & 0xffff), dmin = f16_to_f32(r.hd.x >> 16);
         return d * ((float)sc1 * lo + (float)sc2 * hi) - dmin * ((float)m1 * sum16(xa) + (float)m2 * sum16(xa + 32));
     }
     __device__ static float value(const unsigned char* w, long long, long long b, int i) {
@@ -149,20 +165,26 @@ typedef FmtK<true> FmtQ5_K;
 // for k = 0, of ql[64h + 32 + l] for 1, their high nibbles for 2, 3) | (bits 2k of qh[32h + l])
 // << 4, minus 32, times d * scales[8h + l/16 + 2k]. Unit u: h = u/2, l = 16 (u % 2) + j.
 struct FmtQ6_K {
-    static constexpr int BLOCK = 256, BODY = 208, UNITS = 4;
-    __device__ static float dot(const unsigned char* w, long long blocks, long long b, int u, const float* x) {
+    static constexpr int BLOCK = 256, BODY = 208, UNITS = 4, UNROLL = 1;
+    struct Raw {
+        uint4 qa, qb, qh, scales;
+        float d;
+    };
+    __device__ static Raw load(const unsigned char* w, long long blocks, long long b, int u) {
         const unsigned char* blk = w + b * BODY;
         const int h = u >> 1, m = u & 1;
-        const uint4 qa = ld16(blk + 64 * h + 16 * m), qb = ld16(blk + 64 * h + 32 + 16 * m);
-        const uint4 qh = ld16(blk + 128 + 32 * h + 16 * m), scales = ld16(blk + 192);
-        const float d = f16_at(w + blocks * BODY + 2 * b);
+        return Raw{ld16(blk + 64 * h + 16 * m), ld16(blk + 64 * h + 32 + 16 * m), ld16(blk + 128 + 32 * h + 16 * m), ld16(blk + 192),
+                   f16_at(w + blocks * BODY + 2 * b)};
+    }
+    __device__ static float dot(const Raw& r, int u, const float* x) {
+        const int h = u >> 1, m = u & 1;
         const float* xh = x + 128 * h + 16 * m;
-        const float s0 = dot16(xh, [&](int j) { return ((byte_of(qa, j) & 15) | ((byte_of(qh, j) & 3) << 4)) - 32; });
-        const float s1 = dot16(xh + 32, [&](int j) { return ((byte_of(qb, j) & 15) | (((byte_of(qh, j) >> 2) & 3) << 4)) - 32; });
-        const float s2 = dot16(xh + 64, [&](int j) { return ((byte_of(qa, j) >> 4) | (((byte_of(qh, j) >> 4) & 3) << 4)) - 32; });
-        const float s3 = dot16(xh + 96, [&](int j) { return ((byte_of(qb, j) >> 4) | (((byte_of(qh, j) >> 6) & 3) << 4)) - 32; });
-        auto sc = [&](int k) { return (float)(signed char)byte_of(scales, 8 * h + m + 2 * k); };
-        return d * (sc(0) * s0 + sc(1) * s1 + sc(2) * s2 + sc(3) * s3);
+        const float s0 = dot16(xh, [&](int j) { return ((byte_of(r.qa, j) & 15) | ((byte_of(r.qh, j) & 3) << 4)) - 32; });
+        const float s1 = dot16(xh + 32, [&](int j) { return ((byte_of(r.qb, j) & 15) | (((byte_of(r.qh, j) >> 2) & 3) << 4)) - 32; });
+        const float s2 = dot16(xh + 64, [&](int j) { return ((byte_of(r.qa, j) >> 4) | (((byte_of(r.qh, j) >> 4) & 3) << 4)) - 32; });
+        const float s3 = dot16(xh + 96, [&](int j) { return ((byte_of(r.qb, j) >> 4) | (((byte_of(r.qh, j) >> 6) & 3) << 4)) - 32; });
+        auto sc = [&](int k) { return (float)(signed char)byte_of(r.scales, 8 * h + m + 2 * k); };
+        return r.d * (sc(0) * s0 + sc(1) * s1 + sc(2) * s2 + sc(3) * s3);
     }
     __device__ static float value(const unsigned char* w, long long blocks, long long b, int i) {
         const unsigned char* blk = w + b * BODY;
@@ -198,11 +220,3 @@ struct FmtQ6_K {
     } break;                                 \
     default: break;                          \
     }
-
-// Element e of a [rows, k] matrix of format F (k a multiple of F::BLOCK), as `value` computes it.
-template <class F>
-__device__ __forceinline__ float q_element(const unsigned char* w, long long blocks, long long e, int k) {
-    const long long r = e / k;
-    const int c = (int)(e % k);
-    return F::value(w, blocks, r * (k / F::BLOCK) + c / F::BLOCK, c % F::BLOCK);
-}

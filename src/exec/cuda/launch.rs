@@ -41,6 +41,7 @@ pub const KERNEL_NAMES: [&str; 24] = [
 // What a kernel defines (block sizes, shared memory, limits) is read from it by `kernels::define`;
 // the other constants here are the host's choices.
 const GEMV_WARPS: usize = define("GEMV_WARPS");
+pub(super) const GEMV_Q_TASKS: usize = define("GEMV_Q_TASKS");
 pub(super) const GEMV_THREADS: u32 = define("GEMV_THREADS") as u32;
 /// GEMV blocks per SM before warps take several tasks each: 16 warps, each with a batch of
 /// 16-byte loads in flight, keep an SM's share of HBM bandwidth busy.
@@ -309,8 +310,11 @@ impl DeviceLayout {
             }
             Ok(k)
         };
+        // A `_q` kernel's warp takes GEMV_Q_TASKS rows at once (a task of two rows counts twice).
         let gemv_shape = |tasks: usize, k: usize, normed: bool| {
-            gemv_shape(tasks, k, normed, self.sms)
+            let rows_per_task = if matches!(step.op, Op::GateUpSilu { .. } | Op::QkvRope { .. }) { 2 } else { 1 };
+            let per_warp = if ins[1].ty.dtype.is_block_format() { GEMV_Q_TASKS / rows_per_task } else { 1 };
+            gemv_shape(tasks.div_ceil(per_warp), k, normed, self.sms)
                 .ok_or_else(|| unsupported(format!("rows of {k} do not fit the GEMV's {GEMV_MAX_SHARED} bytes of shared memory")))
         };
         let sms = self.sms;

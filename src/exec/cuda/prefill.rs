@@ -3,7 +3,7 @@
 //! chunk's rows): the GEMM tiles, the prefill buffers' sizes, and the launches of one
 //! pass over a chunk of prompt tokens. Decode's launches are in `launch.rs`.
 
-use super::launch::{float, for_weight, gemv_shape, int, DeviceLayout, Launch, GEMV_THREADS, NORM_THREADS};
+use super::launch::{float, for_weight, gemv_shape, int, DeviceLayout, Launch, GEMV_Q_TASKS, GEMV_THREADS, NORM_THREADS};
 use crate::error::{Error, Result};
 use crate::ir::Op;
 use crate::kernels::define;
@@ -20,8 +20,9 @@ const PG_BN: usize = define("PG_BN");
 pub(super) const PG_SHARED: usize = define("PG_SHARED");
 /// prefill_gemm_split's: a second bf16 weight buffer for the low halves.
 pub(super) const PG_SPLIT_SHARED: usize = define("PG_SPLIT_SHARED");
-/// dequant_split_q's blocks per SM (it grid-strides).
-const DEQUANT_BLOCKS_PER_SM: u32 = 8;
+/// dequant_split_q's block: two elements a thread; its grid's rows are the matrix's.
+const DQ_THREADS: u32 = define("DQ_THREADS") as u32;
+const MAX_GRID_Y: usize = 65535;
 const PG_THREADS: u32 = define("PG_THREADS") as u32;
 const PG_LINEAR: usize = define("PG_LINEAR");
 const PG_GATE_UP: usize = define("PG_GATE_UP");
@@ -124,14 +125,18 @@ impl DeviceLayout {
                 }
                 let rows = w.ty.elements() / k;
                 let mut args = vec![self.ptr(w), int(rows), int(k), dev.weight_hi, dev.weight_lo];
+                if rows > MAX_GRID_Y {
+                    return Err(unsupported(format!("{rows} rows of a block-format weight (the prefill dequantization takes at most {MAX_GRID_Y})")));
+                }
+                let grid = (k.div_ceil(2 * DQ_THREADS as usize) as u32, rows as u32, 1);
                 let dequant = Launch {
                     kernel: for_weight("dequant_split", w, &mut args)?,
-                    grid: (DEQUANT_BLOCKS_PER_SM * self.sms.max(1), 1, 1),
-                    block: 256,
+                    grid,
+                    block: DQ_THREADS,
                     shared: 0,
                     args,
                     label: format!("{} (dequantize)", step.label),
-                    tasks: DEQUANT_BLOCKS_PER_SM * self.sms.max(1),
+                    tasks: grid.0 * grid.1,
                 };
                 Ok(vec![dequant, gemm("prefill_gemm_split", PG_SPLIT_SHARED, &[dev.weight_hi, dev.weight_lo])])
             };
@@ -244,7 +249,8 @@ impl DeviceLayout {
                     }
                     let x = rows_ptr(&ins[0]) + ((n - 1) * row * ins[0].ty.dtype.size()) as u64;
                     let vocab = outs[0].ty.elements();
-                    let (grid, shared) = gemv_shape(vocab, k, norm.is_some(), self.sms)
+                    let per_warp = if ins[1].ty.dtype.is_block_format() { GEMV_Q_TASKS } else { 1 };
+                    let (grid, shared) = gemv_shape(vocab.div_ceil(per_warp), k, norm.is_some(), self.sms)
                         .ok_or_else(|| unsupported(format!("LM head rows of {k} do not fit the GEMV's shared memory")))?;
                     let (norm_w, eps) = match norm {
                         Some(eps) => (self.ptr(ins.last().expect("a normed op has inputs")), float(eps)),
