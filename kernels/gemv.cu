@@ -95,9 +95,9 @@ struct QWeights {
 
 // gemv_tasks over a block-format matrix: lanes stride over the row's units (quant.cu). A pass
 // first loads F::UNROLL units per lane of every row of the warp's TASKS tasks (rows past the last
-// task re-read the first task's, and their sums are dropped), then computes them: TASKS *
-// ROWS * UNROLL units' loads in flight per lane, as the bf16 loop's BATCH. The weights are first
-// requested after the wait.
+// task re-read the first task's, and their sums are dropped), then computes them with each
+// unit's x read once for all the rows: TASKS * ROWS * UNROLL units' loads in flight per lane, as
+// the bf16 loop's BATCH. The weights are first requested after the wait.
 template <int ROWS, int TASKS, int BATCH, int THREADS, class F, class RowsOf, class Epilogue, class Wait>
 __device__ __forceinline__ void gemv_tasks(QWeights<F> m, int t, int stride, int tasks, int k, const float* x, const bf16* norm_w,
                                            float eps, RowsOf rows_of, Epilogue epilogue, Wait wait) {
@@ -131,8 +131,9 @@ __device__ __forceinline__ void gemv_tasks(QWeights<F> m, int t, int stride, int
             for (int v = 0; v < U; v++) {
                 const int u = u0 + 32 * v;
                 if (u < units) {
+                    const typename F::X xu = F::xload(u % F::UNITS, xs + (u / F::UNITS) * F::BLOCK);
 #pragma unroll
-                    for (int i = 0; i < R; i++) acc[i] += F::dot(raw[v][i], u % F::UNITS, xs + (u / F::UNITS) * F::BLOCK);
+                    for (int i = 0; i < R; i++) acc[i] += F::dot(raw[v][i], u % F::UNITS, xu);
                 }
             }
         }

@@ -2,10 +2,13 @@
 // row of K elements is K / BLOCK blocks) is the B block bodies (BODY bytes each, a multiple of
 // 16) back to back, then, for Q8_0, Q4_0 and Q6_K, the B f16 scales `d`. The bytes are the GGUF
 // file's, so the values are too. Each format gives the GEMV (gemv.cu):
-//   load(w, blocks, b, u) -> Raw: the loads of unit u (0..UNITS-1) of block b, and
-//   dot(raw, u, x): that unit dotted with x (f32, shared memory, the block's first element at x),
-//     apart so that the GEMV can have many units' loads in flight (UNROLL per lane and row)
-//     before it computes. A unit is one lane's share of a block: its quants are one 16-byte
+//   load(w, blocks, b, u) -> Raw: the loads of unit u (0..UNITS-1) of block b,
+//   xload(u, x) -> X: the elements of x that unit u multiplies (x: f32 in shared memory, the
+//     block's first element at x), and
+//   dot(raw, u, X): the unit dotted with them. Apart, so that the GEMV can have many units'
+//     loads in flight (UNROLL per lane and row) before it computes, and read x once for all
+//     the rows it streams at once (shared memory bandwidth, not HBM, bounds a GEMV that reads
+//     x again for every 16 bytes of 4-bit weights). A unit is one lane's share of a block: its quants are one 16-byte
 //     load (Q6_K: three), its scales come from loads the block's lanes share (L1).
 //     Sums run in f32 over the integer quants and are scaled once per sub-block.
 //   value(w, blocks, b, i): element i of block b, computed as ggml's dequantize_row_* computes it
@@ -38,28 +41,36 @@ __device__ __forceinline__ unsigned word(const uint4& v, int j) { return j == 0 
 // Byte j (0..15) of a 16-byte load, unsigned.
 __device__ __forceinline__ int byte_of(const uint4& v, int j) { return (word(v, j >> 2) >> (8 * (j & 3))) & 0xff; }
 
-// Sum over 16 elements of q(j) * x[j]; q(j) an int.
+// 16 consecutive f32 of x (shared memory) in registers.
+struct X16 {
+    float4 v[4];
+};
+
+__device__ __forceinline__ X16 x16(const float* x) {
+    X16 r;
+#pragma unroll
+    for (int j = 0; j < 4; j++) r.v[j] = reinterpret_cast<const float4*>(x)[j];
+    return r;
+}
+
+// Sum over the 16 elements of q(j) * x[j]; q(j) an int.
 template <class Q>
-__device__ __forceinline__ float dot16(const float* x, Q q) {
+__device__ __forceinline__ float dot16(const X16& x, Q q) {
     float s = 0.f;
 #pragma unroll
-    for (int j = 0; j < 16; j += 4) {
-        const float4 v = *reinterpret_cast<const float4*>(x + j);
-        s = fmaf((float)q(j), v.x, s);
-        s = fmaf((float)q(j + 1), v.y, s);
-        s = fmaf((float)q(j + 2), v.z, s);
-        s = fmaf((float)q(j + 3), v.w, s);
+    for (int j = 0; j < 4; j++) {
+        s = fmaf((float)q(4 * j), x.v[j].x, s);
+        s = fmaf((float)q(4 * j + 1), x.v[j].y, s);
+        s = fmaf((float)q(4 * j + 2), x.v[j].z, s);
+        s = fmaf((float)q(4 * j + 3), x.v[j].w, s);
     }
     return s;
 }
 
-__device__ __forceinline__ float sum16(const float* x) {
+__device__ __forceinline__ float sum16(const X16& x) {
     float s = 0.f;
 #pragma unroll
-    for (int j = 0; j < 16; j += 4) {
-        const float4 v = *reinterpret_cast<const float4*>(x + j);
-        s += (v.x + v.y) + (v.z + v.w);
-    }
+    for (int j = 0; j < 4; j++) s += (x.v[j].x + x.v[j].y) + (x.v[j].z + x.v[j].w);
     return s;
 }
 
@@ -73,9 +84,13 @@ struct FmtQ8_0 {
     __device__ static Raw load(const unsigned char* w, long long blocks, long long b, int) {
         return Raw{ld16(w + b * BODY), ld16(w + b * BODY + 16), f16_at(w + blocks * BODY + 2 * b)};
     }
-    __device__ static float dot(const Raw& r, int, const float* x) {
+    struct X {
+        X16 lo, hi;
+    };
+    __device__ static X xload(int, const float* x) { return X{x16(x), x16(x + 16)}; }
+    __device__ static float dot(const Raw& r, int, const X& x) {
         auto i8 = [](const uint4& v) { return [&v](int j) { return (int)(word(v, j >> 2) << (24 - 8 * (j & 3))) >> 24; }; };
-        return (dot16(x, i8(r.lo)) + dot16(x + 16, i8(r.hi))) * r.d;
+        return (dot16(x.lo, i8(r.lo)) + dot16(x.hi, i8(r.hi))) * r.d;
     }
     __device__ static float value(const unsigned char* w, long long blocks, long long b, int i) {
         const int q = (signed char)__ldg(w + b * BODY + i);
@@ -93,9 +108,13 @@ struct FmtQ4_0 {
     __device__ static Raw load(const unsigned char* w, long long blocks, long long b, int) {
         return Raw{ld16(w + b * BODY), f16_at(w + blocks * BODY + 2 * b)};
     }
-    __device__ static float dot(const Raw& r, int, const float* x) {
-        const float lo = dot16(x, [&](int j) { return (byte_of(r.q, j) & 15) - 8; });
-        const float hi = dot16(x + 16, [&](int j) { return (byte_of(r.q, j) >> 4) - 8; });
+    struct X {
+        X16 lo, hi;
+    };
+    __device__ static X xload(int, const float* x) { return X{x16(x), x16(x + 16)}; }
+    __device__ static float dot(const Raw& r, int, const X& x) {
+        const float lo = dot16(x.lo, [&](int j) { return (byte_of(r.q, j) & 15) - 8; });
+        const float hi = dot16(x.hi, [&](int j) { return (byte_of(r.q, j) >> 4) - 8; });
         return (lo + hi) * r.d;
     }
     __device__ static float value(const unsigned char* w, long long blocks, long long b, int i) {
@@ -133,16 +152,26 @@ struct FmtK {
         const unsigned char* blk = w + b * BODY;
         return Raw{ld16(blk), ld16(blk + QS + 16 * u), FIFTH ? ld16(blk + 16 + 16 * (u & 1)) : make_uint4(0, 0, 0, 0)};
     }
-    __device__ static float dot(const Raw& r, int u, const float* x) {
+    struct X {
+        X16 lo, hi;
+        float sum_lo, sum_hi;
+    };
+    __device__ static X xload(int u, const float* x) {
+        const float* xa = x + 64 * (u >> 1) + 16 * (u & 1);
+        X r{x16(xa), x16(xa + 32), 0.f, 0.f};
+        r.sum_lo = sum16(r.lo);
+        r.sum_hi = sum16(r.hi);
+        return r;
+    }
+    __device__ static float dot(const Raw& r, int u, const X& x) {
         const int g = u >> 1;
-        const float* xa = x + 64 * g + 16 * (u & 1);
-        const float lo = dot16(xa, [&](int j) { return (byte_of(r.q, j) & 15) + (FIFTH ? ((byte_of(r.qh, j) >> (2 * g)) & 1) << 4 : 0); });
-        const float hi = dot16(xa + 32, [&](int j) { return (byte_of(r.q, j) >> 4) + (FIFTH ? ((byte_of(r.qh, j) >> (2 * g + 1)) & 1) << 4 : 0); });
+        const float lo = dot16(x.lo, [&](int j) { return (byte_of(r.q, j) & 15) + (FIFTH ? ((byte_of(r.qh, j) >> (2 * g)) & 1) << 4 : 0); });
+        const float hi = dot16(x.hi, [&](int j) { return (byte_of(r.q, j) >> 4) + (FIFTH ? ((byte_of(r.qh, j) >> (2 * g + 1)) & 1) << 4 : 0); });
         int sc1, m1, sc2, m2;
         scale_min_k4(r.hd, 2 * g, sc1, m1);
         scale_min_k4(r.hd, 2 * g + 1, sc2, m2);
         const float d = f16_to_f32(r.hd.x & 0xffff), dmin = f16_to_f32(r.hd.x >> 16);
-        return d * ((float)sc1 * lo + (float)sc2 * hi) - dmin * ((float)m1 * sum16(xa) + (float)m2 * sum16(xa + 32));
+        return d * ((float)sc1 * lo + (float)sc2 * hi) - dmin * ((float)m1 * x.sum_lo + (float)m2 * x.sum_hi);
     }
     __device__ static float value(const unsigned char* w, long long, long long b, int i) {
         const unsigned char* blk = w + b * BODY;
@@ -176,13 +205,19 @@ struct FmtQ6_K {
         return Raw{ld16(blk + 64 * h + 16 * m), ld16(blk + 64 * h + 32 + 16 * m), ld16(blk + 128 + 32 * h + 16 * m), ld16(blk + 192),
                    f16_at(w + blocks * BODY + 2 * b)};
     }
-    __device__ static float dot(const Raw& r, int u, const float* x) {
+    struct X {
+        X16 k[4];
+    };
+    __device__ static X xload(int u, const float* x) {
+        const float* xh = x + 128 * (u >> 1) + 16 * (u & 1);
+        return X{{x16(xh), x16(xh + 32), x16(xh + 64), x16(xh + 96)}};
+    }
+    __device__ static float dot(const Raw& r, int u, const X& x) {
         const int h = u >> 1, m = u & 1;
-        const float* xh = x + 128 * h + 16 * m;
-        const float s0 = dot16(xh, [&](int j) { return ((byte_of(r.qa, j) & 15) | ((byte_of(r.qh, j) & 3) << 4)) - 32; });
-        const float s1 = dot16(xh + 32, [&](int j) { return ((byte_of(r.qb, j) & 15) | (((byte_of(r.qh, j) >> 2) & 3) << 4)) - 32; });
-        const float s2 = dot16(xh + 64, [&](int j) { return ((byte_of(r.qa, j) >> 4) | (((byte_of(r.qh, j) >> 4) & 3) << 4)) - 32; });
-        const float s3 = dot16(xh + 96, [&](int j) { return ((byte_of(r.qb, j) >> 4) | (((byte_of(r.qh, j) >> 6) & 3) << 4)) - 32; });
+        const float s0 = dot16(x.k[0], [&](int j) { return ((byte_of(r.qa, j) & 15) | ((byte_of(r.qh, j) & 3) << 4)) - 32; });
+        const float s1 = dot16(x.k[1], [&](int j) { return ((byte_of(r.qb, j) & 15) | (((byte_of(r.qh, j) >> 2) & 3) << 4)) - 32; });
+        const float s2 = dot16(x.k[2], [&](int j) { return ((byte_of(r.qa, j) >> 4) | (((byte_of(r.qh, j) >> 4) & 3) << 4)) - 32; });
+        const float s3 = dot16(x.k[3], [&](int j) { return ((byte_of(r.qb, j) >> 4) | (((byte_of(r.qh, j) >> 6) & 3) << 4)) - 32; });
         auto sc = [&](int k) { return (float)(signed char)byte_of(r.scales, 8 * h + m + 2 * k); };
         return r.d * (sc(0) * s0 + sc(1) * s1 + sc(2) * s2 + sc(3) * s3);
     }
