@@ -213,21 +213,27 @@ prefill_gemm_split(const float* __restrict__ x, const bf16* __restrict__ w, cons
 
 // A block-format matrix [rows, k] (fmt a Q_FMT_* id) as two bf16 matrices, hi = bf16(v) and
 // lo = bf16(v - hi) for each element v (quant.cu's `value`): v to 2^-16 relative, for
-// prefill_gemm_split. Launch: grid (ceil(k / (2 DQ_THREADS)), rows), DQ_THREADS threads, two
-// elements each.
-// Bytes: the blocks read (L1 serves a block's shared scales), rows*k*4 written.
+// prefill_gemm_split. Launch: grid (ceil(k / (DQ_RUN DQ_THREADS)), rows), DQ_THREADS threads,
+// DQ_RUN consecutive elements each (one block's: its scales are loaded once), stored as 16 bytes.
+// Bytes: the blocks read, rows*k*4 written.
 #define DQ_THREADS 256
+#define DQ_RUN 8
 
 extern "C" __global__ void __launch_bounds__(DQ_THREADS)
-dequant_split_q(const unsigned char* __restrict__ w, int rows, int k, unsigned* __restrict__ hi, unsigned* __restrict__ lo, int fmt) {
-    const int r = blockIdx.y, c = 2 * (blockIdx.x * DQ_THREADS + threadIdx.x);
+dequant_split_q(const unsigned char* __restrict__ w, int rows, int k, uint4* __restrict__ hi, uint4* __restrict__ lo, int fmt) {
+    const int r = blockIdx.y, c = DQ_RUN * (blockIdx.x * DQ_THREADS + threadIdx.x);
     if (c >= k) return;
     Q_DISPATCH(fmt, {
         const long long blocks = (long long)rows * (k / F::BLOCK), b = (long long)r * (k / F::BLOCK) + c / F::BLOCK;
-        const float v0 = F::value(w, blocks, b, c % F::BLOCK), v1 = F::value(w, blocks, b, c % F::BLOCK + 1);
-        const unsigned h = pack_bf16x2(v0, v1);
-        const long long p = ((long long)r * k + c) / 2;
-        hi[p] = h;
-        lo[p] = pack_bf16x2(v0 - lo_f32(h), v1 - hi_f32(h));
+        unsigned h[DQ_RUN / 2], l[DQ_RUN / 2];
+#pragma unroll
+        for (int e = 0; e < DQ_RUN; e += 2) {
+            const float v0 = F::value(w, blocks, b, c % F::BLOCK + e), v1 = F::value(w, blocks, b, c % F::BLOCK + e + 1);
+            h[e / 2] = pack_bf16x2(v0, v1);
+            l[e / 2] = pack_bf16x2(v0 - lo_f32(h[e / 2]), v1 - hi_f32(h[e / 2]));
+        }
+        const long long p = ((long long)r * k + c) / DQ_RUN;
+        hi[p] = make_uint4(h[0], h[1], h[2], h[3]);
+        lo[p] = make_uint4(l[0], l[1], l[2], l[3]);
     })
 }

@@ -20,8 +20,9 @@ const PG_BN: usize = define("PG_BN");
 pub(super) const PG_SHARED: usize = define("PG_SHARED");
 /// prefill_gemm_split's: a second bf16 weight buffer for the low halves.
 pub(super) const PG_SPLIT_SHARED: usize = define("PG_SPLIT_SHARED");
-/// dequant_split_q's block: two elements a thread; its grid's rows are the matrix's.
+/// dequant_split_q's block, DQ_RUN elements a thread; its grid's rows are the matrix's.
 const DQ_THREADS: u32 = define("DQ_THREADS") as u32;
+const DQ_RUN: usize = define("DQ_RUN");
 const MAX_GRID_Y: usize = 65535;
 const PG_THREADS: u32 = define("PG_THREADS") as u32;
 const PG_LINEAR: usize = define("PG_LINEAR");
@@ -128,7 +129,7 @@ impl DeviceLayout {
                 if rows > MAX_GRID_Y {
                     return Err(unsupported(format!("{rows} rows of a block-format weight (the prefill dequantization takes at most {MAX_GRID_Y})")));
                 }
-                let grid = (k.div_ceil(2 * DQ_THREADS as usize) as u32, rows as u32, 1);
+                let grid = (k.div_ceil(DQ_RUN * DQ_THREADS as usize) as u32, rows as u32, 1);
                 let dequant = Launch {
                     kernel: for_weight("dequant_split", w, &mut args)?,
                     grid,
