@@ -53,23 +53,32 @@ __device__ __forceinline__ X16 x16(const float* x) {
     return r;
 }
 
-// The quant `bits` (below 2^23) minus `bias` as an f32, exactly: the bits are placed in the
-// mantissa of 2^23 and 2^23 + bias subtracted: a logic op and an add at full rate, where an
-// int-to-float conversion runs at a quarter (and would bound a 4-bit GEMV).
-__device__ __forceinline__ float quant_f32(unsigned bits, float bias) { return __uint_as_float(0x4B000000u | bits) - (8388608.f + bias); }
+// Byte k of `w` (an unsigned quant) minus `bias`, as an f32, exactly: the byte is placed in the
+// mantissa of 2^23 by a byte permute and 2^23 + bias subtracted. Two full-rate instructions,
+// where an int-to-float conversion runs at a quarter rate (and bounded a 4-bit GEMV).
+__device__ __forceinline__ float quant_f32(unsigned w, int k, float bias) {
+    return __uint_as_float(__byte_perm(w, 0x4B000000u, 0x7440u | k)) - (8388608.f + bias);
+}
 
-// Sum over the 16 elements of (q(j) - bias) * x[j]; q(j) the quant's bits.
-template <class Q>
-__device__ __forceinline__ float dot16(const X16& x, Q q, float bias) {
-    float s = 0.f;
+// Sum over 16 elements of (q - bias) * x, the quants one per byte of q0..q3 (elements 4j..4j+3
+// in qj), in four independent sums.
+__device__ __forceinline__ float dot16(const X16& x, unsigned q0, unsigned q1, unsigned q2, unsigned q3, float bias) {
+    const unsigned q[4] = {q0, q1, q2, q3};
+    float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
 #pragma unroll
     for (int j = 0; j < 4; j++) {
-        s = fmaf(quant_f32(q(4 * j), bias), x.v[j].x, s);
-        s = fmaf(quant_f32(q(4 * j + 1), bias), x.v[j].y, s);
-        s = fmaf(quant_f32(q(4 * j + 2), bias), x.v[j].z, s);
-        s = fmaf(quant_f32(q(4 * j + 3), bias), x.v[j].w, s);
+        a0 = fmaf(quant_f32(q[j], 0, bias), x.v[j].x, a0);
+        a1 = fmaf(quant_f32(q[j], 1, bias), x.v[j].y, a1);
+        a2 = fmaf(quant_f32(q[j], 2, bias), x.v[j].z, a2);
+        a3 = fmaf(quant_f32(q[j], 3, bias), x.v[j].w, a3);
     }
-    return s;
+    return (a0 + a1) + (a2 + a3);
+}
+
+// dot16 over a 16-byte load whose every word goes through `f` first.
+template <class F>
+__device__ __forceinline__ float dot16_map(const X16& x, const uint4& v, F f, float bias) {
+    return dot16(x, f(v.x, 0), f(v.y, 1), f(v.z, 2), f(v.w, 3), bias);
 }
 
 __device__ __forceinline__ float sum16(const X16& x) {
@@ -95,8 +104,8 @@ struct FmtQ8_0 {
     __device__ static X xload(int, const float* x) { return X{x16(x), x16(x + 16)}; }
     __device__ static float dot(const Raw& r, int, const X& x) {
         // An i8 q is the byte with its sign bit flipped, less 128.
-        auto i8 = [](const uint4& v) { return [&v](int j) { return byte_of(v, j) ^ 0x80u; }; };
-        return (dot16(x.lo, i8(r.lo), 128.f) + dot16(x.hi, i8(r.hi), 128.f)) * r.d;
+        auto i8 = [](unsigned w, int) { return w ^ 0x80808080u; };
+        return (dot16_map(x.lo, r.lo, i8, 128.f) + dot16_map(x.hi, r.hi, i8, 128.f)) * r.d;
     }
     __device__ static float value(const unsigned char* w, long long blocks, long long b, int i) {
         const int q = (signed char)__ldg(w + b * BODY + i);
@@ -119,8 +128,8 @@ struct FmtQ4_0 {
     };
     __device__ static X xload(int, const float* x) { return X{x16(x), x16(x + 16)}; }
     __device__ static float dot(const Raw& r, int, const X& x) {
-        const float lo = dot16(x.lo, [&](int j) { return byte_of(r.q, j) & 15; }, 8.f);
-        const float hi = dot16(x.hi, [&](int j) { return byte_of(r.q, j) >> 4; }, 8.f);
+        const float lo = dot16_map(x.lo, r.q, [](unsigned w, int) { return w & 0x0F0F0F0Fu; }, 8.f);
+        const float hi = dot16_map(x.hi, r.q, [](unsigned w, int) { return (w >> 4) & 0x0F0F0F0Fu; }, 8.f);
         return (lo + hi) * r.d;
     }
     __device__ static float value(const unsigned char* w, long long blocks, long long b, int i) {
@@ -171,8 +180,10 @@ struct FmtK {
     }
     __device__ static float dot(const Raw& r, int u, const X& x) {
         const int g = u >> 1;
-        const float lo = dot16(x.lo, [&](int j) { return (byte_of(r.q, j) & 15) | (FIFTH ? ((byte_of(r.qh, j) >> (2 * g)) & 1) << 4 : 0); }, 0.f);
-        const float hi = dot16(x.hi, [&](int j) { return (byte_of(r.q, j) >> 4) | (FIFTH ? ((byte_of(r.qh, j) >> (2 * g + 1)) & 1) << 4 : 0); }, 0.f);
+        // Q5_K: the fifth bits of the 4 elements of word j are bit 2g (2g + 1) of the 4 bytes of qh's word j.
+        auto fifth = [&](int j, int bit) { return FIFTH ? ((word(r.qh, j) >> bit) & 0x01010101u) << 4 : 0u; };
+        const float lo = dot16_map(x.lo, r.q, [&](unsigned w, int j) { return (w & 0x0F0F0F0Fu) | fifth(j, 2 * g); }, 0.f);
+        const float hi = dot16_map(x.hi, r.q, [&](unsigned w, int j) { return ((w >> 4) & 0x0F0F0F0Fu) | fifth(j, 2 * g + 1); }, 0.f);
         int sc1, m1, sc2, m2;
         scale_min_k4(r.hd, 2 * g, sc1, m1);
         scale_min_k4(r.hd, 2 * g + 1, sc2, m2);
@@ -220,10 +231,14 @@ struct FmtQ6_K {
     }
     __device__ static float dot(const Raw& r, int u, const X& x) {
         const int h = u >> 1, m = u & 1;
-        const float s0 = dot16(x.k[0], [&](int j) { return (byte_of(r.qa, j) & 15) | ((byte_of(r.qh, j) & 3) << 4); }, 32.f);
-        const float s1 = dot16(x.k[1], [&](int j) { return (byte_of(r.qb, j) & 15) | (((byte_of(r.qh, j) >> 2) & 3) << 4); }, 32.f);
-        const float s2 = dot16(x.k[2], [&](int j) { return (byte_of(r.qa, j) >> 4) | (((byte_of(r.qh, j) >> 4) & 3) << 4); }, 32.f);
-        const float s3 = dot16(x.k[3], [&](int j) { return (byte_of(r.qb, j) >> 4) | (((byte_of(r.qh, j) >> 6) & 3) << 4); }, 32.f);
+        // The 6-bit quants of part k: a nibble of ql (low for k < 2) | 2 bits of qh at 2k, per byte.
+        auto six = [&](const uint4& ql, int k) {
+            return [&ql, &r, k](unsigned, int j) { return ((k < 2 ? word(ql, j) : word(ql, j) >> 4) & 0x0F0F0F0Fu) | (((word(r.qh, j) >> (2 * k)) & 0x03030303u) << 4); };
+        };
+        const float s0 = dot16_map(x.k[0], r.qa, six(r.qa, 0), 32.f);
+        const float s1 = dot16_map(x.k[1], r.qb, six(r.qb, 1), 32.f);
+        const float s2 = dot16_map(x.k[2], r.qa, six(r.qa, 2), 32.f);
+        const float s3 = dot16_map(x.k[3], r.qb, six(r.qb, 3), 32.f);
         auto sc = [&](int k) { return (float)(signed char)byte_of(r.scales, 8 * h + m + 2 * k); };
         return r.d * (sc(0) * s0 + sc(1) * s1 + sc(2) * s2 + sc(3) * s3);
     }
