@@ -213,17 +213,18 @@ prefill_gemm_split(const float* __restrict__ x, const bf16* __restrict__ w, cons
 
 // A block-format matrix [rows, k] (fmt a Q_FMT_* id) as two bf16 matrices, hi = bf16(v) and
 // lo = bf16(v - hi) for each element v (quant.cu's `value`): v to 2^-16 relative, for
-// prefill_gemm_split. Launch: grid (ceil(k / (DQ_RUN DQ_THREADS)), rows), DQ_THREADS threads,
-// DQ_RUN consecutive elements each (one block's: its scales are loaded once), stored as 16 bytes.
+// prefill_gemm_split. Launch: grid (ceil(k / (DQ_RUN DQ_THREADS)), up to rows), DQ_THREADS
+// threads, DQ_RUN consecutive elements each (one block's: its scales are loaded once), stored as
+// 16 bytes; blocks stride over the rows (a block per row would be launch-bound).
 // Bytes: the blocks read, rows*k*4 written.
 #define DQ_THREADS 256
 #define DQ_RUN 8
 
 extern "C" __global__ void __launch_bounds__(DQ_THREADS)
 dequant_split_q(const unsigned char* __restrict__ w, int rows, int k, uint4* __restrict__ hi, uint4* __restrict__ lo, int fmt) {
-    const int r = blockIdx.y, c = DQ_RUN * (blockIdx.x * DQ_THREADS + threadIdx.x);
+    const int c = DQ_RUN * (blockIdx.x * DQ_THREADS + threadIdx.x);
     if (c >= k) return;
-    Q_DISPATCH(fmt, {
+    Q_DISPATCH(fmt, for (int r = blockIdx.y; r < rows; r += gridDim.y) {
         const long long blocks = (long long)rows * (k / F::BLOCK), b = (long long)r * (k / F::BLOCK) + c / F::BLOCK;
         unsigned h[DQ_RUN / 2], l[DQ_RUN / 2];
 #pragma unroll

@@ -23,7 +23,8 @@ pub(super) const PG_SPLIT_SHARED: usize = define("PG_SPLIT_SHARED");
 /// dequant_split_q's block, DQ_RUN elements a thread; its grid's rows are the matrix's.
 const DQ_THREADS: u32 = define("DQ_THREADS") as u32;
 const DQ_RUN: usize = define("DQ_RUN");
-const MAX_GRID_Y: usize = 65535;
+/// dequant_split_q's blocks down the rows (each strides over rows): a few per SM.
+const DQ_ROW_BLOCKS: usize = 1024;
 const PG_THREADS: u32 = define("PG_THREADS") as u32;
 const PG_LINEAR: usize = define("PG_LINEAR");
 const PG_GATE_UP: usize = define("PG_GATE_UP");
@@ -126,10 +127,7 @@ impl DeviceLayout {
                 }
                 let rows = w.ty.elements() / k;
                 let mut args = vec![self.ptr(w), int(rows), int(k), dev.weight_hi, dev.weight_lo];
-                if rows > MAX_GRID_Y {
-                    return Err(unsupported(format!("{rows} rows of a block-format weight (the prefill dequantization takes at most {MAX_GRID_Y})")));
-                }
-                let grid = (k.div_ceil(DQ_RUN * DQ_THREADS as usize) as u32, rows as u32, 1);
+                let grid = (k.div_ceil(DQ_RUN * DQ_THREADS as usize) as u32, rows.min(DQ_ROW_BLOCKS) as u32, 1);
                 let dequant = Launch {
                     kernel: for_weight("dequant_split", w, &mut args)?,
                     grid,
