@@ -27,6 +27,7 @@
 // Rows a warp of a `_q` kernel streams at once (a 2-row task counts twice): block-format rows
 // are short (K = 1536 at 4.5 bits is 864 bytes), so one row leaves too few bytes in flight.
 #define GEMV_Q_TASKS 4
+#define GEMV_Q_PAIRS ((GEMV_Q_TASKS + 1) / 2)  // tasks of two rows (gate/up, RoPE pairs)
 
 extern __shared__ uint4 gemv_x[];
 
@@ -318,6 +319,6 @@ gate_up_silu(const float* x, const bf16* w, const bf16* norm_w, float eps, float
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 gate_up_silu_q(const float* x, const unsigned char* w, const bf16* norm_w, float eps, float* out, int f, int k, int fmt) {
     grid_dep_launch();
-    Q_DISPATCH(fmt, gate_up_silu_tasks<GEMV_Q_TASKS / 2, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), f, x,
+    Q_DISPATCH(fmt, gate_up_silu_tasks<GEMV_Q_PAIRS, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), f, x,
                                                                 QWeights<F>{w, 2LL * f * (k / F::BLOCK)}, norm_w, eps, out, f, k, GridWait{}))
 }

@@ -313,7 +313,7 @@ impl DeviceLayout {
         // A `_q` kernel's warp takes GEMV_Q_TASKS rows at once (a task of two rows counts twice).
         let gemv_shape = |tasks: usize, k: usize, normed: bool| {
             let rows_per_task = if matches!(step.op, Op::GateUpSilu { .. } | Op::QkvRope { .. }) { 2 } else { 1 };
-            let per_warp = if ins[1].ty.dtype.is_block_format() { GEMV_Q_TASKS / rows_per_task } else { 1 };
+            let per_warp = if ins[1].ty.dtype.is_block_format() { GEMV_Q_TASKS.div_ceil(rows_per_task) } else { 1 };
             gemv_shape(tasks.div_ceil(per_warp), k, normed, self.sms)
                 .ok_or_else(|| unsupported(format!("rows of {k} do not fit the GEMV's {GEMV_MAX_SHARED} bytes of shared memory")))
         };
