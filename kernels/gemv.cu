@@ -26,7 +26,7 @@
 #define GEMV_BATCH 16  // 16-byte loads in flight per lane
 // Rows a warp of a `_q` kernel streams at once (a 2-row task counts twice): block-format rows
 // are short (K = 1536 at 4.5 bits is 864 bytes), so one row leaves too few bytes in flight.
-#define GEMV_Q_TASKS 4
+#define GEMV_Q_TASKS 2
 #define GEMV_Q_PAIRS ((GEMV_Q_TASKS + 1) / 2)  // tasks of two rows (gate/up, RoPE pairs)
 
 extern __shared__ uint4 gemv_x[];

@@ -32,14 +32,16 @@ impl std::str::FromStr for Decode {
     }
 }
 
-/// How weights are stored in the plan (`llmc compile --weights`, `--quantize`).
+/// How weights are stored in the plan (`llmc compile --weights`, `--quantize`). bf16 stays the
+/// default until the block-format GEMVs decode faster than the bf16 ones (README, "Quantized
+/// weights": on an H200 they do not yet).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Weights {
     /// A GGUF's Q8_0, Q4_0, Q4_K, Q5_K and Q6_K matrices keep their blocks (read as stored,
     /// dequantized in registers); everything else becomes bf16.
-    #[default]
     AsStored,
     /// Every weight dequantized to bf16.
+    #[default]
     Bf16,
     /// Every matrix (projections, embedding, LM head) quantized to this block format now.
     Quantize(DType),

@@ -54,9 +54,10 @@ enum Command {
         /// the target, else 132 for sm_90 (H100/H200 SXM) and 108 before.
         #[arg(long)]
         sms: Option<u32>,
-        /// How weights are stored: `as-stored` (the default: a GGUF's Q8_0, Q4_0, Q4_K, Q5_K
-        /// and Q6_K matrices keep their blocks and are dequantized in registers; everything
-        /// else is bf16) or `bf16` (every weight dequantized to bf16).
+        /// How weights are stored: `bf16` (the default: every weight dequantized to bf16) or
+        /// `as-stored` (a GGUF's Q8_0, Q4_0, Q4_K, Q5_K and Q6_K matrices keep their blocks, 2-3x
+        /// fewer bytes, dequantized in registers; on the GPU slower than bf16 for now, see the
+        /// README).
         #[arg(long)]
         weights: Option<llmc::compile::Weights>,
         /// Quantize every matrix (projections, embedding, LM head) to this block format now:
