@@ -1,8 +1,8 @@
 //! `llmc compile`: load -> lower -> passes -> arena -> plan file, with progress on stderr.
 
 use crate::error::{format_bytes, Result};
-use crate::load;
 use crate::ir::{DType, LayerWeight, WeightId};
+use crate::load;
 use crate::load::WeightSource;
 use crate::plan::{self, file, Target, WeightFormats};
 use indicatif::{ProgressBar, ProgressStyle};

@@ -22,7 +22,9 @@ static GPU: Mutex<()> = Mutex::new(());
 fn gpu_plan(dir: &Path, positions: usize) -> PlanFile {
     let model = fixture_with_context("qwen3_untied", dir, positions);
     let path = dir.join("plan");
-    let opts = CompileOptions { weights: Default::default(), max_seq_len: positions,
+    let opts = CompileOptions {
+        weights: Default::default(),
+        max_seq_len: positions,
         target: Target::Cuda { sm: device_sm().unwrap() },
         decode: llmc::compile::Decode::Graph,
         sms: None,

@@ -74,7 +74,14 @@ fn cpu_plans_and_other_architectures_are_refused() {
     assert!(err.contains("--target sm_"), "{err}");
     let other = if sm == 80 { 90 } else { 80 };
     let path = dir.path().join("other.plan");
-    let opts = CompileOptions { weights: Default::default(), max_seq_len: 64, target: Target::Cuda { sm: other }, decode: llmc::compile::Decode::Graph, sms: None, progress: false };
+    let opts = CompileOptions {
+        weights: Default::default(),
+        max_seq_len: 64,
+        target: Target::Cuda { sm: other },
+        decode: llmc::compile::Decode::Graph,
+        sms: None,
+        progress: false,
+    };
     compile(&fixture_dir("qwen2_tied"), &path, &opts).unwrap();
     let err = CudaBackend::new(&PlanFile::open(&path).unwrap(), SamplingParams::GREEDY).err().unwrap().to_string();
     assert!(err.contains(&format!("recompile it with `llmc compile --target sm_{sm}`")), "{err}");
@@ -242,7 +249,14 @@ fn persistent_decode_replays_10000_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let model = fixture_with_context("qwen3_untied", dir.path(), TOKENS + 1);
     let path = dir.path().join("long.plan");
-    let opts = CompileOptions { weights: Default::default(), max_seq_len: TOKENS + 1, target: Target::Cuda { sm }, decode: Decode::Persistent, sms: None, progress: false };
+    let opts = CompileOptions {
+        weights: Default::default(),
+        max_seq_len: TOKENS + 1,
+        target: Target::Cuda { sm },
+        decode: Decode::Persistent,
+        sms: None,
+        progress: false,
+    };
     compile(&model, &path, &opts).unwrap();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let worker = std::thread::spawn(move || {

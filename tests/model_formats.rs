@@ -48,7 +48,8 @@ fn rewrite(dir: &Path, dtype: Dtype, shards: usize, convert: impl Fn(f32) -> Vec
 }
 
 fn weight_blob(model: &Path, out: &Path) -> Vec<u8> {
-    let opts = CompileOptions { weights: Default::default(), max_seq_len: 32, target: Target::Cpu, decode: llmc::compile::Decode::Graph, sms: None, progress: false };
+    let opts =
+        CompileOptions { weights: Default::default(), max_seq_len: 32, target: Target::Cpu, decode: llmc::compile::Decode::Graph, sms: None, progress: false };
     compile(model, out, &opts).unwrap();
     PlanFile::open(out).unwrap().weights().to_vec()
 }

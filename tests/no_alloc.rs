@@ -54,7 +54,9 @@ fn decode_steps_allocate_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let model = fixture_with_context("qwen3_untied", dir.path(), TOKENS + 1);
     let out = dir.path().join("plan");
-    let opts = llmc::compile::CompileOptions { weights: Default::default(), max_seq_len: TOKENS + 1,
+    let opts = llmc::compile::CompileOptions {
+        weights: Default::default(),
+        max_seq_len: TOKENS + 1,
         target: llmc::plan::Target::Cpu,
         decode: llmc::compile::Decode::Graph,
         sms: None,

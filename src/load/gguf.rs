@@ -336,6 +336,11 @@ mod tests {
 
     /// A one-layer model: 2 query heads, 1 KV head, FFN 32, vocab 8; q_proj is Q8_0, the rest f32.
     fn tiny_model(arch: &str, pre: &str) -> GgufWriter {
+        tiny_model_with(arch, pre, false)
+    }
+
+    /// `all_q8_0`: k, v, gate, up and down projections Q8_0 too (their ramps quantized).
+    fn tiny_model_with(arch: &str, pre: &str, all_q8_0: bool) -> GgufWriter {
         let key = |k: &str| format!("{arch}.{k}");
         let ramp = |n: u64| (0..n).map(|i| i as f32 * 0.01).collect::<Vec<_>>();
         let kv = HEAD_DIM;
@@ -364,16 +369,16 @@ mod tests {
             .f32_tensor("output_norm.weight", &[HIDDEN], &[1.0; 32])
             .f32_tensor("blk.0.attn_norm.weight", &[HIDDEN], &[1.0; 32])
             .tensor("blk.0.attn_q.weight", &[HIDDEN, HIDDEN], 8, &q_proj)
-            .f32_tensor("blk.0.attn_k.weight", &[HIDDEN, kv], &ramp(HIDDEN * kv))
-            .f32_tensor("blk.0.attn_v.weight", &[HIDDEN, kv], &ramp(HIDDEN * kv))
+            .matrix("blk.0.attn_k.weight", &[HIDDEN, kv], &ramp(HIDDEN * kv), all_q8_0)
+            .matrix("blk.0.attn_v.weight", &[HIDDEN, kv], &ramp(HIDDEN * kv), all_q8_0)
             .f32_tensor("blk.0.attn_q.bias", &[HIDDEN], &ramp(HIDDEN))
             .f32_tensor("blk.0.attn_k.bias", &[kv], &ramp(kv))
             .f32_tensor("blk.0.attn_v.bias", &[kv], &ramp(kv))
             .f32_tensor("blk.0.attn_output.weight", &[HIDDEN, HIDDEN], &ramp(HIDDEN * HIDDEN))
             .f32_tensor("blk.0.ffn_norm.weight", &[HIDDEN], &[1.0; 32])
-            .f32_tensor("blk.0.ffn_gate.weight", &[HIDDEN, 32], &ramp(HIDDEN * 32))
-            .f32_tensor("blk.0.ffn_up.weight", &[HIDDEN, 32], &ramp(HIDDEN * 32))
-            .f32_tensor("blk.0.ffn_down.weight", &[32, HIDDEN], &ramp(32 * HIDDEN))
+            .matrix("blk.0.ffn_gate.weight", &[HIDDEN, 32], &ramp(HIDDEN * 32), all_q8_0)
+            .matrix("blk.0.ffn_up.weight", &[HIDDEN, 32], &ramp(HIDDEN * 32), all_q8_0)
+            .matrix("blk.0.ffn_down.weight", &[32, HIDDEN], &ramp(32 * HIDDEN), all_q8_0)
     }
 
     fn open_bytes(bytes: &[u8]) -> Result<Model> {
@@ -426,6 +431,60 @@ mod tests {
         assert_eq!(tok.encode("ab a<|im_end|>", true).unwrap().get_ids(), &[2, 3, 0, 6]);
         assert_eq!(tok.decode(&[2, 3, 0, 6], false).unwrap(), "ab a<|im_end|>");
         assert_eq!(tok.token_to_id("[PAD7]"), None);
+    }
+
+    /// Writes `bytes` as a .gguf file under `dir` and compiles it for the CPU, weights as `weights`.
+    fn compile_gguf(dir: &Path, name: &str, bytes: &[u8], weights: crate::compile::Weights) -> crate::plan::file::PlanFile {
+        let (model, plan) = (dir.join(format!("{name}.gguf")), dir.join(format!("{name}.plan")));
+        std::fs::write(&model, bytes).unwrap();
+        let opts = crate::compile::CompileOptions {
+            weights,
+            max_seq_len: 32,
+            target: crate::plan::Target::Cpu,
+            decode: crate::compile::Decode::Graph,
+            sms: None,
+            progress: false,
+        };
+        crate::compile::compile(&model, &plan, &opts).unwrap();
+        crate::plan::file::PlanFile::open(&plan).unwrap()
+    }
+
+    fn logits_after(plan: &crate::plan::file::PlanFile, tokens: &[u32]) -> Vec<f32> {
+        use crate::exec::Backend;
+        let mut cpu = crate::exec::cpu::CpuExecutor::new(plan, crate::exec::sampling::SamplingParams::GREEDY).unwrap();
+        cpu.prefill(tokens, 0).unwrap();
+        cpu.logits().unwrap()
+    }
+
+    #[test]
+    fn block_formats_are_kept_as_stored_and_mixed_groups_become_bf16() {
+        use crate::compile::Weights;
+        let model = open_bytes(&tiny_model("qwen2", "qwen2").finish()).unwrap();
+        let q = WeightId::Layer(0, LayerWeight::QProj);
+        assert_eq!(model.weights.block_format(q), Some(DType::Q8_0));
+        assert_eq!(model.weights.block_format(WeightId::Layer(0, LayerWeight::KProj)), None, "f32 is not a block format");
+        let blocks = model.weights.blocks(q).unwrap();
+        assert_eq!((blocks.len(), &blocks[..4]), (32 * 34, &[0x00, 0x34, 0, 1][..]), "row 0: d = 0.25 (f16 0x3400), qs 0, 1, ..");
+
+        // q is Q8_0 but k and v are f32: the concatenated qkv_proj is stored bf16; o_proj f32 too.
+        let dir = tempfile::tempdir().unwrap();
+        let mixed = compile_gguf(dir.path(), "mixed", &tiny_model("qwen2", "qwen2").finish(), Weights::AsStored);
+        let qkv = mixed.plan.weights.iter().find(|w| w.id == WeightId::Layer(0, LayerWeight::QkvProj)).unwrap();
+        assert_eq!(qkv.ty.dtype, DType::BF16);
+
+        // Every projection Q8_0 (the down projection's rows of 32 too): each kept as stored, and
+        // the logits within bf16's rounding of the bf16 plan's.
+        let all = tiny_model_with("qwen2", "qwen2", true).finish();
+        let stored = compile_gguf(dir.path(), "stored", &all, Weights::AsStored);
+        let bf16 = compile_gguf(dir.path(), "bf16", &all, Weights::Bf16);
+        for id in [LayerWeight::QkvProj, LayerWeight::GateUpProj, LayerWeight::DownProj] {
+            let entry = stored.plan.weights.iter().find(|w| w.id == WeightId::Layer(0, id)).unwrap();
+            assert_eq!(entry.ty.dtype, DType::Q8_0, "{id:?}");
+        }
+        assert!(stored.plan.weight_bytes < bf16.plan.weight_bytes);
+        let (got, want) = (logits_after(&stored, &[1, 2, 3, 0]), logits_after(&bf16, &[1, 2, 3, 0]));
+        let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / want.iter().map(|v| v.abs()).fold(0f32, f32::max);
+        assert!(err.is_finite() && err < 1e-2, "as-stored vs bf16: {err}");
     }
 
     #[test]

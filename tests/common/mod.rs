@@ -39,7 +39,8 @@ pub fn reference(name: &str) -> Reference {
 /// Compiles a fixture for the CPU into `dir` and opens the plan.
 pub fn compile_fixture(name: &str, dir: &Path) -> PlanFile {
     let out = dir.join(format!("{name}.plan"));
-    let opts = CompileOptions { weights: Default::default(), max_seq_len: 64, target: Target::Cpu, decode: llmc::compile::Decode::Graph, sms: None, progress: false };
+    let opts =
+        CompileOptions { weights: Default::default(), max_seq_len: 64, target: Target::Cpu, decode: llmc::compile::Decode::Graph, sms: None, progress: false };
     compile(&fixture_dir(name), &out, &opts).unwrap();
     PlanFile::open(&out).unwrap()
 }
@@ -84,7 +85,9 @@ pub fn block_fixture(dir: &Path) -> PathBuf {
         std::fs::copy(fixture_dir("qwen2_tied").join(file), model.join(file)).unwrap();
     }
     let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture_dir("qwen2_tied").join("config.json")).unwrap()).unwrap();
-    for (key, value) in [("hidden_size", 256), ("intermediate_size", 512), ("num_attention_heads", 4), ("num_key_value_heads", 2), ("max_position_embeddings", 4096)] {
+    for (key, value) in
+        [("hidden_size", 256), ("intermediate_size", 512), ("num_attention_heads", 4), ("num_key_value_heads", 2), ("max_position_embeddings", 4096)]
+    {
         config[key] = value.into();
     }
     config["tie_word_embeddings"] = false.into();
@@ -109,7 +112,11 @@ pub fn block_fixture(dir: &Path) -> PathBuf {
             let shape = llmc::load::expected_shape(&cfg, id);
             let n: usize = shape.iter().product();
             // Norm weights near 1, everything else small, as trained models have them.
-            let (center, spread) = if shape.len() == 1 && !matches!(id, WeightId::Layer(_, LayerWeight::QBias | LayerWeight::KBias | LayerWeight::VBias)) { (1.0, 0.1) } else { (0.0, 0.08) };
+            let (center, spread) = if shape.len() == 1 && !matches!(id, WeightId::Layer(_, LayerWeight::QBias | LayerWeight::KBias | LayerWeight::VBias)) {
+                (1.0, 0.1)
+            } else {
+                (0.0, 0.08)
+            };
             let bytes = (0..n).flat_map(|_| half::bf16::from_f32(center + spread * uniform()).to_le_bytes()).collect();
             (llmc::load::hf_name(id), shape, bytes)
         })

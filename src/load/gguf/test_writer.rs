@@ -74,6 +74,14 @@ impl GgufWriter {
         self
     }
 
+    /// An f32 tensor, or with `q8_0` its values quantized to Q8_0 blocks (dims[0] a multiple of 32).
+    pub fn matrix(self, name: &str, dims: &[u64], values: &[f32], q8_0: bool) -> Self {
+        if q8_0 {
+            return self.tensor(name, dims, 8, &crate::quant::quantize(crate::ir::DType::Q8_0, values));
+        }
+        self.f32_tensor(name, dims, values)
+    }
+
     pub fn f32_tensor(self, name: &str, dims: &[u64], values: &[f32]) -> Self {
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.tensor(name, dims, 0, &bytes)
