@@ -79,3 +79,20 @@ fn a_format_whose_blocks_do_not_fit_the_rows_is_refused() {
     // Q8_0's blocks of 32 fit them.
     compile_with(&fixture_dir("qwen2_tied"), &out, Target::Cpu, Weights::Quantize(DType::Q8_0), 64);
 }
+
+#[test]
+fn the_persistent_kernel_refuses_block_formats_at_compile_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p.plan");
+    let opts = llmc::compile::CompileOptions {
+        weights: Weights::Quantize(DType::Q8_0),
+        max_seq_len: 64,
+        target: Target::Cuda { sm: 90 },
+        decode: llmc::compile::Decode::Persistent,
+        sms: Some(132),
+        progress: false,
+    };
+    let err = llmc::compile::compile(&fixture_dir("qwen2_tied"), &out, &opts).err().unwrap().to_string();
+    assert!(err.contains("reads bf16 weights only") && err.contains("q8_0") && err.contains("--decode graph"), "{err}");
+    assert!(!out.exists(), "nothing is written");
+}

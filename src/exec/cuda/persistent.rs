@@ -57,6 +57,9 @@ pub fn schedule(plan: &Plan, sms: u32) -> Result<Program> {
             continue;
         }
         let refuse = |why: String| Error::Unsupported(format!("--decode persistent: {} ({}): {why}; compile with --decode graph", step.label, step.op.kind()));
+        if let Some(w) = step.inputs.iter().find(|i| i.ty.dtype.is_block_format()) {
+            return Err(refuse(format!("the persistent kernel reads bf16 weights only, and {} is {} (or compile with --weights bf16)", w.name, w.ty.dtype)));
+        }
         if kind(launch.kernel).is_none() {
             return Err(refuse(format!("the persistent kernel has no `{}` instruction", launch.kernel)));
         }
