@@ -134,7 +134,7 @@ impl Matrix<'_> {
 /// Checks that a weight of shape `[.., k]` can be stored as `dtype`.
 pub fn check_row_length(dtype: DType, name: &str, k: usize) -> Result<()> {
     let per_block = dtype.block().0;
-    if k % per_block != 0 {
+    if !k.is_multiple_of(per_block) {
         return Err(Error::Input(format!("{name}: rows of {k} elements are not whole {dtype} blocks of {per_block}")));
     }
     Ok(())
