@@ -132,8 +132,7 @@ __device__ __forceinline__ void gemv_tasks(QWeights<F> m, int t, int stride, int
             for (int v = 0; v < U; v++) {
                 const int u = u0 + 32 * v;
                 if (u < units) {
-                    // Rotation (u / 2) % 4: the lanes of a quarter-warp whose x lies in the same banks differ in it.
-                    const typename F::X xu = F::xload(u % F::UNITS, (u >> 1) & 3, xs + (u / F::UNITS) * F::BLOCK);
+                    const typename F::X xu = F::xload(u % F::UNITS, xs + (u / F::UNITS) * F::BLOCK);
 #pragma unroll
                     for (int i = 0; i < R; i++) acc[i] += F::dot(raw[v][i], u % F::UNITS, xu);
                 }

@@ -3,8 +3,8 @@
 // 16) back to back, then, for Q8_0, Q4_0 and Q6_K, the B f16 scales `d`. The bytes are the GGUF
 // file's, so the values are too. Each format gives the GEMV (gemv.cu):
 //   load(w, blocks, b, u) -> Raw: the loads of unit u (0..UNITS-1) of block b,
-//   xload(u, rot, x) -> X: the elements of x that unit u multiplies (x: f32 in shared memory,
-//     the block's first element at x; rot: see X16), and
+//   xload(u, x) -> X: the elements of x that unit u multiplies (x: f32 in shared memory, the
+//     block's first element at x), and
 //   dot(raw, u, X): the unit dotted with them. Apart, so that the GEMV can have many units'
 //     loads in flight (UNROLL per lane and row) before it computes, and read x once for all
 //     the rows it streams at once (shared memory bandwidth, not HBM, bounds a GEMV that reads
@@ -41,20 +41,15 @@ __device__ __forceinline__ unsigned word(const uint4& v, int j) { return j == 0 
 // Byte j (0..15) of a 16-byte load, unsigned.
 __device__ __forceinline__ unsigned byte_of(const uint4& v, int j) { return (word(v, j >> 2) >> (8 * (j & 3))) & 0xff; }
 
-// 16 consecutive f32 of x (shared memory) in registers, as four float4 loaded starting at the
-// `rot`-th (v[j] holds float4 (j + rot) % 4): lanes that read x at offsets a multiple of 32
-// floats apart (all in the same banks) pass different rotations, so each LDS.128 of a
-// quarter-warp hits different banks. dot16_map pairs each v[j] with the matching quants.
+// 16 consecutive f32 of x (shared memory) in registers.
 struct X16 {
     float4 v[4];
-    int rot;
 };
 
-__device__ __forceinline__ X16 x16(const float* x, int rot) {
+__device__ __forceinline__ X16 x16(const float* x) {
     X16 r;
 #pragma unroll
-    for (int j = 0; j < 4; j++) r.v[j] = reinterpret_cast<const float4*>(x)[(j + rot) & 3];
-    r.rot = rot;
+    for (int j = 0; j < 4; j++) r.v[j] = reinterpret_cast<const float4*>(x)[j];
     return r;
 }
 
@@ -80,14 +75,10 @@ __device__ __forceinline__ float dot16(const X16& x, unsigned q0, unsigned q1, u
     return (a0 + a1) + (a2 + a3);
 }
 
-// dot16 over a 16-byte load whose every word j goes through f(word, j) first (in x's rotation).
+// dot16 over a 16-byte load whose every word goes through `f` first.
 template <class F>
 __device__ __forceinline__ float dot16_map(const X16& x, const uint4& v, F f, float bias) {
-    auto q = [&](int j) {
-        const int k = (j + x.rot) & 3;
-        return f(word(v, k), k);
-    };
-    return dot16(x, q(0), q(1), q(2), q(3), bias);
+    return dot16(x, f(v.x, 0), f(v.y, 1), f(v.z, 2), f(v.w, 3), bias);
 }
 
 __device__ __forceinline__ float sum16(const X16& x) {
@@ -110,7 +101,7 @@ struct FmtQ8_0 {
     struct X {
         X16 lo, hi;
     };
-    __device__ static X xload(int, int rot, const float* x) { return X{x16(x, rot), x16(x + 16, rot)}; }
+    __device__ static X xload(int, const float* x) { return X{x16(x), x16(x + 16)}; }
     __device__ static float dot(const Raw& r, int, const X& x) {
         // An i8 q is the byte with its sign bit flipped, less 128.
         auto i8 = [](unsigned w, int) { return w ^ 0x80808080u; };
@@ -135,7 +126,7 @@ struct FmtQ4_0 {
     struct X {
         X16 lo, hi;
     };
-    __device__ static X xload(int, int rot, const float* x) { return X{x16(x, rot), x16(x + 16, rot)}; }
+    __device__ static X xload(int, const float* x) { return X{x16(x), x16(x + 16)}; }
     __device__ static float dot(const Raw& r, int, const X& x) {
         const float lo = dot16_map(x.lo, r.q, [](unsigned w, int) { return w & 0x0F0F0F0Fu; }, 8.f);
         const float hi = dot16_map(x.hi, r.q, [](unsigned w, int) { return (w >> 4) & 0x0F0F0F0Fu; }, 8.f);
@@ -180,9 +171,9 @@ struct FmtK {
         X16 lo, hi;
         float sum_lo, sum_hi;
     };
-    __device__ static X xload(int u, int rot, const float* x) {
+    __device__ static X xload(int u, const float* x) {
         const float* xa = x + 64 * (u >> 1) + 16 * (u & 1);
-        X r{x16(xa, rot), x16(xa + 32, rot), 0.f, 0.f};
+        X r{x16(xa), x16(xa + 32), 0.f, 0.f};
         r.sum_lo = sum16(r.lo);
         r.sum_hi = sum16(r.hi);
         return r;
@@ -234,9 +225,9 @@ struct FmtQ6_K {
     struct X {
         X16 k[4];
     };
-    __device__ static X xload(int u, int rot, const float* x) {
+    __device__ static X xload(int u, const float* x) {
         const float* xh = x + 128 * (u >> 1) + 16 * (u & 1);
-        return X{{x16(xh, rot), x16(xh + 32, rot), x16(xh + 64, rot), x16(xh + 96, rot)}};
+        return X{{x16(xh), x16(xh + 32), x16(xh + 64), x16(xh + 96)}};
     }
     __device__ static float dot(const Raw& r, int u, const X& x) {
         const int h = u >> 1, m = u & 1;
