@@ -20,7 +20,7 @@ const PG_BN: usize = define("PG_BN");
 pub(super) const PG_SHARED: usize = define("PG_SHARED");
 /// prefill_gemm_split's: a second bf16 weight buffer for the low halves.
 pub(super) const PG_SPLIT_SHARED: usize = define("PG_SPLIT_SHARED");
-/// dequant_split_q's block, DQ_RUN elements a thread; its grid's rows are the matrix's.
+/// dequant_split_q's block, DQ_RUN elements a thread.
 const DQ_THREADS: u32 = define("DQ_THREADS") as u32;
 const DQ_RUN: usize = define("DQ_RUN");
 /// dequant_split_q's blocks down the rows (each strides over rows): a few per SM.
