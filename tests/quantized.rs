@@ -7,7 +7,7 @@
 
 mod common;
 use common::*;
-use llmc::compile::Weights;
+use llmc::compile::{Decode, Weights};
 use llmc::exec::cpu::CpuExecutor;
 use llmc::exec::sampling::SamplingParams;
 use llmc::exec::Backend;
@@ -64,18 +64,9 @@ fn every_block_format_runs_on_the_cpu_close_to_bf16() {
 fn a_format_whose_blocks_do_not_fit_the_rows_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("q.plan");
-    let opts = llmc::compile::CompileOptions {
-        weights: Weights::Quantize(DType::Q4K),
-        max_seq_len: 64,
-        target: Target::Cpu,
-        decode: llmc::compile::Decode::Graph,
-        sms: None,
-        progress: false,
-    };
     // The fixture's rows are 64 and 128 elements: not whole Q4_K blocks of 256.
-    let err = llmc::compile::compile(&fixture_dir("qwen2_tied"), &out, &opts).err().unwrap().to_string();
+    let err = compile_refused(&fixture_dir("qwen2_tied"), &out, &options(Weights::Quantize(DType::Q4K), Target::Cpu, Decode::Graph));
     assert!(err.contains("not whole q4_k blocks of 256"), "{err}");
-    assert!(!out.exists(), "nothing is written");
     // Q8_0's blocks of 32 fit them.
     compile_with(&fixture_dir("qwen2_tied"), &out, Target::Cpu, Weights::Quantize(DType::Q8_0), 64);
 }
@@ -83,16 +74,7 @@ fn a_format_whose_blocks_do_not_fit_the_rows_is_refused() {
 #[test]
 fn the_persistent_kernel_refuses_block_formats_at_compile_time() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("p.plan");
-    let opts = llmc::compile::CompileOptions {
-        weights: Weights::Quantize(DType::Q8_0),
-        max_seq_len: 64,
-        target: Target::Cuda { sm: 90 },
-        decode: llmc::compile::Decode::Persistent,
-        sms: Some(132),
-        progress: false,
-    };
-    let err = llmc::compile::compile(&fixture_dir("qwen2_tied"), &out, &opts).err().unwrap().to_string();
+    let opts = options(Weights::Quantize(DType::Q8_0), Target::Cuda { sm: 90 }, Decode::Persistent);
+    let err = compile_refused(&fixture_dir("qwen2_tied"), &dir.path().join("p.plan"), &opts);
     assert!(err.contains("reads bf16 weights only") && err.contains("q8_0") && err.contains("--decode graph"), "{err}");
-    assert!(!out.exists(), "nothing is written");
 }

@@ -129,9 +129,20 @@ pub fn block_fixture(dir: &Path) -> PathBuf {
     model
 }
 
+/// The tests' compile options: no progress, 64 positions, the target's default SM count.
+pub fn options(weights: llmc::compile::Weights, target: Target, decode: llmc::compile::Decode) -> CompileOptions {
+    CompileOptions { weights, max_seq_len: 64, target, decode, sms: None, progress: false }
+}
+
 /// Compiles `model` for `target`, keeping or making the weights as `weights` says.
 pub fn compile_with(model: &Path, out: &Path, target: Target, weights: llmc::compile::Weights, max_seq_len: usize) -> PlanFile {
-    let opts = CompileOptions { weights, max_seq_len, target, decode: llmc::compile::Decode::Graph, sms: None, progress: false };
-    compile(model, out, &opts).unwrap();
+    compile(model, out, &CompileOptions { max_seq_len, ..options(weights, target, llmc::compile::Decode::Graph) }).unwrap();
     PlanFile::open(out).unwrap()
+}
+
+/// Compiles `model` expecting a refusal: its message, once checked that nothing was written.
+pub fn compile_refused(model: &Path, out: &Path, opts: &CompileOptions) -> String {
+    let err = compile(model, out, opts).err().expect("the compile is refused").to_string();
+    assert!(!out.exists(), "a refused compile writes nothing");
+    err
 }
