@@ -48,11 +48,11 @@ fn run(args: &[&str]) -> serde_json::Value {
 #[ignore = "needs the real model; scripts/test.sh runs it"]
 fn as_stored_blocks_agree_with_the_bf16_plan() {
     use llmc::exec::{cpu::CpuExecutor, sampling::SamplingParams, Backend};
-    let stored = compile("as-stored");
-    let inspect = Command::new(env!("CARGO_BIN_EXE_llmc")).arg("inspect").arg(&stored).output().unwrap();
+    let stored_path = compile("as-stored");
+    let inspect = Command::new(env!("CARGO_BIN_EXE_llmc")).arg("inspect").arg(&stored_path).output().unwrap();
     let listing = String::from_utf8_lossy(&inspect.stdout);
     assert!(listing.contains("q4_k 85 tensors") && listing.contains("q6_k 15 tensors"), "{listing}");
-    let (stored, bf16) = (PlanFile::open(&stored).unwrap(), PlanFile::open(plan()).unwrap());
+    let (stored, bf16) = (PlanFile::open(&stored_path).unwrap(), PlanFile::open(plan()).unwrap());
     let prompt = Text::new(&bf16.plan.tokenizer).unwrap().encode("def fibonacci(n):", true).unwrap();
     let logits = |file: &PlanFile| {
         let mut cpu = CpuExecutor::new(file, SamplingParams::GREEDY).unwrap();
@@ -66,6 +66,9 @@ fn as_stored_blocks_agree_with_the_bf16_plan() {
     println!("as-stored vs bf16 after {} prompt tokens: relative L2 logit difference {err:.2e}, next token {got_next} / {want_next}", prompt.len());
     assert!(err < 2e-2, "relative logit difference {err}");
     assert_eq!(got_next, want_next);
+    // Only the bf16 plan is shared; this one would stay in /tmp after every run.
+    drop(stored);
+    std::fs::remove_dir_all(stored_path.parent().unwrap()).unwrap();
 }
 
 #[test]
