@@ -29,12 +29,24 @@ extern "C" __global__ void prefill_embedding(const bf16* __restrict__ table, con
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) dst[i] = valid ? bf16_to_f32(row[i]) : 0.f;
 }
 
-// A block-format table's row `id` into out (zeros for an id outside the vocabulary).
+// A block-format table's row `id` into out (zeros for an id outside the vocabulary), a unit of
+// 32 elements a thread (quant.cu's `unit_values`).
 template <class F>
 __device__ __forceinline__ void embed_row_q(const unsigned char* table, int id, int vocab, int hidden, float* out) {
     const bool valid = id >= 0 && id < vocab;
     const long long blocks = (long long)vocab * (hidden / F::BLOCK), first = (long long)(valid ? id : 0) * (hidden / F::BLOCK);
-    for (int i = threadIdx.x; i < hidden; i += blockDim.x) out[i] = valid ? F::value(table, blocks, first + i / F::BLOCK, i % F::BLOCK) : 0.f;
+    for (int g = threadIdx.x; g < hidden / Q_UNIT; g += blockDim.x) {
+        const int b = g / F::UNITS, u = g % F::UNITS;
+        const typename F::Raw raw = F::load(table, blocks, first + b, u);
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float v[Q_RUN];
+            unit_values<F>(raw, u, r, v);
+            float* dst = out + b * F::BLOCK + F::run_start(u, r);
+#pragma unroll
+            for (int j = 0; j < Q_RUN; j++) dst[j] = valid ? v[j] : 0.f;
+        }
+    }
 }
 
 extern "C" __global__ void embedding_q(const unsigned char* __restrict__ table, const int* __restrict__ token,

@@ -1,5 +1,7 @@
 // Batch-1 GEMV family: y[r] = epilogue(x . W[r]) for W bf16 [N, K] row-major, x f32 [K]; each
-// kernel has a `_q` twin for W in a block format (quant.cu), which takes the format's id last.
+// kernel has a `_q` twin for W in a block format (quant.cu), which takes the format's id last
+// and differs as its `gemv_tasks` overload says (groups of warps per task, x scaled and summed
+// per run in shared memory: K*4 + K/4 bytes, K*6 + K/4 with a norm).
 // Launch: blocks of GEMV_THREADS (GEMV_WARPS warps), grid from the host (launch.rs: one task per
 // warp, capped at a few blocks per SM, warps then stride over the tasks; the persistent decode
 // kernel runs the same task loops over its instructions' task ranges), K*4 bytes of dynamic
@@ -28,6 +30,12 @@
 // are short (K = 1536 at 4.5 bits is 864 bytes), so one row leaves too few bytes in flight.
 #define GEMV_Q_TASKS 2
 #define GEMV_Q_PAIRS ((GEMV_Q_TASKS + 1) / 2)  // tasks of two rows (gate/up, RoPE pairs)
+#define GEMV_Q_UNROLL 2                         // units per lane and row in flight
+#define GEMV_Q_PASS (32 * GEMV_Q_UNROLL)        // units a warp's pass covers
+// Resident `_q` blocks per SM (launch bounds, and the host's grid cap): more, with fewer
+// registers, ran slower (H200, q4_k ms/token: 4 blocks 1.62, 5 (96 registers) 1.99, 6 (80, one
+// unit per pass) 1.97, 8 (64) 2.10), as did a second buffer of loads in flight (2.10).
+#define GEMV_Q_MIN_BLOCKS 4
 
 extern __shared__ uint4 gemv_x[];
 
@@ -57,10 +65,15 @@ __device__ __forceinline__ void stage_norm_weight(const bf16* __restrict__ norm_
     for (int c = threadIdx.x; c < chunks; c += THREADS) gemv_x[2 * chunks + c] = __ldg(reinterpret_cast<const uint4*>(norm_w) + c);
 }
 
+// Where a `_q` kernel keeps the sums of x per run of Q_RUN elements (floats from gemv_x): behind
+// x and the norm weight.
+__device__ __forceinline__ int q_sums_offset(int k, const bf16* norm_w) { return k + (norm_w ? k / 2 : 0); }
+
 // x into gemv_x (every thread of the block calls it, after the wait: x is an earlier kernel's
 // or instruction's output, read with Wait::load), RMS-normalized when norm_w is non-null (its
-// weight staged already).
-template <int THREADS, class Wait>
+// weight staged already). QUANT (the `_q` kernels, quant.cu): then each run's sum of x into
+// the sums behind, and x times Q_X_SCALE.
+template <int THREADS, class Wait, bool QUANT = false>
 __device__ __forceinline__ void stage_x(const float* __restrict__ x, const bf16* __restrict__ norm_w, float eps, int k) {
     const int quads = k >> 2;
     const float4* xv = reinterpret_cast<const float4*>(x);
@@ -85,6 +98,24 @@ __device__ __forceinline__ void stage_x(const float* __restrict__ x, const bf16*
         }
     }
     __syncthreads();
+    if (!QUANT) return;
+    float* sums = reinterpret_cast<float*>(gemv_x) + q_sums_offset(k, norm_w);
+    for (int s = threadIdx.x; s < k / Q_RUN; s += THREADS) {
+        float4* run = xs + s * (Q_RUN / 4);
+        float total = 0.f;
+#pragma unroll
+        for (int j = 0; j < Q_RUN / 4; j++) {
+            float4 v = run[j];
+            total += (v.x + v.y) + (v.z + v.w);
+            v.x *= Q_X_SCALE;
+            v.y *= Q_X_SCALE;
+            v.z *= Q_X_SCALE;
+            v.w *= Q_X_SCALE;
+            run[j] = v;
+        }
+        sums[s] = total;
+    }
+    __syncthreads();
 }
 
 // A matrix of block format F (quant.cu): `blocks` of the whole matrix (where its scales start).
@@ -94,52 +125,109 @@ struct QWeights {
     long long blocks;
 };
 
-// gemv_tasks over a block-format matrix: lanes stride over the row's units (quant.cu). A pass
-// first loads F::UNROLL units per lane of every row of the warp's TASKS tasks (rows past the last
-// task re-read the first task's, and their sums are dropped), then computes them with each
-// unit's x read once for all the rows: TASKS * ROWS * UNROLL units' loads in flight per lane, as
-// the bf16 loop's BATCH. The weights are first requested after the wait.
+// Warps of a block that split one `_q` task group's rows along K: as many (1, 2, 4, ... up to
+// GEMV_WARPS) as each get a whole pass of GEMV_Q_PASS units, so a long row (K = 8960: 280
+// units) is streamed by several warps and a short one (K = 1536: 48) by one. The host sizes the
+// grid with the same rule (launch.rs, `q_split`).
+__device__ __forceinline__ int q_split(int k) {
+    const int passes = k / Q_UNIT / GEMV_Q_PASS;
+    int split = 1;
+    while (2 * split <= GEMV_WARPS && 2 * split <= passes) split *= 2;
+    return split;
+}
+// A `_q` kernel's first task group and stride (the groups of split warps each).
+__device__ __forceinline__ int q_first_task(int k) { return blockIdx.x * (GEMV_WARPS / q_split(k)) + (threadIdx.x >> 5) / q_split(k); }
+__device__ __forceinline__ int q_task_stride(int k) { return gridDim.x * (GEMV_WARPS / q_split(k)); }
+
+// gemv_tasks over a block-format matrix (quant.cu's units of 32 elements). A group of q_split(k)
+// warps takes TASKS tasks at once (t, t + stride, ...); lane l of part p of the group streams
+// units u = l + 32 (v + GEMV_Q_UNROLL (p + split n)) of every one of their rows, each such u
+// unit l % UNITS of its block (UNITS divides 32). A pass first loads GEMV_Q_UNROLL units of each
+// of the TASKS * ROWS rows (rows past the last task re-read the first task's, their sums
+// dropped), then computes them run by run, each run's x read once for all the rows; the next
+// pass's loads (the next task's first, before the reduction) are issued as soon as the current
+// ones are consumed, and the first before the wait (weights never change). The parts' sums meet in shared memory
+// (double-buffered, one named barrier per group and task) and part 0 runs the epilogue.
 template <int ROWS, int TASKS, int BATCH, int THREADS, class F, class RowsOf, class Epilogue, class Wait>
 __device__ __forceinline__ void gemv_tasks(QWeights<F> m, int t, int stride, int tasks, int k, const float* x, const bf16* norm_w,
                                            float eps, RowsOf rows_of, Epilogue epilogue, Wait wait) {
-    constexpr int R = ROWS * TASKS, U = F::UNROLL;
-    stage_norm_weight<THREADS>(norm_w, k);
-    wait();
-    stage_x<THREADS, Wait>(x, norm_w, eps, k);
-    const float* xs = reinterpret_cast<const float*>(gemv_x);
-    const int per_row = k / F::BLOCK, units = per_row * F::UNITS, lane = threadIdx.x & 31;
-    for (; t < tasks; t += TASKS * stride) {
-        long long first[R];  // each row's first block
+    constexpr int R = ROWS * TASKS, U = GEMV_Q_UNROLL;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, split = q_split(k), part = warp % split;
+    const int units = k / Q_UNIT, unit = lane % F::UNITS;
+    const int u_first = lane + GEMV_Q_PASS * part, u_step = GEMV_Q_PASS * split;
+    long long first[R];  // each row's first block
+    typename F::Raw raw[U][R];
+    auto name_rows = [&](int t) {
 #pragma unroll
         for (int j = 0; j < TASKS; j++) {
             long long r[ROWS];
             rows_of(t + j * stride < tasks ? t + j * stride : t, r);
 #pragma unroll
-            for (int i = 0; i < ROWS; i++) first[j * ROWS + i] = r[i] * per_row;
+            for (int i = 0; i < ROWS; i++) first[j * ROWS + i] = r[i] * (k / F::BLOCK);
         }
+    };
+    auto load = [&](int u0) {
+#pragma unroll
+        for (int v = 0; v < U; v++) {
+            const int b = min(u0 + 32 * v, units - 1) / F::UNITS;
+#pragma unroll
+            for (int i = 0; i < R; i++) raw[v][i] = F::load(m.w, m.blocks, first[i] + b, unit);
+        }
+    };
+    if (t < tasks) {
+        name_rows(t);
+        load(u_first);
+    }
+    stage_norm_weight<THREADS>(norm_w, k);
+    wait();
+    stage_x<THREADS, Wait, true>(x, norm_w, eps, k);
+    const float* xs = reinterpret_cast<const float*>(gemv_x);
+    const float* sums = xs + q_sums_offset(k, norm_w);
+    __shared__ float partial[2][GEMV_WARPS][R];
+    int parity = 0;
+    for (; t < tasks; t += TASKS * stride) {
         float acc[R];
 #pragma unroll
         for (int i = 0; i < R; i++) acc[i] = 0.f;
-        for (int u0 = lane; u0 < units; u0 += 32 * U) {
-            typename F::Raw raw[U][R];
-#pragma unroll
-            for (int v = 0; v < U; v++) {
-                const int u = min(u0 + 32 * v, units - 1);
-#pragma unroll
-                for (int i = 0; i < R; i++) raw[v][i] = F::load(m.w, m.blocks, first[i] + u / F::UNITS, u % F::UNITS);
-            }
+        for (int u0 = u_first;;) {
 #pragma unroll
             for (int v = 0; v < U; v++) {
                 const int u = u0 + 32 * v;
                 if (u < units) {
-                    const typename F::X xu = F::xload(u % F::UNITS, xs + (u / F::UNITS) * F::BLOCK);
+                    const int b = u / F::UNITS;
 #pragma unroll
-                    for (int i = 0; i < R; i++) acc[i] += F::dot(raw[v][i], u % F::UNITS, xu);
+                    for (int r = 0; r < 2; r++) {
+                        const QRunX xr = run_x<F>(unit, r, xs + b * F::BLOCK, sums + b * (F::BLOCK / Q_RUN));
+#pragma unroll
+                        for (int i = 0; i < R; i++) acc[i] += run_dot<F>(raw[v][i], unit, r, xr);
+                    }
                 }
             }
+            u0 += u_step;
+            if (u0 >= units) break;
+            load(u0);
+        }
+        if (t + TASKS * stride < tasks) {
+            name_rows(t + TASKS * stride);
+            load(u_first);
         }
 #pragma unroll
         for (int i = 0; i < R; i++) acc[i] = warp_sum(acc[i]);
+        if (split > 1) {
+            if (lane == 0) {
+#pragma unroll
+                for (int i = 0; i < R; i++) partial[parity][warp][i] = acc[i];
+            }
+            asm volatile("bar.sync %0, %1;" ::"r"(1 + warp / split), "r"(32 * split) : "memory");
+#pragma unroll
+            for (int i = 0; i < R; i++) {
+                float s = 0.f;
+                for (int p = 0; p < split; p++) s += partial[parity][warp - part + p][i];
+                acc[i] = s;
+            }
+            parity ^= 1;
+            if (part != 0) continue;
+        }
 #pragma unroll
         for (int j = 0; j < TASKS; j++)
             if (t + j * stride < tasks) epilogue(t + j * stride, *reinterpret_cast<const float(*)[ROWS]>(acc + j * ROWS));
@@ -260,10 +348,10 @@ linear(const float* x, const bf16* w, const bf16* bias, const float* residual, f
 
 // The `_q` kernels: the same over a block-format matrix; `fmt` is its Q_FMT_* id. A warp takes
 // GEMV_Q_TASKS rows at once (the host sizes the grid so).
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_Q_MIN_BLOCKS)
 linear_q(const float* x, const unsigned char* w, const bf16* bias, const float* residual, float* out, int n, int k, int fmt) {
     grid_dep_launch();
-    Q_DISPATCH(fmt, linear_tasks<GEMV_Q_TASKS, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, QWeights<F>{w, (long long)n * (k / F::BLOCK)},
+    Q_DISPATCH(fmt, linear_tasks<GEMV_Q_TASKS, GEMV_BATCH, GEMV_THREADS>(q_first_task(k), q_task_stride(k), n, x, QWeights<F>{w, (long long)n * (k / F::BLOCK)},
                                                           bias, residual, out, k, GridWait{}))
 }
 
@@ -285,10 +373,10 @@ lm_head(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out
     lm_head_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, Bf16Weights{w}, norm_w, eps, out, k, GridWait{});
 }
 
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_Q_MIN_BLOCKS)
 lm_head_q(const float* x, const unsigned char* w, const bf16* norm_w, float eps, float* out, int n, int k, int fmt) {
     grid_dep_launch();
-    Q_DISPATCH(fmt, lm_head_tasks<GEMV_Q_TASKS, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, QWeights<F>{w, (long long)n * (k / F::BLOCK)},
+    Q_DISPATCH(fmt, lm_head_tasks<GEMV_Q_TASKS, GEMV_BATCH, GEMV_THREADS>(q_first_task(k), q_task_stride(k), n, x, QWeights<F>{w, (long long)n * (k / F::BLOCK)},
                                                            norm_w, eps, out, k, GridWait{}))
 }
 
@@ -316,9 +404,9 @@ gate_up_silu(const float* x, const bf16* w, const bf16* norm_w, float eps, float
     gate_up_silu_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), f, x, Bf16Weights{w}, norm_w, eps, out, f, k, GridWait{});
 }
 
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_Q_MIN_BLOCKS)
 gate_up_silu_q(const float* x, const unsigned char* w, const bf16* norm_w, float eps, float* out, int f, int k, int fmt) {
     grid_dep_launch();
-    Q_DISPATCH(fmt, gate_up_silu_tasks<GEMV_Q_PAIRS, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), f, x,
+    Q_DISPATCH(fmt, gate_up_silu_tasks<GEMV_Q_PAIRS, GEMV_BATCH, GEMV_THREADS>(q_first_task(k), q_task_stride(k), f, x,
                                                                 QWeights<F>{w, 2LL * f * (k / F::BLOCK)}, norm_w, eps, out, f, k, GridWait{}))
 }

@@ -212,29 +212,37 @@ prefill_gemm_split(const float* __restrict__ x, const bf16* __restrict__ w, cons
 }
 
 // A block-format matrix [rows, k] (fmt a Q_FMT_* id) as two bf16 matrices, hi = bf16(v) and
-// lo = bf16(v - hi) for each element v (quant.cu's `value`): v to 2^-16 relative, for
-// prefill_gemm_split. Launch: grid (ceil(k / (DQ_RUN DQ_THREADS)), up to rows), DQ_THREADS
-// threads, DQ_RUN consecutive elements each (one block's: its scales are loaded once), stored as
-// 16 bytes; blocks stride over the rows (a block per row would be launch-bound).
+// lo = bf16(v - hi) for each element v (quant.cu's `unit_values`): v to 2^-16 relative, for
+// prefill_gemm_split. Launch: DQ_THREADS threads a block, a unit of 32 elements a thread (its
+// two runs of 16 stored as 32 bytes each of hi and lo), the blocks striding over the
+// rows * k / 32 units (grid from the host).
 // Bytes: the blocks read, rows*k*4 written.
 #define DQ_THREADS 256
-#define DQ_RUN 8
 
 extern "C" __global__ void __launch_bounds__(DQ_THREADS)
 dequant_split_q(const unsigned char* __restrict__ w, int rows, int k, uint4* __restrict__ hi, uint4* __restrict__ lo, int fmt) {
-    const int c = DQ_RUN * (blockIdx.x * DQ_THREADS + threadIdx.x);
-    if (c >= k) return;
-    Q_DISPATCH(fmt, for (int r = blockIdx.y; r < rows; r += gridDim.y) {
-        const long long blocks = (long long)rows * (k / F::BLOCK), b = (long long)r * (k / F::BLOCK) + c / F::BLOCK;
-        unsigned h[DQ_RUN / 2], l[DQ_RUN / 2];
+    Q_DISPATCH(fmt, {
+        const long long blocks = (long long)rows * (k / F::BLOCK), units = blocks * F::UNITS;
+        for (long long g = (long long)blockIdx.x * DQ_THREADS + threadIdx.x; g < units; g += (long long)gridDim.x * DQ_THREADS) {
+            const long long b = g / F::UNITS;
+            const int u = (int)(g % F::UNITS);
+            const typename F::Raw raw = F::load(w, blocks, b, u);
 #pragma unroll
-        for (int e = 0; e < DQ_RUN; e += 2) {
-            const float v0 = F::value(w, blocks, b, c % F::BLOCK + e), v1 = F::value(w, blocks, b, c % F::BLOCK + e + 1);
-            h[e / 2] = pack_bf16x2(v0, v1);
-            l[e / 2] = pack_bf16x2(v0 - lo_f32(h[e / 2]), v1 - hi_f32(h[e / 2]));
+            for (int r = 0; r < 2; r++) {
+                float v[Q_RUN];
+                unit_values<F>(raw, u, r, v);
+                unsigned h[Q_RUN / 2], l[Q_RUN / 2];
+#pragma unroll
+                for (int e = 0; e < Q_RUN; e += 2) {
+                    h[e / 2] = pack_bf16x2(v[e], v[e + 1]);
+                    l[e / 2] = pack_bf16x2(v[e] - lo_f32(h[e / 2]), v[e + 1] - hi_f32(h[e / 2]));
+                }
+                const long long p = (b * F::BLOCK + F::run_start(u, r)) / 8;  // in 16-byte words
+                hi[p] = make_uint4(h[0], h[1], h[2], h[3]);
+                hi[p + 1] = make_uint4(h[4], h[5], h[6], h[7]);
+                lo[p] = make_uint4(l[0], l[1], l[2], l[3]);
+                lo[p + 1] = make_uint4(l[4], l[5], l[6], l[7]);
+            }
         }
-        const long long p = ((long long)r * k + c) / DQ_RUN;
-        hi[p] = make_uint4(h[0], h[1], h[2], h[3]);
-        lo[p] = make_uint4(l[0], l[1], l[2], l[3]);
     })
 }

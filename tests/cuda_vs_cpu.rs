@@ -297,25 +297,32 @@ fn persistent_decode_replays_10000_tokens() {
 fn block_format_plans_match_the_cpu() {
     let sm = device_sm().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let model = block_fixture(dir.path());
     let prompt: Vec<u32> = (0..40).map(|i| (i * 37 + 11) % 272).collect();
-    for dtype in BLOCK_FORMATS {
-        let file = compile_with(&model, &dir.path().join(format!("{dtype}.plan")), Target::Cuda { sm }, llmc::compile::Weights::Quantize(dtype), 128);
-        let mut cpu = CpuExecutor::new(&file, SamplingParams::GREEDY).unwrap();
-        let mut gpu = CudaBackend::new(&file, SamplingParams::GREEDY).unwrap();
-        let (want, got) = (cpu.prefill(&prompt, 0).unwrap(), gpu.prefill(&prompt, 0).unwrap());
-        let mut worst = rel_l2_error(&gpu.logits().unwrap(), &cpu.logits().unwrap());
-        assert!(worst <= TOLERANCE, "{dtype}: prefill: relative logit error {worst}");
-        assert_eq!(got, want, "{dtype}: prefill chose {got}, CPU {want}");
-        let mut next = got;
-        for pos in prompt.len()..prompt.len() + GREEDY_STEPS {
-            let (want, got) = (cpu.step(next, pos).unwrap(), gpu.step(next, pos).unwrap());
-            let err = rel_l2_error(&gpu.logits().unwrap(), &cpu.logits().unwrap());
-            assert!(err <= TOLERANCE, "{dtype}: position {pos}: relative logit error {err}");
-            assert_eq!(got, want, "{dtype}: position {pos}: CUDA chose {got}, CPU {want}");
-            worst = worst.max(err);
-            next = got;
+    // FFN 512: every GEMV row read by one warp; 6,144: the down projection's rows (192 units of
+    // 32) split over two warps whose passes differ in number.
+    for ffn in [512, 6144] {
+        let model = block_fixture_with_ffn(dir.path(), ffn);
+        for dtype in BLOCK_FORMATS {
+            let file = compile_with(&model, &dir.path().join(format!("{dtype}-{ffn}.plan")), Target::Cuda { sm }, llmc::compile::Weights::Quantize(dtype), 128);
+            let mut cpu = CpuExecutor::new(&file, SamplingParams::GREEDY).unwrap();
+            let mut gpu = CudaBackend::new(&file, SamplingParams::GREEDY).unwrap();
+            let (want, got) = (cpu.prefill(&prompt, 0).unwrap(), gpu.prefill(&prompt, 0).unwrap());
+            let mut worst = rel_l2_error(&gpu.logits().unwrap(), &cpu.logits().unwrap());
+            assert!(worst <= TOLERANCE, "{dtype}, FFN {ffn}: prefill: relative logit error {worst}");
+            assert_eq!(got, want, "{dtype}, FFN {ffn}: prefill chose {got}, CPU {want}");
+            let mut next = got;
+            for pos in prompt.len()..prompt.len() + GREEDY_STEPS {
+                let (want, got) = (cpu.step(next, pos).unwrap(), gpu.step(next, pos).unwrap());
+                let err = rel_l2_error(&gpu.logits().unwrap(), &cpu.logits().unwrap());
+                assert!(err <= TOLERANCE, "{dtype}, FFN {ffn}: position {pos}: relative logit error {err}");
+                assert_eq!(got, want, "{dtype}, FFN {ffn}: position {pos}: CUDA chose {got}, CPU {want}");
+                worst = worst.max(err);
+                next = got;
+            }
+            println!(
+                "{dtype}, FFN {ffn}: sm_{sm}, prompt of {} then {GREEDY_STEPS} greedy steps, worst relative logit error {worst:.2e}, tokens identical",
+                prompt.len()
+            );
         }
-        println!("{dtype}: sm_{sm}, prompt of {} then {GREEDY_STEPS} greedy steps, worst relative logit error {worst:.2e}, tokens identical", prompt.len());
     }
 }

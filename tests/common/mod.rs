@@ -78,15 +78,21 @@ pub const BLOCK_FORMATS: [llmc::ir::DType; 5] = llmc::ir::DType::BLOCK_FORMATS;
 /// the qwen2_tied fixture's tokenizer (vocab 272). Random bf16 weights from a fixed seed, written
 /// under `dir`; returns the model directory.
 pub fn block_fixture(dir: &Path) -> PathBuf {
+    block_fixture_with_ffn(dir, 512)
+}
+
+/// block_fixture with an FFN of `ffn` (a multiple of 256): long down-projection rows, which the
+/// block-format GEMV splits over several warps (K of 4,096 and more).
+pub fn block_fixture_with_ffn(dir: &Path, ffn: usize) -> PathBuf {
     use llmc::ir::{LayerWeight, WeightId};
-    let model = dir.join("block-fixture");
+    let model = dir.join(format!("block-fixture-{ffn}"));
     std::fs::create_dir_all(&model).unwrap();
     for file in ["tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
         std::fs::copy(fixture_dir("qwen2_tied").join(file), model.join(file)).unwrap();
     }
     let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture_dir("qwen2_tied").join("config.json")).unwrap()).unwrap();
     for (key, value) in
-        [("hidden_size", 256), ("intermediate_size", 512), ("num_attention_heads", 4), ("num_key_value_heads", 2), ("max_position_embeddings", 4096)]
+        [("hidden_size", 256), ("intermediate_size", ffn), ("num_attention_heads", 4), ("num_key_value_heads", 2), ("max_position_embeddings", 4096)]
     {
         config[key] = value.into();
     }

@@ -41,7 +41,13 @@ pub const KERNEL_NAMES: [&str; 24] = [
 // What a kernel defines (block sizes, shared memory, limits) is read from it by `kernels::define`;
 // the other constants here are the host's choices.
 const GEMV_WARPS: usize = define("GEMV_WARPS");
-pub(super) const GEMV_Q_TASKS: usize = define("GEMV_Q_TASKS");
+const GEMV_Q_TASKS: usize = define("GEMV_Q_TASKS");
+const GEMV_Q_PASS: usize = define("GEMV_Q_PASS");
+/// A `_q` GEMV's blocks per SM before its warps take several task groups each: as many as are
+/// resident at once (its launch bounds).
+const GEMV_Q_MIN_BLOCKS: usize = define("GEMV_Q_MIN_BLOCKS");
+const Q_UNIT: usize = define("Q_UNIT");
+const Q_RUN: usize = define("Q_RUN");
 pub(super) const GEMV_THREADS: u32 = define("GEMV_THREADS") as u32;
 /// GEMV blocks per SM before warps take several tasks each: 16 warps, each with a batch of
 /// 16-byte loads in flight, keep an SM's share of HBM bandwidth busy.
@@ -182,13 +188,30 @@ fn attention_splits(sms: u32, n_kv: usize, max_seq: usize) -> u32 {
     want.max(max_seq.div_ceil(ATTN_CHUNK)) as u32
 }
 
-/// Grid and dynamic shared memory of a GEMV-family kernel (kernels/gemv.cu) over `tasks` warp
-/// tasks with rows of `k` (`normed`: an input RMSNorm is folded in): one task per warp, at most
-/// GEMV_BLOCKS_PER_SM blocks per SM. None when x does not fit in shared memory.
-pub(super) fn gemv_shape(tasks: usize, k: usize, normed: bool, sms: u32) -> Option<((u32, u32, u32), u32)> {
-    let shared = 4 * k + if normed { 2 * k } else { 0 };
-    let blocks = tasks.div_ceil(GEMV_WARPS).clamp(1, GEMV_BLOCKS_PER_SM * sms.max(1) as usize);
+/// Grid and dynamic shared memory of a GEMV-family kernel (kernels/gemv.cu) over `tasks` tasks
+/// of `rows_per_task` rows of `k` (`normed`: an input RMSNorm is folded in; `quant`: the weight
+/// is in a block format, read by the `_q` twin): one task per warp (a `_q` kernel's group of
+/// `q_split(k)` warps takes GEMV_Q_TASKS rows at once and keeps the sums of x per run behind x),
+/// at most GEMV_BLOCKS_PER_SM (GEMV_Q_MIN_BLOCKS) blocks per SM. None when x does not fit in shared memory.
+pub(super) fn gemv_shape(tasks: usize, rows_per_task: usize, k: usize, normed: bool, quant: bool, sms: u32) -> Option<((u32, u32, u32), u32)> {
+    let x_bytes = 4 * k + if normed { 2 * k } else { 0 };
+    let (warps, shared, per_sm) = match quant {
+        true => (tasks.div_ceil(GEMV_Q_TASKS.div_ceil(rows_per_task)) * q_split(k), x_bytes + 4 * (k / Q_RUN), GEMV_Q_MIN_BLOCKS),
+        false => (tasks, x_bytes, GEMV_BLOCKS_PER_SM),
+    };
+    let blocks = warps.div_ceil(GEMV_WARPS).clamp(1, per_sm * sms.max(1) as usize);
     (shared <= GEMV_MAX_SHARED).then_some(((blocks as u32, 1, 1), shared as u32))
+}
+
+/// The warps of a `_q` GEMV that split one task group's rows along K: gemv.cu's `q_split`, the
+/// same rule (a whole pass of GEMV_Q_PASS units each, a power of two up to the block's warps).
+fn q_split(k: usize) -> usize {
+    let passes = k / Q_UNIT / GEMV_Q_PASS;
+    let mut split = 1;
+    while 2 * split <= GEMV_WARPS && 2 * split <= passes {
+        split *= 2;
+    }
+    split
 }
 
 impl Scratch {
@@ -310,11 +333,9 @@ impl DeviceLayout {
             }
             Ok(k)
         };
-        // A `_q` kernel's warp takes GEMV_Q_TASKS rows at once (a task of two rows counts twice).
         let gemv_shape = |tasks: usize, k: usize, normed: bool| {
             let rows_per_task = if matches!(step.op, Op::GateUpSilu { .. } | Op::QkvRope { .. }) { 2 } else { 1 };
-            let per_warp = if ins[1].ty.dtype.is_block_format() { GEMV_Q_TASKS.div_ceil(rows_per_task) } else { 1 };
-            gemv_shape(tasks.div_ceil(per_warp), k, normed, self.sms)
+            gemv_shape(tasks, rows_per_task, k, normed, ins[1].ty.dtype.is_block_format(), self.sms)
                 .ok_or_else(|| unsupported(format!("rows of {k} do not fit the GEMV's {GEMV_MAX_SHARED} bytes of shared memory")))
         };
         let sms = self.sms;

@@ -3,7 +3,7 @@
 //! chunk's rows): the GEMM tiles, the prefill buffers' sizes, and the launches of one
 //! pass over a chunk of prompt tokens. Decode's launches are in `launch.rs`.
 
-use super::launch::{float, for_weight, gemv_shape, int, DeviceLayout, Launch, GEMV_Q_TASKS, GEMV_THREADS, NORM_THREADS};
+use super::launch::{float, for_weight, gemv_shape, int, DeviceLayout, Launch, GEMV_THREADS, NORM_THREADS};
 use crate::error::{Error, Result};
 use crate::ir::Op;
 use crate::kernels::define;
@@ -20,11 +20,11 @@ const PG_BN: usize = define("PG_BN");
 pub(super) const PG_SHARED: usize = define("PG_SHARED");
 /// prefill_gemm_split's: a second bf16 weight buffer for the low halves.
 pub(super) const PG_SPLIT_SHARED: usize = define("PG_SPLIT_SHARED");
-/// dequant_split_q's block, DQ_RUN elements a thread.
+/// dequant_split_q's block, a unit of Q_UNIT elements a thread.
 const DQ_THREADS: u32 = define("DQ_THREADS") as u32;
-const DQ_RUN: usize = define("DQ_RUN");
-/// dequant_split_q's blocks down the rows (each strides over rows): a few per SM.
-const DQ_ROW_BLOCKS: usize = 1024;
+const Q_UNIT: usize = define("Q_UNIT");
+/// dequant_split_q's blocks per SM (they stride over the units): enough to keep its stores in flight.
+const DQ_BLOCKS_PER_SM: usize = 8;
 const PG_THREADS: u32 = define("PG_THREADS") as u32;
 const PG_LINEAR: usize = define("PG_LINEAR");
 const PG_GATE_UP: usize = define("PG_GATE_UP");
@@ -127,7 +127,8 @@ impl DeviceLayout {
                 }
                 let rows = w.ty.elements() / k;
                 let mut args = vec![self.ptr(w), int(rows), int(k), dev.weight_hi, dev.weight_lo];
-                let grid = (k.div_ceil(DQ_RUN * DQ_THREADS as usize) as u32, rows.min(DQ_ROW_BLOCKS) as u32, 1);
+                let units = rows * k / Q_UNIT;
+                let grid = (units.div_ceil(DQ_THREADS as usize).min(DQ_BLOCKS_PER_SM * self.sms as usize) as u32, 1, 1);
                 let dequant = Launch {
                     kernel: for_weight("dequant_split", w, &mut args)?,
                     grid,
@@ -248,8 +249,7 @@ impl DeviceLayout {
                     }
                     let x = rows_ptr(&ins[0]) + ((n - 1) * row * ins[0].ty.dtype.size()) as u64;
                     let vocab = outs[0].ty.elements();
-                    let per_warp = if ins[1].ty.dtype.is_block_format() { GEMV_Q_TASKS } else { 1 };
-                    let (grid, shared) = gemv_shape(vocab.div_ceil(per_warp), k, norm.is_some(), self.sms)
+                    let (grid, shared) = gemv_shape(vocab, 1, k, norm.is_some(), ins[1].ty.dtype.is_block_format(), self.sms)
                         .ok_or_else(|| unsupported(format!("LM head rows of {k} do not fit the GEMV's shared memory")))?;
                     let (norm_w, eps) = match norm {
                         Some(eps) => (self.ptr(ins.last().expect("a normed op has inputs")), float(eps)),
