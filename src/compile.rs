@@ -93,23 +93,9 @@ impl WeightSource for Quantizing<'_> {
         Some(self.dtype)
     }
     fn blocks(&self, id: WeightId) -> Result<std::borrow::Cow<'_, [u8]>> {
-        let values = source_f32(self.inner.tensor(id)?, id)?;
+        let values = self.inner.tensor(id)?.data.map_floats(&id.to_string(), |x| x)?;
         Ok(crate::quant::quantize(self.dtype, &values).into())
     }
-}
-
-/// A source tensor's values as f32.
-fn source_f32(t: crate::load::SourceTensor<'_>, id: WeightId) -> Result<Vec<f32>> {
-    use crate::load::SourceData;
-    Ok(match t.data {
-        SourceData::Bf16(v) => v.iter().map(|x| x.to_f32()).collect(),
-        SourceData::Bytes { dtype: DType::BF16, bytes, .. } => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        SourceData::Bytes { dtype: DType::F16, bytes, .. } => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        SourceData::Bytes { dtype: DType::F32, bytes, .. } => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        SourceData::Bytes { dtype, .. } => {
-            return Err(crate::error::Error::TensorMismatch { name: id.to_string(), got: format!("dtype {dtype}"), want: "a float dtype".into() })
-        }
-    })
 }
 
 /// The block format of each matrix the plan keeps in one, checked: every row whole blocks.

@@ -21,6 +21,27 @@ pub enum SourceData<'a> {
     Bf16(Vec<half::bf16>),
 }
 
+impl SourceData<'_> {
+    /// Each value widened to f32 and passed through `f` (in parallel: tensors run to GBs);
+    /// `name` names the tensor in the error for a dtype that is not a float.
+    pub fn map_floats<T: Send>(&self, name: &str, f: impl Fn(f32) -> T + Sync + Send) -> Result<Vec<T>> {
+        use rayon::prelude::*;
+        Ok(match self {
+            SourceData::Bf16(v) => v.par_iter().map(|x| f(x.to_f32())).collect(),
+            SourceData::Bytes { dtype: DType::BF16, bytes, .. } => {
+                bytes.par_chunks_exact(2).map(|b| f(half::bf16::from_le_bytes([b[0], b[1]]).to_f32())).collect()
+            }
+            SourceData::Bytes { dtype: DType::F16, bytes, .. } => {
+                bytes.par_chunks_exact(2).map(|b| f(half::f16::from_le_bytes([b[0], b[1]]).to_f32())).collect()
+            }
+            SourceData::Bytes { dtype: DType::F32, bytes, .. } => bytes.par_chunks_exact(4).map(|b| f(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect(),
+            SourceData::Bytes { dtype, .. } => {
+                return Err(Error::TensorMismatch { name: name.into(), got: format!("dtype {dtype}"), want: "a float dtype".into() })
+            }
+        })
+    }
+}
+
 #[derive(Clone, Copy)]
 pub struct FileRange<'a> {
     pub file: &'a std::fs::File,

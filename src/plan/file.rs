@@ -20,7 +20,6 @@ use crate::ir::{DType, WeightId};
 use crate::load::{FileRange, SourceData, WeightSource};
 use half::bf16;
 use memmap2::Mmap;
-use rayon::prelude::*;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::Xxh3;
@@ -161,16 +160,8 @@ fn write_weight(plan: &Plan, source: &dyn WeightSource, entry: &WeightEntry, sin
                 sink.put(bytes).map_err(io_err)?;
                 continue;
             }
-            SourceData::Bytes { dtype: DType::F16, bytes, .. } => {
-                bytes.par_chunks_exact(2).map(|b| bf16::from_f32(half::f16::from_le_bytes([b[0], b[1]]).to_f32())).collect()
-            }
-            SourceData::Bytes { dtype: DType::F32, bytes, .. } => {
-                bytes.par_chunks_exact(4).map(|b| bf16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect()
-            }
-            SourceData::Bytes { dtype, .. } => {
-                return Err(Error::TensorMismatch { name: id.to_string(), got: format!("dtype {dtype}"), want: "a float dtype".into() })
-            }
             SourceData::Bf16(v) => v,
+            other => other.map_floats(&id.to_string(), bf16::from_f32)?,
         };
         sink.put(bytemuck::cast_slice(&converted)).map_err(io_err)?;
     }
