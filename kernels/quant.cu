@@ -6,8 +6,8 @@
 // consecutive elements, each run's quants one 16-byte word of unsigned bytes Q (an i8 is
 // offset by 128), and each element w = a * Q + b with a and b the run's coefficients. Each
 // format gives
-//   load(w, blocks, b, u) -> Raw: the loads of unit u of block b (its quants one 16-byte load
-//     where the format allows, Q6_K's two; the scales from loads the block's units share, L1),
+//   load(w, blocks, b, u) -> Raw: the loads of unit u of block b (its quants' 16-byte loads, two
+//     for Q8_0 and Q6_K; the scales from loads the block's units share, L1),
 //   run_start(u, r): the block element of run r's first,
 //   quants(raw, u, r): run r's 16 Q, element j in byte j,
 //   coefs(raw, u, a, b): the runs' a and b.
@@ -15,11 +15,11 @@
 // dequantize_row_* computes (a * Q fits f32's 24-bit significand in every format, at most
 // Q6_K's 18 + 6 bits, so the one rounding is ggml's): `unit_values`, as the CPU executor reads.
 // The GEMVs (gemv.cu) take a dot product per run instead: sum_j w_j x_j = a * sum Q_j x_j +
-// b * sum x_j, the sums of x per run precomputed once per block (`QRunX`), and Q_j times x_j in one
+// b * sum x_j, the sums of x per run computed where x is staged (`QRunX`), and Q_j times x_j in one
 // FFMA: Q is placed as a byte at bits 16..23 of an f32, which is then the exact value
 // Q * 2^-133 (subnormal, or the smallest normals for Q >= 128, which continue the same scale),
 // and x is staged multiplied by Q_X_SCALE = 2^69, so the products sum Q x * 2^-64. One byte
-// permute and one FFMA an element, where converting Q to f32 takes two more. FFMA keeps
+// permute and one FFMA an element, where converting Q to f32 first takes one more. FFMA keeps
 // subnormal operands (no flush-to-zero is compiled), and 2^69 leaves x up to 2^59 in range.
 // Q_DISPATCH(fmt, call) runs `call` with F the format a Q_FMT_* id names (the host passes it).
 // Limits: rows of whole blocks (the plan is built so); body addresses 16-byte aligned.
