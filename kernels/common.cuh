@@ -15,29 +15,32 @@ __device__ __forceinline__ float bf16_to_f32(bf16 x) { return __uint_as_float(((
 __device__ __forceinline__ float lo_f32(unsigned w) { return __uint_as_float(w << 16); }
 __device__ __forceinline__ float hi_f32(unsigned w) { return __uint_as_float(w & 0xffff0000u); }
 
-__device__ __forceinline__ float warp_sum(float v) {
+template <class Op>
+__device__ __forceinline__ float warp_reduce(float v, Op op) {
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
+__device__ __forceinline__ float add_f32(float a, float b) { return a + b; }
+__device__ __forceinline__ float max_f32(float a, float b) { return fmaxf(a, b); }
+__device__ __forceinline__ float warp_sum(float v) { return warp_reduce(v, add_f32); }
+__device__ __forceinline__ float warp_max(float v) { return warp_reduce(v, max_f32); }
 
-// Sum over a block whose size is a multiple of 32 (at most 1024); every thread gets the total.
-__device__ __forceinline__ float block_sum(float v) {
+// `op` over a block whose size is a multiple of 32 (at most 1024); every thread gets the result.
+template <class Op>
+__device__ __forceinline__ float block_reduce(float v, Op op, float identity) {
     __shared__ float warp_totals[32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    v = warp_sum(v);
+    v = warp_reduce(v, op);
     __syncthreads();  // warp_totals may still be read by a previous call
     if (lane == 0) warp_totals[warp] = v;
     __syncthreads();
-    v = lane < warps ? warp_totals[lane] : 0.f;
-    return warp_sum(v);
+    v = lane < warps ? warp_totals[lane] : identity;
+    return warp_reduce(v, op);
 }
+__device__ __forceinline__ float block_sum(float v) { return block_reduce(v, add_f32, 0.f); }
+__device__ __forceinline__ float block_max(float v) { return block_reduce(v, max_f32, -INFINITY); }
 
 // Programmatic dependent launch (sm_90+; no-ops before). The runtime launches every kernel but
 // the first of the step so that it may start while its predecessor is still finishing: each

@@ -1,7 +1,8 @@
 // Batch-1 GEMV family: y[r] = epilogue(x . W[r]) for W bf16 [N, K] row-major, x f32 [K]; each
 // kernel has a `_q` twin for W in a block format (quant.cu), which takes the format's id last
-// and differs as its `gemv_tasks` overload says (groups of warps per task, x scaled and summed
-// per run in shared memory: K*4 + K/4 bytes, K*6 + K/4 with a norm).
+// and differs as its `gemv_tasks` overload says (a block per tile of 16 rows, multiplied on
+// tensor cores; x as f16 parts and sums per run in shared memory: about K*4.25 bytes, K*10.25
+// with a norm, whose f32 x and weight come first).
 // Launch: blocks of GEMV_THREADS (GEMV_WARPS warps), grid from the host (launch.rs: one task per
 // warp, capped at a few blocks per SM, warps then stride over the tasks; the persistent decode
 // kernel runs the same task loops over its instructions' task ranges), K*4 bytes of dynamic
@@ -26,16 +27,12 @@
 #define GEMV_WARPS 4
 #define GEMV_THREADS (32 * GEMV_WARPS)
 #define GEMV_BATCH 16  // 16-byte loads in flight per lane
-// Rows a warp of a `_q` kernel streams at once (a 2-row task counts twice): block-format rows
-// are short (K = 1536 at 4.5 bits is 864 bytes), so one row leaves too few bytes in flight.
-#define GEMV_Q_TASKS 2
-#define GEMV_Q_PAIRS ((GEMV_Q_TASKS + 1) / 2)  // tasks of two rows (gate/up, RoPE pairs)
-#define GEMV_Q_UNROLL 2                         // units per lane and row in flight
-#define GEMV_Q_PASS (32 * GEMV_Q_UNROLL)        // units a warp's pass covers
-// Resident `_q` blocks per SM (launch bounds, and the host's grid cap): more, with fewer
-// registers, ran slower (H200, q4_k ms/token: 4 blocks 1.62, 5 (96 registers) 1.99, 6 (80, one
-// unit per pass) 1.97, 8 (64) 2.10), as did a second buffer of loads in flight (2.10).
-#define GEMV_Q_MIN_BLOCKS 4
+// The `_q` kernels (tensor cores): a tile of rows (mma's M), the chunks (quant.cu) a warp has
+// in flight, and the most warps a block has (launch bounds: at most 128 registers a thread;
+// the host picks 4 to 16 warps a block, launch.rs).
+#define GEMV_Q_ROWS 16
+#define GEMV_Q_BATCH 4  // chunks a warp has in flight (8 of Q8_0's 32-element chunks ran slower, H200)
+#define GEMV_Q_MAX_WARPS 16
 
 extern __shared__ uint4 gemv_x[];
 
@@ -56,30 +53,24 @@ __device__ __forceinline__ float4* gemv_x_f32() { return reinterpret_cast<float4
 
 __device__ __forceinline__ float sumsq4(float4 v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; }
 
-// The norm weight into shared memory behind x (before the wait: it is a weight). THREADS is the
-// block size, a constant so that each thread's loads are unrolled and in flight together.
-template <int THREADS>
-__device__ __forceinline__ void stage_norm_weight(const bf16* __restrict__ norm_w, int k) {
+// The norm weight into shared memory behind x (before the wait: it is a weight). `threads` is
+// the block size (a constant for the bf16 kernels, so each thread's loads are unrolled).
+__device__ __forceinline__ void stage_norm_weight(const bf16* __restrict__ norm_w, int k, int threads) {
     if (!norm_w) return;
     const int chunks = k >> 3;
-    for (int c = threadIdx.x; c < chunks; c += THREADS) gemv_x[2 * chunks + c] = __ldg(reinterpret_cast<const uint4*>(norm_w) + c);
+    for (int c = threadIdx.x; c < chunks; c += threads) gemv_x[2 * chunks + c] = __ldg(reinterpret_cast<const uint4*>(norm_w) + c);
 }
-
-// Where a `_q` kernel keeps the sums of x per run of Q_RUN elements (floats from gemv_x): behind
-// x and the norm weight.
-__device__ __forceinline__ int q_sums_offset(int k, const bf16* norm_w) { return k + (norm_w ? k / 2 : 0); }
 
 // x into gemv_x (every thread of the block calls it, after the wait: x is an earlier kernel's
 // or instruction's output, read with Wait::load), RMS-normalized when norm_w is non-null (its
-// weight staged already). QUANT (the `_q` kernels, quant.cu): then each run's sum of x into
-// the sums behind, and x times Q_X_SCALE.
-template <int THREADS, class Wait, bool QUANT = false>
-__device__ __forceinline__ void stage_x(const float* __restrict__ x, const bf16* __restrict__ norm_w, float eps, int k) {
+// weight staged already).
+template <class Wait>
+__device__ __forceinline__ void stage_x(const float* __restrict__ x, const bf16* __restrict__ norm_w, float eps, int k, int threads) {
     const int quads = k >> 2;
     const float4* xv = reinterpret_cast<const float4*>(x);
     float4* xs = gemv_x_f32();
     float ss = 0.f;
-    for (int c = threadIdx.x; c < quads; c += THREADS) {
+    for (int c = threadIdx.x; c < quads; c += threads) {
         const float4 v = Wait::load(xv + c);
         xs[c] = v;
         ss += sumsq4(v);
@@ -87,7 +78,7 @@ __device__ __forceinline__ void stage_x(const float* __restrict__ x, const bf16*
     if (norm_w) {
         const float inv = 1.0f / sqrtf(block_sum(ss) / (float)k + eps);  // block_sum syncs: the weight is staged
         const unsigned* w = reinterpret_cast<const unsigned*>(gemv_x + 2 * (k >> 3));
-        for (int c = threadIdx.x; c < quads; c += THREADS) {
+        for (int c = threadIdx.x; c < quads; c += threads) {
             float4 v = xs[c];
             const unsigned w01 = w[2 * c], w23 = w[2 * c + 1];
             v.x *= inv * lo_f32(w01);
@@ -98,24 +89,77 @@ __device__ __forceinline__ void stage_x(const float* __restrict__ x, const bf16*
         }
     }
     __syncthreads();
-    if (!QUANT) return;
+}
+
+// The `_q` kernels' shared memory, in floats from gemv_x: with a norm folded in, x (k) and its
+// weight (k/2), normalized there by stage_x; then the sums of x per run of Q_RUN (k/16); then x
+// as Q_PARTS f16 parts (part p at q_parts_offset + p * q_part_stride halves) in each format's
+// order: chunk ch's lane t's run j's slots at ch * CHUNK + t * 4 * RUNS + 4 * j. The parts are 16
+// bytes more than k * 2 apart, so lanes reading parts 0 and 1 at once hit other banks when k is
+// a multiple of 64. Without a norm, x is read from global memory (L2) twice instead of staged.
+#define Q_PARTS 2
+__device__ __forceinline__ int q_sums_offset(int k, const bf16* norm_w) { return norm_w ? k + k / 2 : 0; }
+__device__ __forceinline__ int q_parts_offset(int k, const bf16* norm_w) { return (q_sums_offset(k, norm_w) + k / Q_RUN + 3) & ~3; }
+__device__ __forceinline__ int q_part_stride(int k) { return k + 8; }  // halves
+
+__device__ __forceinline__ unsigned short f32_to_f16(float v) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
+    return h;
+}
+
+// x staged for a `_q` kernel (every thread of the block calls it, after the wait): normalized
+// as stage_x does when norm_w is non-null, each run's sum (f32), and x * 2^e as hi + lo f16
+// parts in F's order, with 2^e putting the largest |x| in [2^14, 2^15) (f16's top binade): lo
+// takes what hi left, so the parts hold x to 2^-22 of itself, or to 2^-25 absolute where lo is
+// subnormal (2^-39 of the largest x): the bf16 path's f32 x holds 2^-24, and either is below
+// what the f32 sums round. Returns e.
+template <class F, class Wait>
+__device__ __forceinline__ int stage_x_q(const float* __restrict__ x, const bf16* __restrict__ norm_w, float eps, int k) {
+    const int threads = blockDim.x;
+    const float* src = x;
+    if (norm_w) {
+        stage_x<Wait>(x, norm_w, eps, k, threads);
+        src = reinterpret_cast<const float*>(gemv_x);
+    }
+    auto x4_at = [&](int i) { return norm_w ? reinterpret_cast<const float4*>(src)[i] : Wait::load(reinterpret_cast<const float4*>(src) + i); };
     float* sums = reinterpret_cast<float*>(gemv_x) + q_sums_offset(k, norm_w);
-    for (int s = threadIdx.x; s < k / Q_RUN; s += THREADS) {
-        float4* run = xs + s * (Q_RUN / 4);
+    unsigned short* parts = reinterpret_cast<unsigned short*>(reinterpret_cast<float*>(gemv_x) + q_parts_offset(k, norm_w));
+    float largest = 0.f;
+    for (int r = threadIdx.x; r < k / Q_RUN; r += threads) {
         float total = 0.f;
 #pragma unroll
         for (int j = 0; j < Q_RUN / 4; j++) {
-            float4 v = run[j];
+            const float4 v = x4_at(r * (Q_RUN / 4) + j);
             total += (v.x + v.y) + (v.z + v.w);
-            v.x *= Q_X_SCALE;
-            v.y *= Q_X_SCALE;
-            v.z *= Q_X_SCALE;
-            v.w *= Q_X_SCALE;
-            run[j] = v;
+            largest = fmaxf(largest, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
         }
-        sums[s] = total;
+        sums[r] = total;
+    }
+    largest = block_max(largest);
+    // 14 less largest's binade (a NaN or infinity propagates through the parts anyway)
+    const int e = largest > 0.f ? min(max(14 - ((int)((__float_as_uint(largest) >> 23) & 255) - 127), -100), 100) : 0;
+    const float scale = __int_as_float((127 + e) << 23);
+    // a lane's four slots of a run at a time: four consecutive elements of x, in slot order
+    constexpr int PER_BLOCK = F::BLOCK / F::CHUNK, PER_LANE = 4 * F::RUNS;
+    for (int p = 4 * threadIdx.x; p < k; p += 4 * threads) {
+        const int ch = p / F::CHUNK, r = p % F::CHUNK, c = ch % PER_BLOCK, j = (r % PER_LANE) / 4, t = r / PER_LANE;
+        const int first = F::x_element(c, j, t, 0);
+        const float4 v4 = x4_at((ch / PER_BLOCK * F::BLOCK + first) / 4);
+        const float v[4] = {v4.x, v4.y, v4.z, v4.w};
+        unsigned hi[2], lo[2];
+#pragma unroll
+        for (int slot = 0; slot < 4; slot += 2) {
+            const float a = v[F::x_element(c, j, t, slot) - first] * scale, b = v[F::x_element(c, j, t, slot + 1) - first] * scale;
+            const unsigned short ha = f32_to_f16(a), hb = f32_to_f16(b);
+            hi[slot / 2] = ha | (unsigned)hb << 16;
+            lo[slot / 2] = f32_to_f16(a - f16_to_f32(ha)) | (unsigned)f32_to_f16(b - f16_to_f32(hb)) << 16;
+        }
+        *reinterpret_cast<uint2*>(parts + p) = make_uint2(hi[0], hi[1]);
+        *reinterpret_cast<uint2*>(parts + q_part_stride(k) + p) = make_uint2(lo[0], lo[1]);
     }
     __syncthreads();
+    return e;
 }
 
 // A matrix of block format F (quant.cu): `blocks` of the whole matrix (where its scales start).
@@ -125,112 +169,128 @@ struct QWeights {
     long long blocks;
 };
 
-// Warps of a block that split one `_q` task group's rows along K: as many (1, 2, 4, ... up to
-// GEMV_WARPS) as each get a whole pass of GEMV_Q_PASS units, so a long row (K = 8960: 280
-// units) is streamed by several warps and a short one (K = 1536: 48) by one. The host sizes the
-// grid with the same rule (launch.rs, `q_split`).
-__device__ __forceinline__ int q_split(int k) {
-    const int passes = k / Q_UNIT / GEMV_Q_PASS;
-    int split = 1;
-    while (2 * split <= GEMV_WARPS && 2 * split <= passes) split *= 2;
-    return split;
-}
-// A `_q` kernel's first task group and stride (the groups of split warps each).
-__device__ __forceinline__ int q_first_task(int k) { return blockIdx.x * (GEMV_WARPS / q_split(k)) + (threadIdx.x >> 5) / q_split(k); }
-__device__ __forceinline__ int q_task_stride(int k) { return gridDim.x * (GEMV_WARPS / q_split(k)); }
+// Each warp's row sums of a tile (double-buffered by tile), one array for every format's
+// gemv_tasks (a __shared__ in the template would be one per format).
+__shared__ float gemv_q_sums[2][GEMV_Q_MAX_WARPS][GEMV_Q_ROWS];
 
-// gemv_tasks over a block-format matrix (quant.cu's units of 32 elements). A group of q_split(k)
-// warps takes TASKS tasks at once (t, t + stride, ...); lane l of part p of the group streams
-// units u = l + 32 (v + GEMV_Q_UNROLL (p + split n)) of every one of their rows, each such u
-// unit l % UNITS of its block (UNITS divides 32). A pass first loads GEMV_Q_UNROLL units of each
-// of the TASKS * ROWS rows (rows past the last task re-read the first task's, their sums
-// dropped), then computes them run by run, each run's x read once for all the rows; the next
-// pass's loads (the next task's first, before the reduction) are issued as soon as the current
-// ones are consumed, and the first before the wait (weights never change). The parts' sums meet in shared memory
-// (double-buffered, one named barrier per group and task) and part 0 runs the epilogue.
+// d += A . B on tensor cores: A the 16 x 16 f16 weights (rows g, g + 8, slots 0, 1 then 2, 3),
+// B x's 16 x 8 (column g: x part g, zero from Q_PARTS, slots 0, 1 then 2, 3), d rows g, g + 8 by columns 2t, 2t + 1.
+__device__ __forceinline__ void mma_f16(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// gemv_tasks over a block-format matrix, on tensor cores (quant.cu's chunks): the block takes a
+// tile of GEMV_Q_ROWS rows at once (tiles t, t + stride, ...: 16 / ROWS tasks each, task j's
+// row i at tile row j + (16 / ROWS) i), its warps the tile's chunks w, w + warps, ..., each
+// warp GEMV_Q_BATCH chunks' loads in flight (the next batch
+// requested as the current one is consumed, the next tile's first before the reduction, the
+// first before the wait: weights never change). Lane (g, t) multiplies rows g and g + 8 by x's
+// parts run by run, scales each run's (pair's) sums by its coefficients into its two columns
+// and adds beta * sum x per row; the lanes of a quad meet by shuffles, the warps in shared
+// memory, and warp w runs the epilogues of the tile's tasks w, w + warps, ... with every lane
+// holding the sums.
 template <int ROWS, int TASKS, int BATCH, int THREADS, class F, class RowsOf, class Epilogue, class Wait>
-__device__ __forceinline__ void gemv_tasks(QWeights<F> m, int t, int stride, int tasks, int k, const float* x, const bf16* norm_w,
+__device__ __forceinline__ void gemv_tasks(QWeights<F> m, int tile, int stride, int tasks, int k, const float* x, const bf16* norm_w,
                                            float eps, RowsOf rows_of, Epilogue epilogue, Wait wait) {
-    constexpr int R = ROWS * TASKS, U = GEMV_Q_UNROLL;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, split = q_split(k), part = warp % split;
-    const int units = k / Q_UNIT, unit = lane % F::UNITS;
-    const int u_first = lane + GEMV_Q_PASS * part, u_step = GEMV_Q_PASS * split;
-    long long first[R];  // each row's first block
-    typename F::Raw raw[U][R];
-    auto name_rows = [&](int t) {
+    constexpr int TILE_TASKS = GEMV_Q_ROWS / ROWS, PER_BLOCK = F::BLOCK / F::CHUNK;
+    constexpr int NB = GEMV_Q_BATCH;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5, g = lane >> 2, t = lane & 3;
+    const int chunks = k / F::CHUNK, tiles = (tasks + TILE_TASKS - 1) / TILE_TASKS;
+    long long first[2];  // the first block of rows g, g + 8
+    typename F::Slice slice[NB][2];
+    auto name_rows = [&](int tile) {
 #pragma unroll
-        for (int j = 0; j < TASKS; j++) {
+        for (int h = 0; h < 2; h++) {
+            const int i = g + 8 * h;
             long long r[ROWS];
-            rows_of(t + j * stride < tasks ? t + j * stride : t, r);
-#pragma unroll
-            for (int i = 0; i < ROWS; i++) first[j * ROWS + i] = r[i] * (k / F::BLOCK);
+            rows_of(min(tile * TILE_TASKS + i % TILE_TASKS, tasks - 1), r);
+            first[h] = r[i / TILE_TASKS] * (k / F::BLOCK);
         }
     };
-    auto load = [&](int u0) {
+    auto load = [&](int c0) {
 #pragma unroll
-        for (int v = 0; v < U; v++) {
-            const int b = min(u0 + 32 * v, units - 1) / F::UNITS;
+        for (int v = 0; v < NB; v++)
+            if (c0 + warps * v < chunks) {
 #pragma unroll
-            for (int i = 0; i < R; i++) raw[v][i] = F::load(m.w, m.blocks, first[i] + b, unit);
-        }
+                for (int h = 0; h < 2; h++) slice[v][h] = F::load(m.w, m.blocks, first[h], c0 + warps * v, t);
+            }
     };
-    if (t < tasks) {
-        name_rows(t);
-        load(u_first);
+    if (tile < tiles) {
+        name_rows(tile);
+        load(warp);
     }
-    stage_norm_weight<THREADS>(norm_w, k);
+    stage_norm_weight(norm_w, k, blockDim.x);
     wait();
-    stage_x<THREADS, Wait, true>(x, norm_w, eps, k);
-    const float* xs = reinterpret_cast<const float*>(gemv_x);
-    const float* sums = xs + q_sums_offset(k, norm_w);
-    __shared__ float partial[2][GEMV_WARPS][R];
+    const int e = stage_x_q<F, Wait>(x, norm_w, eps, k);
+    const float unscale = __int_as_float((127 + 24 - e) << 23);  // 2^24 (the A encoding) / 2^e (x's)
+    const float* sums = reinterpret_cast<const float*>(gemv_x) + q_sums_offset(k, norm_w);
+    const unsigned short* part_x = reinterpret_cast<const unsigned short*>(reinterpret_cast<const float*>(gemv_x) + q_parts_offset(k, norm_w)) +
+                                   min(g, Q_PARTS - 1) * q_part_stride(k) + t * 4 * F::RUNS;
     int parity = 0;
-    for (; t < tasks; t += TASKS * stride) {
-        float acc[R];
+    for (; tile < tiles; tile += stride) {
+        float acc[4] = {0.f, 0.f, 0.f, 0.f}, acc_beta[2] = {0.f, 0.f};
+        for (int c0 = warp; c0 < chunks;) {
 #pragma unroll
-        for (int i = 0; i < R; i++) acc[i] = 0.f;
-        for (int u0 = u_first;;) {
+            for (int v = 0; v < NB; v++) {
+                const int ch = c0 + warps * v;
+                if (ch >= chunks) break;
+                const int c = ch % PER_BLOCK, first_el = ch / PER_BLOCK * F::BLOCK;
+                unsigned a[2][F::RUNS][2], b[F::RUNS][2];
+                float alpha[2][F::RUNS], beta[2][F::RUNS];
 #pragma unroll
-            for (int v = 0; v < U; v++) {
-                const int u = u0 + 32 * v;
-                if (u < units) {
-                    const int b = u / F::UNITS;
+                for (int h = 0; h < 2; h++) F::frag(slice[v][h], c, a[h], alpha[h], beta[h]);
 #pragma unroll
-                    for (int r = 0; r < 2; r++) {
-                        const QRunX xr = run_x<F>(unit, r, xs + b * F::BLOCK, sums + b * (F::BLOCK / Q_RUN));
+                for (int q = 0; q < F::RUNS / 2; q++) {
+                    const uint4 p = g < Q_PARTS ? reinterpret_cast<const uint4*>(part_x + ch * F::CHUNK)[q] : make_uint4(0, 0, 0, 0);
+                    b[2 * q][0] = p.x;
+                    b[2 * q][1] = p.y;
+                    b[2 * q + 1][0] = p.z;
+                    b[2 * q + 1][1] = p.w;
+                }
+                constexpr int GROUP = F::PAIRED ? 2 : 1;
 #pragma unroll
-                        for (int i = 0; i < R; i++) acc[i] += run_dot<F>(raw[v][i], unit, r, xr);
+                for (int j = 0; j < F::RUNS; j += GROUP) {
+                    float d[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+                    for (int q = j; q < j + GROUP; q++) mma_f16(d, a[0][q][0], a[1][q][0], a[0][q][1], a[1][q][1], b[q][0], b[q][1]);
+                    const int run = (first_el + F::run_first(c, j)) / Q_RUN;
+                    const float sum_x = F::PAIRED ? sums[run] + sums[run + 1] : sums[run];
+#pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        acc[2 * h] = fmaf(alpha[h][j], d[2 * h], acc[2 * h]);
+                        acc[2 * h + 1] = fmaf(alpha[h][j], d[2 * h + 1], acc[2 * h + 1]);
+                        acc_beta[h] = fmaf(beta[h][j], sum_x, acc_beta[h]);
                     }
                 }
             }
-            u0 += u_step;
-            if (u0 >= units) break;
-            load(u0);
+            c0 += warps * NB;
+            if (c0 >= chunks) break;
+            load(c0);
         }
-        if (t + TASKS * stride < tasks) {
-            name_rows(t + TASKS * stride);
-            load(u_first);
+        if (tile + stride < tiles) {
+            name_rows(tile + stride);
+            load(warp);
         }
 #pragma unroll
-        for (int i = 0; i < R; i++) acc[i] = warp_sum(acc[i]);
-        if (split > 1) {
-            if (lane == 0) {
+        for (int h = 0; h < 2; h++) {
+            float row = acc[2 * h] + acc[2 * h + 1];
+            row += __shfl_xor_sync(0xffffffffu, row, 1);
+            row += __shfl_xor_sync(0xffffffffu, row, 2);
+            if (t == 0) gemv_q_sums[parity][warp][g + 8 * h] = fmaf(row, unscale, acc_beta[h]);
+        }
+        __syncthreads();
+        for (int j = warp; j < TILE_TASKS && tile * TILE_TASKS + j < tasks; j += warps) {
+            float sum[ROWS];
 #pragma unroll
-                for (int i = 0; i < R; i++) partial[parity][warp][i] = acc[i];
+            for (int i = 0; i < ROWS; i++) {
+                sum[i] = 0.f;
+                for (int w = 0; w < warps; w++) sum[i] += gemv_q_sums[parity][w][j + TILE_TASKS * i];
             }
-            asm volatile("bar.sync %0, %1;" ::"r"(1 + warp / split), "r"(32 * split) : "memory");
-#pragma unroll
-            for (int i = 0; i < R; i++) {
-                float s = 0.f;
-                for (int p = 0; p < split; p++) s += partial[parity][warp - part + p][i];
-                acc[i] = s;
-            }
-            parity ^= 1;
-            if (part != 0) continue;
+            epilogue(tile * TILE_TASKS + j, sum);
         }
-#pragma unroll
-        for (int j = 0; j < TASKS; j++)
-            if (t + j * stride < tasks) epilogue(t + j * stride, *reinterpret_cast<const float(*)[ROWS]>(acc + j * ROWS));
+        parity ^= 1;
     }
 }
 
@@ -296,9 +356,9 @@ __device__ __forceinline__ void gemv_tasks(Bf16Weights m, int t, int stride, int
         name_rows(t);
         load_batch<R, BATCH, (TASKS > 1)>(rows, 0, chunks, w);
     }
-    stage_norm_weight<THREADS>(norm_w, k);
+    stage_norm_weight(norm_w, k, THREADS);
     wait();
-    stage_x<THREADS, Wait>(x, norm_w, eps, k);
+    stage_x<Wait>(x, norm_w, eps, k, THREADS);
     for (; t < tasks; t += TASKS * stride) {
         float acc[R];
 #pragma unroll
@@ -346,12 +406,12 @@ linear(const float* x, const bf16* w, const bf16* bias, const float* residual, f
     linear_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, Bf16Weights{w}, bias, residual, out, k, GridWait{});
 }
 
-// The `_q` kernels: the same over a block-format matrix; `fmt` is its Q_FMT_* id. A warp takes
-// GEMV_Q_TASKS rows at once (the host sizes the grid so).
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_Q_MIN_BLOCKS)
+// The `_q` kernels: the same over a block-format matrix; `fmt` is its Q_FMT_* id. A block takes
+// tile of GEMV_Q_ROWS rows at once (the host sizes the grid and the block so).
+extern "C" __global__ void __launch_bounds__(32 * GEMV_Q_MAX_WARPS, 1)
 linear_q(const float* x, const unsigned char* w, const bf16* bias, const float* residual, float* out, int n, int k, int fmt) {
     grid_dep_launch();
-    Q_DISPATCH(fmt, linear_tasks<GEMV_Q_TASKS, GEMV_BATCH, GEMV_THREADS>(q_first_task(k), q_task_stride(k), n, x, QWeights<F>{w, (long long)n * (k / F::BLOCK)},
+    Q_DISPATCH(fmt, linear_tasks<1, GEMV_BATCH, GEMV_THREADS>(blockIdx.x, gridDim.x, n, x, QWeights<F>{w, (long long)n * (k / F::BLOCK)},
                                                           bias, residual, out, k, GridWait{}))
 }
 
@@ -373,10 +433,10 @@ lm_head(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out
     lm_head_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, Bf16Weights{w}, norm_w, eps, out, k, GridWait{});
 }
 
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_Q_MIN_BLOCKS)
+extern "C" __global__ void __launch_bounds__(32 * GEMV_Q_MAX_WARPS, 1)
 lm_head_q(const float* x, const unsigned char* w, const bf16* norm_w, float eps, float* out, int n, int k, int fmt) {
     grid_dep_launch();
-    Q_DISPATCH(fmt, lm_head_tasks<GEMV_Q_TASKS, GEMV_BATCH, GEMV_THREADS>(q_first_task(k), q_task_stride(k), n, x, QWeights<F>{w, (long long)n * (k / F::BLOCK)},
+    Q_DISPATCH(fmt, lm_head_tasks<1, GEMV_BATCH, GEMV_THREADS>(blockIdx.x, gridDim.x, n, x, QWeights<F>{w, (long long)n * (k / F::BLOCK)},
                                                            norm_w, eps, out, k, GridWait{}))
 }
 
@@ -404,9 +464,9 @@ gate_up_silu(const float* x, const bf16* w, const bf16* norm_w, float eps, float
     gate_up_silu_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), f, x, Bf16Weights{w}, norm_w, eps, out, f, k, GridWait{});
 }
 
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_Q_MIN_BLOCKS)
+extern "C" __global__ void __launch_bounds__(32 * GEMV_Q_MAX_WARPS, 1)
 gate_up_silu_q(const float* x, const unsigned char* w, const bf16* norm_w, float eps, float* out, int f, int k, int fmt) {
     grid_dep_launch();
-    Q_DISPATCH(fmt, gate_up_silu_tasks<GEMV_Q_PAIRS, GEMV_BATCH, GEMV_THREADS>(q_first_task(k), q_task_stride(k), f, x,
+    Q_DISPATCH(fmt, gate_up_silu_tasks<1, GEMV_BATCH, GEMV_THREADS>(blockIdx.x, gridDim.x, f, x,
                                                                 QWeights<F>{w, 2LL * f * (k / F::BLOCK)}, norm_w, eps, out, f, k, GridWait{}))
 }

@@ -2,10 +2,10 @@
 // row of K elements is K / BLOCK blocks) is the B block bodies (BODY bytes each, a multiple of
 // 16) back to back, then, for Q8_0, Q4_0 and Q6_K, the B f16 scales `d`. The bytes are the GGUF
 // file's, so the values are too.
-// Every format is read in units of 32 elements (UNITS = BLOCK / 32 a block): two runs of 16
-// consecutive elements, each run's quants one 16-byte word of unsigned bytes Q (an i8 is
-// offset by 128), and each element w = a * Q + b with a and b the run's coefficients. Each
-// format gives
+// Dequantization (prefill, embeddings) reads every format in units of 32 elements (UNITS =
+// BLOCK / 32 a block): two runs of 16 consecutive elements, each run's quants one 16-byte word
+// of unsigned bytes Q (an i8 is offset by 128), and each element w = a * Q + b with a and b the
+// run's coefficients. Each format gives
 //   load(w, blocks, b, u) -> Raw: the loads of unit u of block b (its quants' 16-byte loads, two
 //     for Q8_0 and Q6_K; the scales from loads the block's units share, L1),
 //   run_start(u, r): the block element of run r's first,
@@ -14,13 +14,25 @@
 // The dequantized element is __fadd_rn(__fmul_rn(a, Q), b), which is bit for bit what ggml's
 // dequantize_row_* computes (a * Q fits f32's 24-bit significand in every format, at most
 // Q6_K's 18 + 6 bits, so the one rounding is ggml's): `unit_values`, as the CPU executor reads.
-// The GEMVs (gemv.cu) take a dot product per run instead: sum_j w_j x_j = a * sum Q_j x_j +
-// b * sum x_j, the sums of x per run computed where x is staged (`QRunX`), and Q_j times x_j in one
-// FFMA: Q is placed as a byte at bits 16..23 of an f32, which is then the exact value
-// Q * 2^-133 (subnormal, or the smallest normals for Q >= 128, which continue the same scale),
-// and x is staged multiplied by Q_X_SCALE = 2^69, so the products sum Q x * 2^-64. One byte
-// permute and one FFMA an element, where converting Q to f32 first takes one more. FFMA keeps
-// subnormal operands (no flush-to-zero is compiled), and 2^69 leaves x up to 2^59 in range.
+// The GEMVs (gemv.cu) multiply on tensor cores (mma m16n8k16, f16 operands, f32 sums), 16 rows
+// a warp, in chunks of CHUNK elements of each row (a Q8_0/Q4_0 block, a quarter of a K-quant's):
+// RUNS = CHUNK / 16 runs a chunk, a run 16 elements that share their coefficients (one mma's K).
+// Lane (g, t) = (lane / 4, lane % 4) holds four elements (slots) of each run of rows g and g + 8.
+// Each format gives
+//   load(w, blocks, first, ch, t) -> Slice: lane t's loads of chunk ch of the row whose first
+//     block is `first`,
+//   frag(slice, c, a, alpha, beta): for the block's chunk c, each run's A registers (two
+//     f16x2: slots 0, 1 and 2, 3), whose values are s * Q * 2^-24 exactly (Q's bits placed in
+//     the mantissa of an f16 with a zero exponent, a subnormal; s = 16 where a high nibble is
+//     left in place), and the run's coefficients:
+//     sum w x = alpha * 2^24 * sum (s Q 2^-24) x + beta * sum x over the run,
+//   x_element(c, j, t, slot): the block element in lane t's slot of run j of the block's chunk c
+//     (mma's K order is free as long as A and B agree; x is staged in this order),
+//   run_first(c, j): the first of run j's 16 consecutive elements; PAIRED: runs 2i and 2i + 1
+//     share coefficients (given at 2i) and are the 32 consecutive elements from run_first(c, 2i).
+// Tensor cores keep f16 subnormals, and the products are exact, so the only roundings are the
+// f32 sums' (no offset to cancel, unlike a 1024 + Q encoding). x is staged as f16 parts (hi +
+// lo, scaled by a power of two to below 2^15) in B's columns (gemv.cu, stage_x_q).
 // Q_DISPATCH(fmt, call) runs `call` with F the format a Q_FMT_* id names (the host passes it).
 // Limits: rows of whole blocks (the plan is built so); body addresses 16-byte aligned.
 
@@ -34,8 +46,6 @@
 #define Q_FMT_Q6_K 5
 #define Q_RUN 16                // elements of a run
 #define Q_UNIT (2 * Q_RUN)      // elements of a unit
-#define Q_X_SCALE 0x1p69f       // x as the GEMVs stage it
-#define Q_PRODUCT_SCALE 0x1p64f  // 2^133 / Q_X_SCALE: turns the byte products' sum into sum Q x
 
 __device__ __forceinline__ float f16_to_f32(unsigned short h) {
     float f;
@@ -47,11 +57,18 @@ __device__ __forceinline__ float f16_at(const unsigned char* p) { return f16_to_
 
 __device__ __forceinline__ uint4 ld16(const unsigned char* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
 
+__device__ __forceinline__ unsigned ld4(const unsigned char* p) { return __ldg(reinterpret_cast<const unsigned*>(p)); }
+__device__ __forceinline__ uint2 ld8(const unsigned char* p) { return __ldg(reinterpret_cast<const uint2*>(p)); }
+
+// The element order of a lane's slots in a run whose A registers take bytes 0 and 2 of a word,
+// then 1 and 3 (a nibble mask keeps bytes 0, 2 in place; a shift by 8 brings 1, 3 there).
+__device__ __forceinline__ int slot_order(int slot) { return 2 * (slot & 1) + (slot >> 1); }
+// A word's low (HIGH: high) nibbles of bytes 0, 2 (ODD: 1, 3) as an f16x2 of s * Q * 2^-24.
+template <bool HIGH, bool ODD>
+__device__ __forceinline__ unsigned nibbles_f16(unsigned w) { return (ODD ? w >> 8 : w) & (HIGH ? 0x00F000F0u : 0x000F000Fu); }
+
 // A byte 0..255 as an f32, exactly: placed in the mantissa of 2^23, less 2^23.
 __device__ __forceinline__ float byte_f32(unsigned w, int k) { return __uint_as_float(__byte_perm(w, 0x4B000000u, 0x7440u | k)) - 8388608.f; }
-
-// Byte k of w as the f32 Q * 2^-133 (see the header).
-__device__ __forceinline__ float byte_scaled(unsigned w, int k) { return __uint_as_float(__byte_perm(w, 0u, 0x4044u | (k << 8))); }
 
 // Applies `f` to each word of a 16-byte load (its index j passed too).
 template <class Fn>
@@ -77,6 +94,29 @@ struct FmtQ8_0 {
         a[0] = a[1] = raw.d;
         b[0] = b[1] = -128.f * raw.d;
     }
+    // A chunk is a block, lane t's qs[8t..8t+7] (run j its word j; Q = q + 128 by the sign bit).
+    static constexpr int CHUNK = 32, RUNS = 2;
+    static constexpr bool PAIRED = true;
+    struct Slice {
+        uint2 q;
+        float d;
+    };
+    __device__ static Slice load(const unsigned char* w, long long blocks, long long first, int ch, int t) {
+        const long long b = first + ch;
+        return Slice{ld8(w + b * BODY + 8 * t), f16_at(w + blocks * BODY + 2 * b)};
+    }
+    __device__ static void frag(const Slice& s, int, unsigned (&a)[RUNS][2], float (&alpha)[RUNS], float (&beta)[RUNS]) {
+        const unsigned words[2] = {s.q.x ^ 0x80808080u, s.q.y ^ 0x80808080u};
+#pragma unroll
+        for (int j = 0; j < RUNS; j++) {
+            a[j][0] = __byte_perm(words[j], 0u, 0x4140u);
+            a[j][1] = __byte_perm(words[j], 0u, 0x4342u);
+        }
+        alpha[0] = s.d;
+        beta[0] = -128.f * s.d;
+    }
+    __device__ static int x_element(int, int j, int t, int slot) { return 8 * t + 4 * j + slot; }
+    __device__ static int run_first(int, int) { return 0; }
 };
 
 // block_q4_0 without its d: qs[16], low nibbles elements 0..15, high 16..31. w = (Q - 8) * d.
@@ -97,6 +137,28 @@ struct FmtQ4_0 {
         a[0] = a[1] = raw.d;
         b[0] = b[1] = -8.f * raw.d;
     }
+    // A chunk is a block, lane t's qs[4t..4t+3] (run 0 their low nibbles, run 1 the high).
+    static constexpr int CHUNK = 32, RUNS = 2;
+    static constexpr bool PAIRED = false;
+    struct Slice {
+        unsigned q;
+        float d;
+    };
+    __device__ static Slice load(const unsigned char* w, long long blocks, long long first, int ch, int t) {
+        const long long b = first + ch;
+        return Slice{ld4(w + b * BODY + 4 * t), f16_at(w + blocks * BODY + 2 * b)};
+    }
+    __device__ static void frag(const Slice& s, int, unsigned (&a)[RUNS][2], float (&alpha)[RUNS], float (&beta)[RUNS]) {
+        a[0][0] = nibbles_f16<false, false>(s.q);
+        a[0][1] = nibbles_f16<false, true>(s.q);
+        a[1][0] = nibbles_f16<true, false>(s.q);
+        a[1][1] = nibbles_f16<true, true>(s.q);
+        alpha[0] = s.d;
+        alpha[1] = s.d * 0.0625f;
+        beta[0] = beta[1] = -8.f * s.d;
+    }
+    __device__ static int x_element(int, int j, int t, int slot) { return 16 * j + 4 * t + slot_order(slot); }
+    __device__ static int run_first(int, int j) { return 16 * j; }
 };
 
 // block_q4_K / block_q5_K: d, dmin (f16), scales[12], (Q5_K: qh[32]), qs[128]. Each 64 elements
@@ -144,6 +206,39 @@ struct FmtK {
             b[r] = -(dmin * byte_f32(sm, 2 * r + 1));
         }
     }
+    // Chunk c of a block is 64 elements: lane t's qs[32c + 8t..+7] (words 0, 1 runs 0, 1: low
+    // nibbles, sub-block 2c; runs 2, 3 their high nibbles, 2c + 1), the block's first 16 bytes
+    // (d, dmin, scales) and, Q5_K, qh[8t..8t+7].
+    static constexpr int CHUNK = 64, RUNS = 4;
+    static constexpr bool PAIRED = true;
+    struct Slice {
+        uint4 hd;
+        uint2 q, qh;
+    };
+    __device__ static Slice load(const unsigned char* w, long long, long long first, int ch, int t) {
+        const unsigned char* blk = w + (first + ch / 4) * BODY;
+        return Slice{ld16(blk), ld8(blk + QS + 32 * (ch % 4) + 8 * t), FIFTH ? ld8(blk + 16 + 8 * t) : make_uint2(0, 0)};
+    }
+    __device__ static void frag(const Slice& s, int c, unsigned (&a)[RUNS][2], float (&alpha)[RUNS], float (&beta)[RUNS]) {
+        const unsigned words[2] = {s.q.x, s.q.y}, high[2] = {s.qh.x, s.qh.y};
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            // the fifth bit to bit 4 (low nibbles) or 8 (high, in place: 16 Q)
+            const unsigned h = high[j] >> (2 * c);
+            a[j][0] = nibbles_f16<false, false>(words[j]) | (FIFTH ? (h & 0x00010001u) << 4 : 0u);
+            a[j][1] = nibbles_f16<false, true>(words[j]) | (FIFTH ? ((h >> 8) & 0x00010001u) << 4 : 0u);
+            a[j + 2][0] = nibbles_f16<true, false>(words[j]) | (FIFTH ? ((h >> 1) & 0x00010001u) << 8 : 0u);
+            a[j + 2][1] = nibbles_f16<true, true>(words[j]) | (FIFTH ? ((h >> 9) & 0x00010001u) << 8 : 0u);
+        }
+        const unsigned sm = scale_mins(s.hd, 2 * c);
+        const float d = f16_to_f32(s.hd.x & 0xffff), dmin = f16_to_f32(s.hd.x >> 16);
+        alpha[0] = d * byte_f32(sm, 0);
+        beta[0] = -(dmin * byte_f32(sm, 1));
+        alpha[2] = d * byte_f32(sm, 2) * 0.0625f;
+        beta[2] = -(dmin * byte_f32(sm, 3));
+    }
+    __device__ static int x_element(int c, int j, int t, int slot) { return 64 * c + 32 * (j >> 1) + 8 * t + 4 * (j & 1) + slot_order(slot); }
+    __device__ static int run_first(int c, int j) { return 64 * c + 32 * (j >> 1); }
 };
 typedef FmtK<false> FmtQ4_K;
 typedef FmtK<true> FmtQ5_K;
@@ -184,6 +279,43 @@ struct FmtQ6_K {
             b[r] = -32.f * a[r];
         }
     }
+    // Chunk c of a block is half h = c/2's elements l = 16 (c % 2) + 0..15 of each k (run k,
+    // scale 8h + c % 2 + 2k); lane t has l = 16 (c % 2) + 4t..+3: its ql bytes for k = 0, 2
+    // (low, high nibbles) and 1, 3, its qh bytes, and the half's 8 scales.
+    static constexpr int CHUNK = 64, RUNS = 4;
+    static constexpr bool PAIRED = false;
+    struct Slice {
+        unsigned ql[2], qh;
+        uint2 scales;
+        float d;
+    };
+    __device__ static Slice load(const unsigned char* w, long long blocks, long long first, int ch, int t) {
+        const long long b = first + ch / 4;
+        const unsigned char* blk = w + b * BODY;
+        const int h = (ch % 4) >> 1, l = 16 * (ch & 1) + 4 * t;
+        return Slice{{ld4(blk + 64 * h + l), ld4(blk + 64 * h + 32 + l)}, ld4(blk + 128 + 32 * h + l), ld8(blk + 192 + 8 * h),
+                     f16_at(w + blocks * BODY + 2 * b)};
+    }
+    __device__ static void frag(const Slice& s, int c, unsigned (&a)[RUNS][2], float (&alpha)[RUNS], float (&beta)[RUNS]) {
+#pragma unroll
+        for (int k = 0; k < RUNS; k++) {
+            const unsigned ql = s.ql[k & 1], h = s.qh >> (2 * k);
+            // the top two bits to bit 4 (low nibbles) or 8 (high, in place: 16 Q)
+            if (k < 2) {
+                a[k][0] = nibbles_f16<false, false>(ql) | (h & 0x00030003u) << 4;
+                a[k][1] = nibbles_f16<false, true>(ql) | ((h >> 8) & 0x00030003u) << 4;
+            } else {
+                a[k][0] = nibbles_f16<true, false>(ql) | (h & 0x00030003u) << 8;
+                a[k][1] = nibbles_f16<true, true>(ql) | ((h >> 8) & 0x00030003u) << 8;
+            }
+            const int i = (c & 1) + 2 * k;  // the half's scales byte
+            const float ds = s.d * (float)(signed char)((i < 4 ? s.scales.x : s.scales.y) >> (8 * (i & 3)));
+            alpha[k] = k < 2 ? ds : ds * 0.0625f;
+            beta[k] = -32.f * ds;
+        }
+    }
+    __device__ static int x_element(int c, int k, int t, int slot) { return 128 * (c >> 1) + 32 * k + 16 * (c & 1) + 4 * t + slot_order(slot); }
+    __device__ static int run_first(int c, int k) { return 128 * (c >> 1) + 32 * k + 16 * (c & 1); }
 };
 
 // Unit u of block b: raw loads it, run r's 16 elements into v, exactly (see the header).
@@ -195,46 +327,6 @@ __device__ __forceinline__ void unit_values(const typename F::Raw& raw, int u, i
     const unsigned words[4] = {q.x, q.y, q.z, q.w};
 #pragma unroll
     for (int j = 0; j < Q_RUN; j++) v[j] = __fadd_rn(__fmul_rn(a[r], byte_f32(words[j / 4], j % 4)), b[r]);
-}
-
-// A run's x as the GEMVs read it from shared memory: its 16 elements times Q_X_SCALE, and
-// their sum (unscaled).
-struct QRunX {
-    float4 x[4];
-    float sum;
-};
-
-// Run r of unit u's x: xs the block's first element (scaled), sums the block's first run sum.
-template <class F>
-__device__ __forceinline__ QRunX run_x(int u, int r, const float* xs, const float* sums) {
-    const int start = F::run_start(u, r);
-    QRunX v;
-#pragma unroll
-    for (int j = 0; j < 4; j++) v.x[j] = reinterpret_cast<const float4*>(xs + start)[j];
-    v.sum = sums[start / Q_RUN];
-    return v;
-}
-
-// sum over the 16 elements of Q_j * x_j * 2^-64 (x scaled), in four independent sums.
-__device__ __forceinline__ float dot_bytes(const float4 (&x)[4], const uint4& q) {
-    const unsigned words[4] = {q.x, q.y, q.z, q.w};
-    float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        s0 = fmaf(byte_scaled(words[j], 0), x[j].x, s0);
-        s1 = fmaf(byte_scaled(words[j], 1), x[j].y, s1);
-        s2 = fmaf(byte_scaled(words[j], 2), x[j].z, s2);
-        s3 = fmaf(byte_scaled(words[j], 3), x[j].w, s3);
-    }
-    return (s0 + s1) + (s2 + s3);
-}
-
-// Run r of the unit dotted with x: a * sum Q x + b * sum x.
-template <class F>
-__device__ __forceinline__ float run_dot(const typename F::Raw& raw, int u, int r, const QRunX& x) {
-    float a[2], b[2];
-    F::coefs(raw, u, a, b);
-    return fmaf(a[r], dot_bytes(x.x, F::quants(raw, u, r)) * Q_PRODUCT_SCALE, b[r] * x.sum);
 }
 
 #define Q_DISPATCH(fmt, ...)                 \

@@ -162,9 +162,12 @@ impl Expr<'_> {
             }
             v
         } else {
-            match std::str::from_utf8(word) {
-                Ok(name) => define(name),
-                Err(_) => panic!("a kernel constant names a define that is not ASCII"),
+            // A define another one names is looked up in the same file first (where they all
+            // are today): a scan of every file per name made nested values slow to evaluate.
+            match (define_in(self.s, word), std::str::from_utf8(word)) {
+                (Some(at), _) => Expr { s: self.s, at }.value(),
+                (None, Ok(name)) => define(name),
+                (None, Err(_)) => panic!("a kernel constant names a define that is not ASCII"),
             }
         }
     }

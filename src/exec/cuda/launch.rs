@@ -41,12 +41,13 @@ pub const KERNEL_NAMES: [&str; 24] = [
 // What a kernel defines (block sizes, shared memory, limits) is read from it by `kernels::define`;
 // the other constants here are the host's choices.
 const GEMV_WARPS: usize = define("GEMV_WARPS");
-const GEMV_Q_TASKS: usize = define("GEMV_Q_TASKS");
-const GEMV_Q_PASS: usize = define("GEMV_Q_PASS");
-/// A `_q` GEMV's blocks per SM before its warps take several task groups each: as many as are
-/// resident at once (its launch bounds).
-const GEMV_Q_MIN_BLOCKS: usize = define("GEMV_Q_MIN_BLOCKS");
-const Q_UNIT: usize = define("Q_UNIT");
+const GEMV_Q_ROWS: usize = define("GEMV_Q_ROWS");
+const Q_PARTS: usize = define("Q_PARTS");
+/// Elements of a row a `_q` GEMV's warp has in flight: GEMV_Q_BATCH chunks of the K-quants' 64
+/// (Q8_0's and Q4_0's are half as long; warps sized for them would differ by one power of two).
+const Q_BATCH_ELEMENTS: usize = define("GEMV_Q_BATCH") * 64;
+/// Warps of a `_q` GEMV's block, one block an SM (its launch bounds: at most 128 registers).
+const GEMV_Q_MAX_WARPS: usize = define("GEMV_Q_MAX_WARPS");
 const Q_RUN: usize = define("Q_RUN");
 pub(super) const GEMV_THREADS: u32 = define("GEMV_THREADS") as u32;
 /// GEMV blocks per SM before warps take several tasks each: 16 warps, each with a batch of
@@ -188,30 +189,44 @@ fn attention_splits(sms: u32, n_kv: usize, max_seq: usize) -> u32 {
     want.max(max_seq.div_ceil(ATTN_CHUNK)) as u32
 }
 
-/// Grid and dynamic shared memory of a GEMV-family kernel (kernels/gemv.cu) over `tasks` tasks
-/// of `rows_per_task` rows of `k` (`normed`: an input RMSNorm is folded in; `quant`: the weight
-/// is in a block format, read by the `_q` twin): one task per warp (a `_q` kernel's group of
-/// `q_split(k)` warps takes GEMV_Q_TASKS rows at once and keeps the sums of x per run behind x),
-/// at most GEMV_BLOCKS_PER_SM (GEMV_Q_MIN_BLOCKS) blocks per SM. None when x does not fit in shared memory.
-pub(super) fn gemv_shape(tasks: usize, rows_per_task: usize, k: usize, normed: bool, quant: bool, sms: u32) -> Option<((u32, u32, u32), u32)> {
-    let x_bytes = 4 * k + if normed { 2 * k } else { 0 };
-    let (warps, shared, per_sm) = match quant {
-        true => (tasks.div_ceil(GEMV_Q_TASKS.div_ceil(rows_per_task)) * q_split(k), x_bytes + 4 * (k / Q_RUN), GEMV_Q_MIN_BLOCKS),
-        false => (tasks, x_bytes, GEMV_BLOCKS_PER_SM),
-    };
-    let blocks = warps.div_ceil(GEMV_WARPS).clamp(1, per_sm * sms.max(1) as usize);
-    (shared <= GEMV_MAX_SHARED).then_some(((blocks as u32, 1, 1), shared as u32))
+/// How a GEMV-family kernel (kernels/gemv.cu) is launched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct GemvShape {
+    pub grid: (u32, u32, u32),
+    pub threads: u32,
+    /// Dynamic shared memory, bytes.
+    pub shared: u32,
 }
 
-/// The warps of a `_q` GEMV that split one task group's rows along K: gemv.cu's `q_split`, the
-/// same rule (a whole pass of GEMV_Q_PASS units each, a power of two up to the block's warps).
-fn q_split(k: usize) -> usize {
-    let passes = k / Q_UNIT / GEMV_Q_PASS;
-    let mut split = 1;
-    while 2 * split <= GEMV_WARPS && 2 * split <= passes {
-        split *= 2;
-    }
-    split
+/// The launch of a GEMV-family kernel over `tasks` tasks of `rows_per_task` rows of `k`
+/// (`normed`: an input RMSNorm is folded in): one task per warp, at most GEMV_BLOCKS_PER_SM
+/// blocks per SM. For a block format (`quant`, the `_q` twin): a block per tile of GEMV_Q_ROWS
+/// rows at a time, with as many warps (a power of two, 4 to GEMV_Q_MAX_WARPS) as fill the SMs
+/// with GEMV_Q_MAX_WARPS warps and give each warp at most about one batch of loads of a row
+/// (Q_BATCH_ELEMENTS), as many blocks as are resident at once; gemv.cu's sums and f16 parts of x
+/// take the shared memory. None when x does not fit.
+pub(super) fn gemv_shape(tasks: usize, rows_per_task: usize, k: usize, normed: bool, quant: bool, sms: u32) -> Option<GemvShape> {
+    let sms = sms.max(1) as usize;
+    let shape = match quant {
+        true => {
+            let tiles = tasks.div_ceil(GEMV_Q_ROWS / rows_per_task);
+            let fill = (GEMV_Q_MAX_WARPS * sms).div_ceil(tiles);
+            let warps = fill.max(k.div_ceil(Q_BATCH_ELEMENTS)).next_power_of_two().clamp(4, GEMV_Q_MAX_WARPS);
+            // gemv.cu's q_parts_offset (floats), then the parts (halves)
+            let parts_offset = ((if normed { k + k / 2 } else { 0 }) + k / Q_RUN).next_multiple_of(4);
+            GemvShape {
+                grid: (tiles.clamp(1, GEMV_Q_MAX_WARPS / warps * sms) as u32, 1, 1),
+                threads: 32 * warps as u32,
+                shared: (4 * parts_offset + 2 * Q_PARTS * (k + 8)) as u32,
+            }
+        }
+        false => GemvShape {
+            grid: (tasks.div_ceil(GEMV_WARPS).clamp(1, GEMV_BLOCKS_PER_SM * sms) as u32, 1, 1),
+            threads: GEMV_THREADS,
+            shared: (4 * k + if normed { 2 * k } else { 0 }) as u32,
+        },
+    };
+    (shape.shared as usize <= GEMV_MAX_SHARED).then_some(shape)
 }
 
 impl Scratch {
@@ -370,28 +385,31 @@ impl DeviceLayout {
                 let n = outs[0].ty.elements();
                 let bias_ptr = if bias { self.ptr(&ins[2]) } else { 0 };
                 let residual = if matches!(step.op, Op::LinearResidual { .. }) { self.ptr(&ins[2 + usize::from(bias)]) } else { 0 };
-                let grid;
-                (grid, shared) = gemv_shape(n, k, false)?;
+                let gemv = gemv_shape(n, k, false)?;
+                let (grid, threads) = (gemv.grid, gemv.threads);
+                shared = gemv.shared;
                 warp_tasks = Some(n);
-                ("linear", grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), bias_ptr, residual, self.ptr(&outs[0]), int(n), int(k)])
+                ("linear", grid, threads, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), bias_ptr, residual, self.ptr(&outs[0]), int(n), int(k)])
             }
             Op::LmHead { norm } => {
                 let k = gemv_k(&ins[0], &ins[1])?;
                 let n = outs[0].ty.elements();
-                let grid;
-                (grid, shared) = gemv_shape(n, k, norm.is_some())?;
+                let gemv = gemv_shape(n, k, norm.is_some())?;
+                let (grid, threads) = (gemv.grid, gemv.threads);
+                shared = gemv.shared;
                 warp_tasks = Some(n);
                 let (norm_w, eps) = norm_args(norm)?;
-                ("lm_head", grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(n), int(k)])
+                ("lm_head", grid, threads, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(n), int(k)])
             }
             Op::GateUpSilu { norm } => {
                 let k = gemv_k(&ins[0], &ins[1])?;
                 let (norm_w, eps) = norm_args(norm)?;
                 let f = outs[0].ty.elements();
-                let grid;
-                (grid, shared) = gemv_shape(f, k, norm.is_some())?;
+                let gemv = gemv_shape(f, k, norm.is_some())?;
+                let (grid, threads) = (gemv.grid, gemv.threads);
+                shared = gemv.shared;
                 warp_tasks = Some(f);
-                ("gate_up_silu", grid, GEMV_THREADS, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(f), int(k)])
+                ("gate_up_silu", grid, threads, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(f), int(k)])
             }
             Op::QkvRope { n_heads, n_kv_heads, head_dim, qk_norm, norm, .. } => {
                 let k = gemv_k(&ins[0], &ins[1])?;
@@ -409,8 +427,9 @@ impl DeviceLayout {
                     return Err(unsupported(format!("{heads} q/k/v heads (at most {QKV_MAX_HEADS})")));
                 }
                 // One warp task per RoPE pair.
-                let grid;
-                (grid, shared) = gemv_shape(heads * head_dim / 2, k, norm.is_some())?;
+                let gemv = gemv_shape(heads * head_dim / 2, k, norm.is_some())?;
+                let (grid, threads) = (gemv.grid, gemv.threads);
+                shared = gemv.shared;
                 warp_tasks = Some(heads * head_dim / 2);
                 let args = vec![
                     self.ptr(&ins[0]),
@@ -434,7 +453,7 @@ impl DeviceLayout {
                     norm_w,
                     norm_eps,
                 ];
-                ("qkv_rope", grid, GEMV_THREADS, args)
+                ("qkv_rope", grid, threads, args)
             }
             Op::Attention { n_heads, n_kv_heads, head_dim } => {
                 if n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) || n_heads / n_kv_heads > ATTN_MAX_GROUP {
@@ -484,5 +503,41 @@ impl DeviceLayout {
             _ => kernel,
         };
         Ok(Launch { kernel, grid, block, shared, args, label: step.label.clone(), tasks })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `_q` GEMV's blocks never ask for more warps than an SM holds at its launch bounds, cover
+    /// every tile at once when the SMs allow, and stage x within the shared memory they ask for.
+    #[test]
+    fn quantized_gemv_launches_fit_the_sms() {
+        for sms in [1, 8, 132] {
+            for (tasks, rows_per_task) in [(1, 1), (8, 2), (1024, 2), (1536, 1), (8960, 2), (151_936, 1)] {
+                for k in [256, 1536, 8960] {
+                    for normed in [false, true] {
+                        let Some(shape) = gemv_shape(tasks, rows_per_task, k, normed, true, sms) else { continue };
+                        let (blocks, warps) = (shape.grid.0 as usize, shape.threads as usize / 32);
+                        assert!(warps.is_power_of_two() && (4..=GEMV_Q_MAX_WARPS).contains(&warps), "{warps} warps");
+                        assert!(blocks >= 1 && blocks * warps <= GEMV_Q_MAX_WARPS * sms as usize, "{blocks} blocks of {warps} warps on {sms} SMs");
+                        let tiles = tasks.div_ceil(GEMV_Q_ROWS / rows_per_task);
+                        assert!(blocks == tiles || blocks * warps > GEMV_Q_MAX_WARPS * sms as usize - warps, "{blocks} blocks for {tiles} tiles");
+                        assert!(shape.shared as usize <= GEMV_MAX_SHARED);
+                    }
+                }
+            }
+        }
+    }
+
+    /// x staged as f16 parts (4.25 bytes an element, 10.25 with a folded norm) bounds K: the
+    /// rows of today's models fit (FFN down projections up to Qwen2.5-7B's 18,944, hidden sizes up
+    /// to 8,192 with a norm), and past the bound the launch is refused, not shrunk.
+    #[test]
+    fn quantized_gemv_refuses_rows_whose_x_does_not_fit() {
+        let fits = |k: usize, normed: bool| gemv_shape(64, 1, k, normed, true, 132).is_some();
+        assert!(fits(8_960, false) && fits(18_944, false) && fits(1_536, true) && fits(8_192, true));
+        assert!(!fits(24_576, false) && !fits(10_240, true));
     }
 }

@@ -3,7 +3,7 @@
 //! chunk's rows): the GEMM tiles, the prefill buffers' sizes, and the launches of one
 //! pass over a chunk of prompt tokens. Decode's launches are in `launch.rs`.
 
-use super::launch::{float, for_weight, gemv_shape, int, DeviceLayout, Launch, GEMV_THREADS, NORM_THREADS};
+use super::launch::{float, for_weight, gemv_shape, int, DeviceLayout, Launch, NORM_THREADS};
 use crate::error::{Error, Result};
 use crate::ir::Op;
 use crate::kernels::define;
@@ -249,7 +249,7 @@ impl DeviceLayout {
                     }
                     let x = rows_ptr(&ins[0]) + ((n - 1) * row * ins[0].ty.dtype.size()) as u64;
                     let vocab = outs[0].ty.elements();
-                    let (grid, shared) = gemv_shape(vocab, 1, k, norm.is_some(), ins[1].ty.dtype.is_block_format(), self.sms)
+                    let gemv = gemv_shape(vocab, 1, k, norm.is_some(), ins[1].ty.dtype.is_block_format(), self.sms)
                         .ok_or_else(|| unsupported(format!("LM head rows of {k} do not fit the GEMV's shared memory")))?;
                     let (norm_w, eps) = match norm {
                         Some(eps) => (self.ptr(ins.last().expect("a normed op has inputs")), float(eps)),
@@ -257,7 +257,7 @@ impl DeviceLayout {
                     };
                     let mut args = vec![x, self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(vocab), int(k)];
                     let kernel = for_weight("lm_head", &ins[1], &mut args)?;
-                    launches.push(Launch { shared, ..launch(kernel, grid, GEMV_THREADS, args) });
+                    launches.push(Launch { shared: gemv.shared, ..launch(kernel, gemv.grid, gemv.threads, args) });
                 }
                 // The host wrote the last row's position to the position slot, which the draw reads.
                 Op::Sample if last => launches.push(self.sample(&ins[0], &outs[0], &io.position, &step.label)),
