@@ -209,13 +209,15 @@ __device__ __forceinline__ void gemv_tasks(QWeights<F> m, int tile, int stride, 
             first[h] = r[i / TILE_TASKS] * (k / F::BLOCK);
         }
     };
+    // chunks past the row's end re-read its last (predicated loads issued later: q8_0 1.80 ->
+    // 1.69 ms/token unconditional, H200)
     auto load = [&](int c0) {
 #pragma unroll
-        for (int v = 0; v < NB; v++)
-            if (c0 + warps * v < chunks) {
+        for (int v = 0; v < NB; v++) {
+            const int ch = min(c0 + warps * v, chunks - 1);
 #pragma unroll
-                for (int h = 0; h < 2; h++) slice[v][h] = F::load(m.w, m.blocks, first[h], c0 + warps * v, t);
-            }
+            for (int h = 0; h < 2; h++) slice[v][h] = F::load(m.w, m.blocks, first[h], ch, t);
+        }
     };
     if (tile < tiles) {
         name_rows(tile);
