@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Device run for #15 at c9e68dd (block-format GEMVs on tensor cores): GPU tests (block formats on FFN
+# Device run for #15 (block-format GEMVs on tensor cores; the commit is printed from .bin/COMMIT): GPU tests (block formats on FFN
 # 512 and 6,144 fixtures, and the bf16 regression on both decode paths), faults, compute-sanitizer
 # on block-format plans of every format and on a bf16 plan, then decode/TTFT of bf16 vs
 # --quantize q4_k / q8_0 plans of the Qwen2.5-1.5B shape. .bin holds llmc and the cuda_vs_cpu /
