@@ -46,7 +46,7 @@ const Q_PARTS: usize = define("Q_PARTS");
 /// Elements of a row a `_q` GEMV's warp has in flight: GEMV_Q_BATCH chunks of the K-quants' 64
 /// (Q8_0's and Q4_0's are half as long; warps sized for them would differ by one power of two).
 const Q_BATCH_ELEMENTS: usize = define("GEMV_Q_BATCH") * 64;
-/// Warps of a `_q` GEMV's block, one block an SM (its launch bounds: at most 128 registers).
+/// The most warps of a `_q` GEMV's block, and of an SM (its launch bounds: 128 registers a thread).
 const GEMV_Q_MAX_WARPS: usize = define("GEMV_Q_MAX_WARPS");
 const Q_RUN: usize = define("Q_RUN");
 pub(super) const GEMV_THREADS: u32 = define("GEMV_THREADS") as u32;
