@@ -42,6 +42,38 @@ __device__ __forceinline__ float block_reduce(float v, Op op, float identity) {
 __device__ __forceinline__ float block_sum(float v) { return block_reduce(v, add_f32, 0.f); }
 __device__ __forceinline__ float block_max(float v) { return block_reduce(v, max_f32, -INFINITY); }
 
+// Weight loads (GEMVs, dequantization): each weight is read once per step, so its line is the
+// first L2 evicts (an evict_first policy), and the step's activations, KV cache rows, kernel
+// code and next layer's inputs stay in L2 under the stream of weights. H200, Qwen2.5-1.5B shape,
+// decode ms/token: bf16 1.455 -> 1.408, q4_k 1.447 -> 1.409, q8_0 1.673 -> 1.553.
+__device__ __forceinline__ unsigned long long weight_policy() {
+    unsigned long long p;
+    asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(p));
+    return p;
+}
+__device__ __forceinline__ uint4 ld_weight16(const void* p) {
+    uint4 v;
+    asm("ld.global.nc.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
+        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+        : "l"(p), "l"(weight_policy()));
+    return v;
+}
+__device__ __forceinline__ uint2 ld_weight8(const void* p) {
+    uint2 v;
+    asm("ld.global.nc.L2::cache_hint.v2.u32 {%0, %1}, [%2], %3;" : "=r"(v.x), "=r"(v.y) : "l"(p), "l"(weight_policy()));
+    return v;
+}
+__device__ __forceinline__ unsigned ld_weight4(const void* p) {
+    unsigned v;
+    asm("ld.global.nc.L2::cache_hint.u32 %0, [%1], %2;" : "=r"(v) : "l"(p), "l"(weight_policy()));
+    return v;
+}
+__device__ __forceinline__ unsigned short ld_weight2(const void* p) {
+    unsigned short v;
+    asm("ld.global.nc.L2::cache_hint.u16 %0, [%1], %2;" : "=h"(v) : "l"(p), "l"(weight_policy()));
+    return v;
+}
+
 // Programmatic dependent launch (sm_90+; no-ops before). The runtime launches every kernel but
 // the first of the step so that it may start while its predecessor is still finishing: each
 // kernel first lets its own successor start (grid_dep_launch), and calls grid_dep_wait() before

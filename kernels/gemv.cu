@@ -27,11 +27,10 @@
 #define GEMV_WARPS 4
 #define GEMV_THREADS (32 * GEMV_WARPS)
 #define GEMV_BATCH 16  // 16-byte loads in flight per lane
-// The `_q` kernels (tensor cores): a tile of rows (mma's M), the chunks (quant.cu) a warp has
-// in flight, and the most warps a block has (launch bounds: at most 128 registers a thread;
-// the host picks 4 to 16 warps a block, launch.rs).
+// The `_q` kernels (tensor cores): a tile of rows (mma's M) and the most warps a block has
+// (launch bounds: at most 128 registers a thread; the host picks 4 to 16 warps a block,
+// launch.rs); the chunks a warp has in flight are its format's BATCH (quant.cu).
 #define GEMV_Q_ROWS 16
-#define GEMV_Q_BATCH 4  // chunks a warp has in flight (8 of Q8_0's 32-element chunks ran slower, H200)
 #define GEMV_Q_MAX_WARPS 16
 
 extern __shared__ uint4 gemv_x[];
@@ -184,7 +183,7 @@ __device__ __forceinline__ void mma_f16(float (&d)[4], unsigned a0, unsigned a1,
 // gemv_tasks over a block-format matrix, on tensor cores (quant.cu's chunks): the block takes a
 // tile of GEMV_Q_ROWS rows at once (tiles t, t + stride, ...: 16 / ROWS tasks each, task j's
 // row i at tile row j + (16 / ROWS) i), its warps the tile's chunks w, w + warps, ..., each
-// warp GEMV_Q_BATCH chunks' loads in flight (the next batch
+// warp F::BATCH chunks' loads in flight (the next batch
 // requested as the current one is consumed, the next tile's first before the reduction, the
 // first before the wait: weights never change). Lane (g, t) multiplies rows g and g + 8 by x's
 // parts run by run, scales each run's (pair's) sums by its coefficients into its two columns
@@ -195,7 +194,7 @@ template <int ROWS, int TASKS, int BATCH, int THREADS, class F, class RowsOf, cl
 __device__ __forceinline__ void gemv_tasks(QWeights<F> m, int tile, int stride, int tasks, int k, const float* x, const bf16* norm_w,
                                            float eps, RowsOf rows_of, Epilogue epilogue, Wait wait) {
     constexpr int TILE_TASKS = GEMV_Q_ROWS / ROWS, PER_BLOCK = F::BLOCK / F::CHUNK;
-    constexpr int NB = GEMV_Q_BATCH;
+    constexpr int NB = F::BATCH;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5, g = lane >> 2, t = lane & 3;
     const int chunks = k / F::CHUNK, tiles = (tasks + TILE_TASKS - 1) / TILE_TASKS;
     long long first[2];  // the first block of rows g, g + 8
@@ -306,7 +305,7 @@ __device__ __forceinline__ void load_batch(const bf16* const (&rows)[ROWS], int 
         const int c = c0 + lane + 32 * b;
 #pragma unroll
         for (int i = 0; i < ROWS; i++)
-            w[i][b] = (!NULLABLE || rows[i]) && c < chunks ? __ldg(reinterpret_cast<const uint4*>(rows[i]) + c) : make_uint4(0, 0, 0, 0);
+            w[i][b] = (!NULLABLE || rows[i]) && c < chunks ? ld_weight16(reinterpret_cast<const uint4*>(rows[i]) + c) : make_uint4(0, 0, 0, 0);
     }
 }
 

@@ -29,7 +29,8 @@
 //   x_element(c, j, t, slot): the block element in lane t's slot of run j of the block's chunk c
 //     (mma's K order is free as long as A and B agree; x is staged in this order),
 //   run_first(c, j): the first of run j's 16 consecutive elements; PAIRED: runs 2i and 2i + 1
-//     share coefficients (given at 2i) and are the 32 consecutive elements from run_first(c, 2i).
+//     share coefficients (given at 2i) and are the 32 consecutive elements from run_first(c, 2i),
+//   BATCH: the chunks a warp has in flight (Q_BATCH, or fewer where a smaller loop ran faster).
 // Tensor cores keep f16 subnormals, and the products are exact, so the only roundings are the
 // f32 sums' (no offset to cancel, unlike a 1024 + Q encoding). x is staged as f16 parts (hi +
 // lo, scaled by a power of two to below 2^15) in B's columns (gemv.cu, stage_x_q).
@@ -46,6 +47,7 @@
 #define Q_FMT_Q6_K 5
 #define Q_RUN 16                // elements of a run
 #define Q_UNIT (2 * Q_RUN)      // elements of a unit
+#define Q_BATCH 4               // chunks a GEMV warp has in flight (8 of Q8_0's ran slower, H200)
 
 __device__ __forceinline__ float f16_to_f32(unsigned short h) {
     float f;
@@ -53,12 +55,12 @@ __device__ __forceinline__ float f16_to_f32(unsigned short h) {
     return f;
 }
 
-__device__ __forceinline__ float f16_at(const unsigned char* p) { return f16_to_f32(__ldg(reinterpret_cast<const unsigned short*>(p))); }
+__device__ __forceinline__ float f16_at(const unsigned char* p) { return f16_to_f32(ld_weight2(p)); }
 
-__device__ __forceinline__ uint4 ld16(const unsigned char* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
+__device__ __forceinline__ uint4 ld16(const unsigned char* p) { return ld_weight16(p); }
 
-__device__ __forceinline__ unsigned ld4(const unsigned char* p) { return __ldg(reinterpret_cast<const unsigned*>(p)); }
-__device__ __forceinline__ uint2 ld8(const unsigned char* p) { return __ldg(reinterpret_cast<const uint2*>(p)); }
+__device__ __forceinline__ unsigned ld4(const unsigned char* p) { return ld_weight4(p); }
+__device__ __forceinline__ uint2 ld8(const unsigned char* p) { return ld_weight8(p); }
 
 // The element order of a lane's slots in a run whose A registers take bytes 0 and 2 of a word,
 // then 1 and 3 (a nibble mask keeps bytes 0, 2 in place; a shift by 8 brings 1, 3 there).
@@ -95,7 +97,7 @@ struct FmtQ8_0 {
         b[0] = b[1] = -128.f * raw.d;
     }
     // A chunk is a block, lane t's qs[8t..8t+7] (run j its word j; Q = q + 128 by the sign bit).
-    static constexpr int CHUNK = 32, RUNS = 2;
+    static constexpr int CHUNK = 32, RUNS = 2, BATCH = Q_BATCH;
     static constexpr bool PAIRED = true;
     struct Slice {
         uint2 q;
@@ -138,7 +140,7 @@ struct FmtQ4_0 {
         b[0] = b[1] = -8.f * raw.d;
     }
     // A chunk is a block, lane t's qs[4t..4t+3] (run 0 their low nibbles, run 1 the high).
-    static constexpr int CHUNK = 32, RUNS = 2;
+    static constexpr int CHUNK = 32, RUNS = 2, BATCH = Q_BATCH;
     static constexpr bool PAIRED = false;
     struct Slice {
         unsigned q;
@@ -208,8 +210,9 @@ struct FmtK {
     }
     // Chunk c of a block is 64 elements: lane t's qs[32c + 8t..+7] (words 0, 1 runs 0, 1: low
     // nibbles, sub-block 2c; runs 2, 3 their high nibbles, 2c + 1), the block's first 16 bytes
-    // (d, dmin, scales) and, Q5_K, qh[8t..8t+7].
-    static constexpr int CHUNK = 64, RUNS = 4;
+    // (d, dmin, scales) and, Q5_K, qh[8t..8t+7]. Three in flight: the smaller loop beat four
+    // (H200, Q4_K decode 1.409 -> 1.385 ms/token).
+    static constexpr int CHUNK = 64, RUNS = 4, BATCH = 3;
     static constexpr bool PAIRED = true;
     struct Slice {
         uint4 hd;
@@ -282,7 +285,7 @@ struct FmtQ6_K {
     // Chunk c of a block is half h = c/2's elements l = 16 (c % 2) + 0..15 of each k (run k,
     // scale 8h + c % 2 + 2k); lane t has l = 16 (c % 2) + 4t..+3: its ql bytes for k = 0, 2
     // (low, high nibbles) and 1, 3, its qh bytes, and the half's 8 scales.
-    static constexpr int CHUNK = 64, RUNS = 4;
+    static constexpr int CHUNK = 64, RUNS = 4, BATCH = Q_BATCH;
     static constexpr bool PAIRED = false;
     struct Slice {
         unsigned ql[2], qh;

@@ -217,7 +217,10 @@ pub fn compile(sm: u32) -> Result<KernelImage> {
         .map_err(nvrtc_err("creating the program"))?;
     let guard = Program(prog);
     // NVRTC's defaults keep division and square root IEEE-exact, as the CPU executor computes.
-    let options = [format!("--gpu-architecture=sm_{sm}"), "--std=c++17".to_string()];
+    // `LLMC_EXPERIMENT_DEFINES` ("NAME=VALUE ...", for device experiments without a rebuild:
+    // the plan embeds what was compiled) adds -D options.
+    let mut options = vec![format!("--gpu-architecture=sm_{sm}"), "--std=c++17".to_string()];
+    options.extend(std::env::var("LLMC_EXPERIMENT_DEFINES").unwrap_or_default().split_whitespace().map(|d| format!("-D{d}")));
     // SAFETY: `prog` is live until `guard` drops.
     let compiled = unsafe { nvrtc::compile_program(guard.0, &options) };
     let log = unsafe { program_log(guard.0) };

@@ -10,7 +10,7 @@
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 mkdir -p /work && [ -e /work/main ] || ln -s "$PWD" /work/main
-exec > >(tee $OUT/mma.log) 2>exec > >(tee $OUT/final.log) 2>&11
+exec > >(tee $OUT/mma.log) 2>&1
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cat .bin/COMMIT)"; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 timeout 170 .bin/cuda_vs_cpu --ignored --nocapture --test-threads 1 2>&1 | grep -E "^test |worst|replays|draws|top_logprobs|changes|panicked|result|^q[0-9]" | head -70
 timeout 60 .bin/cuda_faults --ignored --test-threads 1 2>&1 | grep -E "^test |panicked|result"

@@ -43,9 +43,10 @@ pub const KERNEL_NAMES: [&str; 24] = [
 const GEMV_WARPS: usize = define("GEMV_WARPS");
 const GEMV_Q_ROWS: usize = define("GEMV_Q_ROWS");
 const Q_PARTS: usize = define("Q_PARTS");
-/// Elements of a row a `_q` GEMV's warp has in flight: GEMV_Q_BATCH chunks of the K-quants' 64
-/// (Q8_0's and Q4_0's are half as long; warps sized for them would differ by one power of two).
-const Q_BATCH_ELEMENTS: usize = define("GEMV_Q_BATCH") * 64;
+/// Elements of a row a `_q` GEMV's warp has in flight: Q_BATCH chunks of the K-quants' 64
+/// (Q8_0's and Q4_0's are half as long, the K-quants keep 3 in flight; warps sized for each
+/// would differ by at most one power of two).
+const Q_BATCH_ELEMENTS: usize = define("Q_BATCH") * 64;
 /// The most warps of a `_q` GEMV's block, and of an SM (its launch bounds: 128 registers a thread).
 const GEMV_Q_MAX_WARPS: usize = define("GEMV_Q_MAX_WARPS");
 const Q_RUN: usize = define("Q_RUN");
