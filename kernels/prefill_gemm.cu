@@ -15,8 +15,10 @@
 // threads, PG_SHARED bytes of dynamic shared memory (src/exec/cuda/prefill.rs).
 // Bytes: N*K*2 of weights per PG_BM rows of x, + rows*K*4 of x per PG_BN columns (L2).
 // Limits (host-checked): K % 8 == 0 (16-byte cp.async rows); any rows and N.
-// Block-format weights: dequant_split_q (at the end) writes W as bf16 hi + lo into scratch and
-// prefill_gemm_split multiplies by both, so W keeps 16 bits of its f32 value.
+// Block-format weights (prefill_gemm_q): the block's threads dequantize each weight tile from the
+// blocks (quant.cu's `unit_values`, two runs of 16 a thread, their loads requested a tile ahead)
+// into bf16 hi + lo tiles in shared memory (PG_SPLIT_SHARED bytes), and both are multiplied, so W
+// keeps 16 bits of its f32 value. Bytes: the blocks' per PG_BM rows of x.
 
 #pragma once
 #include "common.cuh"
@@ -69,12 +71,79 @@ __device__ __forceinline__ void split_pair(const float* p, unsigned& hi, unsigne
     lo = pack_bf16x2(v.x - lo_f32(hi), v.y - hi_f32(hi));
 }
 
-// SPLIT: W = w + w_lo (a block-format weight dequantized by dequant_split_q); B_lo follows B in
-// shared memory and hi(x) . w_lo joins the products (lo(x) . w_lo is below f32's resolution).
-template <bool SPLIT>
-__device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ w_lo,
-                                                  const bf16* __restrict__ bias, const float* __restrict__ residual,
-                                                  float* __restrict__ out, int mode, int rows, int n, int k) {
+// The weight row of tile row r (0..PG_BN) for the block's columns, and whether it exists.
+__device__ __forceinline__ int pg_weight_row(int r, int n, bool gate_up, bool& ok) {
+    if (gate_up) {
+        const int j = blockIdx.x * (PG_BN / 2) + (r % (PG_BN / 2));
+        ok = j < n;
+        return r < PG_BN / 2 ? j : n + j;
+    }
+    const int wr = blockIdx.x * PG_BN + r;
+    ok = wr < n;
+    return wr;
+}
+
+// A bf16 weight: its tiles come by cp.async with x's.
+struct Bf16Tiles {
+    static constexpr bool SPLIT = false;
+    const bf16* w;
+};
+
+// A block-format weight F: thread t dequantizes runs 2 (t % 2), 2 (t % 2) + 1 (16 elements each)
+// of tile row t / 2 into hi and lo (B_lo follows B in shared memory; hi(x) . w_lo joins the
+// products, lo(x) . w_lo is below f32's resolution). fetch(kt) requests the runs' loads, put()
+// dequantizes what it fetched.
+template <class F>
+struct QuantTiles {
+    static constexpr bool SPLIT = true;
+    static constexpr int RUNS = PG_BN * PG_BK / Q_RUN / PG_THREADS;
+    static_assert(PG_THREADS % PG_BN == 0 && RUNS * Q_RUN * (PG_THREADS / PG_BN) == PG_BK, "a thread's runs are one row's");
+    const unsigned char* w;
+    long long blocks;  // of the whole matrix (where Q8_0's, Q4_0's and Q6_K's scales start)
+    typename F::Raw raw[RUNS];
+    int unit[RUNS], run[RUNS];
+    bool ok[RUNS];
+    __device__ __forceinline__ void fetch(int kt, int n, int k, bool gate_up) {
+        const int r = threadIdx.x / (PG_THREADS / PG_BN);
+        bool row_ok;
+        const long long wr = pg_weight_row(r, n, gate_up, row_ok);
+#pragma unroll
+        for (int i = 0; i < RUNS; i++) {
+            const int e = kt * PG_BK + Q_RUN * (RUNS * (threadIdx.x % (PG_THREADS / PG_BN)) + i);
+            ok[i] = row_ok && e < k;
+            F::run_unit(e % F::BLOCK, unit[i], run[i]);
+            if (ok[i]) raw[i] = F::load(w, blocks, wr * (k / F::BLOCK) + e / F::BLOCK, unit[i]);
+        }
+    }
+    __device__ __forceinline__ void put(bf16* B, bf16* Bl) const {
+        const int r = threadIdx.x / (PG_THREADS / PG_BN);
+#pragma unroll
+        for (int i = 0; i < RUNS; i++) {
+            unsigned h[Q_RUN / 2], l[Q_RUN / 2];
+            float v[Q_RUN];
+            if (ok[i]) unit_values<F>(raw[i], unit[i], run[i], v);
+#pragma unroll
+            for (int e = 0; e < Q_RUN; e += 2) {
+                h[e / 2] = ok[i] ? pack_bf16x2(v[e], v[e + 1]) : 0u;
+                l[e / 2] = ok[i] ? pack_bf16x2(v[e] - lo_f32(h[e / 2]), v[e + 1] - hi_f32(h[e / 2])) : 0u;
+            }
+            const int at = r * PG_LDB + Q_RUN * (RUNS * (threadIdx.x % (PG_THREADS / PG_BN)) + i);
+            uint4* hi = reinterpret_cast<uint4*>(B + at);
+            uint4* lo = reinterpret_cast<uint4*>(Bl + at);
+            hi[0] = make_uint4(h[0], h[1], h[2], h[3]);
+            hi[1] = make_uint4(h[4], h[5], h[6], h[7]);
+            lo[0] = make_uint4(l[0], l[1], l[2], l[3]);
+            lo[1] = make_uint4(l[4], l[5], l[6], l[7]);
+        }
+    }
+};
+
+// Tiles: Bf16Tiles, or QuantTiles<F> (SPLIT: W = hi + lo in two shared tiles).
+template <class Tiles>
+__device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, Tiles tiles, const bf16* __restrict__ bias,
+                                                  const float* __restrict__ residual, float* __restrict__ out, int mode,
+                                                  int rows, int n, int k) {
+    constexpr bool SPLIT = Tiles::SPLIT;
     float* As = reinterpret_cast<float*>(pg_smem);             // [2][PG_BM][PG_LDA]
     bf16* Bs = reinterpret_cast<bf16*>(pg_smem + PG_A_BYTES);  // [2][PG_BN][PG_LDB]
     bf16* Bls = Bs + 2 * PG_BN * PG_LDB;                       // SPLIT: [2][PG_BN][PG_LDB]
@@ -93,22 +162,15 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, c
             const bool ok = t < rows && kk < k;
             cp_async16(As + (stage * PG_BM + r) * PG_LDA + kc, x + (ok ? (long long)t * k + kk : 0), ok);
         }
-        for (int c = tid; c < PG_BN * PG_BK / 8; c += PG_THREADS) {
-            const int r = c / (PG_BK / 8), kc = (c % (PG_BK / 8)) * 8;
-            int wr;
-            bool ok;
-            if (gate_up) {
-                const int j = blockIdx.x * (PG_BN / 2) + (r % (PG_BN / 2));
-                ok = j < n;
-                wr = r < PG_BN / 2 ? j : n + j;
-            } else {
-                wr = blockIdx.x * PG_BN + r;
-                ok = wr < n;
+        if constexpr (!SPLIT) {
+            for (int c = tid; c < PG_BN * PG_BK / 8; c += PG_THREADS) {
+                const int r = c / (PG_BK / 8), kc = (c % (PG_BK / 8)) * 8;
+                bool ok;
+                const int wr = pg_weight_row(r, n, gate_up, ok);
+                const int kk = k0 + kc;
+                ok = ok && kk < k;
+                cp_async16(Bs + (stage * PG_BN + r) * PG_LDB + kc, tiles.w + (ok ? (long long)wr * k + kk : 0), ok);
             }
-            const int kk = k0 + kc;
-            ok = ok && kk < k;
-            cp_async16(Bs + (stage * PG_BN + r) * PG_LDB + kc, w + (ok ? (long long)wr * k + kk : 0), ok);
-            if (SPLIT) cp_async16(Bls + (stage * PG_BN + r) * PG_LDB + kc, w_lo + (ok ? (long long)wr * k + kk : 0), ok);
         }
         cp_async_commit();
     };
@@ -122,10 +184,15 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, c
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
 
     load(0, 0);
+    if constexpr (SPLIT) {
+        tiles.fetch(0, n, k, gate_up);
+        tiles.put(Bs, Bls);
+    }
     for (int kt = 0; kt < ktiles; kt++) {
         const int stage = kt & 1;
         if (kt + 1 < ktiles) {
             load(stage ^ 1, kt + 1);
+            if constexpr (SPLIT) tiles.fetch(kt + 1, n, k, gate_up);
             cp_async_wait<1>();
         } else {
             cp_async_wait<0>();
@@ -165,6 +232,10 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, c
                     if (SPLIT) mma_bf16(acc[i][j], hi[i], bl[j][0], bl[j][1]);
                 }
         }
+        // the next tile's weights into the other stage (its last readers were before the
+        // previous barrier), dequantized while the loads of this one's were in flight
+        if constexpr (SPLIT)
+            if (kt + 1 < ktiles) tiles.put(Bs + (stage ^ 1) * PG_BN * PG_LDB, Bls + (stage ^ 1) * PG_BN * PG_LDB);
         __syncthreads();
     }
 
@@ -201,48 +272,13 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, c
 extern "C" __global__ void __launch_bounds__(PG_THREADS)
 prefill_gemm(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
              const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k) {
-    prefill_gemm_body<false>(x, w, nullptr, bias, residual, out, mode, rows, n, k);
+    prefill_gemm_body(x, Bf16Tiles{w}, bias, residual, out, mode, rows, n, k);
 }
 
-// prefill_gemm for a block-format weight, as w + w_lo; PG_SPLIT_SHARED bytes of shared memory.
+// prefill_gemm for a block-format weight (fmt a Q_FMT_* id): [2n, k] for PG_GATE_UP, else [n, k].
 extern "C" __global__ void __launch_bounds__(PG_THREADS)
-prefill_gemm_split(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ w_lo, const bf16* __restrict__ bias,
-                   const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k) {
-    prefill_gemm_body<true>(x, w, w_lo, bias, residual, out, mode, rows, n, k);
-}
-
-// A block-format matrix [rows, k] (fmt a Q_FMT_* id) as two bf16 matrices, hi = bf16(v) and
-// lo = bf16(v - hi) for each element v (quant.cu's `unit_values`): v to 2^-16 relative, for
-// prefill_gemm_split. Launch: DQ_THREADS threads a block, a unit of 32 elements a thread (its
-// two runs of 16 stored as 32 bytes each of hi and lo), the blocks striding over the
-// rows * k / 32 units (grid from the host).
-// Bytes: the blocks read, rows*k*4 written.
-#define DQ_THREADS 256
-
-extern "C" __global__ void __launch_bounds__(DQ_THREADS)
-dequant_split_q(const unsigned char* __restrict__ w, int rows, int k, uint4* __restrict__ hi, uint4* __restrict__ lo, int fmt) {
-    Q_DISPATCH(fmt, {
-        const long long blocks = (long long)rows * (k / F::BLOCK), units = blocks * F::UNITS;
-        for (long long g = (long long)blockIdx.x * DQ_THREADS + threadIdx.x; g < units; g += (long long)gridDim.x * DQ_THREADS) {
-            const long long b = g / F::UNITS;
-            const int u = (int)(g % F::UNITS);
-            const typename F::Raw raw = F::load(w, blocks, b, u);
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                float v[Q_RUN];
-                unit_values<F>(raw, u, r, v);
-                unsigned h[Q_RUN / 2], l[Q_RUN / 2];
-#pragma unroll
-                for (int e = 0; e < Q_RUN; e += 2) {
-                    h[e / 2] = pack_bf16x2(v[e], v[e + 1]);
-                    l[e / 2] = pack_bf16x2(v[e] - lo_f32(h[e / 2]), v[e + 1] - hi_f32(h[e / 2]));
-                }
-                const long long p = (b * F::BLOCK + F::run_start(u, r)) / 8;  // in 16-byte words
-                hi[p] = make_uint4(h[0], h[1], h[2], h[3]);
-                hi[p + 1] = make_uint4(h[4], h[5], h[6], h[7]);
-                lo[p] = make_uint4(l[0], l[1], l[2], l[3]);
-                lo[p + 1] = make_uint4(l[4], l[5], l[6], l[7]);
-            }
-        }
-    })
+prefill_gemm_q(const float* __restrict__ x, const unsigned char* __restrict__ w, const bf16* __restrict__ bias,
+               const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k, int fmt) {
+    const long long weight_rows = mode == PG_GATE_UP ? 2LL * n : n;
+    Q_DISPATCH(fmt, prefill_gemm_body(x, QuantTiles<F>{w, weight_rows * (k / F::BLOCK)}, bias, residual, out, mode, rows, n, k))
 }

@@ -8,7 +8,8 @@
 // run's coefficients. Each format gives
 //   load(w, blocks, b, u) -> Raw: the loads of unit u of block b (its quants' 16-byte loads, two
 //     for Q8_0 and Q6_K; the scales from loads the block's units share, L1),
-//   run_start(u, r): the block element of run r's first,
+//   run_start(u, r): the block element of run r's first; run_unit(e, u, r) its inverse (the
+//     unit and run whose first element is e, a multiple of 16),
 //   quants(raw, u, r): run r's 16 Q, element j in byte j,
 //   coefs(raw, u, a, b): the runs' a and b.
 // The dequantized element is __fadd_rn(__fmul_rn(a, Q), b), which is bit for bit what ggml's
@@ -89,6 +90,7 @@ struct FmtQ8_0 {
         return Raw{ld16(w + b * BODY), ld16(w + b * BODY + 16), f16_at(w + blocks * BODY + 2 * b)};
     }
     __device__ static int run_start(int, int r) { return Q_RUN * r; }
+    __device__ static void run_unit(int e, int& u, int& r) { u = 0, r = e / Q_RUN; }
     __device__ static uint4 quants(const Raw& raw, int, int r) {
         return map4(r ? raw.hi : raw.lo, [](unsigned v, int) { return v ^ 0x80808080u; });
     }
@@ -132,6 +134,7 @@ struct FmtQ4_0 {
         return Raw{ld16(w + b * BODY), f16_at(w + blocks * BODY + 2 * b)};
     }
     __device__ static int run_start(int, int r) { return Q_RUN * r; }
+    __device__ static void run_unit(int e, int& u, int& r) { u = 0, r = e / Q_RUN; }
     __device__ static uint4 quants(const Raw& raw, int, int r) {
         return map4(raw.q, [r](unsigned v, int) { return (r ? v >> 4 : v) & 0x0F0F0F0Fu; });
     }
@@ -180,6 +183,7 @@ struct FmtK {
         return Raw{ld16(blk), ld16(blk + QS + 16 * u), FIFTH ? ld16(blk + 16 + 16 * (u & 1)) : make_uint4(0, 0, 0, 0)};
     }
     __device__ static int run_start(int u, int r) { return 64 * (u >> 1) + 32 * r + 16 * (u & 1); }
+    __device__ static void run_unit(int e, int& u, int& r) { u = 2 * (e >> 6) + ((e >> 4) & 1), r = (e >> 5) & 1; }
     __device__ static uint4 quants(const Raw& raw, int u, int r) {
         const int bit = 2 * (u >> 1) + r;
         const uint4 qh = raw.qh;
@@ -266,6 +270,7 @@ struct FmtQ6_K {
                    __ldg(reinterpret_cast<const uint2*>(blk + 192 + 8 * h)), f16_at(w + blocks * BODY + 2 * b)};
     }
     __device__ static int run_start(int u, int r) { return 128 * (u >> 2) + 32 * ((u & 1) + 2 * r) + 16 * ((u >> 1) & 1); }
+    __device__ static void run_unit(int e, int& u, int& r) { u = 4 * (e >> 7) + 2 * ((e >> 4) & 1) + ((e >> 5) & 1), r = (e >> 6) & 1; }
     __device__ static uint4 quants(const Raw& raw, int u, int r) {
         const int shift = 2 * ((u & 1) + 2 * r);
         const uint4 qh = raw.qh;

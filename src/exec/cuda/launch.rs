@@ -11,7 +11,7 @@ use crate::kernels::define;
 use crate::plan::{Plan, Region, Slot, Step, StepIo};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
-pub const KERNEL_NAMES: [&str; 24] = [
+pub const KERNEL_NAMES: [&str; 23] = [
     "embedding",
     "rms_norm",
     "linear",
@@ -24,8 +24,7 @@ pub const KERNEL_NAMES: [&str; 24] = [
     "gate_up_silu_q",
     "qkv_rope_q",
     "prefill_embedding_q",
-    "prefill_gemm_split",
-    "dequant_split_q",
+    "prefill_gemm_q",
     "attention",
     "sample_greedy",
     "sample_top",
@@ -69,7 +68,7 @@ pub const LARGE_SHARED: [(&str, usize); 12] = [
     ("gate_up_silu_q", GEMV_MAX_SHARED),
     ("qkv_rope_q", GEMV_MAX_SHARED),
     ("prefill_gemm", super::prefill::PG_SHARED),
-    ("prefill_gemm_split", super::prefill::PG_SPLIT_SHARED),
+    ("prefill_gemm_q", super::prefill::PG_SPLIT_SHARED),
     ("sample_top", TOP_SHARED),
     ("decode_persistent", super::persistent::MAX_SHARED as usize),
 ];
@@ -140,8 +139,7 @@ pub(super) fn for_weight(kernel: &'static str, w: &Slot, args: &mut Vec<u64>) ->
         "lm_head" => "lm_head_q",
         "gate_up_silu" => "gate_up_silu_q",
         "qkv_rope" => "qkv_rope_q",
-        // Only the twin exists: prefill's dequantization of a block-format weight.
-        "dequant_split" => "dequant_split_q",
+        "prefill_gemm" => "prefill_gemm_q",
         other => return Err(Error::Internal(format!("kernel {other} has no twin for block-format weights"))),
     })
 }

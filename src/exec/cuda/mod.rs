@@ -104,7 +104,7 @@ pub fn launch_shapes(plan: &Plan, sms: u32) -> Result<(Vec<Launch>, Vec<Launch>)
     let layout = DeviceLayout::placeholder(plan, sms);
     let decode = layout.launches(plan)?;
     let chunk = plan.prefill_layout(prefill::PREFILL_CHUNK.min(plan.max_seq_len))?;
-    let device = PrefillDevice { arena: 0, qkv: 0, normed: 0, weight_hi: 0, weight_lo: 0 };
+    let device = PrefillDevice { arena: 0, qkv: 0, normed: 0 };
     let prefill = layout.prefill_launches(&plan.steps, &plan.io, &chunk, &device, chunk.chunk, 0, true)?;
     Ok((decode, prefill))
 }
@@ -184,9 +184,7 @@ impl CudaBackend {
         let prefill_layout = plan.prefill_layout(prefill::PREFILL_CHUNK.min(plan.max_seq_len))?;
         let qkv_at = prefill_layout.bytes.div_ceil(256) * 256;
         let normed_at = qkv_at + prefill::prefill_qkv_bytes(&plan.steps, prefill_layout.chunk).div_ceil(256) * 256;
-        let split_bytes = prefill::prefill_split_bytes(&plan.steps).div_ceil(256) * 256;
-        let weight_hi_at = normed_at + prefill::prefill_normed_bytes(&plan.steps, prefill_layout.chunk).div_ceil(256) * 256;
-        let prefill_bytes = weight_hi_at + 2 * split_bytes;
+        let prefill_bytes = normed_at + prefill::prefill_normed_bytes(&plan.steps, prefill_layout.chunk).div_ceil(256) * 256;
         // Checked up front, so a plan too big for this GPU fails with the sizes before anything
         // is uploaded, rather than with a bare CUDA_ERROR_OUT_OF_MEMORY part way through.
         let needed = plan.weight_bytes + plan.arena_bytes + scratch.bytes + prefill_bytes;
@@ -246,13 +244,7 @@ impl CudaBackend {
         let prefill = Prefill {
             steps: plan.steps.clone(),
             io: plan.io.clone(),
-            device: PrefillDevice {
-                arena: prefill_buffer.ptr,
-                qkv: prefill_buffer.ptr + qkv_at,
-                normed: prefill_buffer.ptr + normed_at,
-                weight_hi: prefill_buffer.ptr + weight_hi_at,
-                weight_lo: prefill_buffer.ptr + weight_hi_at + split_bytes,
-            },
+            device: PrefillDevice { arena: prefill_buffer.ptr, qkv: prefill_buffer.ptr + qkv_at, normed: prefill_buffer.ptr + normed_at },
             layout: prefill_layout,
             dev_layout: layout,
             functions,

@@ -18,13 +18,8 @@ const PG_BM: usize = define("PG_BM");
 const PG_BN: usize = define("PG_BN");
 /// The GEMM's double buffer: f32 x tiles and bf16 weight tiles, rows padded by 8 elements.
 pub(super) const PG_SHARED: usize = define("PG_SHARED");
-/// prefill_gemm_split's: a second bf16 weight buffer for the low halves.
+/// prefill_gemm_q's: a second bf16 weight buffer for the low halves of the dequantized tiles.
 pub(super) const PG_SPLIT_SHARED: usize = define("PG_SPLIT_SHARED");
-/// dequant_split_q's block, a unit of Q_UNIT elements a thread.
-const DQ_THREADS: u32 = define("DQ_THREADS") as u32;
-const Q_UNIT: usize = define("Q_UNIT");
-/// dequant_split_q's blocks per SM (they stride over the units): enough to keep its stores in flight.
-const DQ_BLOCKS_PER_SM: usize = 8;
 const PG_THREADS: u32 = define("PG_THREADS") as u32;
 const PG_LINEAR: usize = define("PG_LINEAR");
 const PG_GATE_UP: usize = define("PG_GATE_UP");
@@ -40,22 +35,6 @@ pub struct PrefillDevice {
     pub qkv: u64,
     /// f32 rows of a folded input RMSNorm, which prefill runs before the GEMM.
     pub normed: u64,
-    /// A block-format weight as bf16 hi and lo halves, for prefill_gemm_split
-    /// ([`prefill_split_bytes`] each).
-    pub weight_hi: u64,
-    pub weight_lo: u64,
-}
-
-/// Bytes of each of the bf16 hi/lo scratch matrices: the largest block-format weight a prefill
-/// GEMM reads (0 when every weight is bf16).
-pub fn prefill_split_bytes(steps: &[Step]) -> u64 {
-    fn gemm_weight(s: &Step) -> Option<&Slot> {
-        match s.op {
-            Op::Linear { .. } | Op::LinearResidual { .. } | Op::GateUpSilu { .. } | Op::QkvRope { .. } => Some(&s.inputs[1]),
-            _ => None,
-        }
-    }
-    steps.iter().filter_map(gemm_weight).filter(|w| w.ty.dtype.is_block_format()).map(|w| 2 * w.ty.elements() as u64).max().unwrap_or(0)
 }
 
 /// Bytes of the normed-input scratch for `chunk` rows: the widest input of a GEMV that has an
@@ -104,41 +83,18 @@ impl DeviceLayout {
         for step in steps {
             let (ins, outs) = (&step.inputs, &step.outputs);
             let unsupported = |why: String| Error::Unsupported(format!("prefill of {} ({}): {why}", step.label, step.op.kind()));
-            // A block-format weight is first dequantized to bf16 hi + lo (dequant_split_q).
-            let gemm = |w: &Slot, cols: usize, mode: usize, x: u64, bias: u64, residual: u64, out: u64| -> Result<Vec<Launch>> {
+            // A block-format weight's tiles are dequantized by the GEMM (prefill_gemm_q).
+            let gemm = |w: &Slot, cols: usize, mode: usize, x: u64, bias: u64, residual: u64, out: u64| -> Result<Launch> {
                 let k = w.ty.last_dim();
                 if !k.is_multiple_of(8) {
                     return Err(unsupported(format!("the prefill GEMM needs K divisible by 8, got {k}")));
                 }
                 let gx = if mode == PG_GATE_UP { cols.div_ceil(PG_BN / 2) } else { cols.div_ceil(PG_BN) };
                 let grid = (gx as u32, n.div_ceil(PG_BM) as u32, 1);
-                let tail = [bias, residual, out, int(mode), int(n), int(cols), int(k)];
-                let gemm = |kernel, shared: usize, weights: &[u64]| Launch {
-                    kernel,
-                    grid,
-                    block: PG_THREADS,
-                    shared: shared as u32,
-                    args: [&[x][..], weights, &tail].concat(),
-                    label: step.label.clone(),
-                    tasks: grid.0 * grid.1,
-                };
-                if !w.ty.dtype.is_block_format() {
-                    return Ok(vec![gemm("prefill_gemm", PG_SHARED, &[self.ptr(w)])]);
-                }
-                let rows = w.ty.elements() / k;
-                let mut args = vec![self.ptr(w), int(rows), int(k), dev.weight_hi, dev.weight_lo];
-                let units = rows * k / Q_UNIT;
-                let grid = (units.div_ceil(DQ_THREADS as usize).min(DQ_BLOCKS_PER_SM * self.sms as usize) as u32, 1, 1);
-                let dequant = Launch {
-                    kernel: for_weight("dequant_split", w, &mut args)?,
-                    grid,
-                    block: DQ_THREADS,
-                    shared: 0,
-                    args,
-                    label: format!("{} (dequantize)", step.label),
-                    tasks: grid.0 * grid.1,
-                };
-                Ok(vec![dequant, gemm("prefill_gemm_split", PG_SPLIT_SHARED, &[dev.weight_hi, dev.weight_lo])])
+                let mut args = vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k)];
+                let kernel = for_weight("prefill_gemm", w, &mut args)?;
+                let shared = if w.ty.dtype.is_block_format() { PG_SPLIT_SHARED } else { PG_SHARED };
+                Ok(Launch { kernel, grid, block: PG_THREADS, shared: shared as u32, args, label: step.label.clone(), tasks: grid.0 * grid.1 })
             };
             let launch = |kernel: &'static str, grid: (u32, u32, u32), block: u32, args: Vec<u64>| Launch {
                 kernel,
@@ -180,11 +136,11 @@ impl DeviceLayout {
                 Op::Linear { bias } | Op::LinearResidual { bias } => {
                     let bias_ptr = if bias { self.ptr(&ins[2]) } else { 0 };
                     let residual = if matches!(step.op, Op::LinearResidual { .. }) { rows_ptr(&ins[2 + usize::from(bias)]) } else { 0 };
-                    launches.extend(gemm(&ins[1], outs[0].ty.elements(), PG_LINEAR, rows_ptr(&ins[0]), bias_ptr, residual, rows_ptr(&outs[0]))?);
+                    launches.push(gemm(&ins[1], outs[0].ty.elements(), PG_LINEAR, rows_ptr(&ins[0]), bias_ptr, residual, rows_ptr(&outs[0]))?);
                 }
                 Op::GateUpSilu { norm } => {
                     let x = gemm_input(&mut launches, norm);
-                    launches.extend(gemm(&ins[1], outs[0].ty.elements(), PG_GATE_UP, x, 0, 0, rows_ptr(&outs[0]))?);
+                    launches.push(gemm(&ins[1], outs[0].ty.elements(), PG_GATE_UP, x, 0, 0, rows_ptr(&outs[0]))?);
                 }
                 Op::QkvRope { n_heads, n_kv_heads, head_dim, qk_norm, norm, .. } => {
                     if !head_dim.is_multiple_of(2) {
@@ -198,7 +154,7 @@ impl DeviceLayout {
                     let (k_cache, v_cache) = (self.ptr(slots.k_cache), self.ptr(slots.v_cache));
                     let heads = n_heads + 2 * n_kv_heads;
                     let x = gemm_input(&mut launches, norm);
-                    launches.extend(gemm(&ins[1], heads * head_dim, PG_LINEAR, x, bias_ptr, 0, dev.qkv)?);
+                    launches.push(gemm(&ins[1], heads * head_dim, PG_LINEAR, x, bias_ptr, 0, dev.qkv)?);
                     let args = vec![
                         dev.qkv,
                         q_norm,
