@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Profile: every kernel of a q4_k / q8_0 decode (ncu, boost clocks, warm caches), and SASS-level
 # instruction counts of layer 1's _q GEMVs (q4_k). Ran at 2968832 (section 10, run 2, of
-# 2026-11-30-h200-quantized-gemv-experiments.log); the summary there was computed from the CSVs.
+# 2026-11-30-h200-quantized-gemv-experiments.log); its summary: python3 bench/ncu_step_summary.py all_*.csv.
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 exec > >(tee $OUT/prof.log) 2>&1
