@@ -18,7 +18,7 @@
 // Block-format weights (prefill_gemm_q): the block's threads dequantize each weight tile from the
 // blocks (quant.cu's `unit_values`, two runs of 16 a thread, their loads requested a tile ahead)
 // into bf16 hi + lo tiles in shared memory (PG_SPLIT_SHARED bytes), and both are multiplied, so W
-// keeps 16 bits of its f32 value. Bytes: the blocks' per PG_BM rows of x.
+// keeps 16 bits of its f32 value. Bytes: the matrix's blocks once per PG_BM rows of x.
 
 #pragma once
 #include "common.cuh"
