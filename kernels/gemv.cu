@@ -1,8 +1,8 @@
 // Batch-1 GEMV family: y[r] = epilogue(x . W[r]) for W bf16 [N, K] row-major, x f32 [K]; each
 // kernel has a `_q` twin for W in a block format (quant.cu), which takes the format's id last
 // and differs as its `gemv_tasks` overload says (a block per tile of 16 rows, multiplied on
-// tensor cores; x as f16 parts and sums per run in shared memory: about K*4.25 bytes, K*10.25
-// with a norm, whose f32 x and weight come first).
+// tensor cores; x as f16 parts and each run's sum and scale in shared memory, staged by each
+// warp for its own chunks: about K*4.5 bytes, with a norm or not).
 // Launch: blocks of GEMV_THREADS (GEMV_WARPS warps), grid from the host (launch.rs: one task per
 // warp, capped at a few blocks per SM, warps then stride over the tasks; the persistent decode
 // kernel runs the same task loops over its instructions' task ranges), K*4 bytes of dynamic
@@ -90,16 +90,15 @@ __device__ __forceinline__ void stage_x(const float* __restrict__ x, const bf16*
     __syncthreads();
 }
 
-// The `_q` kernels' shared memory, in floats from gemv_x: with a norm folded in, x (k) and its
-// weight (k/2), normalized there by stage_x; then the sums of x per run of Q_RUN (k/16); then x
-// as Q_PARTS f16 parts (part p at q_parts_offset + p * q_part_stride halves) in each format's
-// order: chunk ch's lane t's run j's slots at ch * CHUNK + t * 4 * RUNS + 4 * j. The parts are 16
-// bytes more than k * 2 apart, so lanes reading parts 0 and 1 at once hit other banks when k is
-// a multiple of 64. Without a norm, x is read from global memory (L2) twice instead of staged.
+// The `_q` kernels' shared memory: a float2 per run of x (Q_RUN elements; for a PAIRED format
+// only each pair's first is used) holding its group's sum of x and the factor that undoes the
+// group's scale (below), then x as Q_PARTS f16 parts (part p at q_parts_offset + p *
+// q_part_stride halves) in each format's order: chunk ch's lane t's run j's slots at ch * CHUNK
+// + t * 4 * RUNS + 4 * j. The parts are 16 bytes more than k * 2 apart, so lanes reading parts 0
+// and 1 at once hit other banks when k is a multiple of 64.
 #define Q_PARTS 2
-__device__ __forceinline__ int q_sums_offset(int k, const bf16* norm_w) { return norm_w ? k + k / 2 : 0; }
-__device__ __forceinline__ int q_parts_offset(int k, const bf16* norm_w) { return (q_sums_offset(k, norm_w) + k / Q_RUN + 3) & ~3; }
-__device__ __forceinline__ int q_part_stride(int k) { return k + 8; }  // halves
+__device__ __forceinline__ int q_parts_offset(int k) { return (2 * (k / Q_RUN) + 3) & ~3; }  // floats
+__device__ __forceinline__ int q_part_stride(int k) { return k + 8; }                       // halves
 
 __device__ __forceinline__ unsigned short f32_to_f16(float v) {
     unsigned short h;
@@ -107,58 +106,73 @@ __device__ __forceinline__ unsigned short f32_to_f16(float v) {
     return h;
 }
 
-// x staged for a `_q` kernel (every thread of the block calls it, after the wait): normalized
-// as stage_x does when norm_w is non-null, each run's sum (f32), and x * 2^e as hi + lo f16
-// parts in F's order, with 2^e putting the largest |x| in [2^14, 2^15) (f16's top binade): lo
-// takes what hi left, so the parts hold x to 2^-22 of itself, or to 2^-25 absolute where lo is
-// subnormal (2^-39 of the largest x): the bf16 path's f32 x holds 2^-24, and either is below
-// what the f32 sums round. Returns e.
+// x staged for a `_q` kernel by each warp for the chunks it multiplies (w, w + warps, ...: no
+// other warp reads them, so no block barrier): RMS-normalized when norm_w is non-null (each
+// warp sums the squares of all of x itself, in the rms_norm kernel's f32 arithmetic up to the
+// order of the sums), and per group of x that shares the weights' coefficients (a run; a pair
+// of runs for a PAIRED format) its sum and x * 2^e as hi + lo f16 parts in F's order, with 2^e
+// putting the group's largest |x| in [2^14, 2^15) (f16's top binade): lo takes what hi left, so
+// the parts hold x to 2^-22 of itself, or to 2^-25 absolute where lo is subnormal (2^-39 of the
+// group's largest x), below what the f32 sums round. The group's factor 2^(24 - e) undoes both
+// 2^e and the weights' 2^-24 encoding (quant.cu). Lane L takes the quad (four slots) L % QUADS of
+// the warp's chunk (pass * 32 + L) / QUADS; a group's quads are lanes that differ only in the
+// bits of t (and, PAIRED, of j's low bit), so shuffles over those bits reduce it.
 template <class F, class Wait>
-__device__ __forceinline__ int stage_x_q(const float* __restrict__ x, const bf16* __restrict__ norm_w, float eps, int k) {
-    const int threads = blockDim.x;
-    const float* src = x;
+__device__ __forceinline__ void stage_x_warp(const float* __restrict__ x, const bf16* __restrict__ norm_w, float eps, int k) {
+    constexpr int QUADS = F::CHUNK / 4, PER_BLOCK = F::BLOCK / F::CHUNK, RUN_BITS = F::RUNS == 4 ? 2 : 1;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5, chunks = k / F::CHUNK;
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    float inv = 1.f;
     if (norm_w) {
-        stage_x<Wait>(x, norm_w, eps, k, threads);
-        src = reinterpret_cast<const float*>(gemv_x);
+        float ss = 0.f;
+        for (int i = lane; i < k / 4; i += 32) ss += sumsq4(Wait::load(x4 + i));
+        inv = 1.0f / sqrtf(warp_sum(ss) / (float)k + eps);
     }
-    auto x4_at = [&](int i) { return norm_w ? reinterpret_cast<const float4*>(src)[i] : Wait::load(reinterpret_cast<const float4*>(src) + i); };
-    float* sums = reinterpret_cast<float*>(gemv_x) + q_sums_offset(k, norm_w);
-    unsigned short* parts = reinterpret_cast<unsigned short*>(reinterpret_cast<float*>(gemv_x) + q_parts_offset(k, norm_w));
-    float largest = 0.f;
-    for (int r = threadIdx.x; r < k / Q_RUN; r += threads) {
-        float total = 0.f;
-#pragma unroll
-        for (int j = 0; j < Q_RUN / 4; j++) {
-            const float4 v = x4_at(r * (Q_RUN / 4) + j);
-            total += (v.x + v.y) + (v.z + v.w);
-            largest = fmaxf(largest, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
+    float2* groups = reinterpret_cast<float2*>(gemv_x);
+    unsigned short* parts = reinterpret_cast<unsigned short*>(reinterpret_cast<float*>(gemv_x) + q_parts_offset(k));
+    const int mine = (chunks - warp + warps - 1) / warps;  // this warp's chunks
+    const int q = lane % QUADS, t = q / F::RUNS, j = q % F::RUNS;
+    for (int pass = 0; pass * (32 / QUADS) < mine; pass++) {  // uniform over the warp: every lane shuffles
+        const int i = pass * (32 / QUADS) + lane / QUADS, ch = warp + warps * i;
+        const bool valid = i < mine;
+        const int c = ch % PER_BLOCK, first = ch / PER_BLOCK * F::BLOCK + F::x_element(c, j, t, 0);
+        float4 v4 = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (valid) {
+            v4 = Wait::load(x4 + first / 4);
+            if (norm_w) {
+                const uint2 w = __ldg(reinterpret_cast<const uint2*>(norm_w + first));
+                v4.x *= inv * lo_f32(w.x), v4.y *= inv * hi_f32(w.x), v4.z *= inv * lo_f32(w.y), v4.w *= inv * hi_f32(w.y);
+            }
         }
-        sums[r] = total;
-    }
-    largest = block_max(largest);
-    // 14 less largest's binade (a NaN or infinity propagates through the parts anyway)
-    const int e = largest > 0.f ? min(max(14 - ((int)((__float_as_uint(largest) >> 23) & 255) - 127), -100), 100) : 0;
-    const float scale = __int_as_float((127 + e) << 23);
-    // a lane's four slots of a run at a time: four consecutive elements of x, in slot order
-    constexpr int PER_BLOCK = F::BLOCK / F::CHUNK, PER_LANE = 4 * F::RUNS;
-    for (int p = 4 * threadIdx.x; p < k; p += 4 * threads) {
-        const int ch = p / F::CHUNK, r = p % F::CHUNK, c = ch % PER_BLOCK, j = (r % PER_LANE) / 4, t = r / PER_LANE;
-        const int first = F::x_element(c, j, t, 0);
-        const float4 v4 = x4_at((ch / PER_BLOCK * F::BLOCK + first) / 4);
+        float total = (v4.x + v4.y) + (v4.z + v4.w);
+        float largest = fmaxf(fmaxf(fabsf(v4.x), fabsf(v4.y)), fmaxf(fabsf(v4.z), fabsf(v4.w)));
+#pragma unroll
+        for (int b = F::PAIRED ? 0 : RUN_BITS; b < RUN_BITS + 2; b++) {
+            if (F::PAIRED && b > 0 && b < RUN_BITS) continue;  // j's high bit names the pair
+            total += __shfl_xor_sync(0xffffffffu, total, 1 << b);
+            largest = fmaxf(largest, __shfl_xor_sync(0xffffffffu, largest, 1 << b));
+        }
+        if (!valid) continue;
+        // 14 less largest's binade (a NaN or infinity propagates through the parts anyway)
+        const int e = largest > 0.f ? min(max(14 - ((int)((__float_as_uint(largest) >> 23) & 255) - 127), -100), 100) : 0;
+        const float scale = __int_as_float((127 + e) << 23);
         const float v[4] = {v4.x, v4.y, v4.z, v4.w};
         unsigned hi[2], lo[2];
 #pragma unroll
         for (int slot = 0; slot < 4; slot += 2) {
-            const float a = v[F::x_element(c, j, t, slot) - first] * scale, b = v[F::x_element(c, j, t, slot + 1) - first] * scale;
+            const float a = v[F::x_element(c, j, t, slot) - F::x_element(c, j, t, 0)] * scale;
+            const float b = v[F::x_element(c, j, t, slot + 1) - F::x_element(c, j, t, 0)] * scale;
             const unsigned short ha = f32_to_f16(a), hb = f32_to_f16(b);
             hi[slot / 2] = ha | (unsigned)hb << 16;
             lo[slot / 2] = f32_to_f16(a - f16_to_f32(ha)) | (unsigned)f32_to_f16(b - f16_to_f32(hb)) << 16;
         }
+        const int p = ch * F::CHUNK + 4 * q;
         *reinterpret_cast<uint2*>(parts + p) = make_uint2(hi[0], hi[1]);
         *reinterpret_cast<uint2*>(parts + q_part_stride(k) + p) = make_uint2(lo[0], lo[1]);
+        if (t == 0 && (!F::PAIRED || (j & 1) == 0))
+            groups[(ch / PER_BLOCK * F::BLOCK + F::run_first(c, j)) / Q_RUN] = make_float2(total, __int_as_float((127 + 24 - e) << 23));
     }
-    __syncthreads();
-    return e;
+    __syncwarp();
 }
 
 // A matrix of block format F (quant.cu): `blocks` of the whole matrix (where its scales start).
@@ -222,12 +236,10 @@ __device__ __forceinline__ void gemv_tasks(QWeights<F> m, int tile, int stride, 
         name_rows(tile);
         load(warp);
     }
-    stage_norm_weight(norm_w, k, blockDim.x);
     wait();
-    const int e = stage_x_q<F, Wait>(x, norm_w, eps, k);
-    const float unscale = __int_as_float((127 + 24 - e) << 23);  // 2^24 (the A encoding) / 2^e (x's)
-    const float* sums = reinterpret_cast<const float*>(gemv_x) + q_sums_offset(k, norm_w);
-    const unsigned short* part_x = reinterpret_cast<const unsigned short*>(reinterpret_cast<const float*>(gemv_x) + q_parts_offset(k, norm_w)) +
+    stage_x_warp<F, Wait>(x, norm_w, eps, k);
+    const float2* groups = reinterpret_cast<const float2*>(gemv_x);
+    const unsigned short* part_x = reinterpret_cast<const unsigned short*>(reinterpret_cast<const float*>(gemv_x) + q_parts_offset(k)) +
                                    min(g, Q_PARTS - 1) * q_part_stride(k) + t * 4 * F::RUNS;
     int parity = 0;
     for (; tile < tiles; tile += stride) {
@@ -256,13 +268,13 @@ __device__ __forceinline__ void gemv_tasks(QWeights<F> m, int tile, int stride, 
                     float d[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
                     for (int q = j; q < j + GROUP; q++) mma_f16(d, a[0][q][0], a[1][q][0], a[0][q][1], a[1][q][1], b[q][0], b[q][1]);
-                    const int run = (first_el + F::run_first(c, j)) / Q_RUN;
-                    const float sum_x = F::PAIRED ? sums[run] + sums[run + 1] : sums[run];
+                    const float2 group = groups[(first_el + F::run_first(c, j)) / Q_RUN];  // (sum of x, 2^(24 - e))
 #pragma unroll
                     for (int h = 0; h < 2; h++) {
-                        acc[2 * h] = fmaf(alpha[h][j], d[2 * h], acc[2 * h]);
-                        acc[2 * h + 1] = fmaf(alpha[h][j], d[2 * h + 1], acc[2 * h + 1]);
-                        acc_beta[h] = fmaf(beta[h][j], sum_x, acc_beta[h]);
+                        const float a = alpha[h][j] * group.y;
+                        acc[2 * h] = fmaf(a, d[2 * h], acc[2 * h]);
+                        acc[2 * h + 1] = fmaf(a, d[2 * h + 1], acc[2 * h + 1]);
+                        acc_beta[h] = fmaf(beta[h][j], group.x, acc_beta[h]);
                     }
                 }
             }
@@ -279,7 +291,7 @@ __device__ __forceinline__ void gemv_tasks(QWeights<F> m, int tile, int stride, 
             float row = acc[2 * h] + acc[2 * h + 1];
             row += __shfl_xor_sync(0xffffffffu, row, 1);
             row += __shfl_xor_sync(0xffffffffu, row, 2);
-            if (t == 0) gemv_q_sums[parity][warp][g + 8 * h] = fmaf(row, unscale, acc_beta[h]);
+            if (t == 0) gemv_q_sums[parity][warp][g + 8 * h] = row + acc_beta[h];
         }
         __syncthreads();
         for (int j = warp; j < TILE_TASKS && tile * TILE_TASKS + j < tasks; j += warps) {

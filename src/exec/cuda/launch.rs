@@ -211,8 +211,8 @@ pub(super) fn gemv_shape(tasks: usize, rows_per_task: usize, k: usize, normed: b
             let tiles = tasks.div_ceil(GEMV_Q_ROWS / rows_per_task);
             let fill = (GEMV_Q_MAX_WARPS * sms).div_ceil(tiles);
             let warps = fill.max(k.div_ceil(Q_BATCH_ELEMENTS)).next_power_of_two().clamp(4, GEMV_Q_MAX_WARPS);
-            // gemv.cu's q_parts_offset (floats), then the parts (halves)
-            let parts_offset = ((if normed { k + k / 2 } else { 0 }) + k / Q_RUN).next_multiple_of(4);
+            // gemv.cu's q_parts_offset (floats: a float2 per run), then the parts (halves)
+            let parts_offset = (2 * (k / Q_RUN)).next_multiple_of(4);
             GemvShape {
                 grid: (tiles.clamp(1, GEMV_Q_MAX_WARPS / warps * sms) as u32, 1, 1),
                 threads: 32 * warps as u32,
@@ -530,13 +530,14 @@ mod tests {
         }
     }
 
-    /// x staged as f16 parts (4.25 bytes an element, 10.25 with a folded norm) bounds K: the
-    /// rows of today's models fit (FFN down projections up to Qwen2.5-7B's 18,944, hidden sizes up
-    /// to 8,192 with a norm), and past the bound the launch is refused, not shrunk.
+    /// x staged as f16 parts and a (sum, scale) per run (4.5 bytes an element, a folded norm or
+    /// not) bounds K: the rows of today's models fit (FFN down projections up to Qwen2.5-7B's
+    /// 18,944, hidden sizes up to 8,192 with a norm), and past the bound the launch is refused,
+    /// not shrunk.
     #[test]
     fn quantized_gemv_refuses_rows_whose_x_does_not_fit() {
         let fits = |k: usize, normed: bool| gemv_shape(64, 1, k, normed, true, 132).is_some();
-        assert!(fits(8_960, false) && fits(18_944, false) && fits(1_536, true) && fits(8_192, true));
-        assert!(!fits(24_576, false) && !fits(10_240, true));
+        assert!(fits(8_960, false) && fits(18_944, false) && fits(1_536, true) && fits(8_192, true) && fits(21_760, true));
+        assert!(!fits(21_888, false) && !fits(21_888, true) && !fits(24_576, false));
     }
 }
