@@ -11,8 +11,8 @@
 //   PG_LINEAR:  out f32 [rows, N] = acc + (bias[r] + residual[t, r])  (bias/residual may be null)
 //   PG_GATE_UP: W is [2F, K] (gate rows first), n = F; the block's first PG_BN/2 B rows are gate
 //               rows j0.., the rest the matching up rows F + j0..; out f32 [rows, F] = silu(g) * u
-// Launch: grid (ceil(N / PG_BN) or ceil(F / (PG_BN / 2)), ceil(rows / PG_BM)), PG_THREADS
-// threads, PG_SHARED bytes of dynamic shared memory (src/exec/cuda/prefill.rs).
+// Launch: grid (ceil(N / PG_BN) or ceil(F / (PG_BN / 2)), ceil(rows / PG_BM), splits of K),
+// PG_THREADS threads, PG_SHARED bytes of dynamic shared memory (src/exec/cuda/prefill.rs).
 // Bytes: N*K*2 of weights per PG_BM rows of x, + rows*K*4 of x per PG_BN columns (L2).
 // Limits (host-checked): K % 8 == 0 (16-byte cp.async rows); any rows and N.
 // Block-format weights (prefill_gemm_q): the block's threads dequantize each weight tile from the
@@ -139,10 +139,15 @@ struct QuantTiles {
 };
 
 // Tiles: Bf16Tiles, or QuantTiles<F> (SPLIT: W = hi + lo in two shared tiles).
+// Split K (gridDim.z > 1, for prompts too short to give every SM a tile): block z multiplies
+// K tiles [z * per, (z + 1) * per) and stores its f32 tile in `partial` (tile-major, split-minor,
+// PG_BM x PG_BN floats each); the last split of a tile to finish (its counter, re-armed after)
+// sums the tile's partials in split order, so the result does not depend on timing, and runs the
+// epilogue.
 template <class Tiles>
 __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, Tiles tiles, const bf16* __restrict__ bias,
                                                   const float* __restrict__ residual, float* __restrict__ out, int mode,
-                                                  int rows, int n, int k) {
+                                                  int rows, int n, int k, float* __restrict__ partial, unsigned* __restrict__ counters) {
     constexpr bool SPLIT = Tiles::SPLIT;
     float* As = reinterpret_cast<float*>(pg_smem);             // [2][PG_BM][PG_LDA]
     bf16* Bs = reinterpret_cast<bf16*>(pg_smem + PG_A_BYTES);  // [2][PG_BN][PG_LDB]
@@ -151,7 +156,8 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, T
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
     const int g = lane >> 2, tg = lane & 3;
-    const int ktiles = (k + PG_BK - 1) / PG_BK;
+    const int splits = gridDim.z, per = ((k + PG_BK - 1) / PG_BK + splits - 1) / splits;
+    const int kt0 = blockIdx.z * per, kt_end = min((k + PG_BK - 1) / PG_BK, kt0 + per);
     const bool gate_up = mode == PG_GATE_UP;
 
     auto load = [&](int stage, int kt) {
@@ -183,14 +189,16 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, T
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
 
-    load(0, 0);
-    if constexpr (SPLIT) {
-        tiles.fetch(0, n, k, gate_up);
-        tiles.put(Bs, Bls);
+    if (kt0 < kt_end) {
+        load(0, kt0);
+        if constexpr (SPLIT) {
+            tiles.fetch(kt0, n, k, gate_up);
+            tiles.put(Bs, Bls);
+        }
     }
-    for (int kt = 0; kt < ktiles; kt++) {
-        const int stage = kt & 1;
-        if (kt + 1 < ktiles) {
+    for (int kt = kt0; kt < kt_end; kt++) {
+        const int stage = (kt - kt0) & 1;
+        if (kt + 1 < kt_end) {
             load(stage ^ 1, kt + 1);
             if constexpr (SPLIT) tiles.fetch(kt + 1, n, k, gate_up);
             cp_async_wait<1>();
@@ -235,7 +243,7 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, T
         // the next tile's weights into the other stage (its last readers were before the
         // previous barrier), dequantized while the loads of this one's were in flight
         if constexpr (SPLIT)
-            if (kt + 1 < ktiles) tiles.put(Bs + (stage ^ 1) * PG_BN * PG_LDB, Bls + (stage ^ 1) * PG_BN * PG_LDB);
+            if (kt + 1 < kt_end) tiles.put(Bs + (stage ^ 1) * PG_BN * PG_LDB, Bls + (stage ^ 1) * PG_BN * PG_LDB);
         __syncthreads();
     }
 
@@ -251,6 +259,19 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, T
             C[(r + 8) * PG_CLD + c + 1] = acc[i][j][3];
         }
     __syncthreads();
+    if (splits > 1) {
+        const int tile = blockIdx.y * gridDim.x + blockIdx.x;
+        float* tiles_at = partial + (long long)tile * splits * (PG_BM * PG_BN);
+        for (int e = tid; e < PG_BM * PG_BN; e += PG_THREADS) tiles_at[blockIdx.z * (PG_BM * PG_BN) + e] = C[(e / PG_BN) * PG_CLD + e % PG_BN];
+        if (!is_last_block(counters + tile, splits)) return;
+        for (int e = tid; e < PG_BM * PG_BN; e += PG_THREADS) {
+            float v = 0.f;
+            for (int z = 0; z < splits; z++) v += __ldcg(tiles_at + z * (PG_BM * PG_BN) + e);
+            C[(e / PG_BN) * PG_CLD + e % PG_BN] = v;
+        }
+        __syncthreads();
+        if (tid == 0) counters[tile] = 0;
+    }
     if (gate_up) {
         constexpr int HALF = PG_BN / 2;
         for (int e = tid; e < PG_BM * HALF; e += PG_THREADS) {
@@ -271,14 +292,17 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, T
 
 extern "C" __global__ void __launch_bounds__(PG_THREADS)
 prefill_gemm(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
-             const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k) {
-    prefill_gemm_body(x, Bf16Tiles{w}, bias, residual, out, mode, rows, n, k);
+             const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k, float* __restrict__ partial,
+             unsigned* __restrict__ counters) {
+    prefill_gemm_body(x, Bf16Tiles{w}, bias, residual, out, mode, rows, n, k, partial, counters);
 }
 
 // prefill_gemm for a block-format weight (fmt a Q_FMT_* id): [2n, k] for PG_GATE_UP, else [n, k].
 extern "C" __global__ void __launch_bounds__(PG_THREADS)
 prefill_gemm_q(const float* __restrict__ x, const unsigned char* __restrict__ w, const bf16* __restrict__ bias,
-               const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k, int fmt) {
+               const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k, float* __restrict__ partial,
+               unsigned* __restrict__ counters, int fmt) {
     const long long weight_rows = mode == PG_GATE_UP ? 2LL * n : n;
-    Q_DISPATCH(fmt, prefill_gemm_body(x, QuantTiles<F>{w, weight_rows * (k / F::BLOCK)}, bias, residual, out, mode, rows, n, k))
+    Q_DISPATCH(fmt, prefill_gemm_body(x, QuantTiles<F>{w, weight_rows * (k / F::BLOCK)}, bias, residual, out, mode, rows, n, k, partial,
+                                      counters))
 }

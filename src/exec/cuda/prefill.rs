@@ -35,6 +35,34 @@ pub struct PrefillDevice {
     pub qkv: u64,
     /// f32 rows of a folded input RMSNorm, which prefill runs before the GEMM.
     pub normed: u64,
+    /// A split-K GEMM's partial tiles ([`split_partial_bytes`]) and its tiles' counters
+    /// ([`split_counter_bytes`], zeroed at load; the last split of a tile re-arms its own).
+    pub partial: u64,
+    pub counters: u64,
+}
+
+/// A GEMM splits K only while its tiles are fewer than the SMs, into about two blocks an SM with
+/// at least PG_MIN_SPLIT_TILES K tiles each: tiles * splits < 3 * sms.
+const PG_MIN_SPLIT_TILES: usize = 2;
+const PG_BK: usize = define("PG_BK");
+
+fn split_k(tiles: usize, k: usize, sms: usize) -> usize {
+    let ktiles = k.div_ceil(PG_BK);
+    if tiles >= sms {
+        return 1;
+    }
+    let want = (2 * sms).div_ceil(tiles).min(ktiles);
+    ktiles.div_ceil(ktiles.div_ceil(want).max(PG_MIN_SPLIT_TILES))
+}
+
+/// Bytes of the split-K partial tiles: fewer than 3 * sms tiles of PG_BM x PG_BN f32.
+pub fn split_partial_bytes(sms: u32) -> u64 {
+    (3 * sms as usize * PG_BM * PG_BN * 4) as u64
+}
+
+/// Bytes of the split-K counters: one u32 a tile, fewer than sms tiles.
+pub fn split_counter_bytes(sms: u32) -> u64 {
+    4 * sms as u64
 }
 
 /// Bytes of the normed-input scratch for `chunk` rows: the widest input of a GEMV that has an
@@ -90,11 +118,12 @@ impl DeviceLayout {
                     return Err(unsupported(format!("the prefill GEMM needs K divisible by 8, got {k}")));
                 }
                 let gx = if mode == PG_GATE_UP { cols.div_ceil(PG_BN / 2) } else { cols.div_ceil(PG_BN) };
-                let grid = (gx as u32, n.div_ceil(PG_BM) as u32, 1);
-                let mut args = vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k)];
+                let gy = n.div_ceil(PG_BM);
+                let grid = (gx as u32, gy as u32, split_k(gx * gy, k, self.sms as usize) as u32);
+                let mut args = vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k), dev.partial, dev.counters];
                 let kernel = for_weight("prefill_gemm", w, &mut args)?;
                 let shared = if w.ty.dtype.is_block_format() { PG_SPLIT_SHARED } else { PG_SHARED };
-                Ok(Launch { kernel, grid, block: PG_THREADS, shared: shared as u32, args, label: step.label.clone(), tasks: grid.0 * grid.1 })
+                Ok(Launch { kernel, grid, block: PG_THREADS, shared: shared as u32, args, label: step.label.clone(), tasks: grid.0 * grid.1 * grid.2 })
             };
             let launch = |kernel: &'static str, grid: (u32, u32, u32), block: u32, args: Vec<u64>| Launch {
                 kernel,
@@ -225,5 +254,35 @@ impl DeviceLayout {
             launches.push(self.advance(io));
         }
         Ok(launches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Splits keep the scratch bound (tiles * splits < 3 * sms), give every split at least
+    /// PG_MIN_SPLIT_TILES K tiles (but the last), never leave one empty, and stop once the tiles
+    /// fill the SMs.
+    #[test]
+    fn split_k_fills_the_sms_within_its_scratch() {
+        for sms in [1usize, 8, 132] {
+            for tiles in 1..2 * sms + 2 {
+                for k in [64, 256, 1_536, 8_960, 18_944] {
+                    let splits = split_k(tiles, k, sms);
+                    let ktiles = k.div_ceil(PG_BK);
+                    let per = ktiles.div_ceil(splits);
+                    assert!(splits >= 1 && (splits - 1) * per < ktiles, "an empty split: {tiles} tiles, K {k}, {splits} splits of {per}");
+                    if tiles >= sms {
+                        assert_eq!(splits, 1);
+                    } else if splits > 1 {
+                        assert!(per >= PG_MIN_SPLIT_TILES && tiles * splits < 3 * sms, "{tiles} tiles, K {k}: {splits} splits of {per}");
+                    }
+                }
+            }
+        }
+        assert_eq!(split_k(24, 8_960, 132), 11);
+        assert_eq!(split_k(24, 1_536, 132), 8);
+        assert_eq!(split_k(280, 1_536, 132), 1);
     }
 }
