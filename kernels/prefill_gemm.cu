@@ -139,12 +139,13 @@ struct QuantTiles {
 };
 
 // Tiles: Bf16Tiles, or QuantTiles<F> (SPLIT: W = hi + lo in two shared tiles).
-// Split K (gridDim.z > 1, for prompts too short to give every SM a tile): block z multiplies
+// Split K (SPLIT_K, the _split_k kernels, for prompts too short to give every SM a tile; a separate
+// instantiation so that the usual launch keeps its constant K range and registers): block z multiplies
 // K tiles [z * per, (z + 1) * per) and stores its f32 tile in `partial` (tile-major, split-minor,
 // PG_BM x PG_BN floats each); the last split of a tile to finish (its counter, re-armed after)
 // sums the tile's partials in split order, so the result does not depend on timing, and runs the
 // epilogue.
-template <class Tiles>
+template <bool SPLIT_K, class Tiles>
 __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, Tiles tiles, const bf16* __restrict__ bias,
                                                   const float* __restrict__ residual, float* __restrict__ out, int mode,
                                                   int rows, int n, int k, float* __restrict__ partial, unsigned* __restrict__ counters) {
@@ -156,8 +157,8 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, T
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
     const int g = lane >> 2, tg = lane & 3;
-    const int splits = gridDim.z, per = ((k + PG_BK - 1) / PG_BK + splits - 1) / splits;
-    const int kt0 = blockIdx.z * per, kt_end = min((k + PG_BK - 1) / PG_BK, kt0 + per);
+    const int ktiles = (k + PG_BK - 1) / PG_BK, splits = SPLIT_K ? gridDim.z : 1, per = (ktiles + splits - 1) / splits;
+    const int kt0 = SPLIT_K ? blockIdx.z * per : 0, kt_end = SPLIT_K ? min(ktiles, kt0 + per) : ktiles;
     const bool gate_up = mode == PG_GATE_UP;
 
     auto load = [&](int stage, int kt) {
@@ -259,7 +260,7 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, T
             C[(r + 8) * PG_CLD + c + 1] = acc[i][j][3];
         }
     __syncthreads();
-    if (splits > 1) {
+    if constexpr (SPLIT_K) {
         const int tile = blockIdx.y * gridDim.x + blockIdx.x;
         float* tiles_at = partial + (long long)tile * splits * (PG_BM * PG_BN);
         for (int e = tid; e < PG_BM * PG_BN; e += PG_THREADS) tiles_at[blockIdx.z * (PG_BM * PG_BN) + e] = C[(e / PG_BN) * PG_CLD + e % PG_BN];
@@ -290,19 +291,23 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, T
     }
 }
 
-extern "C" __global__ void __launch_bounds__(PG_THREADS)
-prefill_gemm(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
-             const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k, float* __restrict__ partial,
-             unsigned* __restrict__ counters) {
-    prefill_gemm_body(x, Bf16Tiles{w}, bias, residual, out, mode, rows, n, k, partial, counters);
-}
-
-// prefill_gemm for a block-format weight (fmt a Q_FMT_* id): [2n, k] for PG_GATE_UP, else [n, k].
-extern "C" __global__ void __launch_bounds__(PG_THREADS)
-prefill_gemm_q(const float* __restrict__ x, const unsigned char* __restrict__ w, const bf16* __restrict__ bias,
-               const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k, float* __restrict__ partial,
-               unsigned* __restrict__ counters, int fmt) {
-    const long long weight_rows = mode == PG_GATE_UP ? 2LL * n : n;
-    Q_DISPATCH(fmt, prefill_gemm_body(x, QuantTiles<F>{w, weight_rows * (k / F::BLOCK)}, bias, residual, out, mode, rows, n, k, partial,
-                                      counters))
-}
+// One kernel per weight storage and K split: prefill_gemm, prefill_gemm_split_k (bf16 weights);
+// prefill_gemm_q, prefill_gemm_split_k_q (a block-format weight, fmt a Q_FMT_* id; [2n, k] for
+// PG_GATE_UP, else [n, k]).
+#define PG_KERNELS(NAME, SPLIT_K)                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(PG_THREADS)                                                                       \
+        NAME(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,                               \
+             const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k,                        \
+             float* __restrict__ partial, unsigned* __restrict__ counters) {                                                       \
+        prefill_gemm_body<SPLIT_K>(x, Bf16Tiles{w}, bias, residual, out, mode, rows, n, k, partial, counters);                    \
+    }                                                                                                                              \
+    extern "C" __global__ void __launch_bounds__(PG_THREADS)                                                                       \
+        NAME##_q(const float* __restrict__ x, const unsigned char* __restrict__ w, const bf16* __restrict__ bias,                  \
+                 const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k,                    \
+                 float* __restrict__ partial, unsigned* __restrict__ counters, int fmt) {                                          \
+        const long long weight_rows = mode == PG_GATE_UP ? 2LL * n : n;                                                           \
+        Q_DISPATCH(fmt, prefill_gemm_body<SPLIT_K>(x, QuantTiles<F>{w, weight_rows * (k / F::BLOCK)}, bias, residual, out, mode, \
+                                                   rows, n, k, partial, counters))                                                 \
+    }
+PG_KERNELS(prefill_gemm, false)
+PG_KERNELS(prefill_gemm_split_k, true)

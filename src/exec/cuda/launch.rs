@@ -11,7 +11,7 @@ use crate::kernels::define;
 use crate::plan::{Plan, Region, Slot, Step, StepIo};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
-pub const KERNEL_NAMES: [&str; 23] = [
+pub const KERNEL_NAMES: [&str; 25] = [
     "embedding",
     "rms_norm",
     "linear",
@@ -25,12 +25,14 @@ pub const KERNEL_NAMES: [&str; 23] = [
     "qkv_rope_q",
     "prefill_embedding_q",
     "prefill_gemm_q",
+    "prefill_gemm_split_k_q",
     "attention",
     "sample_greedy",
     "sample_top",
     "top_logprobs",
     "advance",
     "prefill_gemm",
+    "prefill_gemm_split_k",
     "prefill_rope",
     "prefill_embedding",
     "prefill_attention",
@@ -58,7 +60,7 @@ const GEMV_BLOCKS_PER_SM: usize = 4;
 pub const GEMV_MAX_SHARED: usize = 96 * 1024;
 /// The kernels that take more than the default 48 KiB of dynamic shared memory, and the most
 /// each may take (set at load).
-pub const LARGE_SHARED: [(&str, usize); 12] = [
+pub const LARGE_SHARED: [(&str, usize); 14] = [
     ("linear", GEMV_MAX_SHARED),
     ("lm_head", GEMV_MAX_SHARED),
     ("gate_up_silu", GEMV_MAX_SHARED),
@@ -69,6 +71,8 @@ pub const LARGE_SHARED: [(&str, usize); 12] = [
     ("qkv_rope_q", GEMV_MAX_SHARED),
     ("prefill_gemm", super::prefill::PG_SHARED),
     ("prefill_gemm_q", super::prefill::PG_SPLIT_SHARED),
+    ("prefill_gemm_split_k", super::prefill::PG_SHARED),
+    ("prefill_gemm_split_k_q", super::prefill::PG_SPLIT_SHARED),
     ("sample_top", TOP_SHARED),
     ("decode_persistent", super::persistent::MAX_SHARED as usize),
 ];
@@ -140,6 +144,7 @@ pub(super) fn for_weight(kernel: &'static str, w: &Slot, args: &mut Vec<u64>) ->
         "gate_up_silu" => "gate_up_silu_q",
         "qkv_rope" => "qkv_rope_q",
         "prefill_gemm" => "prefill_gemm_q",
+        "prefill_gemm_split_k" => "prefill_gemm_split_k_q",
         other => return Err(Error::Internal(format!("kernel {other} has no twin for block-format weights"))),
     })
 }

@@ -119,9 +119,10 @@ impl DeviceLayout {
                 }
                 let gx = if mode == PG_GATE_UP { cols.div_ceil(PG_BN / 2) } else { cols.div_ceil(PG_BN) };
                 let gy = n.div_ceil(PG_BM);
-                let grid = (gx as u32, gy as u32, split_k(gx * gy, k, self.sms as usize) as u32);
+                let splits = split_k(gx * gy, k, self.sms as usize);
+                let grid = (gx as u32, gy as u32, splits as u32);
                 let mut args = vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k), dev.partial, dev.counters];
-                let kernel = for_weight("prefill_gemm", w, &mut args)?;
+                let kernel = for_weight(if splits > 1 { "prefill_gemm_split_k" } else { "prefill_gemm" }, w, &mut args)?;
                 let shared = if w.ty.dtype.is_block_format() { PG_SPLIT_SHARED } else { PG_SHARED };
                 Ok(Launch { kernel, grid, block: PG_THREADS, shared: shared as u32, args, label: step.label.clone(), tasks: grid.0 * grid.1 * grid.2 })
             };
