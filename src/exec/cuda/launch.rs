@@ -11,7 +11,7 @@ use crate::kernels::define;
 use crate::plan::{Plan, Region, Slot, Step, StepIo};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
-pub const KERNEL_NAMES: [&str; 23] = [
+pub const KERNEL_NAMES: [&str; 24] = [
     "embedding",
     "rms_norm",
     "linear",
@@ -30,6 +30,7 @@ pub const KERNEL_NAMES: [&str; 23] = [
     "sample_top",
     "top_logprobs",
     "advance",
+    "read_probe",
     "prefill_gemm",
     "prefill_rope",
     "prefill_embedding",
