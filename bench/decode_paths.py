@@ -58,7 +58,7 @@ def main():
                     runs[str(prompt)] = json.loads(sh([args.llmc, "bench", plan, "--prompt-len", prompt, "--gen", 128, "--json"], 300))
                 res[path] = runs
                 r = runs["32"]
-                print(f"{shape} {path}: {r['ms_per_token']:.3f} ms/token, {r['tok_s']:.1f} tok/s, {r['roofline_pct']:.1f}% of copy roofline; "
+                print(f"{shape} {path}: {r['ms_per_token']:.3f} ms/token, {r['tok_s']:.1f} tok/s, {r['roofline_pct']:.1f}% of copy roofline, {r['read_roofline_pct']:.1f}% of read-only; "
                       + ", ".join(f"after {p}: {v['ms_per_token']:.3f} ms" for p, v in runs.items() if p != "32"), flush=True)
             except Exception as e:  # keep what the other paths measure
                 res[path] = {"error": str(e)}
@@ -67,15 +67,15 @@ def main():
         subprocess.run(["rm", "-rf", str(model_dir)])
     (out / "decode_paths.json").write_text(json.dumps(results, indent=1))
     lines = [f"# llmc decode paths, {results['date']}, {results['env'].get('gpu', '?')}", "",
-             "| shape | path | ms/token | tok/s | % of copy roofline | " + " | ".join(f"ms/token after {c}" for c in contexts) + " |",
-             "|---|---|---|---|---|" + "---|" * len(contexts)]
+             "| shape | path | ms/token | tok/s | % of copy roofline | % of read-only roofline | " + " | ".join(f"ms/token after {c}" for c in contexts) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(contexts)]
     for shape, res in results["shapes"].items():
         for path, runs in res.items():
             if "error" in runs:
                 lines.append(f"| {shape} | {path} | error: {runs['error'][:200]} |")
                 continue
             r = runs["32"]
-            lines.append(f"| {shape} | {path} | {r['ms_per_token']:.3f} | {r['tok_s']:.1f} | {r['roofline_pct']:.1f} | "
+            lines.append(f"| {shape} | {path} | {r['ms_per_token']:.3f} | {r['tok_s']:.1f} | {r['roofline_pct']:.1f} | {r['read_roofline_pct']:.1f} | "
                          + " | ".join(f"{runs[str(c)]['ms_per_token']:.3f}" for c in contexts) + " |")
     (out / "decode_paths.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -16,7 +16,7 @@ pub const HEADERS: [(&str, &str); 1] = [("common.cuh", include_str!("../kernels/
 /// `#include` (`qkv_rope.cu` includes `gemv.cu`, whose dot product it reuses; `persistent.cu` every
 /// file whose bodies it runs), every file `#pragma once`: the unit is one `#include` per file, in
 /// any order.
-pub const SOURCES: [(&str, &str); 12] = [
+pub const SOURCES: [(&str, &str); 13] = [
     ("quant.cu", include_str!("../kernels/quant.cu")),
     ("gemv.cu", include_str!("../kernels/gemv.cu")),
     ("qkv_rope.cu", include_str!("../kernels/qkv_rope.cu")),
@@ -29,6 +29,7 @@ pub const SOURCES: [(&str, &str); 12] = [
     ("prefill_gemm.cu", include_str!("../kernels/prefill_gemm.cu")),
     ("prefill_attention.cu", include_str!("../kernels/prefill_attention.cu")),
     ("persistent.cu", include_str!("../kernels/persistent.cu")),
+    ("bandwidth.cu", include_str!("../kernels/bandwidth.cu")),
 ];
 
 /// The value of the kernels' `#define name`, evaluated at compile time from the sources above,

@@ -503,7 +503,8 @@ fn bench(path: PathBuf, prompt_lens: Vec<usize>, gen: usize, token_by_token: boo
     let start = std::time::Instant::now();
     let mut cuda = exec::cuda::CudaBackend::new(&file, SamplingParams::GREEDY)?;
     let load_s = start.elapsed().as_secs_f64();
-    let (bandwidth, weight_bytes, kernels_per_token) = (cuda.copy_bandwidth()?, cuda.weight_bytes(), cuda.kernels_per_token());
+    let (bandwidth, read_bandwidth) = (cuda.copy_bandwidth()?, cuda.read_bandwidth()?);
+    let (weight_bytes, kernels_per_token) = (cuda.weight_bytes(), cuda.kernels_per_token());
     let mut step_only = StepOnly(&mut cuda);
     let backend: &mut dyn Backend = if token_by_token { &mut step_only } else { step_only.0 };
     // A fixed pseudo-random prompt: token ids are all the bench needs.
@@ -530,6 +531,7 @@ fn bench(path: PathBuf, prompt_lens: Vec<usize>, gen: usize, token_by_token: boo
     }
     let ms_per_token = 1e3 / generation.decode_tok_s;
     let roofline_ms = weight_bytes as f64 / bandwidth * 1e3;
+    let read_roofline_ms = weight_bytes as f64 / read_bandwidth * 1e3;
     let report = serde_json::json!({
         "plan": path.display().to_string(),
         "target": plan.target.to_string(),
@@ -544,6 +546,9 @@ fn bench(path: PathBuf, prompt_lens: Vec<usize>, gen: usize, token_by_token: boo
         "copy_bandwidth_gb_s": bandwidth / 1e9,
         "roofline_ms_per_token": roofline_ms,
         "roofline_pct": 100.0 * roofline_ms / ms_per_token,
+        "read_bandwidth_gb_s": read_bandwidth / 1e9,
+        "read_roofline_ms_per_token": read_roofline_ms,
+        "read_roofline_pct": 100.0 * read_roofline_ms / ms_per_token,
         "kernels_per_token": kernels_per_token,
         "decode": if plan.program.is_some() { "persistent" } else { "graph" },
         "graphs_per_token": 1,
@@ -553,7 +558,8 @@ fn bench(path: PathBuf, prompt_lens: Vec<usize>, gen: usize, token_by_token: boo
         println!("{report}");
     } else {
         println!(
-            "{}: {:.3} ms/token, {:.1} tok/s, {:.1}% of roofline ({:.3} ms: {} weight bytes at {:.0} GB/s device copy bandwidth)\n\
+            "{}: {:.3} ms/token, {:.1} tok/s, {:.1}% of roofline ({:.3} ms: {} weight bytes at {:.0} GB/s device copy bandwidth), \
+             {:.1}% of the read-only roofline ({:.3} ms at {:.0} GB/s)\n\
              TTFT {:.1} ms for {} prompt tokens (best of two by prompt length: {}); {} kernels per token in one CUDA graph; load {:.2} s",
             path.display(),
             ms_per_token,
@@ -562,6 +568,9 @@ fn bench(path: PathBuf, prompt_lens: Vec<usize>, gen: usize, token_by_token: boo
             roofline_ms,
             weight_bytes,
             bandwidth / 1e9,
+            100.0 * read_roofline_ms / ms_per_token,
+            read_roofline_ms,
+            read_bandwidth / 1e9,
             generation.ttft_ms,
             prompt_len,
             ttft.iter().map(|(k, v)| format!("{k}: {:.2} ms", v.as_f64().unwrap_or(0.0))).collect::<Vec<_>>().join(", "),

@@ -11,7 +11,7 @@ use crate::kernels::define;
 use crate::plan::{Plan, Region, Slot, Step, StepIo};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
-pub const KERNEL_NAMES: [&str; 25] = [
+pub const KERNEL_NAMES: [&str; 26] = [
     "embedding",
     "rms_norm",
     "linear",
@@ -31,6 +31,7 @@ pub const KERNEL_NAMES: [&str; 25] = [
     "sample_top",
     "top_logprobs",
     "advance",
+    "read_probe",
     "prefill_gemm",
     "prefill_gemm_split_k",
     "prefill_rope",

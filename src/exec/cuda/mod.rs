@@ -15,7 +15,7 @@ use super::sampling::SamplingParams;
 use super::Backend;
 use crate::error::{Error, Result};
 use crate::ir::Op;
-use crate::kernels::KernelImage;
+use crate::kernels::{define, KernelImage};
 use crate::plan::file::PlanFile;
 use crate::plan::prefill::PrefillLayout;
 use crate::plan::{Plan, Step, StepIo, Target};
@@ -332,6 +332,35 @@ impl CudaBackend {
         }
         self.sync()?;
         Ok(2.0 * 8.0 * BYTES as f64 / start.elapsed().as_secs_f64())
+    }
+
+    /// Read-only bandwidth in bytes/s: kernels/bandwidth.cu over 1 GiB, 8 times after a warm-up.
+    /// A decode step that only read its weights at this rate would take weight_bytes / it.
+    pub fn read_bandwidth(&self) -> Result<f64> {
+        const BYTES: usize = 1 << 30;
+        let buffer = DeviceBuffer::new(BYTES + 256, "bandwidth probe")?;
+        // SAFETY: the buffer holds BYTES + 256 bytes; the probe's sink is the last 4.
+        unsafe { cu::memset_d8_async(buffer.ptr, 0, BYTES + 256, self.stream.cu_stream()) }.map_err(cuda_err("clearing the bandwidth probe"))?;
+        const WORDS_PER_BLOCK: usize = define("BW_WORDS_PER_BLOCK");
+        const { assert!((BYTES / 16).is_multiple_of(WORDS_PER_BLOCK)) };
+        let blocks = (BYTES / 16 / WORDS_PER_BLOCK) as u32;
+        let probe = Launch {
+            kernel: "read_probe",
+            grid: (blocks, 1, 1),
+            block: define("BW_THREADS") as u32,
+            shared: 0,
+            args: vec![buffer.ptr, buffer.ptr + BYTES as u64],
+            label: "the read bandwidth probe".into(),
+            tasks: blocks,
+        };
+        enqueue(&self.stream, &self.prefill.functions, std::slice::from_ref(&probe), false)?;
+        self.sync()?;
+        let start = std::time::Instant::now();
+        for _ in 0..8 {
+            enqueue(&self.stream, &self.prefill.functions, std::slice::from_ref(&probe), false)?;
+        }
+        self.sync()?;
+        Ok(8.0 * BYTES as f64 / start.elapsed().as_secs_f64())
     }
 
     fn sync(&self) -> Result<()> {
