@@ -190,12 +190,11 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, T
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
 
-    if (kt0 < kt_end) {
-        load(0, kt0);
-        if constexpr (SPLIT) {
-            tiles.fetch(kt0, n, k, gate_up);
-            tiles.put(Bs, Bls);
-        }
+    // No split is empty (the host's split_k), so every block has a first tile.
+    load(0, kt0);
+    if constexpr (SPLIT) {
+        tiles.fetch(kt0, n, k, gate_up);
+        tiles.put(Bs, Bls);
     }
     for (int kt = kt0; kt < kt_end; kt++) {
         const int stage = (kt - kt0) & 1;
