@@ -1,125 +1,195 @@
-// Prefill attention: causal attention of the `rows` query tokens of a prompt chunk (token t at
-// position start + t attends cache rows 0..=start+t), grouped-query aware, scale 1/sqrt(d).
-// q, out f32 [rows, n_heads*d], the caches f32.
-// Launch: grid (n_kv, ceil(rows / tokens_per_block)), PA_THREADS threads
-// (src/exec/cuda/prefill.rs). Block (g, b) takes the tokens_per_block * group query vectors of
-// KV head g (at most PA_MAX_Q, in shared memory as f32), walks the positions in tiles of PA_TILE
-// K/V rows staged in shared memory once for all of them, and keeps an online softmax per query
-// vector: lane j scores position p0 + j, then every lane accumulates 2 output columns per 64 over
-// the tile. Static shared memory: 45,824 bytes (under the 48 KiB a block gets without opting in).
+// Prefill attention on tensor cores (flash attention): causal attention of the `rows` query
+// tokens of a prompt chunk (token t at position start + t attends cache rows 0..=start+t),
+// grouped-query aware, scale 1/sqrt(d). q, out f32 [rows, n_heads*d], the caches f32.
+// Launch: grid (n_kv, ceil(rows / tokens_per_block)), PA_THREADS threads, PA_SHARED bytes of
+// dynamic shared memory (src/exec/cuda/prefill.rs). Block (g, b) takes the tokens_per_block *
+// group (<= PA_ROWS) query vectors of KV head g, 16 a warp, and walks the cache in tiles of
+// PA_TILE positions staged in shared memory once for all of them. Every f32 operand is split into
+// bf16 hi + lo as it is staged (Q once, each K/V tile once; the scores P in registers), and a
+// product a.b is taken as hi.hi + lo.hi + hi.lo on mma.sync (lo.lo is below f32's resolution).
+// A warp's 16 x PA_TILE scores S = Q K^T stay in the mma accumulators, the online softmax runs
+// on them in place (a row's four lanes reduce by shuffles) and they become the A operand of
+// O += P V directly; V's B fragments come by ldmatrix.trans from its [position][d] tile.
 // Bytes: each block reads K and V of its KV head up to its last token's position once,
-// 2 * (start + t + 1) * d * 4, + its q rows and outputs.
-// Limits (host-checked): d even, d <= PA_MAX_D, group <= PA_MAX_Q.
+// 2 * (start + t + 1) * d * 4 (L2), + its q rows and outputs.
+// Limits (host-checked): d % 16 == 0, d <= PA_MAX_D, group <= PA_ROWS.
 
 #pragma once
 #include "common.cuh"
+#include "prefill_gemm.cu"  // mma_bf16, ld_u32, pack_bf16x2
 
 #define PA_THREADS 128
-#define PA_WARPS (PA_THREADS / 32)
-#define PA_TILE 32
-#define PA_MAX_Q 24
+#define PA_ROWS 64  // query vectors of a block: 16 per warp
+#define PA_TILE 64  // cache positions per step
 #define PA_MAX_D 128
-#define PA_QW (PA_MAX_Q / PA_WARPS)
-#define PA_PAIRS (PA_MAX_D / 64)  // column pairs per lane
+#define PA_LD (PA_MAX_D + 8)  // bf16 row stride of the tiles: fragment loads and ldmatrix are conflict free
+#define PA_Q_TILE (PA_ROWS * PA_LD)
+#define PA_KV_TILE (PA_TILE * PA_LD)
+#define PA_SHARED ((2 * PA_Q_TILE + 4 * PA_KV_TILE) * 2)  // Q, K, V as hi and lo
+
+extern __shared__ __align__(16) unsigned char pa_smem[];
+
+// Four f32 as bf16 hi and lo halves, stored at hi[0..4) and lo[0..4) (8-byte aligned).
+__device__ __forceinline__ void pa_split4(float4 v, bf16* hi, bf16* lo) {
+    const unsigned h0 = pack_bf16x2(v.x, v.y), h1 = pack_bf16x2(v.z, v.w);
+    *reinterpret_cast<uint2*>(hi) = make_uint2(h0, h1);
+    *reinterpret_cast<uint2*>(lo) = make_uint2(pack_bf16x2(v.x - lo_f32(h0), v.y - hi_f32(h0)), pack_bf16x2(v.z - lo_f32(h1), v.w - hi_f32(h1)));
+}
+
+// The B fragments of two n8 tiles (columns c, c + 8) of a k16 x n16 piece of a row-major
+// [k][PA_LD] tile at `at`: r[0], r[1] for columns c.., r[2], r[3] for c + 8...
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const bf16* at) {
+    const int lane = threadIdx.x & 31, m = lane >> 3;
+    const unsigned s = (unsigned)__cvta_generic_to_shared(at + ((m & 1) * 8 + (lane & 7)) * PA_LD + (m >> 1) * 8);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+
+// c += a.b for f32 a, b split into hi and lo: three products.
+__device__ __forceinline__ void mma_split(float (&c)[4], const unsigned (&a_hi)[4], const unsigned (&a_lo)[4], unsigned b0, unsigned b1,
+                                          unsigned b0_lo, unsigned b1_lo) {
+    mma_bf16(c, a_hi, b0, b1);
+    mma_bf16(c, a_lo, b0, b1);
+    mma_bf16(c, a_hi, b0_lo, b1_lo);
+}
 
 extern "C" __global__ void __launch_bounds__(PA_THREADS)
 prefill_attention(const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache,
                   float* __restrict__ out, int rows, int start, int tokens_per_block, int n_heads, int n_kv, int d) {
-    __shared__ __align__(16) float qs[PA_MAX_Q][PA_MAX_D];
-    __shared__ float2 ks[PA_TILE][PA_MAX_D / 2 + 1];  // padded so lane j's row starts on its own bank
-    __shared__ float2 vs[PA_TILE][PA_MAX_D / 2];
-    __shared__ float ps[PA_WARPS][PA_TILE];
+    bf16* Qh = reinterpret_cast<bf16*>(pa_smem);  // [PA_ROWS][PA_LD]
+    bf16* Ql = Qh + PA_Q_TILE;
+    bf16* Kh = Ql + PA_Q_TILE;  // [PA_TILE][PA_LD]
+    bf16* Kl = Kh + PA_KV_TILE;
+    bf16* Vh = Kl + PA_KV_TILE;
+    bf16* Vl = Vh + PA_KV_TILE;
     const int gkv = blockIdx.x, t0 = blockIdx.y * tokens_per_block;
-    const int group = n_heads / n_kv, row = n_kv * d, d2 = d / 2;
+    const int group = n_heads / n_kv, row = n_kv * d, d4 = d / 4;
     const int tcount = min(tokens_per_block, rows - t0);
     if (tcount <= 0) return;
-    const int nq = tcount * group;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int nq = tcount * group;  // query vectors: r -> token t0 + r / group, head gkv * group + r % group
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, tg = lane & 3;
     const float scale = 1.0f / sqrtf((float)d);
-    for (int e = threadIdx.x; e < nq * d; e += PA_THREADS) {
-        const int qi = e / d, i = e % d;
-        const int t = t0 + qi / group, h = gkv * group + qi % group;
-        qs[qi][i] = q[((long long)t * n_heads + h) * d + i];
+    for (int e = tid; e < PA_ROWS * d4; e += PA_THREADS) {
+        const int r = e / d4, c = (e % d4) * 4;
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (r < nq) v = *reinterpret_cast<const float4*>(q + ((long long)(t0 + r / group) * n_heads + gkv * group + r % group) * d + c);
+        pa_split4(v, Qh + r * PA_LD + c, Ql + r * PA_LD + c);
     }
-    float m[PA_QW], l[PA_QW], acc[PA_QW][2 * PA_PAIRS];
+    // This thread's two rows (g and g + 8 of the warp's 16) and their positions; rows past nq
+    // take the last token's (finite softmax, never written).
+    const int w0 = warp * 16, ra = w0 + g, rb = ra + 8;
+    const int base = start + t0;
+    const int pos_a = base + min(ra, nq - 1) / group, pos_b = base + min(rb, nq - 1) / group;
+    const int warp_last = base + min(w0 + 15, nq - 1) / group, last_pos = base + tcount - 1;
+    float o[PA_MAX_D / 8][4];
 #pragma unroll
-    for (int j = 0; j < PA_QW; j++) {
-        m[j] = -INFINITY;
-        l[j] = 0.f;
+    for (int j = 0; j < PA_MAX_D / 8; j++)
 #pragma unroll
-        for (int i = 0; i < 2 * PA_PAIRS; i++) acc[j][i] = 0.f;
-    }
-    const int last_pos = start + t0 + tcount - 1;
+        for (int e = 0; e < 4; e++) o[j][e] = 0.f;
+    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;  // l: this lane's share of the row sum
+
     for (int p0 = 0; p0 <= last_pos; p0 += PA_TILE) {
-        __syncthreads();  // the previous tile is consumed (and qs written, the first time)
-        for (int e = threadIdx.x; e < PA_TILE * d2; e += PA_THREADS) {
-            const int j = e / d2, c = e % d2, p = p0 + j;
-            float2 kw = make_float2(0.f, 0.f), vw = kw;
+        __syncthreads();  // the previous tile is consumed (and Q staged, the first time)
+        for (int e = tid; e < PA_TILE * d4; e += PA_THREADS) {
+            const int j = e / d4, c = (e % d4) * 4, p = p0 + j;
+            float4 kw = make_float4(0.f, 0.f, 0.f, 0.f), vw = kw;
             if (p <= last_pos) {
-                const long long at = (long long)p * row + gkv * d;
-                kw = reinterpret_cast<const float2*>(k_cache + at)[c];
-                vw = reinterpret_cast<const float2*>(v_cache + at)[c];
+                const long long at = (long long)p * row + gkv * d + c;
+                kw = *reinterpret_cast<const float4*>(k_cache + at);
+                vw = *reinterpret_cast<const float4*>(v_cache + at);
             }
-            ks[j][c] = kw;
-            vs[j][c] = vw;
+            pa_split4(kw, Kh + j * PA_LD + c, Kl + j * PA_LD + c);
+            pa_split4(vw, Vh + j * PA_LD + c, Vl + j * PA_LD + c);
         }
         __syncthreads();
+        if (w0 >= nq || p0 > warp_last) continue;  // no rows, or the whole tile is in their future
+
+        float s[PA_TILE / 8][4];
 #pragma unroll
-        for (int jq = 0; jq < PA_QW; jq++) {
-            const int qi = warp + PA_WARPS * jq;
-            if (qi >= nq) break;
-            const int qpos = start + t0 + qi / group;
-            if (p0 > qpos) continue;  // the whole tile is in this query's future
-            const int p = p0 + lane;
-            float s = -INFINITY;
-            if (p <= qpos) {
-                float dot = 0.f;
-                for (int c = 0; c < d2; c++) {
-                    const float2 kw = ks[lane][c];
-                    const float2 qq = *reinterpret_cast<const float2*>(&qs[qi][2 * c]);
-                    dot = fmaf(qq.x, kw.x, dot);
-                    dot = fmaf(qq.y, kw.y, dot);
-                }
-                s = dot * scale;
+        for (int j = 0; j < PA_TILE / 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) s[j][e] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < PA_MAX_D; kk += 16) {
+            if (kk >= d) break;
+            unsigned a[4], al[4];
+            const int qa = (w0 + g) * PA_LD + kk + tg * 2;
+            a[0] = ld_u32(Qh + qa), a[1] = ld_u32(Qh + qa + 8 * PA_LD), a[2] = ld_u32(Qh + qa + 8), a[3] = ld_u32(Qh + qa + 8 * PA_LD + 8);
+            al[0] = ld_u32(Ql + qa), al[1] = ld_u32(Ql + qa + 8 * PA_LD), al[2] = ld_u32(Ql + qa + 8), al[3] = ld_u32(Ql + qa + 8 * PA_LD + 8);
+#pragma unroll
+            for (int j = 0; j < PA_TILE / 8; j++) {
+                const int kb = (j * 8 + g) * PA_LD + kk + tg * 2;
+                mma_split(s[j], a, al, ld_u32(Kh + kb), ld_u32(Kh + kb + 8), ld_u32(Kl + kb), ld_u32(Kl + kb + 8));
             }
-            const float m_new = fmaxf(m[jq], warp_max(s));
-            const float correction = expf(m[jq] - m_new);
-            const float pr = p <= qpos ? expf(s - m_new) : 0.f;
-            l[jq] = l[jq] * correction + warp_sum(pr);
-            ps[warp][lane] = pr;
-            __syncwarp();
+        }
+
+        // online softmax on the accumulators: s[j][0..1] are row a's columns j * 8 + 2 tg (+1),
+        // s[j][2..3] row b's
+        float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
-            for (int i = 0; i < 2 * PA_PAIRS; i++) acc[jq][i] *= correction;
-            const int tile_end = min(PA_TILE, qpos - p0 + 1);
-            for (int j = 0; j < tile_end; j++) {
-                const float pj = ps[warp][j];
+        for (int j = 0; j < PA_TILE / 8; j++)
 #pragma unroll
-                for (int i = 0; i < PA_PAIRS; i++) {
-                    const int c = lane + 32 * i;
-                    if (c < d2) {
-                        const float2 vw = vs[j][c];
-                        acc[jq][2 * i] = fmaf(pj, vw.x, acc[jq][2 * i]);
-                        acc[jq][2 * i + 1] = fmaf(pj, vw.y, acc[jq][2 * i + 1]);
-                    }
-                }
+            for (int e = 0; e < 4; e++) {
+                const int p = p0 + j * 8 + tg * 2 + (e & 1);
+                const bool ok = p <= (e < 2 ? pos_a : pos_b);
+                s[j][e] = ok ? s[j][e] * scale : -INFINITY;
+                if (e < 2) mx_a = fmaxf(mx_a, s[j][e]);
+                else mx_b = fmaxf(mx_b, s[j][e]);
             }
-            __syncwarp();
-            m[jq] = m_new;
+#pragma unroll
+        for (int sh = 1; sh <= 2; sh <<= 1) {
+            mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, sh));
+            mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, sh));
+        }
+        // every row saw position 0 in the first tile, so the maxima are finite from then on
+        const float new_a = fmaxf(m_a, mx_a), new_b = fmaxf(m_b, mx_b);
+        const float corr_a = expf(m_a - new_a), corr_b = expf(m_b - new_b);
+        m_a = new_a, m_b = new_b;
+        l_a *= corr_a, l_b *= corr_b;
+#pragma unroll
+        for (int j = 0; j < PA_TILE / 8; j++) {
+            s[j][0] = expf(s[j][0] - m_a), s[j][1] = expf(s[j][1] - m_a);
+            s[j][2] = expf(s[j][2] - m_b), s[j][3] = expf(s[j][3] - m_b);
+            l_a += s[j][0] + s[j][1], l_b += s[j][2] + s[j][3];
+        }
+#pragma unroll
+        for (int j = 0; j < PA_MAX_D / 8; j++) o[j][0] *= corr_a, o[j][1] *= corr_a, o[j][2] *= corr_b, o[j][3] *= corr_b;
+
+        // O += P V: the k16 step kk takes S's n8 tiles 2 kk and 2 kk + 1 as its A fragment
+#pragma unroll
+        for (int kk = 0; kk < PA_TILE / 16; kk++) {
+            unsigned a[4], al[4];
+            const float* lo = s[2 * kk];
+            const float* hi = s[2 * kk + 1];
+            a[0] = pack_bf16x2(lo[0], lo[1]), a[1] = pack_bf16x2(lo[2], lo[3]), a[2] = pack_bf16x2(hi[0], hi[1]), a[3] = pack_bf16x2(hi[2], hi[3]);
+            al[0] = pack_bf16x2(lo[0] - lo_f32(a[0]), lo[1] - hi_f32(a[0])), al[1] = pack_bf16x2(lo[2] - lo_f32(a[1]), lo[3] - hi_f32(a[1]));
+            al[2] = pack_bf16x2(hi[0] - lo_f32(a[2]), hi[1] - hi_f32(a[2])), al[3] = pack_bf16x2(hi[2] - lo_f32(a[3]), hi[3] - hi_f32(a[3]));
+#pragma unroll
+            for (int n = 0; n < PA_MAX_D; n += 16) {
+                if (n >= d) break;
+                unsigned b[4], bl[4];
+                ldmatrix_x4_trans(b, Vh + kk * 16 * PA_LD + n);
+                ldmatrix_x4_trans(bl, Vl + kk * 16 * PA_LD + n);
+                mma_split(o[n / 8], a, al, b[0], b[1], bl[0], bl[1]);
+                mma_split(o[n / 8 + 1], a, al, b[2], b[3], bl[2], bl[3]);
+            }
         }
     }
+    if (w0 >= nq) return;
 #pragma unroll
-    for (int jq = 0; jq < PA_QW; jq++) {
-        const int qi = warp + PA_WARPS * jq;
-        if (qi >= nq) break;
-        const int t = t0 + qi / group, h = gkv * group + qi % group;
-        float* o = out + ((long long)t * n_heads + h) * d;
+    for (int sh = 1; sh <= 2; sh <<= 1) {
+        l_a += __shfl_xor_sync(0xffffffffu, l_a, sh);
+        l_b += __shfl_xor_sync(0xffffffffu, l_b, sh);
+    }
 #pragma unroll
-        for (int i = 0; i < PA_PAIRS; i++) {
-            const int c = lane + 32 * i;
-            if (c < d2) {
-                o[2 * c] = acc[jq][2 * i] / l[jq];
-                o[2 * c + 1] = acc[jq][2 * i + 1] / l[jq];
-            }
-        }
+    for (int half = 0; half < 2; half++) {
+        const int r = half ? rb : ra;
+        if (r >= nq) continue;
+        const float l = half ? l_b : l_a;
+        float* at = out + ((long long)(t0 + r / group) * n_heads + gkv * group + r % group) * d + tg * 2;
+#pragma unroll
+        for (int j = 0; j < PA_MAX_D / 8; j++)
+            if (j * 8 < d) *reinterpret_cast<float2*>(at + j * 8) = make_float2(o[j][2 * half] / l, o[j][2 * half + 1] / l);
     }
 }

@@ -128,6 +128,54 @@ fn cuda_prefill_matches_cpu_decode_on_every_fixture() {
     }
 }
 
+/// A 4,096-token prompt (eight prefill chunks; attention over many tiles of cache positions,
+/// from a start that is not a multiple of a tile) on every fixture against the CPU executor's
+/// token-by-token decode: logits after the prompt and 8 greedy steps after it.
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn cuda_prefill_of_4096_tokens_matches_cpu_decode() {
+    const PROMPT: usize = 4_096;
+    let sm = device_sm().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for name in FIXTURES {
+        // the fixture with room for the prompt (its config says 128 positions; RoPE does not
+        // depend on the limit)
+        let model = dir.path().join(name);
+        std::fs::create_dir_all(&model).unwrap();
+        for file in std::fs::read_dir(fixture_dir(name)).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, model.join(file.file_name().unwrap())).unwrap();
+        }
+        let config = std::fs::read_to_string(model.join("config.json")).unwrap();
+        assert!(config.contains("\"max_position_embeddings\": 128"), "{name}: the fixture's position limit moved");
+        std::fs::write(model.join("config.json"), config.replace("\"max_position_embeddings\": 128", "\"max_position_embeddings\": 8192")).unwrap();
+        let path = dir.path().join(format!("{name}.plan"));
+        let opts = CompileOptions { weights: Default::default(), max_seq_len: PROMPT + 16, target: Target::Cuda { sm }, decode: Decode::Graph, sms: None, progress: false };
+        compile(&model, &path, &opts).unwrap();
+        let file = PlanFile::open(&path).unwrap();
+        let fixture = reference(name).input_ids;
+        let prompt: Vec<u32> = (0..PROMPT).map(|i| fixture[(i * 7) % fixture.len()] ^ (i as u32 % 5)).collect();
+        let mut cpu = CpuExecutor::new(&file, SamplingParams::GREEDY).unwrap();
+        let mut gpu = CudaBackend::new(&file, SamplingParams::GREEDY).unwrap();
+        let mut want = 0;
+        for (pos, &t) in prompt.iter().enumerate() {
+            want = cpu.step(t, pos).unwrap();
+        }
+        gpu.prefill(&prompt[..1_000], 0).unwrap();
+        let mut got = gpu.prefill(&prompt[1_000..], 1_000).unwrap();
+        let mut worst = 0f32;
+        for i in 0..=8 {
+            let err = rel_l2_error(&gpu.logits().unwrap(), &cpu.logits().unwrap());
+            assert!(err <= TOLERANCE, "{name}: prompt of {PROMPT}: step {i}: relative logit error {err}");
+            assert_eq!(got, want, "{name}: prompt of {PROMPT}: step {i}: CUDA chose {got}, CPU {want}");
+            worst = worst.max(err);
+            want = cpu.step(want, PROMPT + i).unwrap();
+            got = gpu.step(got, PROMPT + i).unwrap();
+        }
+        println!("{name}: sm_{sm}, prefill of {PROMPT} tokens (1,000 then 3,096) + 8 greedy steps: worst relative logit error {worst:.2e}, greedy tokens identical");
+    }
+}
+
 /// Sampling on the device against `sampling::sample` on the host, over the very logits the GPU
 /// computed: for every fixture and several parameter sets, the prefill's token and 40 decode
 /// steps' tokens are exactly the host's (the function is defined to the bit), and another seed

@@ -61,7 +61,7 @@ const GEMV_BLOCKS_PER_SM: usize = 4;
 pub const GEMV_MAX_SHARED: usize = 96 * 1024;
 /// The kernels that take more than the default 48 KiB of dynamic shared memory, and the most
 /// each may take (set at load).
-pub const LARGE_SHARED: [(&str, usize); 14] = [
+pub const LARGE_SHARED: [(&str, usize); 15] = [
     ("linear", GEMV_MAX_SHARED),
     ("lm_head", GEMV_MAX_SHARED),
     ("gate_up_silu", GEMV_MAX_SHARED),
@@ -74,6 +74,7 @@ pub const LARGE_SHARED: [(&str, usize); 14] = [
     ("prefill_gemm_q", super::prefill::PG_SPLIT_SHARED),
     ("prefill_gemm_split_k", super::prefill::PG_SHARED),
     ("prefill_gemm_split_k_q", super::prefill::PG_SPLIT_SHARED),
+    ("prefill_attention", super::prefill::PA_SHARED),
     ("sample_top", TOP_SHARED),
     ("decode_persistent", super::persistent::MAX_SHARED as usize),
 ];

@@ -24,8 +24,10 @@ const PG_THREADS: u32 = define("PG_THREADS") as u32;
 const PG_LINEAR: usize = define("PG_LINEAR");
 const PG_GATE_UP: usize = define("PG_GATE_UP");
 const PA_THREADS: u32 = define("PA_THREADS") as u32;
-const PA_MAX_Q: usize = define("PA_MAX_Q");
+const PA_ROWS: usize = define("PA_ROWS");
 const PA_MAX_D: usize = define("PA_MAX_D");
+/// prefill_attention's Q, K and V tiles, each as bf16 hi and lo.
+pub(super) const PA_SHARED: usize = define("PA_SHARED");
 
 /// Where prefill's buffers are on the device: the prefill arena (the widened activations, laid
 /// out by [`PrefillLayout`]) and the f32 q/k/v GEMM output, `chunk` rows.
@@ -204,15 +206,15 @@ impl DeviceLayout {
                 Op::Attention { n_heads, n_kv_heads, head_dim } => {
                     if n_kv_heads == 0
                         || !n_heads.is_multiple_of(n_kv_heads)
-                        || n_heads / n_kv_heads > PA_MAX_Q
+                        || n_heads / n_kv_heads > PA_ROWS
                         || head_dim > PA_MAX_D
-                        || !head_dim.is_multiple_of(2)
+                        || !head_dim.is_multiple_of(16)
                     {
                         return Err(unsupported(format!(
-                            "{n_heads} query heads over {n_kv_heads} KV heads of dim {head_dim} (at most {PA_MAX_Q} per KV head, even dim <= {PA_MAX_D})"
+                            "{n_heads} query heads over {n_kv_heads} KV heads of dim {head_dim} (at most {PA_ROWS} per KV head, dim a multiple of 16 up to {PA_MAX_D})"
                         )));
                     }
-                    let per_block = (PA_MAX_Q / (n_heads / n_kv_heads)).max(1);
+                    let per_block = PA_ROWS / (n_heads / n_kv_heads);
                     let args = vec![
                         rows_ptr(&ins[0]),
                         self.ptr(&ins[1]),
@@ -225,7 +227,8 @@ impl DeviceLayout {
                         int(n_kv_heads),
                         int(head_dim),
                     ];
-                    launches.push(launch("prefill_attention", (n_kv_heads as u32, n.div_ceil(per_block) as u32, 1), PA_THREADS, args));
+                    let grid = (n_kv_heads as u32, n.div_ceil(per_block) as u32, 1);
+                    launches.push(Launch { shared: PA_SHARED as u32, ..launch("prefill_attention", grid, PA_THREADS, args) });
                 }
                 Op::LmHead { norm } if last => {
                     let k = ins[1].ty.last_dim();
