@@ -150,7 +150,14 @@ fn cuda_prefill_of_4096_tokens_matches_cpu_decode() {
         assert!(config.contains("\"max_position_embeddings\": 128"), "{name}: the fixture's position limit moved");
         std::fs::write(model.join("config.json"), config.replace("\"max_position_embeddings\": 128", "\"max_position_embeddings\": 8192")).unwrap();
         let path = dir.path().join(format!("{name}.plan"));
-        let opts = CompileOptions { weights: Default::default(), max_seq_len: PROMPT + 16, target: Target::Cuda { sm }, decode: Decode::Graph, sms: None, progress: false };
+        let opts = CompileOptions {
+            weights: Default::default(),
+            max_seq_len: PROMPT + 16,
+            target: Target::Cuda { sm },
+            decode: Decode::Graph,
+            sms: None,
+            progress: false,
+        };
         compile(&model, &path, &opts).unwrap();
         let file = PlanFile::open(&path).unwrap();
         let fixture = reference(name).input_ids;
@@ -172,7 +179,9 @@ fn cuda_prefill_of_4096_tokens_matches_cpu_decode() {
             want = cpu.step(want, PROMPT + i).unwrap();
             got = gpu.step(got, PROMPT + i).unwrap();
         }
-        println!("{name}: sm_{sm}, prefill of {PROMPT} tokens (1,000 then 3,096) + 8 greedy steps: worst relative logit error {worst:.2e}, greedy tokens identical");
+        println!(
+            "{name}: sm_{sm}, prefill of {PROMPT} tokens (1,000 then 3,096) + 8 greedy steps: worst relative logit error {worst:.2e}, greedy tokens identical"
+        );
     }
 }
 
