@@ -46,12 +46,20 @@ __device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const bf16* 
                  : "r"(s));
 }
 
+// With -DPA_SPLIT=0 (an experiment, as prefill_gemm.cu's PG_SPLIT_X) the operands are rounded
+// to bf16: one product instead of three.
+#ifndef PA_SPLIT
+#define PA_SPLIT 1
+#endif
+
 // c += a.b for f32 a, b split into hi and lo: three products.
 __device__ __forceinline__ void mma_split(float (&c)[4], const unsigned (&a_hi)[4], const unsigned (&a_lo)[4], unsigned b0, unsigned b1,
                                           unsigned b0_lo, unsigned b1_lo) {
     mma_bf16(c, a_hi, b0, b1);
-    mma_bf16(c, a_lo, b0, b1);
-    mma_bf16(c, a_hi, b0_lo, b1_lo);
+    if (PA_SPLIT) {
+        mma_bf16(c, a_lo, b0, b1);
+        mma_bf16(c, a_hi, b0_lo, b1_lo);
+    }
 }
 
 extern "C" __global__ void __launch_bounds__(PA_THREADS)

@@ -37,6 +37,13 @@
 #define PG_SHARED (PG_A_BYTES + 2 * PG_BN * PG_LDB * 2)  // > the C tile, PG_BM * PG_CLD * 4
 #define PG_SPLIT_SHARED (PG_SHARED + 2 * PG_BN * PG_LDB * 2)
 
+// #16 asks for prefill's precision to be decided by measurement: with -DPG_SPLIT_X=0 (through
+// LLMC_EXPERIMENT_DEFINES at plan compile) x is rounded to bf16 and its lo products are left
+// out, half the tensor-core work.
+#ifndef PG_SPLIT_X
+#define PG_SPLIT_X 1
+#endif
+
 extern __shared__ __align__(16) unsigned char pg_smem[];
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
@@ -236,7 +243,7 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, T
 #pragma unroll
                 for (int j = 0; j < 4; j++) {
                     mma_bf16(acc[i][j], hi[i], b[j][0], b[j][1]);
-                    mma_bf16(acc[i][j], lo[i], b[j][0], b[j][1]);
+                    if (PG_SPLIT_X) mma_bf16(acc[i][j], lo[i], b[j][0], b[j][1]);
                     if (SPLIT) mma_bf16(acc[i][j], hi[i], bl[j][0], bl[j][1]);
                 }
         }
