@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# For the next device session (not run yet). #16 asks to decide prefill's precision with numbers:
+# keep the hi/lo split of f32 operands, or round them to bf16 in prefill only. This measures, for
+# the default build and the experiment defines (LLMC_EXPERIMENT_DEFINES, read at plan compile):
+# PG_SPLIT_X=0 (GEMM x rounded to bf16), PA_SPLIT=0 (attention operands rounded), both: the
+# full-scale error against transformers f32 after a 1,024-token prompt and TTFT at 32/1,024/4,096.
+# It also measures the event-timed bandwidth probes of branch wip-event-timing (.bin/llmc_event).
+# Build here: main's llmc as .bin/llmc, wip-event-timing's as .bin/llmc_event; carry both and
+# .bin/COMMIT.
+set -uo pipefail
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+exec > >(tee $OUT/precision.log) 2>&1
+echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cat .bin/COMMIT)"; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+python3 - <<'PY' 2>&1 | tail -1
+import sys; sys.path.insert(0, "bench")
+from common import make_config, random_model, save_model
+save_model(random_model(make_config("qwen2.5-1.5b"), "cuda"), "/tmp/w/m")
+print("model written")
+PY
+for defines in "" "PG_SPLIT_X=0" "PA_SPLIT=0" "PG_SPLIT_X=0 PA_SPLIT=0"; do
+  echo "== defines: '${defines:-none}'"
+  LLMC_EXPERIMENT_DEFINES="$defines" timeout 150 python3 bench/verify_full_scale.py --llmc .bin/llmc --out /tmp/verify --shapes qwen2.5-1.5b --prompt-len 1024 --steps 16 --max-seq-len 1100 2>&1 | grep "llmc vs hf f32"
+  LLMC_EXPERIMENT_DEFINES="$defines" .bin/llmc compile /tmp/w/m -o /tmp/w/p.plan --weights bf16 --max-seq-len 4200 2>&1 | tail -1 | cut -c1-40
+  echo "bf16: $(timeout 90 .bin/llmc bench /tmp/w/p.plan --prompt-len 32,1024,4096 --gen 32 2>&1 | head -3 | grep -o 'TTFT.*)')"
+done
+for bin in llmc llmc_event llmc llmc_event; do
+  echo "$bin: $(timeout 60 .bin/$bin bench /tmp/w/p.plan --prompt-len 32 --gen 32 2>&1 | head -3 | grep -o 'ms/token.*GB/s)' | tr '\n' ' ')"
+done
