@@ -4,8 +4,10 @@
 # the default build and the experiment defines (LLMC_EXPERIMENT_DEFINES, read at plan compile):
 # PG_SPLIT_X=0 (GEMM x rounded to bf16), PA_SPLIT=0 (attention operands rounded), both: the
 # full-scale error against transformers f32 after a 1,024-token prompt and TTFT at 32/1,024/4,096.
-# It also measures the event-timed bandwidth probes of branch wip-event-timing (.bin/llmc_event).
-# Build here: main's llmc as .bin/llmc, wip-event-timing's as .bin/llmc_event; carry both and
+# It also measures the event-timed bandwidth probes of branch wip-event-timing (.bin/llmc_event)
+# and 2,048-row prefill passes (branch wip-prefill-chunk-2048, .bin/llmc_chunk, with its
+# cuda_vs_cpu as .bin/cuda_vs_cpu_chunk: the 4,096-token prefill test then runs 1,000 + 2,048 +
+# 1,048 rows). Build here: main's llmc as .bin/llmc, the branches' as named; carry them and
 # .bin/COMMIT.
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -25,4 +27,11 @@ for defines in "" "PG_SPLIT_X=0" "PA_SPLIT=0" "PG_SPLIT_X=0 PA_SPLIT=0"; do
 done
 for bin in llmc llmc_event llmc llmc_event; do
   echo "$bin: $(timeout 60 .bin/$bin bench /tmp/w/p.plan --prompt-len 32 --gen 32 2>&1 | head -3 | grep -o 'ms/token.*GB/s)' | tr '\n' ' ')"
+done
+timeout 120 .bin/cuda_vs_cpu_chunk --ignored --nocapture --test-threads 1 prefill 2>&1 | grep -E "^test |worst|panicked|result"
+.bin/llmc_chunk compile /tmp/w/m -o /tmp/w/c.plan --weights bf16 --max-seq-len 8320 2>&1 | tail -1 | cut -c1-40
+.bin/llmc compile /tmp/w/m -o /tmp/w/p.plan --weights bf16 --max-seq-len 8320 2>&1 | tail -1 | cut -c1-40
+for round in 1 2; do
+  echo "main: $(timeout 90 .bin/llmc bench /tmp/w/p.plan --prompt-len 1024,4096,8192 --gen 16 2>&1 | head -3 | grep -o 'TTFT.*)')"
+  echo "chunk 2048: $(timeout 90 .bin/llmc_chunk bench /tmp/w/c.plan --prompt-len 1024,4096,8192 --gen 16 2>&1 | head -3 | grep -o 'TTFT.*)')"
 done
