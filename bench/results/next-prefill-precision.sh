@@ -35,3 +35,8 @@ for round in 1 2; do
   echo "main: $(timeout 90 .bin/llmc bench /tmp/w/p.plan --prompt-len 1024,4096,8192 --gen 16 2>&1 | head -3 | grep -o 'TTFT.*)')"
   echo "chunk 2048: $(timeout 90 .bin/llmc_chunk bench /tmp/w/c.plan --prompt-len 1024,4096,8192 --gen 16 2>&1 | head -3 | grep -o 'TTFT.*)')"
 done
+# what limits the prefill GEMM: one gate/up launch of a 1,024-token prompt (the third prefill_gemm
+# of the first layer's chunk), Nsight Compute's throughput, warp-state and scheduler sections
+timeout 150 ncu --kernel-name prefill_gemm --launch-skip 2 --launch-count 1 --section SpeedOfLight --section ComputeWorkloadAnalysis \
+  --section MemoryWorkloadAnalysis --section WarpStateStats --section SchedulerStats --section Occupancy \
+  .bin/llmc run /tmp/w/p.plan --prompt-ids $(seq -s, 1 1024) --max-tokens 1 --ignore-eos 2>&1 | grep -vE "^==PROF==|^\s*$" | tail -90
