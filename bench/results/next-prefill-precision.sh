@@ -5,10 +5,8 @@
 # PG_SPLIT_X=0 (GEMM x rounded to bf16), PA_SPLIT=0 (attention operands rounded), both: the
 # full-scale error against transformers f32 after a 1,024-token prompt and TTFT at 32/1,024/4,096.
 # It also measures the event-timed bandwidth probes of branch wip-event-timing (.bin/llmc_event)
-# and 2,048-row prefill passes (branch wip-prefill-chunk-2048, .bin/llmc_chunk, with its
-# cuda_vs_cpu as .bin/cuda_vs_cpu_chunk: the 4,096-token prefill test then runs 1,000 + 2,048 +
-# 1,048 rows). Build here: main's llmc as .bin/llmc, the branches' as named; carry them and
-# .bin/COMMIT.
+# and profiles one prefill GEMM launch. Build here: main's llmc as .bin/llmc, wip-event-timing's
+# as .bin/llmc_event; carry both and .bin/COMMIT. (next-prefill-gemm.sh is the second call.)
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 exec > >(tee $OUT/precision.log) 2>&1
@@ -25,15 +23,9 @@ for defines in "" "PG_SPLIT_X=0" "PA_SPLIT=0" "PG_SPLIT_X=0 PA_SPLIT=0"; do
   LLMC_EXPERIMENT_DEFINES="$defines" .bin/llmc compile /tmp/w/m -o /tmp/w/p.plan --weights bf16 --max-seq-len 4200 2>&1 | tail -1 | cut -c1-40
   echo "bf16: $(timeout 90 .bin/llmc bench /tmp/w/p.plan --prompt-len 32,1024,4096 --gen 32 2>&1 | head -3 | grep -o 'TTFT.*)')"
 done
+.bin/llmc compile /tmp/w/m -o /tmp/w/p.plan --weights bf16 --max-seq-len 4200 2>&1 | tail -1 | cut -c1-40  # default defines again
 for bin in llmc llmc_event llmc llmc_event; do
   echo "$bin: $(timeout 60 .bin/$bin bench /tmp/w/p.plan --prompt-len 32 --gen 32 2>&1 | head -3 | grep -o 'ms/token.*GB/s)' | tr '\n' ' ')"
-done
-timeout 120 .bin/cuda_vs_cpu_chunk --ignored --nocapture --test-threads 1 prefill 2>&1 | grep -E "^test |worst|panicked|result"
-.bin/llmc_chunk compile /tmp/w/m -o /tmp/w/c.plan --weights bf16 --max-seq-len 8320 2>&1 | tail -1 | cut -c1-40
-.bin/llmc compile /tmp/w/m -o /tmp/w/p.plan --weights bf16 --max-seq-len 8320 2>&1 | tail -1 | cut -c1-40
-for round in 1 2; do
-  echo "main: $(timeout 90 .bin/llmc bench /tmp/w/p.plan --prompt-len 1024,4096,8192 --gen 16 2>&1 | head -3 | grep -o 'TTFT.*)')"
-  echo "chunk 2048: $(timeout 90 .bin/llmc_chunk bench /tmp/w/c.plan --prompt-len 1024,4096,8192 --gen 16 2>&1 | head -3 | grep -o 'TTFT.*)')"
 done
 # what limits the prefill GEMM: one gate/up launch of a 1,024-token prompt (the third prefill_gemm
 # of the first layer's chunk), Nsight Compute's throughput, warp-state and scheduler sections
