@@ -16,7 +16,7 @@
 
 #pragma once
 #include "common.cuh"
-#include "prefill_gemm.cu"  // mma_bf16, ld_u32, pack_bf16x2
+#include "prefill_gemm.cu"  // mma_bf16, ld_u32, split_bf16x2
 
 #define PA_THREADS 128
 #define PA_ROWS 64  // query vectors of a block: 16 per warp
@@ -31,9 +31,11 @@ extern __shared__ __align__(16) unsigned char pa_smem[];
 
 // Four f32 as bf16 hi and lo halves, stored at hi[0..4) and lo[0..4) (8-byte aligned).
 __device__ __forceinline__ void pa_split4(float4 v, bf16* hi, bf16* lo) {
-    const unsigned h0 = pack_bf16x2(v.x, v.y), h1 = pack_bf16x2(v.z, v.w);
+    unsigned h0, h1, l0, l1;
+    split_bf16x2(v.x, v.y, h0, l0);
+    split_bf16x2(v.z, v.w, h1, l1);
     *reinterpret_cast<uint2*>(hi) = make_uint2(h0, h1);
-    *reinterpret_cast<uint2*>(lo) = make_uint2(pack_bf16x2(v.x - lo_f32(h0), v.y - hi_f32(h0)), pack_bf16x2(v.z - lo_f32(h1), v.w - hi_f32(h1)));
+    *reinterpret_cast<uint2*>(lo) = make_uint2(l0, l1);
 }
 
 // The B fragments of two n8 tiles (columns c, c + 8) of a k16 x n16 piece of a row-major
@@ -170,9 +172,10 @@ prefill_attention(const float* __restrict__ q, const float* __restrict__ k_cache
             unsigned a[4], al[4];
             const float* lo = s[2 * kk];
             const float* hi = s[2 * kk + 1];
-            a[0] = pack_bf16x2(lo[0], lo[1]), a[1] = pack_bf16x2(lo[2], lo[3]), a[2] = pack_bf16x2(hi[0], hi[1]), a[3] = pack_bf16x2(hi[2], hi[3]);
-            al[0] = pack_bf16x2(lo[0] - lo_f32(a[0]), lo[1] - hi_f32(a[0])), al[1] = pack_bf16x2(lo[2] - lo_f32(a[1]), lo[3] - hi_f32(a[1]));
-            al[2] = pack_bf16x2(hi[0] - lo_f32(a[2]), hi[1] - hi_f32(a[2])), al[3] = pack_bf16x2(hi[2] - lo_f32(a[3]), hi[3] - hi_f32(a[3]));
+            split_bf16x2(lo[0], lo[1], a[0], al[0]);
+            split_bf16x2(lo[2], lo[3], a[1], al[1]);
+            split_bf16x2(hi[0], hi[1], a[2], al[2]);
+            split_bf16x2(hi[2], hi[3], a[3], al[3]);
 #pragma unroll
             for (int n = 0; n < PA_MAX_D; n += 16) {
                 if (n >= d) break;

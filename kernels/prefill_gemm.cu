@@ -71,11 +71,16 @@ __device__ __forceinline__ unsigned pack_bf16x2(float first, float second) {
     return r;
 }
 
-// Two consecutive f32 of A as packed bf16 pairs: hi = bf16(x), lo = bf16(x - hi).
+// Two f32 as packed bf16 pairs hi = bf16(x) and lo = bf16(x - hi): x = hi + lo to 2^-16 of itself.
+__device__ __forceinline__ void split_bf16x2(float first, float second, unsigned& hi, unsigned& lo) {
+    hi = pack_bf16x2(first, second);
+    lo = pack_bf16x2(first - lo_f32(hi), second - hi_f32(hi));
+}
+
+// Two consecutive f32 of A, split.
 __device__ __forceinline__ void split_pair(const float* p, unsigned& hi, unsigned& lo) {
     const float2 v = *reinterpret_cast<const float2*>(p);
-    hi = pack_bf16x2(v.x, v.y);
-    lo = pack_bf16x2(v.x - lo_f32(hi), v.y - hi_f32(hi));
+    split_bf16x2(v.x, v.y, hi, lo);
 }
 
 // The weight row of tile row r (0..PG_BN) for the block's columns, and whether it exists.
@@ -131,8 +136,8 @@ struct QuantTiles {
             if (ok[i]) unit_values<F>(raw[i], unit[i], run[i], v);
 #pragma unroll
             for (int e = 0; e < Q_RUN; e += 2) {
-                h[e / 2] = ok[i] ? pack_bf16x2(v[e], v[e + 1]) : 0u;
-                l[e / 2] = ok[i] ? pack_bf16x2(v[e] - lo_f32(h[e / 2]), v[e + 1] - hi_f32(h[e / 2])) : 0u;
+                h[e / 2] = l[e / 2] = 0u;
+                if (ok[i]) split_bf16x2(v[e], v[e + 1], h[e / 2], l[e / 2]);
             }
             const int at = r * PG_LDB + Q_RUN * (RUNS * (threadIdx.x % (PG_THREADS / PG_BN)) + i);
             uint4* hi = reinterpret_cast<uint4*>(B + at);
