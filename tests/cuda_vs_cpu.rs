@@ -128,7 +128,7 @@ fn cuda_prefill_matches_cpu_decode_on_every_fixture() {
     }
 }
 
-/// A 4,096-token prompt (eight prefill chunks; attention over many tiles of cache positions,
+/// A 4,096-token prompt (nine prefill passes; attention over many tiles of cache positions,
 /// from a start that is not a multiple of a tile) on every fixture against the CPU executor's
 /// token-by-token decode: logits after the prompt and 8 greedy steps after it.
 #[test]
