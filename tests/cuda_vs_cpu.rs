@@ -138,17 +138,7 @@ fn cuda_prefill_of_4096_tokens_matches_cpu_decode() {
     let sm = device_sm().unwrap();
     let dir = tempfile::tempdir().unwrap();
     for name in FIXTURES {
-        // the fixture with room for the prompt (its config says 128 positions; RoPE does not
-        // depend on the limit)
-        let model = dir.path().join(name);
-        std::fs::create_dir_all(&model).unwrap();
-        for file in std::fs::read_dir(fixture_dir(name)).unwrap() {
-            let file = file.unwrap().path();
-            std::fs::copy(&file, model.join(file.file_name().unwrap())).unwrap();
-        }
-        let config = std::fs::read_to_string(model.join("config.json")).unwrap();
-        assert!(config.contains("\"max_position_embeddings\": 128"), "{name}: the fixture's position limit moved");
-        std::fs::write(model.join("config.json"), config.replace("\"max_position_embeddings\": 128", "\"max_position_embeddings\": 8192")).unwrap();
+        let model = fixture_with_context(name, dir.path(), PROMPT + 16);
         let path = dir.path().join(format!("{name}.plan"));
         let opts = CompileOptions {
             weights: Default::default(),
