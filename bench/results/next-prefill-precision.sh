@@ -36,15 +36,4 @@ timeout 150 ncu --kernel-name prefill_gemm --launch-skip 2 --launch-count 1 --se
 # q4_k prefill, alone
 .bin/llmc compile /tmp/w/m -o /tmp/w/q.plan --quantize q4_k --max-seq-len 256 2>&1 | tail -1 | cut -c1-40
 timeout 120 ncu --metrics gpu__time_duration.sum --csv .bin/llmc run /tmp/w/q.plan --prompt-ids $(seq -s, 1 32) --max-tokens 1 --ignore-eos > /tmp/ncu-q.csv 2>/dev/null
-python3 - <<'PY'
-import csv, collections
-rows = [r for r in csv.reader(open("/tmp/ncu-q.csv")) if len(r) > 10]
-head = rows[0]; k, v, u = head.index("Kernel Name"), head.index("Metric Value"), head.index("Metric Unit")
-scale = {"nsecond": 1e-3, "ns": 1e-3, "usecond": 1.0, "us": 1.0, "msecond": 1e3, "ms": 1e3}
-tot = collections.Counter(); cnt = collections.Counter()
-for r in rows[1:]:
-    name = r[k].split("(")[0]; tot[name] += float(r[v].replace(",", "")) * scale[r[u]]; cnt[name] += 1
-s = sum(tot.values())
-print(f"32-token q4_k prefill + 1 decode step, each kernel alone: {s/1e3:.2f} ms in {sum(cnt.values())} kernels")
-for name, us in tot.most_common(): print(f"  {name:28s} {cnt[name]:4d} x {us/cnt[name]:8.1f} us = {us/1e3:7.2f} ms ({100*us/s:4.1f}%)")
-PY
+python3 bench/ncu_kernel_totals.py /tmp/ncu-q.csv "32-token q4_k prefill + 1 decode step"
