@@ -318,24 +318,19 @@ impl CudaBackend {
     }
 
     /// Device-to-device copy bandwidth in bytes/s (read + written), the roofline the bench
-    /// reports against: 8 copies of 512 MiB after a warm-up.
+    /// reports against: 512 MiB copies, timed as [`Self::device_seconds`] does.
     pub fn copy_bandwidth(&self) -> Result<f64> {
         const BYTES: usize = 512 << 20;
         let src = DeviceBuffer::new(BYTES, "bandwidth probe")?;
         let dst = DeviceBuffer::new(BYTES, "bandwidth probe")?;
+        // SAFETY: both buffers hold BYTES bytes.
         let copy = || unsafe { cu::memcpy_dtod_async(dst.ptr, src.ptr, BYTES, self.stream.cu_stream()) }.map_err(cuda_err("copying"));
-        copy()?;
-        self.sync()?;
-        let start = std::time::Instant::now();
-        for _ in 0..8 {
-            copy()?;
-        }
-        self.sync()?;
-        Ok(2.0 * 8.0 * BYTES as f64 / start.elapsed().as_secs_f64())
+        Ok(2.0 * BYTES as f64 / self.device_seconds(copy)?)
     }
 
-    /// Read-only bandwidth in bytes/s: kernels/bandwidth.cu over 1 GiB, 8 times after a warm-up.
-    /// A decode step that only read its weights at this rate would take weight_bytes / it.
+    /// Read-only bandwidth in bytes/s: kernels/bandwidth.cu over 1 GiB, timed as
+    /// [`Self::device_seconds`] does. A decode step that only read its weights at this rate
+    /// would take weight_bytes / it.
     pub fn read_bandwidth(&self) -> Result<f64> {
         const BYTES: usize = 1 << 30;
         let buffer = DeviceBuffer::new(BYTES + 256, "bandwidth probe")?;
@@ -353,14 +348,28 @@ impl CudaBackend {
             label: "the read bandwidth probe".into(),
             tasks: blocks,
         };
-        enqueue(&self.stream, &self.prefill.functions, std::slice::from_ref(&probe), false)?;
-        self.sync()?;
-        let start = std::time::Instant::now();
-        for _ in 0..8 {
-            enqueue(&self.stream, &self.prefill.functions, std::slice::from_ref(&probe), false)?;
+        Ok(BYTES as f64 / self.device_seconds(|| enqueue(&self.stream, &self.prefill.functions, std::slice::from_ref(&probe), false))?)
+    }
+
+    /// Seconds one `work` takes on the stream: the best of 5 rounds of 8, each timed by CUDA
+    /// events around its 8 (so neither host latency nor a GPU still raising its clocks counts),
+    /// after a warm-up.
+    fn device_seconds(&self, work: impl Fn() -> Result<()>) -> Result<f64> {
+        const ROUNDS: usize = 5;
+        const REPS: usize = 8;
+        let timing = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);
+        work()?;
+        let mut best = f64::INFINITY;
+        for _ in 0..ROUNDS {
+            let start = self.stream.record_event(timing).map_err(cuda_err("recording a timing event"))?;
+            for _ in 0..REPS {
+                work()?;
+            }
+            let end = self.stream.record_event(timing).map_err(cuda_err("recording a timing event"))?;
+            let ms = start.elapsed_ms(&end).map_err(cuda_err("reading a timing event"))?;
+            best = best.min(f64::from(ms) * 1e-3 / REPS as f64);
         }
-        self.sync()?;
-        Ok(8.0 * BYTES as f64 / start.elapsed().as_secs_f64())
+        Ok(best)
     }
 
     fn sync(&self) -> Result<()> {
