@@ -426,7 +426,9 @@ fn run(args: RunArgs) -> Result<i32> {
                     file.write_all(&bytes).map_err(|e| llmc::error::Error::io(dump_path, e))
                 },
                 // Reading logits back costs a device sync per step: this is for verification.
-                batched_prefill: false,
+                // The prompt is prefilled as without the dump (batched on the GPU), so the logits
+                // after it are those a user's run computes.
+                batched_prefill: true,
             };
             &mut tap
         }

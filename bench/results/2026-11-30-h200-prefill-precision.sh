@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# For the next device session (not run yet). #16 asks to decide prefill's precision with numbers:
+# Run 2026-11-30 13:49 UTC (H200) at 0ff2c2d; log beside it. NB: verify_full_scale checked token-by-token prefill, not the batched one (llmc run --dump-logits prefilled token by token), so its four identical errors say nothing of the defines; fixed after this run. #16 asks to decide prefill's precision with numbers:
 # keep the hi/lo split of f32 operands, or round them to bf16 in prefill only. This measures, for
 # the default build and the experiment defines (LLMC_EXPERIMENT_DEFINES, read at plan compile):
 # PG_SPLIT_X=0 (GEMM x rounded to bf16), PA_SPLIT=0 (attention operands rounded), both: the
