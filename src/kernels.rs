@@ -16,7 +16,7 @@ pub const HEADERS: [(&str, &str); 1] = [("common.cuh", include_str!("../kernels/
 /// `#include` (`qkv_rope.cu` includes `gemv.cu`, whose dot product it reuses; `persistent.cu` every
 /// file whose bodies it runs), every file `#pragma once`: the unit is one `#include` per file, in
 /// any order.
-pub const SOURCES: [(&str, &str); 13] = [
+pub const SOURCES: [(&str, &str); 14] = [
     ("quant.cu", include_str!("../kernels/quant.cu")),
     ("gemv.cu", include_str!("../kernels/gemv.cu")),
     ("qkv_rope.cu", include_str!("../kernels/qkv_rope.cu")),
@@ -27,6 +27,7 @@ pub const SOURCES: [(&str, &str); 13] = [
     ("logprobs.cu", include_str!("../kernels/logprobs.cu")),
     ("step_io.cu", include_str!("../kernels/step_io.cu")),
     ("prefill_gemm.cu", include_str!("../kernels/prefill_gemm.cu")),
+    ("prefill_gemm_bf16.cu", include_str!("../kernels/prefill_gemm_bf16.cu")),
     ("prefill_attention.cu", include_str!("../kernels/prefill_attention.cu")),
     ("persistent.cu", include_str!("../kernels/persistent.cu")),
     ("bandwidth.cu", include_str!("../kernels/bandwidth.cu")),
@@ -272,8 +273,8 @@ mod tests {
     fn define_reads_a_kernel_constant_and_evaluates_its_expression() {
         assert_eq!(define("GEMV_WARPS"), 4);
         assert_eq!(define("GEMV_THREADS"), 32 * 4);
-        // (PG_A_BYTES + 2 * PG_BN * PG_LDB * 2), PG_A_BYTES = 2 * PG_BM * PG_LDA * 4, PG_LD* = PG_BK + 8
-        assert_eq!(define("PG_SHARED"), 2 * 64 * 72 * 4 + 2 * 64 * 72 * 2);
+        // (PG_A_BYTES + 4 * PG_BN * PG_LDB * 2), PG_A_BYTES = 2 * PG_BM * PG_LDA * 4, PG_LD* = PG_BK + 8
+        assert_eq!(define("PG_SHARED"), 2 * 64 * 72 * 4 + 4 * 64 * 72 * 2);
         // (TOP_WARPS * (1 << TOP_FIRST_BITS) * 8) with a `//` comment after it
         assert_eq!(define("TOP_SHARED"), 32 * 256 * 8);
     }

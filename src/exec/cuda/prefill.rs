@@ -13,14 +13,36 @@ use crate::plan::{Slot, Step, StepIo};
 /// Prompt tokens per prefill pass on the GPU: big enough that the GEMMs run on tensor cores at
 /// a good fraction of peak, small enough that the widened activations stay a few tens of MB.
 pub const PREFILL_CHUNK: usize = 512;
-// Tiles, block sizes and limits of prefill_gemm.cu and prefill_attention.cu (`kernels::define`).
-const PG_BM: usize = define("PG_BM");
-const PG_BN: usize = define("PG_BN");
-/// The GEMM's double buffer: f32 x tiles and bf16 weight tiles, rows padded by 8 elements.
-pub(super) const PG_SHARED: usize = define("PG_SHARED");
-/// prefill_gemm_q's: a second bf16 weight buffer for the low halves of the dequantized tiles.
-pub(super) const PG_SPLIT_SHARED: usize = define("PG_SPLIT_SHARED");
-const PG_THREADS: u32 = define("PG_THREADS") as u32;
+// Tiles, block sizes and limits of prefill_gemm_bf16.cu, prefill_gemm.cu and
+// prefill_attention.cu (`kernels::define`).
+/// A prefill GEMM kernel's block: tokens x weight rows of its output tile, K step, threads and
+/// dynamic shared memory.
+#[derive(Clone, Copy, Debug)]
+struct GemmTiles {
+    rows: usize,
+    cols: usize,
+    k_step: usize,
+    threads: u32,
+    shared: usize,
+}
+/// prefill_gemm_bf16.cu: bf16 weights through a cp.async ring, x split once a block.
+const BF16_TILES: GemmTiles = GemmTiles {
+    rows: define("PGB_BM"),
+    cols: define("PGB_BN"),
+    k_step: define("PGB_BK"),
+    threads: define("PGB_THREADS") as u32,
+    shared: define("PGB_SHARED"),
+};
+/// prefill_gemm.cu: block-format weights dequantized into bf16 hi + lo tiles.
+const QUANT_TILES: GemmTiles = GemmTiles {
+    rows: define("PG_BM"),
+    cols: define("PG_BN"),
+    k_step: define("PG_BK"),
+    threads: define("PG_THREADS") as u32,
+    shared: define("PG_SHARED"),
+};
+pub(super) const PGB_SHARED: usize = BF16_TILES.shared;
+pub(super) const PG_SHARED: usize = QUANT_TILES.shared;
 const PG_LINEAR: usize = define("PG_LINEAR");
 const PG_GATE_UP: usize = define("PG_GATE_UP");
 const PA_THREADS: u32 = define("PA_THREADS") as u32;
@@ -44,12 +66,11 @@ pub struct PrefillDevice {
 }
 
 /// A GEMM splits K only while its tiles are fewer than the SMs, into about two blocks an SM with
-/// at least PG_MIN_SPLIT_TILES K tiles each: tiles * splits < 3 * sms.
+/// at least PG_MIN_SPLIT_TILES K steps each: tiles * splits < 3 * sms.
 const PG_MIN_SPLIT_TILES: usize = 2;
-const PG_BK: usize = define("PG_BK");
 
-fn split_k(tiles: usize, k: usize, sms: usize) -> usize {
-    let ktiles = k.div_ceil(PG_BK);
+fn split_k(tiles: usize, k: usize, k_step: usize, sms: usize) -> usize {
+    let ktiles = k.div_ceil(k_step);
     if tiles >= sms {
         return 1;
     }
@@ -57,9 +78,10 @@ fn split_k(tiles: usize, k: usize, sms: usize) -> usize {
     ktiles.div_ceil(ktiles.div_ceil(want).max(PG_MIN_SPLIT_TILES))
 }
 
-/// Bytes of the split-K partial tiles: fewer than 3 * sms tiles of PG_BM x PG_BN f32.
+/// Bytes of the split-K partial tiles: fewer than 3 * sms f32 tiles of the larger GEMM block.
 pub fn split_partial_bytes(sms: u32) -> u64 {
-    (3 * sms as usize * PG_BM * PG_BN * 4) as u64
+    let tile = (BF16_TILES.rows * BF16_TILES.cols).max(QUANT_TILES.rows * QUANT_TILES.cols);
+    (3 * sms as usize * tile * 4) as u64
 }
 
 /// Bytes of the split-K counters: one u32 a tile, fewer than sms tiles.
@@ -119,14 +141,14 @@ impl DeviceLayout {
                 if !k.is_multiple_of(8) {
                     return Err(unsupported(format!("the prefill GEMM needs K divisible by 8, got {k}")));
                 }
-                let gx = if mode == PG_GATE_UP { cols.div_ceil(PG_BN / 2) } else { cols.div_ceil(PG_BN) };
-                let gy = n.div_ceil(PG_BM);
-                let splits = split_k(gx * gy, k, self.sms as usize);
+                let tiles = if w.ty.dtype.is_block_format() { QUANT_TILES } else { BF16_TILES };
+                let gx = if mode == PG_GATE_UP { cols.div_ceil(tiles.cols / 2) } else { cols.div_ceil(tiles.cols) };
+                let gy = n.div_ceil(tiles.rows);
+                let splits = split_k(gx * gy, k, tiles.k_step, self.sms as usize);
                 let grid = (gx as u32, gy as u32, splits as u32);
                 let mut args = vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k), dev.partial, dev.counters];
                 let kernel = for_weight(if splits > 1 { "prefill_gemm_split_k" } else { "prefill_gemm" }, w, &mut args)?;
-                let shared = if w.ty.dtype.is_block_format() { PG_SPLIT_SHARED } else { PG_SHARED };
-                Ok(Launch { kernel, grid, block: PG_THREADS, shared: shared as u32, args, label: step.label.clone(), tasks: grid.0 * grid.1 * grid.2 })
+                Ok(Launch { kernel, grid, block: tiles.threads, shared: tiles.shared as u32, args, label: step.label.clone(), tasks: grid.0 * grid.1 * grid.2 })
             };
             let launch = |kernel: &'static str, grid: (u32, u32, u32), block: u32, args: Vec<u64>| Launch {
                 kernel,
@@ -272,9 +294,9 @@ mod tests {
     fn split_k_fills_the_sms_within_its_scratch() {
         for sms in [1usize, 8, 132] {
             for tiles in 1..2 * sms + 2 {
-                for k in [64, 256, 1_536, 8_960, 18_944] {
-                    let splits = split_k(tiles, k, sms);
-                    let ktiles = k.div_ceil(PG_BK);
+                for (k, k_step) in [64, 256, 1_536, 8_960, 18_944].into_iter().flat_map(|k| [(k, BF16_TILES.k_step), (k, QUANT_TILES.k_step)]) {
+                    let splits = split_k(tiles, k, k_step, sms);
+                    let ktiles = k.div_ceil(k_step);
                     let per = ktiles.div_ceil(splits);
                     assert!(splits >= 1 && (splits - 1) * per < ktiles, "an empty split: {tiles} tiles, K {k}, {splits} splits of {per}");
                     if tiles >= sms {
@@ -285,8 +307,9 @@ mod tests {
                 }
             }
         }
-        assert_eq!(split_k(24, 8_960, 132), 11);
-        assert_eq!(split_k(24, 1_536, 132), 8);
-        assert_eq!(split_k(280, 1_536, 132), 1);
+        assert_eq!(split_k(24, 8_960, 64, 132), 11);
+        assert_eq!(split_k(24, 1_536, 64, 132), 8);
+        assert_eq!(split_k(280, 1_536, 64, 132), 1);
+        assert_eq!(split_k(48, 8_960, 32, 132), 6);
     }
 }
