@@ -11,8 +11,10 @@ use crate::plan::prefill::PrefillLayout;
 use crate::plan::{Slot, Step, StepIo};
 
 /// Prompt tokens per prefill pass on the GPU: big enough that the GEMMs run on tensor cores at
-/// a good fraction of peak, small enough that the widened activations stay a few tens of MB.
-pub const PREFILL_CHUNK: usize = 512;
+/// a good fraction of peak and that attention's blocks (64 query vectors of one KV head each:
+/// 2 x 52 of them for Qwen2.5-1.5B at 512 rows) fill the SMs, small enough that the widened
+/// activations stay a few hundred MB (Qwen2-7B: gate/up's f32 output 155 MB at 2,048 rows).
+pub const PREFILL_CHUNK: usize = 2_048;
 // Tiles, block sizes and limits of prefill_gemm_bf16.cu, prefill_gemm.cu and
 // prefill_attention.cu (`kernels::define`).
 /// A prefill GEMM kernel's block: tokens x weight rows of its output tile, K step, threads and
