@@ -8,10 +8,10 @@ use crate::error::{Error, Result};
 use crate::exec::sampling::SamplingParams;
 use crate::ir::{DType, Op};
 use crate::kernels::define;
-use crate::plan::{Plan, Region, Slot, Step, StepIo};
+use crate::plan::{Plan, Region, Slot, Step, StepIo, Target};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
-pub const KERNEL_NAMES: [&str; 26] = [
+pub const KERNEL_NAMES: [&str; 28] = [
     "embedding",
     "rms_norm",
     "linear",
@@ -34,6 +34,8 @@ pub const KERNEL_NAMES: [&str; 26] = [
     "read_probe",
     "prefill_gemm",
     "prefill_gemm_split_k",
+    "prefill_gemm_wgmma",
+    "prefill_gemm_wgmma_split_k",
     "prefill_rope",
     "prefill_embedding",
     "prefill_attention",
@@ -61,7 +63,7 @@ const GEMV_BLOCKS_PER_SM: usize = 4;
 pub const GEMV_MAX_SHARED: usize = 96 * 1024;
 /// The kernels that take more than the default 48 KiB of dynamic shared memory, and the most
 /// each may take (set at load).
-pub const LARGE_SHARED: [(&str, usize); 15] = [
+pub const LARGE_SHARED: [(&str, usize); 17] = [
     ("linear", GEMV_MAX_SHARED),
     ("lm_head", GEMV_MAX_SHARED),
     ("gate_up_silu", GEMV_MAX_SHARED),
@@ -74,6 +76,8 @@ pub const LARGE_SHARED: [(&str, usize); 15] = [
     ("prefill_gemm_q", super::prefill::PG_SHARED),
     ("prefill_gemm_split_k", super::prefill::PGB_SHARED),
     ("prefill_gemm_split_k_q", super::prefill::PG_SHARED),
+    ("prefill_gemm_wgmma", super::prefill::PGW_SHARED),
+    ("prefill_gemm_wgmma_split_k", super::prefill::PGW_SHARED),
     ("prefill_attention", super::prefill::PA_SHARED),
     ("sample_top", TOP_SHARED),
     ("decode_persistent", super::persistent::MAX_SHARED as usize),
@@ -166,6 +170,8 @@ pub struct DeviceLayout {
     pub arena: u64,
     pub scratch: Scratch,
     pub sms: u32,
+    /// The compute capability the plan's kernels were compiled for (sm_90: wgmma prefill GEMMs).
+    pub sm: u32,
     /// Greedy runs `sample_greedy`; anything else `sample_top` with these parameters.
     pub sampling: SamplingParams,
 }
@@ -268,7 +274,11 @@ impl DeviceLayout {
     /// Zero bases and greedy sampling on `sms` SMs: device pointers are then offsets, for
     /// computing launch shapes without a GPU (at compile time).
     pub fn placeholder(plan: &Plan, sms: u32) -> DeviceLayout {
-        DeviceLayout { weights: 0, arena: 0, scratch: Scratch::for_plan(plan, plan.arena_bytes, sms), sms, sampling: SamplingParams::GREEDY }
+        let sm = match plan.target {
+            Target::Cuda { sm } => sm,
+            Target::Cpu => 0,
+        };
+        DeviceLayout { weights: 0, arena: 0, scratch: Scratch::for_plan(plan, plan.arena_bytes, sms), sms, sm, sampling: SamplingParams::GREEDY }
     }
 
     pub(super) fn ptr(&self, slot: &Slot) -> u64 {

@@ -210,7 +210,7 @@ impl CudaBackend {
         // for (and a pageable upload may still be in flight when the call returns).
         ctx.synchronize().map_err(cuda_err("uploading the weights"))?;
 
-        let layout = DeviceLayout { weights: weights.ptr, arena: arena.ptr, scratch, sms, sampling };
+        let layout = DeviceLayout { weights: weights.ptr, arena: arena.ptr, scratch, sms, sm, sampling };
         let functions = functions(&module, launch::KERNEL_NAMES.iter().copied())?;
         let mut launches = layout.launches(plan)?;
         let mut program_tables = None;

@@ -35,6 +35,14 @@ const BF16_TILES: GemmTiles = GemmTiles {
     threads: define("PGB_THREADS") as u32,
     shared: define("PGB_SHARED"),
 };
+/// prefill_gemm_wgmma.cu (sm_90): bf16 weights by warpgroup MMA from swizzled shared memory.
+const WGMMA_TILES: GemmTiles = GemmTiles {
+    rows: define("PGW_BM"),
+    cols: define("PGW_BN"),
+    k_step: define("PGW_BK"),
+    threads: define("PGW_THREADS") as u32,
+    shared: define("PGW_SHARED"),
+};
 /// prefill_gemm.cu: block-format weights dequantized into bf16 hi + lo tiles.
 const QUANT_TILES: GemmTiles = GemmTiles {
     rows: define("PG_BM"),
@@ -44,6 +52,7 @@ const QUANT_TILES: GemmTiles = GemmTiles {
     shared: define("PG_SHARED"),
 };
 pub(super) const PGB_SHARED: usize = BF16_TILES.shared;
+pub(super) const PGW_SHARED: usize = WGMMA_TILES.shared;
 pub(super) const PG_SHARED: usize = QUANT_TILES.shared;
 const PG_LINEAR: usize = define("PG_LINEAR");
 const PG_GATE_UP: usize = define("PG_GATE_UP");
@@ -82,7 +91,7 @@ fn split_k(tiles: usize, k: usize, k_step: usize, sms: usize) -> usize {
 
 /// Bytes of the split-K partial tiles: fewer than 3 * sms f32 tiles of the larger GEMM block.
 pub fn split_partial_bytes(sms: u32) -> u64 {
-    let tile = (BF16_TILES.rows * BF16_TILES.cols).max(QUANT_TILES.rows * QUANT_TILES.cols);
+    let tile = [BF16_TILES, WGMMA_TILES, QUANT_TILES].iter().map(|t| t.rows * t.cols).max().unwrap_or(0);
     (3 * sms as usize * tile * 4) as u64
 }
 
@@ -143,13 +152,23 @@ impl DeviceLayout {
                 if !k.is_multiple_of(8) {
                     return Err(unsupported(format!("the prefill GEMM needs K divisible by 8, got {k}")));
                 }
-                let tiles = if w.ty.dtype.is_block_format() { QUANT_TILES } else { BF16_TILES };
+                // sm_90 multiplies bf16 weights by wgmma (sm_90a), older GPUs by mma.sync.
+                let (tiles, name) = match (w.ty.dtype.is_block_format(), self.sm == 90) {
+                    (true, _) => (QUANT_TILES, "prefill_gemm"),
+                    (false, true) => (WGMMA_TILES, "prefill_gemm_wgmma"),
+                    (false, false) => (BF16_TILES, "prefill_gemm"),
+                };
                 let gx = if mode == PG_GATE_UP { cols.div_ceil(tiles.cols / 2) } else { cols.div_ceil(tiles.cols) };
                 let gy = n.div_ceil(tiles.rows);
                 let splits = split_k(gx * gy, k, tiles.k_step, self.sms as usize);
                 let grid = (gx as u32, gy as u32, splits as u32);
                 let mut args = vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k), dev.partial, dev.counters];
-                let kernel = for_weight(if splits > 1 { "prefill_gemm_split_k" } else { "prefill_gemm" }, w, &mut args)?;
+                let kernel = match (name, splits > 1) {
+                    ("prefill_gemm_wgmma", false) => "prefill_gemm_wgmma",
+                    ("prefill_gemm_wgmma", true) => "prefill_gemm_wgmma_split_k",
+                    (_, false) => for_weight("prefill_gemm", w, &mut args)?,
+                    (_, true) => for_weight("prefill_gemm_split_k", w, &mut args)?,
+                };
                 Ok(Launch { kernel, grid, block: tiles.threads, shared: tiles.shared as u32, args, label: step.label.clone(), tasks: grid.0 * grid.1 * grid.2 })
             };
             let launch = |kernel: &'static str, grid: (u32, u32, u32), block: u32, args: Vec<u64>| Launch {
@@ -296,7 +315,7 @@ mod tests {
     fn split_k_fills_the_sms_within_its_scratch() {
         for sms in [1usize, 8, 132] {
             for tiles in 1..2 * sms + 2 {
-                for (k, k_step) in [64, 256, 1_536, 8_960, 18_944].into_iter().flat_map(|k| [(k, BF16_TILES.k_step), (k, QUANT_TILES.k_step)]) {
+                for (k, k_step) in [64, 256, 1_536, 8_960, 18_944].into_iter().flat_map(|k| [BF16_TILES, WGMMA_TILES, QUANT_TILES].map(|t| (k, t.k_step))) {
                     let splits = split_k(tiles, k, k_step, sms);
                     let ktiles = k.div_ceil(k_step);
                     let per = ktiles.div_ceil(splits);
