@@ -3,14 +3,15 @@
 // reading both operands from shared memory in the 128-byte swizzled K-major layout.
 // Block tile PGW_BM tokens x PGW_BN weight rows: two warpgroups of 64 tokens x 128 weight rows
 // each (64 accumulators a thread). K in steps of PGW_BK = 64 (one 128-byte swizzle row of bf16):
-// - W: a PGW_STAGES-deep cp.async ring, 16-byte chunks stored at their swizzled places;
+// - W: a PGW_STAGES-deep cp.async ring, 16-byte chunks stored at their swizzled places, requested
+//   PGW_STAGES - 2 tiles ahead;
 // - x: f32 from global into registers two K tiles ahead, split into bf16 hi = bf16(x) and
-//   lo = bf16(x - hi) tiles (double buffered, swizzled) one tile ahead; both halves are
+//   lo = bf16(x - hi) tiles (PGW_X_BUFFERS of each, swizzled) one tile ahead; both halves are
 //   multiplied (PG_SPLIT_X, prefill_gemm.cu), so a prefilled row matches the decode GEMV's f32 x
 //   to 2^-16.
-// One barrier a K tile: tile i's wgmmas run while tile i + 1's x is split and the weights of tile
-// i + PGW_STAGES - 1 are requested; each warpgroup waits for its wgmmas before the next barrier,
-// so the stage and buffer a barrier frees are no longer read.
+// One barrier a K tile, and one tile's wgmmas in flight across it: after barrier i a warpgroup
+// issues tile i's wgmmas, then waits for its tile i - 1 ones; so after barrier i every
+// warpgroup is done with tile i - 2, whose weight stage and x buffers are refilled then.
 // Epilogues and split K: pg_finish (prefill_gemm.cu), on this kernel's tile.
 // Launch: grid (ceil(N / PGW_BN) or ceil(F / (PGW_BN / 2)), ceil(rows / PGW_BM), splits of K),
 // PGW_THREADS threads, PGW_SHARED bytes of dynamic shared memory (one block an SM).
@@ -25,14 +26,15 @@
 #define PGW_BM 128
 #define PGW_BN 128
 #define PGW_BK 64
-#define PGW_STAGES 4
+#define PGW_STAGES 5
+#define PGW_X_BUFFERS 3
 #define PGW_THREADS 256
 #define PGW_W_TILE (PGW_BN * PGW_BK * 2)
 #define PGW_X_TILE (PGW_BM * PGW_BK * 2)  // one bf16 half of a split x tile
 #define PGW_CLD (PGW_BN + 1)
-// the weight ring, hi and lo x tiles double buffered, and slack to align the base to 1,024 bytes
-// (the swizzle's period); > the C tile, PGW_BM * PGW_CLD * 4
-#define PGW_SHARED (PGW_STAGES * PGW_W_TILE + 4 * PGW_X_TILE + 1024)
+// the weight ring, the hi and lo x buffers, and slack to align the base to 1,024 bytes (the
+// swizzle's period); > the C tile, PGW_BM * PGW_CLD * 4
+#define PGW_SHARED (PGW_STAGES * PGW_W_TILE + 2 * PGW_X_BUFFERS * PGW_X_TILE + 1024)
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // Byte offset of 16-byte chunk c of row r in a tile of 128-byte rows, 128-byte swizzle: the chunk
@@ -67,7 +69,8 @@ __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], unsigned long l
 }
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
 // Orders this thread's shared-memory writes (stores, landed cp.async) before async-proxy reads (wgmma).
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
@@ -80,7 +83,7 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
     const unsigned raw = (unsigned)__cvta_generic_to_shared(pg_smem);
     const unsigned base = (raw + 1023) & ~1023u;
     unsigned char* smem = pg_smem + (base - raw);
-    const unsigned w_at = base, hi_at = base + PGW_STAGES * PGW_W_TILE, lo_at = hi_at + 2 * PGW_X_TILE;
+    const unsigned w_at = base, hi_at = base + PGW_STAGES * PGW_W_TILE, lo_at = hi_at + PGW_X_BUFFERS * PGW_X_TILE;
     const int m0 = blockIdx.y * PGW_BM;
     const int tid = threadIdx.x, wg = tid / 128;
     const int ktiles = (k + PGW_BK - 1) / PGW_BK, splits = SPLIT_K ? gridDim.z : 1, per = (ktiles + splits - 1) / splits;
@@ -112,8 +115,8 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
         }
     };
     auto split_x = [&](int i) {
-        unsigned char* hi = smem + (hi_at - base) + (i & 1) * PGW_X_TILE;
-        unsigned char* lo = smem + (lo_at - base) + (i & 1) * PGW_X_TILE;
+        unsigned char* hi = smem + (hi_at - base) + (i % PGW_X_BUFFERS) * PGW_X_TILE;
+        unsigned char* lo = smem + (lo_at - base) + (i % PGW_X_BUFFERS) * PGW_X_TILE;
 #pragma unroll
         for (int j = 0; j < X_CHUNKS; j++) {
             const int q = tid + j * PGW_THREADS, r = q / (PGW_BK / 4), e = (q % (PGW_BK / 4)) * 4;
@@ -130,16 +133,18 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
 #pragma unroll
     for (int e = 0; e < 64; e++) acc[e] = 0.f;
 
+    constexpr int AHEAD = PGW_STAGES - 2;  // weight tiles requested ahead of the one multiplied
 #pragma unroll
-    for (int s = 0; s < PGW_STAGES - 1; s++) load_w(s);
+    for (int s = 0; s < AHEAD; s++) load_w(s);
     load_x(0);
     split_x(0);
     if (count > 1) load_x(1);
     for (int i = 0; i < count; i++) {
-        cp_async_wait<PGW_STAGES - 2>();  // this thread's weight chunks of tile i landed
-        fence_proxy_async();              // ... and its split x stores, for wgmma
-        __syncthreads();                  // everyone's; the stage and x buffer of tile i - 1 are free
-        const unsigned a_hi = hi_at + (i & 1) * PGW_X_TILE + wg * 64 * 128, a_lo = lo_at + (i & 1) * PGW_X_TILE + wg * 64 * 128;
+        cp_async_wait<AHEAD - 1>();  // this thread's weight chunks of tile i landed
+        fence_proxy_async();         // ... and its split x stores, for wgmma
+        __syncthreads();             // everyone's; every warpgroup is done with tile i - 2
+        const unsigned x_at = (i % PGW_X_BUFFERS) * PGW_X_TILE + wg * 64 * 128;
+        const unsigned a_hi = hi_at + x_at, a_lo = lo_at + x_at;
         const unsigned b = w_at + (i % PGW_STAGES) * PGW_W_TILE;
         wgmma_fence();
 #pragma unroll
@@ -148,13 +153,14 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
             if (PG_SPLIT_X) wgmma_m64n128k16(acc, pgw_desc(a_lo + 32 * s), pgw_desc(b + 32 * s));
         }
         wgmma_commit();
-        load_w(i + PGW_STAGES - 1);
-        if (i + 1 < count) split_x(i + 1);
+        load_w(i + AHEAD);                   // into tile i - 2's stage
+        if (i + 1 < count) split_x(i + 1);  // into tile i - 2's buffers
         if (i + 2 < count) load_x(i + 2);
-        wgmma_wait_all();
-#pragma unroll
-        for (int e = 0; e < 64; e++) asm volatile("" : "+f"(acc[e])::"memory");  // no read of acc before the wait
+        wgmma_wait<1>();  // tile i - 1's wgmmas done
     }
+    wgmma_wait<0>();
+#pragma unroll
+    for (int e = 0; e < 64; e++) asm volatile("" : "+f"(acc[e])::"memory");  // no read of acc before the wait
     cp_async_wait<0>();
     __syncthreads();
 

@@ -19,9 +19,9 @@ __global__ void reference(const float* x, const bf16* w, const bf16* bias, const
     const int t = blockIdx.y, j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= n) return;
     auto dot = [&](int r) {
-        float s = 0.f;
-        for (int e = 0; e < k; e++) s += x[(long long)t * k + e] * bf16_to_f32(w[(long long)r * k + e]);
-        return s;
+        double s = 0.0;  // f64, so that the reference's own rounding is far below the kernels'
+        for (int e = 0; e < k; e++) s += (double)x[(long long)t * k + e] * bf16_to_f32(w[(long long)r * k + e]);
+        return (float)s;
     };
     if (mode == PG_GATE_UP) {
         const float g = dot(j), u = dot(n + j);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Device call (H200): the wgmma prefill GEMM (.bin/llmc_w, .bin/cuda_vs_cpu_w; 2,048-row passes)
+# Device call (H200; the first run, 14:25 UTC at 0e90aae, its log beside this, stopped after the
+# kernel check: correct but one tile's wgmmas waited out before the next barrier): the wgmma prefill GEMM (.bin/llmc_w, .bin/cuda_vs_cpu_w; 2,048-row passes)
 # alone first (bench/probe/prefill_gemm_check.cu: vs an f32 reference, timed; stops here if it
 # fails), then llmc's GPU prefill tests, compute-sanitizer, full-scale error of the batched prefill,
 # TTFT interleaved against main (.bin/llmc, 0ff2c2d) and the mma.sync 128x128 kernel
@@ -10,7 +11,10 @@ mkdir -p /work && [ -e /work/main ] || ln -s "$PWD" /work/main
 exec > >(tee $OUT/wgmma.log) 2>&1
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cat .bin/COMMIT)"; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 nvcc -O3 -std=c++17 -arch=sm_90a -I kernels bench/probe/prefill_gemm_check.cu -o /tmp/pgc 2>&1 | grep -v "^$" | head -20
+nvcc -O3 -std=c++17 -arch=sm_90a -DPG_SPLIT_X=0 -I kernels bench/probe/prefill_gemm_check.cu -o /tmp/pgc_round 2>&1 | grep -v "^$" | head -20
 timeout 120 /tmp/pgc || { echo "kernel check failed: stopping"; exit 1; }
+echo "== x rounded to bf16 (PG_SPLIT_X=0): errors of order 1e-3 expected, times"
+timeout 60 /tmp/pgc_round | grep -E "1024|32 split"
 timeout 170 .bin/cuda_vs_cpu_w --ignored --nocapture --test-threads 1 prefill block_format 2>&1 | grep -E "^test |worst|panicked|result"
 python3 - <<'PY' 2>&1 | tail -1
 import sys; sys.path.insert(0, "bench")
