@@ -81,16 +81,17 @@ __device__ __forceinline__ void split_pair(const float* p, unsigned& hi, unsigne
     split_bf16x2(v.x, v.y, hi, lo);
 }
 
-// The weight row of tile row r (0..BN) for the block's columns, and whether it exists: for
-// PG_GATE_UP the first BN / 2 tile rows are gate rows j0.., the rest the up rows n + j0...
+// The weight row of tile row r (0..BN) for the block's columns (column tile tile_n), and whether
+// it exists: for PG_GATE_UP the first BN / 2 tile rows are gate rows j0.., the rest the up rows
+// n + j0...
 template <int BN>
-__device__ __forceinline__ int pg_weight_row(int r, int n, bool gate_up, bool& ok) {
+__device__ __forceinline__ int pg_weight_row(int tile_n, int r, int n, bool gate_up, bool& ok) {
     if (gate_up) {
-        const int j = blockIdx.x * (BN / 2) + (r % (BN / 2));
+        const int j = tile_n * (BN / 2) + (r % (BN / 2));
         ok = j < n;
         return r < BN / 2 ? j : n + j;
     }
-    const int wr = blockIdx.x * BN + r;
+    const int wr = tile_n * BN + r;
     ok = wr < n;
     return wr;
 }
@@ -111,7 +112,7 @@ struct QuantTiles {
     __device__ __forceinline__ void fetch(int kt, int n, int k, bool gate_up) {
         const int r = threadIdx.x / (PG_THREADS / PG_BN);
         bool row_ok;
-        const long long wr = pg_weight_row<PG_BN>(r, n, gate_up, row_ok);
+        const long long wr = pg_weight_row<PG_BN>(blockIdx.x, r, n, gate_up, row_ok);
 #pragma unroll
         for (int i = 0; i < RUNS; i++) {
             const int e = kt * PG_BK + Q_RUN * (RUNS * (threadIdx.x % (PG_THREADS / PG_BN)) + i);
@@ -143,8 +144,8 @@ struct QuantTiles {
     }
 };
 
-// The end of a GEMM block, given its f32 accumulator tile C [BM][CLD] in shared memory (after a
-// barrier). Split K (SPLIT_K, the _split_k kernels, for prompts too short to give every SM a
+// The end of a GEMM block (rows m0.., column tile tile_n), given its f32 accumulator tile
+// C [BM][CLD] in shared memory (after a barrier). Split K (SPLIT_K, the _split_k kernels, for prompts too short to give every SM a
 // tile; a separate instantiation so that the usual launch keeps its constant K range and
 // registers): block z has multiplied K tiles [z * per, (z + 1) * per) and stores its tile in
 // `partial` (tile-major, split-minor, BM x BN floats each); the last split of a tile to finish
@@ -152,7 +153,7 @@ struct QuantTiles {
 // depend on timing, and runs the epilogue (PG_LINEAR or PG_GATE_UP, above).
 template <bool SPLIT_K, int BM, int BN, int CLD, int THREADS>
 __device__ __forceinline__ void pg_finish(float* C, const bf16* __restrict__ bias, const float* __restrict__ residual,
-                                          float* __restrict__ out, int mode, int rows, int n, int m0, float* __restrict__ partial,
+                                          float* __restrict__ out, int mode, int rows, int n, int m0, int tile_n, float* __restrict__ partial,
                                           unsigned* __restrict__ counters) {
     const int tid = threadIdx.x;
     if constexpr (SPLIT_K) {
@@ -171,7 +172,7 @@ __device__ __forceinline__ void pg_finish(float* C, const bf16* __restrict__ bia
     if (mode == PG_GATE_UP) {
         constexpr int HALF = BN / 2;
         for (int e = tid; e < BM * HALF; e += THREADS) {
-            const int r = e / HALF, c = e % HALF, t = m0 + r, j = blockIdx.x * HALF + c;
+            const int r = e / HALF, c = e % HALF, t = m0 + r, j = tile_n * HALF + c;
             if (t >= rows || j >= n) continue;
             const float gv = C[r * CLD + c], u = C[r * CLD + HALF + c];
             out[(long long)t * n + j] = gv / (1.0f + expf(-gv)) * u;
@@ -179,7 +180,7 @@ __device__ __forceinline__ void pg_finish(float* C, const bf16* __restrict__ bia
         return;
     }
     for (int e = tid; e < BM * BN; e += THREADS) {
-        const int r = e / BN, c = e % BN, t = m0 + r, col = blockIdx.x * BN + c;
+        const int r = e / BN, c = e % BN, t = m0 + r, col = tile_n * BN + c;
         if (t >= rows || col >= n) continue;
         const long long o = (long long)t * n + col;
         out[o] = C[r * CLD + c] + ((bias ? bf16_to_f32(bias[col]) : 0.f) + (residual ? residual[o] : 0.f));
@@ -284,7 +285,7 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, Q
             C[(r + 8) * PG_CLD + c + 1] = acc[i][j][3];
         }
     __syncthreads();
-    pg_finish<SPLIT_K, PG_BM, PG_BN, PG_CLD, PG_THREADS>(C, bias, residual, out, mode, rows, n, m0, partial, counters);
+    pg_finish<SPLIT_K, PG_BM, PG_BN, PG_CLD, PG_THREADS>(C, bias, residual, out, mode, rows, n, m0, blockIdx.x, partial, counters);
 }
 
 // One kernel per K split: prefill_gemm_q, prefill_gemm_split_k_q (fmt a Q_FMT_* id; W [2n, k]

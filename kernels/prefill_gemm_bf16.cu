@@ -72,7 +72,7 @@ __device__ __forceinline__ void prefill_gemm_bf16_body(const float* __restrict__
                 const int c = tid + j * PGB_THREADS;
                 const int r = c / (PGB_BK / 8), kc = (c % (PGB_BK / 8)) * 8, kk = k0 + kc;
                 bool ok;
-                const int wr = pg_weight_row<PGB_BN>(r, n, gate_up, ok);
+                const int wr = pg_weight_row<PGB_BN>(blockIdx.x, r, n, gate_up, ok);
                 ok = ok && kk < k;
                 cp_async16(Ws + (stage * PGB_BN + r) * PGB_LD + kc, w + (ok ? (long long)wr * k + kk : 0), ok);
             }
@@ -163,7 +163,7 @@ __device__ __forceinline__ void prefill_gemm_bf16_body(const float* __restrict__
             C[(r + 8) * PGB_CLD + c + 1] = acc[mi][nj][3];
         }
     __syncthreads();
-    pg_finish<SPLIT_K, PGB_BM, PGB_BN, PGB_CLD, PGB_THREADS>(C, bias, residual, out, mode, rows, n, m0, partial, counters);
+    pg_finish<SPLIT_K, PGB_BM, PGB_BN, PGB_CLD, PGB_THREADS>(C, bias, residual, out, mode, rows, n, m0, blockIdx.x, partial, counters);
 }
 
 extern "C" __global__ void __launch_bounds__(PGB_THREADS, 1)

@@ -1,8 +1,8 @@
 // Prefill GEMM for bf16 weights on Hopper (sm_90a): out[t, r] = epilogue(x[t] . W[r]) for the
 // `rows` tokens of a prompt chunk, by warpgroup MMA (wgmma.mma_async m64n128k16, f32 accumulation)
 // reading both operands from shared memory in the 128-byte swizzled K-major layout.
-// Block tile PGW_BM tokens x PGW_BN weight rows: two warpgroups of 64 tokens x 128 weight rows
-// each (64 accumulators a thread). K in steps of PGW_BK = 64 (one 128-byte swizzle row of bf16):
+// Block tile PGW_BM tokens x PGW_BN weight rows: two warpgroups of 64 tokens x PGW_BN weight rows
+// each (PGW_BN / 2 accumulators a thread). K in steps of PGW_BK = 64 (one 128-byte swizzle row of bf16):
 // - W: a PGW_STAGES-deep cp.async ring, 16-byte chunks stored at their swizzled places, requested
 //   PGW_STAGES - 2 tiles ahead;
 // - x: f32 from global into registers two K tiles ahead, split into bf16 hi = bf16(x) and
@@ -24,10 +24,19 @@
 #include "prefill_gemm.cu"  // cp_async16, split_bf16x2, pg_weight_row, pg_finish, PG_SPLIT_X
 
 #define PGW_BM 128
-#define PGW_BN 128
+// 256 weight rows a block: x, re-read from L2 once per block column and f32 (twice a bf16
+// weight's bytes), is then read half as often as with 128 (measured: 128 is the -D experiment)
+#ifndef PGW_BN
+#define PGW_BN 256
+#endif
 #define PGW_BK 64
-#define PGW_STAGES 5
+#define PGW_STAGES (5 - PGW_BN / 256)  // what fits beside the x buffers: 4 for 256 rows, 5 for 128
 #define PGW_X_BUFFERS 3
+// Blocks run row tiles fastest (the blocks that read one weight slab run together, so it comes
+// from DRAM once); 0 runs column tiles fastest (the -D experiment).
+#ifndef PGW_RASTER
+#define PGW_RASTER 1
+#endif
 #define PGW_THREADS 256
 #define PGW_W_TILE (PGW_BN * PGW_BK * 2)
 #define PGW_X_TILE (PGW_BM * PGW_BK * 2)  // one bf16 half of a split x tile
@@ -47,7 +56,43 @@ __device__ __forceinline__ unsigned long long pgw_desc(unsigned smem_addr) {
     return (unsigned long long)((smem_addr & 0x3ffff) >> 4) | (1ull << 16) | ((unsigned long long)(1024 >> 4) << 32) | (1ull << 62);
 }
 
-__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], unsigned long long a, unsigned long long b) {
+// One m64 x PGW_BN x k16 product of the warpgroup: A and B by descriptor, D += A B in the
+// PGW_BN / 2 accumulators of each thread.
+#if PGW_BN == 256
+__device__ __forceinline__ void wgmma_tile(float (&d)[128], unsigned long long a, unsigned long long b) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+        "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+        "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
+        "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
+        "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+        "}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+        :
+          "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+          "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+          "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+          "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+          "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+          "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+          "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+          "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+          "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+        : "l"(a), "l"(b), "r"(1));
+}
+#elif PGW_BN == 128
+__device__ __forceinline__ void wgmma_tile(float (&d)[64], unsigned long long a, unsigned long long b) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
@@ -67,6 +112,7 @@ __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], unsigned long l
           "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
         : "l"(a), "l"(b), "r"(1));
 }
+#endif
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int N>
@@ -84,7 +130,12 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
     const unsigned base = (raw + 1023) & ~1023u;
     unsigned char* smem = pg_smem + (base - raw);
     const unsigned w_at = base, hi_at = base + PGW_STAGES * PGW_W_TILE, lo_at = hi_at + PGW_X_BUFFERS * PGW_X_TILE;
-    const int m0 = blockIdx.y * PGW_BM;
+#if PGW_RASTER
+    const int block = blockIdx.y * gridDim.x + blockIdx.x, tile_m = block % gridDim.y, tile_n = block / gridDim.y;
+#else
+    const int tile_m = blockIdx.y, tile_n = blockIdx.x;
+#endif
+    const int m0 = tile_m * PGW_BM;
     const int tid = threadIdx.x, wg = tid / 128;
     const int ktiles = (k + PGW_BK - 1) / PGW_BK, splits = SPLIT_K ? gridDim.z : 1, per = (ktiles + splits - 1) / splits;
     const int kt0 = SPLIT_K ? blockIdx.z * per : 0, count = SPLIT_K ? min(ktiles, kt0 + per) - kt0 : ktiles;
@@ -98,7 +149,7 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
             for (int j = 0; j < W_CHUNKS; j++) {
                 const int q = tid + j * PGW_THREADS, r = q / 8, c = q % 8, kk = k0 + c * 8;
                 bool ok;
-                const int wr = pg_weight_row<PGW_BN>(r, n, gate_up, ok);
+                const int wr = pg_weight_row<PGW_BN>(tile_n, r, n, gate_up, ok);
                 ok = ok && kk < k;
                 cp_async16(stage + pgw_swizzle(r, c), w + (ok ? (long long)wr * k + kk : 0), ok);
             }
@@ -129,9 +180,9 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
         }
     };
 
-    float acc[64];
+    float acc[PGW_BN / 2];
 #pragma unroll
-    for (int e = 0; e < 64; e++) acc[e] = 0.f;
+    for (int e = 0; e < PGW_BN / 2; e++) acc[e] = 0.f;
 
     constexpr int AHEAD = PGW_STAGES - 2;  // weight tiles requested ahead of the one multiplied
 #pragma unroll
@@ -149,8 +200,8 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
         wgmma_fence();
 #pragma unroll
         for (int s = 0; s < PGW_BK / 16; s++) {  // a k16 slice is 32 bytes further along the swizzled rows
-            wgmma_m64n128k16(acc, pgw_desc(a_hi + 32 * s), pgw_desc(b + 32 * s));
-            if (PG_SPLIT_X) wgmma_m64n128k16(acc, pgw_desc(a_lo + 32 * s), pgw_desc(b + 32 * s));
+            wgmma_tile(acc, pgw_desc(a_hi + 32 * s), pgw_desc(b + 32 * s));
+            if (PG_SPLIT_X) wgmma_tile(acc, pgw_desc(a_lo + 32 * s), pgw_desc(b + 32 * s));
         }
         wgmma_commit();
         load_w(i + AHEAD);                   // into tile i - 2's stage
@@ -160,7 +211,7 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
     }
     wgmma_wait<0>();
 #pragma unroll
-    for (int e = 0; e < 64; e++) asm volatile("" : "+f"(acc[e])::"memory");  // no read of acc before the wait
+    for (int e = 0; e < PGW_BN / 2; e++) asm volatile("" : "+f"(acc[e])::"memory");  // no read of acc before the wait
     cp_async_wait<0>();
     __syncthreads();
 
@@ -177,7 +228,7 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
         C[(row + 8) * PGW_CLD + col + 1] = acc[4 * c + 3];
     }
     __syncthreads();
-    pg_finish<SPLIT_K, PGW_BM, PGW_BN, PGW_CLD, PGW_THREADS>(C, bias, residual, out, mode, rows, n, m0, partial, counters);
+    pg_finish<SPLIT_K, PGW_BM, PGW_BN, PGW_CLD, PGW_THREADS>(C, bias, residual, out, mode, rows, n, m0, tile_n, partial, counters);
 }
 #define PGW_BODY(SPLIT_K) prefill_gemm_wgmma_body<SPLIT_K>(x, w, bias, residual, out, mode, rows, n, k, partial, counters)
 #else

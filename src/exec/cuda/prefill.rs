@@ -26,6 +26,8 @@ struct GemmTiles {
     k_step: usize,
     threads: u32,
     shared: usize,
+    /// Blocks an SM runs at once: a split K aims at filling the SMs once with them.
+    per_sm: usize,
 }
 /// prefill_gemm_bf16.cu: bf16 weights through a cp.async ring, x split once a block.
 const BF16_TILES: GemmTiles = GemmTiles {
@@ -34,6 +36,7 @@ const BF16_TILES: GemmTiles = GemmTiles {
     k_step: define("PGB_BK"),
     threads: define("PGB_THREADS") as u32,
     shared: define("PGB_SHARED"),
+    per_sm: 1,
 };
 /// prefill_gemm_wgmma.cu (sm_90): bf16 weights by warpgroup MMA from swizzled shared memory.
 const WGMMA_TILES: GemmTiles = GemmTiles {
@@ -42,6 +45,7 @@ const WGMMA_TILES: GemmTiles = GemmTiles {
     k_step: define("PGW_BK"),
     threads: define("PGW_THREADS") as u32,
     shared: define("PGW_SHARED"),
+    per_sm: 1,
 };
 /// prefill_gemm.cu: block-format weights dequantized into bf16 hi + lo tiles.
 const QUANT_TILES: GemmTiles = GemmTiles {
@@ -50,6 +54,7 @@ const QUANT_TILES: GemmTiles = GemmTiles {
     k_step: define("PG_BK"),
     threads: define("PG_THREADS") as u32,
     shared: define("PG_SHARED"),
+    per_sm: 2,
 };
 pub(super) const PGB_SHARED: usize = BF16_TILES.shared;
 pub(super) const PGW_SHARED: usize = WGMMA_TILES.shared;
@@ -76,16 +81,17 @@ pub struct PrefillDevice {
     pub counters: u64,
 }
 
-/// A GEMM splits K only while its tiles are fewer than the SMs, into about two blocks an SM with
-/// at least PG_MIN_SPLIT_TILES K steps each: tiles * splits < 3 * sms.
+/// A GEMM splits K only while its tiles are fewer than the SMs, into as many blocks as the SMs
+/// run at once (`per_sm` each, at most 2) with at least PG_MIN_SPLIT_TILES K steps each:
+/// tiles * splits < 3 * sms.
 const PG_MIN_SPLIT_TILES: usize = 2;
 
-fn split_k(tiles: usize, k: usize, k_step: usize, sms: usize) -> usize {
-    let ktiles = k.div_ceil(k_step);
+fn split_k(tiles: usize, k: usize, gemm: &GemmTiles, sms: usize) -> usize {
+    let ktiles = k.div_ceil(gemm.k_step);
     if tiles >= sms {
         return 1;
     }
-    let want = (2 * sms).div_ceil(tiles).min(ktiles);
+    let want = (gemm.per_sm * sms / tiles).clamp(1, ktiles);
     ktiles.div_ceil(ktiles.div_ceil(want).max(PG_MIN_SPLIT_TILES))
 }
 
@@ -160,7 +166,7 @@ impl DeviceLayout {
                 };
                 let gx = if mode == PG_GATE_UP { cols.div_ceil(tiles.cols / 2) } else { cols.div_ceil(tiles.cols) };
                 let gy = n.div_ceil(tiles.rows);
-                let splits = split_k(gx * gy, k, tiles.k_step, self.sms as usize);
+                let splits = split_k(gx * gy, k, &tiles, self.sms as usize);
                 let grid = (gx as u32, gy as u32, splits as u32);
                 let mut args = vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k), dev.partial, dev.counters];
                 let kernel = match (name, splits > 1) {
@@ -315,9 +321,9 @@ mod tests {
     fn split_k_fills_the_sms_within_its_scratch() {
         for sms in [1usize, 8, 132] {
             for tiles in 1..2 * sms + 2 {
-                for (k, k_step) in [64, 256, 1_536, 8_960, 18_944].into_iter().flat_map(|k| [BF16_TILES, WGMMA_TILES, QUANT_TILES].map(|t| (k, t.k_step))) {
-                    let splits = split_k(tiles, k, k_step, sms);
-                    let ktiles = k.div_ceil(k_step);
+                for (k, gemm) in [64, 256, 1_536, 8_960, 18_944].into_iter().flat_map(|k| [BF16_TILES, WGMMA_TILES, QUANT_TILES].map(|t| (k, t))) {
+                    let splits = split_k(tiles, k, &gemm, sms);
+                    let ktiles = k.div_ceil(gemm.k_step);
                     let per = ktiles.div_ceil(splits);
                     assert!(splits >= 1 && (splits - 1) * per < ktiles, "an empty split: {tiles} tiles, K {k}, {splits} splits of {per}");
                     if tiles >= sms {
@@ -328,9 +334,11 @@ mod tests {
                 }
             }
         }
-        assert_eq!(split_k(24, 8_960, 64, 132), 11);
-        assert_eq!(split_k(24, 1_536, 64, 132), 8);
-        assert_eq!(split_k(280, 1_536, 64, 132), 1);
-        assert_eq!(split_k(48, 8_960, 32, 132), 6);
+        assert_eq!(split_k(24, 8_960, &QUANT_TILES, 132), 11);
+        assert_eq!(split_k(24, 1_536, &QUANT_TILES, 132), 8);
+        assert_eq!(split_k(280, 1_536, &QUANT_TILES, 132), 1);
+        // the wgmma kernel at 1,024 rows of Qwen2.5-1.5B: q/k/v 64 tiles, o_proj and down 48
+        assert_eq!(split_k(64, 1_536, &WGMMA_TILES, 132), 2);
+        assert_eq!(split_k(48, 8_960, &WGMMA_TILES, 132), 2);
     }
 }
