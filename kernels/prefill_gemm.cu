@@ -157,14 +157,25 @@ __device__ __forceinline__ void pg_finish(float* C, const bf16* __restrict__ bia
                                           unsigned* __restrict__ counters) {
     const int tid = threadIdx.x;
     if constexpr (SPLIT_K) {
+        // float4s, the splits' loads unrolled: the last block's sum is many loads deep
+        constexpr int QUADS = BM * BN / 4;
+        static_assert(BN % 4 == 0, "a float4 stays in one row");
         const int tile = blockIdx.y * gridDim.x + blockIdx.x, splits = gridDim.z;
-        float* tiles_at = partial + (long long)tile * splits * (BM * BN);
-        for (int e = tid; e < BM * BN; e += THREADS) tiles_at[blockIdx.z * (BM * BN) + e] = C[(e / BN) * CLD + e % BN];
+        float4* tiles_at = reinterpret_cast<float4*>(partial) + (long long)tile * splits * QUADS;
+        for (int q = tid; q < QUADS; q += THREADS) {
+            const float* c = C + (4 * q / BN) * CLD + 4 * q % BN;
+            tiles_at[blockIdx.z * QUADS + q] = make_float4(c[0], c[1], c[2], c[3]);
+        }
         if (!is_last_block(counters + tile, splits)) return;
-        for (int e = tid; e < BM * BN; e += THREADS) {
-            float v = 0.f;
-            for (int z = 0; z < splits; z++) v += __ldcg(tiles_at + z * (BM * BN) + e);
-            C[(e / BN) * CLD + e % BN] = v;
+        for (int q = tid; q < QUADS; q += THREADS) {
+            float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+            for (int z = 0; z < splits; z++) {
+                const float4 p = __ldcg(tiles_at + z * QUADS + q);
+                v.x += p.x, v.y += p.y, v.z += p.z, v.w += p.w;
+            }
+            float* c = C + (4 * q / BN) * CLD + 4 * q % BN;
+            c[0] = v.x, c[1] = v.y, c[2] = v.z, c[3] = v.w;
         }
         __syncthreads();
         if (tid == 0) counters[tile] = 0;

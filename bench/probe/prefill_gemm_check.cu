@@ -53,8 +53,11 @@ int main() {
     cudaMalloc(&partial, 64 << 20); cudaMalloc(&counters, 1 << 16); cudaMemset(counters, 0, 1 << 16);
     cudaMemcpy(x, hx.data(), hx.size() * 4, cudaMemcpyHostToDevice); cudaMemcpy(res, hres.data(), hres.size() * 4, cudaMemcpyHostToDevice);
     cudaMemcpy(w, hw.data(), hw.size() * 2, cudaMemcpyHostToDevice); cudaMemcpy(b, hb.data(), hb.size() * 2, cudaMemcpyHostToDevice);
-    cudaFuncSetAttribute(prefill_gemm_wgmma, cudaFuncAttributeMaxDynamicSharedMemorySize, PGW_SHARED);
-    cudaFuncSetAttribute(prefill_gemm_wgmma_split_k, cudaFuncAttributeMaxDynamicSharedMemorySize, PGW_SHARED);
+    cudaFuncSetAttribute(prefill_gemm_wgmma_wide, cudaFuncAttributeMaxDynamicSharedMemorySize, PGW_SHARED_WIDE);
+    cudaFuncSetAttribute(prefill_gemm_wgmma, cudaFuncAttributeMaxDynamicSharedMemorySize, PGW_SHARED_NARROW);
+    cudaFuncSetAttribute(prefill_gemm_wgmma_split_k, cudaFuncAttributeMaxDynamicSharedMemorySize, PGW_SHARED_NARROW);
+    cudaFuncSetAttribute(prefill_gemm_wgmma_short, cudaFuncAttributeMaxDynamicSharedMemorySize, PGW_SHARED_SHORT);
+    cudaFuncSetAttribute(prefill_gemm_wgmma_short_split_k, cudaFuncAttributeMaxDynamicSharedMemorySize, PGW_SHARED_SHORT);
     cudaFuncSetAttribute(prefill_gemm, cudaFuncAttributeMaxDynamicSharedMemorySize, PGB_SHARED);
     cudaFuncSetAttribute(prefill_gemm_split_k, cudaFuncAttributeMaxDynamicSharedMemorySize, PGB_SHARED);
 
@@ -77,12 +80,15 @@ int main() {
         std::vector<float> hw_((size_t)c.rows * c.n), hg((size_t)c.rows * c.n);
         cudaMemcpy(hw_.data(), want, hw_.size() * 4, cudaMemcpyDeviceToHost);
         struct Kernel { const char* name; Gemm plain, split; int bm, bn, threads, shared; } kernels[] = {
-            {"wgmma", prefill_gemm_wgmma, prefill_gemm_wgmma_split_k, PGW_BM, PGW_BN, PGW_THREADS, PGW_SHARED},
+            {"wide", prefill_gemm_wgmma_wide, nullptr, 128, 256, 256, PGW_SHARED_WIDE},
+            {"narrow", prefill_gemm_wgmma, prefill_gemm_wgmma_split_k, 128, 128, 256, PGW_SHARED_NARROW},
+            {"short", prefill_gemm_wgmma_short, prefill_gemm_wgmma_short_split_k, 64, 128, 128, PGW_SHARED_SHORT},
             {"mma.sync", prefill_gemm, prefill_gemm_split_k, PGB_BM, PGB_BN, PGB_THREADS, PGB_SHARED},
         };
         for (const Kernel& kr : kernels) {
             const dim3 grid(gu ? (c.n + kr.bn / 2 - 1) / (kr.bn / 2) : (c.n + kr.bn - 1) / kr.bn, (c.rows + kr.bm - 1) / kr.bm, c.splits);
             Gemm f = c.splits > 1 ? kr.split : kr.plain;
+            if (!f) continue;
             cudaMemset(out, 0xff, (size_t)c.rows * c.n * 4);  // NaN poison
             f<<<grid, kr.threads, kr.shared>>>(x, w, bias, residual, out, c.mode, c.rows, c.n, c.k, partial, counters);
             cudaError_t e = cudaDeviceSynchronize();

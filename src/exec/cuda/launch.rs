@@ -11,7 +11,7 @@ use crate::kernels::define;
 use crate::plan::{Plan, Region, Slot, Step, StepIo, Target};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
-pub const KERNEL_NAMES: [&str; 28] = [
+pub const KERNEL_NAMES: [&str; 31] = [
     "embedding",
     "rms_norm",
     "linear",
@@ -34,8 +34,11 @@ pub const KERNEL_NAMES: [&str; 28] = [
     "read_probe",
     "prefill_gemm",
     "prefill_gemm_split_k",
+    "prefill_gemm_wgmma_wide",
     "prefill_gemm_wgmma",
     "prefill_gemm_wgmma_split_k",
+    "prefill_gemm_wgmma_short",
+    "prefill_gemm_wgmma_short_split_k",
     "prefill_rope",
     "prefill_embedding",
     "prefill_attention",
@@ -63,7 +66,7 @@ const GEMV_BLOCKS_PER_SM: usize = 4;
 pub const GEMV_MAX_SHARED: usize = 96 * 1024;
 /// The kernels that take more than the default 48 KiB of dynamic shared memory, and the most
 /// each may take (set at load).
-pub const LARGE_SHARED: [(&str, usize); 17] = [
+pub const LARGE_SHARED: [(&str, usize); 15] = [
     ("linear", GEMV_MAX_SHARED),
     ("lm_head", GEMV_MAX_SHARED),
     ("gate_up_silu", GEMV_MAX_SHARED),
@@ -76,12 +79,18 @@ pub const LARGE_SHARED: [(&str, usize); 17] = [
     ("prefill_gemm_q", super::prefill::PG_SHARED),
     ("prefill_gemm_split_k", super::prefill::PGB_SHARED),
     ("prefill_gemm_split_k_q", super::prefill::PG_SHARED),
-    ("prefill_gemm_wgmma", super::prefill::PGW_SHARED),
-    ("prefill_gemm_wgmma_split_k", super::prefill::PGW_SHARED),
     ("prefill_attention", super::prefill::PA_SHARED),
     ("sample_top", TOP_SHARED),
     ("decode_persistent", super::persistent::MAX_SHARED as usize),
 ];
+
+/// The most dynamic shared memory `kernel` takes, where past the default 48 KiB: LARGE_SHARED,
+/// and on sm_90 the wgmma prefill GEMMs (elsewhere they are never launched, and up to 227 KiB
+/// would exceed what older GPUs grant).
+pub fn large_shared(kernel: &str, sm: u32) -> Option<usize> {
+    let wgmma = if sm == 90 { &super::prefill::WGMMA_SHARED[..] } else { &[] };
+    LARGE_SHARED.iter().chain(wgmma).find(|(k, _)| *k == kernel).map(|&(_, bytes)| bytes)
+}
 const ATTN_THREADS: u32 = define("ATTN_THREADS") as u32;
 const SAMPLE_THREADS: u32 = define("SAMPLE_THREADS") as u32;
 const TOP_THREADS: u32 = define("TOP_THREADS") as u32;
