@@ -1,24 +1,23 @@
-// Prefill GEMM: out[t, r] = epilogue(x[t] . W[r]) for the `rows` tokens of a prompt chunk at once
-// (row t = token t at position start + t), on bf16 tensor cores (mma.sync m16n8k16, f32
-// accumulation). x f32 [rows, K], W bf16 [N, K] row-major (both K-contiguous, so A is "row" and B
-// is "col" for the mma). x keeps f32 precision: each A fragment is split into hi = bf16(x) and
+// Prefill GEMM for block-format weights: out[t, r] = epilogue(x[t] . W[r]) for the `rows` tokens
+// of a prompt chunk at once, on bf16 tensor cores (mma.sync m16n8k16, f32 accumulation). x f32
+// [rows, K], W in a Q_FMT_* block format [N, K] (both K-contiguous, so A is "row" and B is "col"
+// for the mma). x keeps f32 precision: each A fragment is split into hi = bf16(x) and
 // lo = bf16(x - hi), and both are multiplied (x = hi + lo to 2^-16 relative), so a prefilled row
-// matches the decode GEMV's f32 x at twice the tensor-core work.
-// Block tile PG_BM tokens x PG_BN weight rows, K in steps of PG_BK through a cp.async double
-// buffer in PG_SHARED bytes of dynamic shared memory; 4 warps of 32x32 each. Out-of-range rows
-// and K tails are zero-filled by cp.async. Epilogues (via an f32 tile in shared memory, stored
-// coalesced):
+// matches the decode GEMV's f32 x. The block's threads dequantize each weight tile from the blocks
+// (quant.cu's `unit_values`, two runs of 16 a thread, their loads requested a tile ahead) into bf16
+// hi + lo tiles in shared memory, and both are multiplied, so W keeps 16 bits of its f32 value.
+// Block tile PG_BM tokens x PG_BN weight rows, K in steps of PG_BK, x through a cp.async double
+// buffer, PG_SHARED bytes of dynamic shared memory; 4 warps of 32x32 each. Out-of-range rows and
+// K tails are zero-filled. Epilogues (pg_finish, shared with prefill_gemm_bf16.cu; via an f32 tile
+// in shared memory, stored coalesced):
 //   PG_LINEAR:  out f32 [rows, N] = acc + (bias[r] + residual[t, r])  (bias/residual may be null)
-//   PG_GATE_UP: W is [2F, K] (gate rows first), n = F; the block's first PG_BN/2 B rows are gate
+//   PG_GATE_UP: W is [2F, K] (gate rows first), n = F; the block's first BN/2 B rows are gate
 //               rows j0.., the rest the matching up rows F + j0..; out f32 [rows, F] = silu(g) * u
 // Launch: grid (ceil(N / PG_BN) or ceil(F / (PG_BN / 2)), ceil(rows / PG_BM), splits of K),
 // PG_THREADS threads, PG_SHARED bytes of dynamic shared memory (src/exec/cuda/prefill.rs).
-// Bytes: N*K*2 of weights per PG_BM rows of x, + rows*K*4 of x per PG_BN columns (L2).
+// Bytes: the matrix's blocks once per PG_BM rows of x, + rows*K*4 of x per PG_BN columns (L2).
 // Limits (host-checked): K % 8 == 0 (16-byte cp.async rows); any rows and N.
-// Block-format weights (prefill_gemm_q): the block's threads dequantize each weight tile from the
-// blocks (quant.cu's `unit_values`, two runs of 16 a thread, their loads requested a tile ahead)
-// into bf16 hi + lo tiles in shared memory (PG_SPLIT_SHARED bytes), and both are multiplied, so W
-// keeps 16 bits of its f32 value. Bytes: the matrix's blocks once per PG_BM rows of x.
+// bf16 weights: prefill_gemm_bf16.cu.
 
 #pragma once
 #include "common.cuh"
@@ -34,8 +33,7 @@
 #define PG_GATE_UP 1
 #define PG_CLD (PG_BN + 1)
 #define PG_A_BYTES (2 * PG_BM * PG_LDA * 4)
-#define PG_SHARED (PG_A_BYTES + 2 * PG_BN * PG_LDB * 2)  // > the C tile, PG_BM * PG_CLD * 4
-#define PG_SPLIT_SHARED (PG_SHARED + 2 * PG_BN * PG_LDB * 2)
+#define PG_SHARED (PG_A_BYTES + 4 * PG_BN * PG_LDB * 2)  // x, W hi, W lo; > the C tile, PG_BM * PG_CLD * 4
 
 // #16 asks for prefill's precision to be decided by measurement: with -DPG_SPLIT_X=0 (through
 // LLMC_EXPERIMENT_DEFINES at plan compile) x is rounded to bf16 and its lo products are left
@@ -83,23 +81,20 @@ __device__ __forceinline__ void split_pair(const float* p, unsigned& hi, unsigne
     split_bf16x2(v.x, v.y, hi, lo);
 }
 
-// The weight row of tile row r (0..PG_BN) for the block's columns, and whether it exists.
-__device__ __forceinline__ int pg_weight_row(int r, int n, bool gate_up, bool& ok) {
+// The weight row of tile row r (0..BN) for the block's columns (column tile tile_n), and whether
+// it exists: for PG_GATE_UP the first BN / 2 tile rows are gate rows j0.., the rest the up rows
+// n + j0...
+template <int BN>
+__device__ __forceinline__ int pg_weight_row(int tile_n, int r, int n, bool gate_up, bool& ok) {
     if (gate_up) {
-        const int j = blockIdx.x * (PG_BN / 2) + (r % (PG_BN / 2));
+        const int j = tile_n * (BN / 2) + (r % (BN / 2));
         ok = j < n;
-        return r < PG_BN / 2 ? j : n + j;
+        return r < BN / 2 ? j : n + j;
     }
-    const int wr = blockIdx.x * PG_BN + r;
+    const int wr = tile_n * BN + r;
     ok = wr < n;
     return wr;
 }
-
-// A bf16 weight: its tiles come by cp.async with x's.
-struct Bf16Tiles {
-    static constexpr bool SPLIT = false;
-    const bf16* w;
-};
 
 // A block-format weight F: thread t dequantizes runs 2 (t % 2), 2 (t % 2) + 1 (16 elements each)
 // of tile row t / 2 into hi and lo (B_lo follows B in shared memory; hi(x) . w_lo joins the
@@ -107,7 +102,6 @@ struct Bf16Tiles {
 // dequantizes what it fetched.
 template <class F>
 struct QuantTiles {
-    static constexpr bool SPLIT = true;
     static constexpr int RUNS = PG_BN * PG_BK / Q_RUN / PG_THREADS;
     static_assert(PG_THREADS % PG_BN == 0 && RUNS * Q_RUN * (PG_THREADS / PG_BN) == PG_BK, "a thread's runs are one row's");
     const unsigned char* w;
@@ -118,7 +112,7 @@ struct QuantTiles {
     __device__ __forceinline__ void fetch(int kt, int n, int k, bool gate_up) {
         const int r = threadIdx.x / (PG_THREADS / PG_BN);
         bool row_ok;
-        const long long wr = pg_weight_row(r, n, gate_up, row_ok);
+        const long long wr = pg_weight_row<PG_BN>(blockIdx.x, r, n, gate_up, row_ok);
 #pragma unroll
         for (int i = 0; i < RUNS; i++) {
             const int e = kt * PG_BK + Q_RUN * (RUNS * (threadIdx.x % (PG_THREADS / PG_BN)) + i);
@@ -150,21 +144,67 @@ struct QuantTiles {
     }
 };
 
-// Tiles: Bf16Tiles, or QuantTiles<F> (SPLIT: W = hi + lo in two shared tiles).
-// Split K (SPLIT_K, the _split_k kernels, for prompts too short to give every SM a tile; a separate
-// instantiation so that the usual launch keeps its constant K range and registers): block z multiplies
-// K tiles [z * per, (z + 1) * per) and stores its f32 tile in `partial` (tile-major, split-minor,
-// PG_BM x PG_BN floats each); the last split of a tile to finish (its counter, re-armed after)
-// sums the tile's partials in split order, so the result does not depend on timing, and runs the
-// epilogue.
-template <bool SPLIT_K, class Tiles>
-__device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, Tiles tiles, const bf16* __restrict__ bias,
+// The end of a GEMM block (rows m0.., column tile tile_n), given its f32 accumulator tile
+// C [BM][CLD] in shared memory (after a barrier). Split K (SPLIT_K, the _split_k kernels, for prompts too short to give every SM a
+// tile; a separate instantiation so that the usual launch keeps its constant K range and
+// registers): block z has multiplied K tiles [z * per, (z + 1) * per) and stores its tile in
+// `partial` (tile-major, split-minor, BM x BN floats each); the last split of a tile to finish
+// (its counter, re-armed after) sums the tile's partials in split order, so the result does not
+// depend on timing, and runs the epilogue (PG_LINEAR or PG_GATE_UP, above).
+template <bool SPLIT_K, int BM, int BN, int CLD, int THREADS>
+__device__ __forceinline__ void pg_finish(float* C, const bf16* __restrict__ bias, const float* __restrict__ residual,
+                                          float* __restrict__ out, int mode, int rows, int n, int m0, int tile_n, float* __restrict__ partial,
+                                          unsigned* __restrict__ counters) {
+    const int tid = threadIdx.x;
+    if constexpr (SPLIT_K) {
+        // float4s, the splits' loads unrolled: the last block's sum is many loads deep
+        constexpr int QUADS = BM * BN / 4;
+        static_assert(BN % 4 == 0, "a float4 stays in one row");
+        const int tile = blockIdx.y * gridDim.x + blockIdx.x, splits = gridDim.z;
+        float4* tiles_at = reinterpret_cast<float4*>(partial) + (long long)tile * splits * QUADS;
+        for (int q = tid; q < QUADS; q += THREADS) {
+            const float* c = C + (4 * q / BN) * CLD + 4 * q % BN;
+            tiles_at[blockIdx.z * QUADS + q] = make_float4(c[0], c[1], c[2], c[3]);
+        }
+        if (!is_last_block(counters + tile, splits)) return;
+        for (int q = tid; q < QUADS; q += THREADS) {
+            float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+            for (int z = 0; z < splits; z++) {
+                const float4 p = __ldcg(tiles_at + z * QUADS + q);
+                v.x += p.x, v.y += p.y, v.z += p.z, v.w += p.w;
+            }
+            float* c = C + (4 * q / BN) * CLD + 4 * q % BN;
+            c[0] = v.x, c[1] = v.y, c[2] = v.z, c[3] = v.w;
+        }
+        __syncthreads();
+        if (tid == 0) counters[tile] = 0;
+    }
+    if (mode == PG_GATE_UP) {
+        constexpr int HALF = BN / 2;
+        for (int e = tid; e < BM * HALF; e += THREADS) {
+            const int r = e / HALF, c = e % HALF, t = m0 + r, j = tile_n * HALF + c;
+            if (t >= rows || j >= n) continue;
+            const float gv = C[r * CLD + c], u = C[r * CLD + HALF + c];
+            out[(long long)t * n + j] = gv / (1.0f + expf(-gv)) * u;
+        }
+        return;
+    }
+    for (int e = tid; e < BM * BN; e += THREADS) {
+        const int r = e / BN, c = e % BN, t = m0 + r, col = tile_n * BN + c;
+        if (t >= rows || col >= n) continue;
+        const long long o = (long long)t * n + col;
+        out[o] = C[r * CLD + c] + ((bias ? bf16_to_f32(bias[col]) : 0.f) + (residual ? residual[o] : 0.f));
+    }
+}
+
+template <bool SPLIT_K, class F>
+__device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, QuantTiles<F> tiles, const bf16* __restrict__ bias,
                                                   const float* __restrict__ residual, float* __restrict__ out, int mode,
                                                   int rows, int n, int k, float* __restrict__ partial, unsigned* __restrict__ counters) {
-    constexpr bool SPLIT = Tiles::SPLIT;
     float* As = reinterpret_cast<float*>(pg_smem);             // [2][PG_BM][PG_LDA]
-    bf16* Bs = reinterpret_cast<bf16*>(pg_smem + PG_A_BYTES);  // [2][PG_BN][PG_LDB]
-    bf16* Bls = Bs + 2 * PG_BN * PG_LDB;                       // SPLIT: [2][PG_BN][PG_LDB]
+    bf16* Bs = reinterpret_cast<bf16*>(pg_smem + PG_A_BYTES);  // [2][PG_BN][PG_LDB] W hi
+    bf16* Bls = Bs + 2 * PG_BN * PG_LDB;                       // [2][PG_BN][PG_LDB] W lo
     const int m0 = blockIdx.y * PG_BM;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
@@ -181,16 +221,6 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, T
             const bool ok = t < rows && kk < k;
             cp_async16(As + (stage * PG_BM + r) * PG_LDA + kc, x + (ok ? (long long)t * k + kk : 0), ok);
         }
-        if constexpr (!SPLIT) {
-            for (int c = tid; c < PG_BN * PG_BK / 8; c += PG_THREADS) {
-                const int r = c / (PG_BK / 8), kc = (c % (PG_BK / 8)) * 8;
-                bool ok;
-                const int wr = pg_weight_row(r, n, gate_up, ok);
-                const int kk = k0 + kc;
-                ok = ok && kk < k;
-                cp_async16(Bs + (stage * PG_BN + r) * PG_LDB + kc, tiles.w + (ok ? (long long)wr * k + kk : 0), ok);
-            }
-        }
         cp_async_commit();
     };
 
@@ -204,15 +234,13 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, T
 
     // No split is empty (the host's split_k), so every block has a first tile.
     load(0, kt0);
-    if constexpr (SPLIT) {
-        tiles.fetch(kt0, n, k, gate_up);
-        tiles.put(Bs, Bls);
-    }
+    tiles.fetch(kt0, n, k, gate_up);
+    tiles.put(Bs, Bls);
     for (int kt = kt0; kt < kt_end; kt++) {
         const int stage = (kt - kt0) & 1;
         if (kt + 1 < kt_end) {
             load(stage ^ 1, kt + 1);
-            if constexpr (SPLIT) tiles.fetch(kt + 1, n, k, gate_up);
+            tiles.fetch(kt + 1, n, k, gate_up);
             cp_async_wait<1>();
         } else {
             cp_async_wait<0>();
@@ -235,13 +263,11 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, T
 #pragma unroll
             for (int j = 0; j < 4; j++) {
                 const bf16* q = B + (wn + j * 8 + g) * PG_LDB + ks + tg * 2;
+                const bf16* ql = Bl + (wn + j * 8 + g) * PG_LDB + ks + tg * 2;
                 b[j][0] = ld_u32(q);
                 b[j][1] = ld_u32(q + 8);
-                if (SPLIT) {
-                    const bf16* ql = Bl + (wn + j * 8 + g) * PG_LDB + ks + tg * 2;
-                    bl[j][0] = ld_u32(ql);
-                    bl[j][1] = ld_u32(ql + 8);
-                }
+                bl[j][0] = ld_u32(ql);
+                bl[j][1] = ld_u32(ql + 8);
             }
 #pragma unroll
             for (int i = 0; i < 2; i++)
@@ -249,13 +275,12 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, T
                 for (int j = 0; j < 4; j++) {
                     mma_bf16(acc[i][j], hi[i], b[j][0], b[j][1]);
                     if (PG_SPLIT_X) mma_bf16(acc[i][j], lo[i], b[j][0], b[j][1]);
-                    if (SPLIT) mma_bf16(acc[i][j], hi[i], bl[j][0], bl[j][1]);
+                    mma_bf16(acc[i][j], hi[i], bl[j][0], bl[j][1]);
                 }
         }
         // the next tile's weights into the other stage (its last readers were before the
         // previous barrier), dequantized while the loads of this one's were in flight
-        if constexpr (SPLIT)
-            if (kt + 1 < kt_end) tiles.put(Bs + (stage ^ 1) * PG_BN * PG_LDB, Bls + (stage ^ 1) * PG_BN * PG_LDB);
+        if (kt + 1 < kt_end) tiles.put(Bs + (stage ^ 1) * PG_BN * PG_LDB, Bls + (stage ^ 1) * PG_BN * PG_LDB);
         __syncthreads();
     }
 
@@ -271,54 +296,19 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, T
             C[(r + 8) * PG_CLD + c + 1] = acc[i][j][3];
         }
     __syncthreads();
-    if constexpr (SPLIT_K) {
-        const int tile = blockIdx.y * gridDim.x + blockIdx.x;
-        float* tiles_at = partial + (long long)tile * splits * (PG_BM * PG_BN);
-        for (int e = tid; e < PG_BM * PG_BN; e += PG_THREADS) tiles_at[blockIdx.z * (PG_BM * PG_BN) + e] = C[(e / PG_BN) * PG_CLD + e % PG_BN];
-        if (!is_last_block(counters + tile, splits)) return;
-        for (int e = tid; e < PG_BM * PG_BN; e += PG_THREADS) {
-            float v = 0.f;
-            for (int z = 0; z < splits; z++) v += __ldcg(tiles_at + z * (PG_BM * PG_BN) + e);
-            C[(e / PG_BN) * PG_CLD + e % PG_BN] = v;
-        }
-        __syncthreads();
-        if (tid == 0) counters[tile] = 0;
-    }
-    if (gate_up) {
-        constexpr int HALF = PG_BN / 2;
-        for (int e = tid; e < PG_BM * HALF; e += PG_THREADS) {
-            const int r = e / HALF, c = e % HALF, t = m0 + r, j = blockIdx.x * HALF + c;
-            if (t >= rows || j >= n) continue;
-            const float gv = C[r * PG_CLD + c], u = C[r * PG_CLD + HALF + c];
-            out[(long long)t * n + j] = gv / (1.0f + expf(-gv)) * u;
-        }
-        return;
-    }
-    for (int e = tid; e < PG_BM * PG_BN; e += PG_THREADS) {
-        const int r = e / PG_BN, c = e % PG_BN, t = m0 + r, col = blockIdx.x * PG_BN + c;
-        if (t >= rows || col >= n) continue;
-        const long long o = (long long)t * n + col;
-        out[o] = C[r * PG_CLD + c] + ((bias ? bf16_to_f32(bias[col]) : 0.f) + (residual ? residual[o] : 0.f));
-    }
+    pg_finish<SPLIT_K, PG_BM, PG_BN, PG_CLD, PG_THREADS>(C, bias, residual, out, mode, rows, n, m0, blockIdx.x, partial, counters);
 }
 
-// One kernel per weight storage and K split: prefill_gemm, prefill_gemm_split_k (bf16 weights);
-// prefill_gemm_q, prefill_gemm_split_k_q (a block-format weight, fmt a Q_FMT_* id; [2n, k] for
-// PG_GATE_UP, else [n, k]).
+// One kernel per K split: prefill_gemm_q, prefill_gemm_split_k_q (fmt a Q_FMT_* id; W [2n, k]
+// for PG_GATE_UP, else [n, k]).
 #define PG_KERNELS(NAME, SPLIT_K)                                                                                                  \
     extern "C" __global__ void __launch_bounds__(PG_THREADS)                                                                       \
-        NAME(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,                               \
+        NAME(const float* __restrict__ x, const unsigned char* __restrict__ w, const bf16* __restrict__ bias,                      \
              const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k,                        \
-             float* __restrict__ partial, unsigned* __restrict__ counters) {                                                       \
-        prefill_gemm_body<SPLIT_K>(x, Bf16Tiles{w}, bias, residual, out, mode, rows, n, k, partial, counters);                    \
-    }                                                                                                                              \
-    extern "C" __global__ void __launch_bounds__(PG_THREADS)                                                                       \
-        NAME##_q(const float* __restrict__ x, const unsigned char* __restrict__ w, const bf16* __restrict__ bias,                  \
-                 const float* __restrict__ residual, float* __restrict__ out, int mode, int rows, int n, int k,                    \
-                 float* __restrict__ partial, unsigned* __restrict__ counters, int fmt) {                                          \
+             float* __restrict__ partial, unsigned* __restrict__ counters, int fmt) {                                              \
         const long long weight_rows = mode == PG_GATE_UP ? 2LL * n : n;                                                           \
         Q_DISPATCH(fmt, prefill_gemm_body<SPLIT_K>(x, QuantTiles<F>{w, weight_rows * (k / F::BLOCK)}, bias, residual, out, mode, \
                                                    rows, n, k, partial, counters))                                                 \
     }
-PG_KERNELS(prefill_gemm, false)
-PG_KERNELS(prefill_gemm_split_k, true)
+PG_KERNELS(prefill_gemm_q, false)
+PG_KERNELS(prefill_gemm_split_k_q, true)

@@ -16,7 +16,7 @@ pub const HEADERS: [(&str, &str); 1] = [("common.cuh", include_str!("../kernels/
 /// `#include` (`qkv_rope.cu` includes `gemv.cu`, whose dot product it reuses; `persistent.cu` every
 /// file whose bodies it runs), every file `#pragma once`: the unit is one `#include` per file, in
 /// any order.
-pub const SOURCES: [(&str, &str); 13] = [
+pub const SOURCES: [(&str, &str); 15] = [
     ("quant.cu", include_str!("../kernels/quant.cu")),
     ("gemv.cu", include_str!("../kernels/gemv.cu")),
     ("qkv_rope.cu", include_str!("../kernels/qkv_rope.cu")),
@@ -27,6 +27,8 @@ pub const SOURCES: [(&str, &str); 13] = [
     ("logprobs.cu", include_str!("../kernels/logprobs.cu")),
     ("step_io.cu", include_str!("../kernels/step_io.cu")),
     ("prefill_gemm.cu", include_str!("../kernels/prefill_gemm.cu")),
+    ("prefill_gemm_bf16.cu", include_str!("../kernels/prefill_gemm_bf16.cu")),
+    ("prefill_gemm_wgmma.cu", include_str!("../kernels/prefill_gemm_wgmma.cu")),
     ("prefill_attention.cu", include_str!("../kernels/prefill_attention.cu")),
     ("persistent.cu", include_str!("../kernels/persistent.cu")),
     ("bandwidth.cu", include_str!("../kernels/bandwidth.cu")),
@@ -220,7 +222,10 @@ pub fn compile(sm: u32) -> Result<KernelImage> {
     // NVRTC's defaults keep division and square root IEEE-exact, as the CPU executor computes.
     // `LLMC_EXPERIMENT_DEFINES` ("NAME=VALUE ...", for device experiments without a rebuild:
     // the plan embeds what was compiled) adds -D options.
-    let mut options = vec![format!("--gpu-architecture=sm_{sm}"), "--std=c++17".to_string()];
+    // sm_90 compiles as sm_90a, whose wgmma the prefill GEMM uses (the cubin runs on sm_90 only,
+    // as every plan's does).
+    let arch = if sm == 90 { "sm_90a".to_string() } else { format!("sm_{sm}") };
+    let mut options = vec![format!("--gpu-architecture={arch}"), "--std=c++17".to_string()];
     options.extend(std::env::var("LLMC_EXPERIMENT_DEFINES").unwrap_or_default().split_whitespace().map(|d| format!("-D{d}")));
     // SAFETY: `prog` is live until `guard` drops.
     let compiled = unsafe { nvrtc::compile_program(guard.0, &options) };
@@ -272,8 +277,8 @@ mod tests {
     fn define_reads_a_kernel_constant_and_evaluates_its_expression() {
         assert_eq!(define("GEMV_WARPS"), 4);
         assert_eq!(define("GEMV_THREADS"), 32 * 4);
-        // (PG_A_BYTES + 2 * PG_BN * PG_LDB * 2), PG_A_BYTES = 2 * PG_BM * PG_LDA * 4, PG_LD* = PG_BK + 8
-        assert_eq!(define("PG_SHARED"), 2 * 64 * 72 * 4 + 2 * 64 * 72 * 2);
+        // (PG_A_BYTES + 4 * PG_BN * PG_LDB * 2), PG_A_BYTES = 2 * PG_BM * PG_LDA * 4, PG_LD* = PG_BK + 8
+        assert_eq!(define("PG_SHARED"), 2 * 64 * 72 * 4 + 4 * 64 * 72 * 2);
         // (TOP_WARPS * (1 << TOP_FIRST_BITS) * 8) with a `//` comment after it
         assert_eq!(define("TOP_SHARED"), 32 * 256 * 8);
     }

@@ -8,10 +8,10 @@ use crate::error::{Error, Result};
 use crate::exec::sampling::SamplingParams;
 use crate::ir::{DType, Op};
 use crate::kernels::define;
-use crate::plan::{Plan, Region, Slot, Step, StepIo};
+use crate::plan::{Plan, Region, Slot, Step, StepIo, Target};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
-pub const KERNEL_NAMES: [&str; 26] = [
+pub const KERNEL_NAMES: [&str; 31] = [
     "embedding",
     "rms_norm",
     "linear",
@@ -34,6 +34,11 @@ pub const KERNEL_NAMES: [&str; 26] = [
     "read_probe",
     "prefill_gemm",
     "prefill_gemm_split_k",
+    "prefill_gemm_wgmma_wide",
+    "prefill_gemm_wgmma",
+    "prefill_gemm_wgmma_split_k",
+    "prefill_gemm_wgmma_short",
+    "prefill_gemm_wgmma_short_split_k",
     "prefill_rope",
     "prefill_embedding",
     "prefill_attention",
@@ -70,14 +75,22 @@ pub const LARGE_SHARED: [(&str, usize); 15] = [
     ("lm_head_q", GEMV_MAX_SHARED),
     ("gate_up_silu_q", GEMV_MAX_SHARED),
     ("qkv_rope_q", GEMV_MAX_SHARED),
-    ("prefill_gemm", super::prefill::PG_SHARED),
-    ("prefill_gemm_q", super::prefill::PG_SPLIT_SHARED),
-    ("prefill_gemm_split_k", super::prefill::PG_SHARED),
-    ("prefill_gemm_split_k_q", super::prefill::PG_SPLIT_SHARED),
+    ("prefill_gemm", super::prefill::PGB_SHARED),
+    ("prefill_gemm_q", super::prefill::PG_SHARED),
+    ("prefill_gemm_split_k", super::prefill::PGB_SHARED),
+    ("prefill_gemm_split_k_q", super::prefill::PG_SHARED),
     ("prefill_attention", super::prefill::PA_SHARED),
     ("sample_top", TOP_SHARED),
     ("decode_persistent", super::persistent::MAX_SHARED as usize),
 ];
+
+/// The most dynamic shared memory `kernel` takes, where past the default 48 KiB: LARGE_SHARED,
+/// and on sm_90 the wgmma prefill GEMMs (elsewhere they are never launched, and up to 227 KiB
+/// would exceed what older GPUs grant).
+pub fn large_shared(kernel: &str, sm: u32) -> Option<usize> {
+    let wgmma = if sm == 90 { &super::prefill::WGMMA_SHARED[..] } else { &[] };
+    LARGE_SHARED.iter().chain(wgmma).find(|(k, _)| *k == kernel).map(|&(_, bytes)| bytes)
+}
 const ATTN_THREADS: u32 = define("ATTN_THREADS") as u32;
 const SAMPLE_THREADS: u32 = define("SAMPLE_THREADS") as u32;
 const TOP_THREADS: u32 = define("TOP_THREADS") as u32;
@@ -166,6 +179,8 @@ pub struct DeviceLayout {
     pub arena: u64,
     pub scratch: Scratch,
     pub sms: u32,
+    /// The compute capability the plan's kernels were compiled for (sm_90: wgmma prefill GEMMs).
+    pub sm: u32,
     /// Greedy runs `sample_greedy`; anything else `sample_top` with these parameters.
     pub sampling: SamplingParams,
 }
@@ -268,7 +283,11 @@ impl DeviceLayout {
     /// Zero bases and greedy sampling on `sms` SMs: device pointers are then offsets, for
     /// computing launch shapes without a GPU (at compile time).
     pub fn placeholder(plan: &Plan, sms: u32) -> DeviceLayout {
-        DeviceLayout { weights: 0, arena: 0, scratch: Scratch::for_plan(plan, plan.arena_bytes, sms), sms, sampling: SamplingParams::GREEDY }
+        let sm = match plan.target {
+            Target::Cuda { sm } => sm,
+            Target::Cpu => 0,
+        };
+        DeviceLayout { weights: 0, arena: 0, scratch: Scratch::for_plan(plan, plan.arena_bytes, sms), sms, sm, sampling: SamplingParams::GREEDY }
     }
 
     pub(super) fn ptr(&self, slot: &Slot) -> u64 {

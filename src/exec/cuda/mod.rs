@@ -210,8 +210,8 @@ impl CudaBackend {
         // for (and a pageable upload may still be in flight when the call returns).
         ctx.synchronize().map_err(cuda_err("uploading the weights"))?;
 
-        let layout = DeviceLayout { weights: weights.ptr, arena: arena.ptr, scratch, sms, sampling };
-        let functions = functions(&module, launch::KERNEL_NAMES.iter().copied())?;
+        let layout = DeviceLayout { weights: weights.ptr, arena: arena.ptr, scratch, sms, sm, sampling };
+        let functions = functions(&module, launch::KERNEL_NAMES.iter().copied(), sm)?;
         let mut launches = layout.launches(plan)?;
         let mut program_tables = None;
         let mut trace = None;
@@ -408,14 +408,14 @@ fn load_module(cubin: &[u8], ptx: &str) -> Result<Module> {
 }
 
 /// The module's kernels by name.
-fn functions(module: &Module, names: impl Iterator<Item = &'static str>) -> Result<HashMap<&'static str, sys::CUfunction>> {
+fn functions(module: &Module, names: impl Iterator<Item = &'static str>, sm: u32) -> Result<HashMap<&'static str, sys::CUfunction>> {
     let mut functions = HashMap::new();
     for kernel in names {
         let name = CString::new(kernel).expect("kernel names hold no NUL");
         // SAFETY: the module is loaded.
         let f = unsafe { cu::module::get_function(module.0, name) }
             .map_err(|reason| Error::Cuda { what: format!("finding kernel `{kernel}` in the plan"), reason })?;
-        if let Some(&(_, bytes)) = launch::LARGE_SHARED.iter().find(|(k, _)| *k == kernel) {
+        if let Some(bytes) = launch::large_shared(kernel, sm) {
             // Past the default 48 KiB of dynamic shared memory a kernel must opt in.
             let attr = sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
             // SAFETY: f is a live function of the loaded module.

@@ -11,16 +11,101 @@ use crate::plan::prefill::PrefillLayout;
 use crate::plan::{Slot, Step, StepIo};
 
 /// Prompt tokens per prefill pass on the GPU: big enough that the GEMMs run on tensor cores at
-/// a good fraction of peak, small enough that the widened activations stay a few tens of MB.
-pub const PREFILL_CHUNK: usize = 512;
-// Tiles, block sizes and limits of prefill_gemm.cu and prefill_attention.cu (`kernels::define`).
-const PG_BM: usize = define("PG_BM");
-const PG_BN: usize = define("PG_BN");
-/// The GEMM's double buffer: f32 x tiles and bf16 weight tiles, rows padded by 8 elements.
-pub(super) const PG_SHARED: usize = define("PG_SHARED");
-/// prefill_gemm_q's: a second bf16 weight buffer for the low halves of the dequantized tiles.
-pub(super) const PG_SPLIT_SHARED: usize = define("PG_SPLIT_SHARED");
-const PG_THREADS: u32 = define("PG_THREADS") as u32;
+/// a good fraction of peak and that attention's blocks (64 query vectors of one KV head each:
+/// 2 x 52 of them for Qwen2.5-1.5B at 512 rows) fill the SMs, small enough that the widened
+/// activations stay a few hundred MB (Qwen2-7B: gate/up's f32 output 155 MB at 2,048 rows).
+pub const PREFILL_CHUNK: usize = 2_048;
+// Tiles, block sizes and limits of prefill_gemm_wgmma.cu, prefill_gemm_bf16.cu, prefill_gemm.cu
+// and prefill_attention.cu (`kernels::define`).
+/// A prefill GEMM kernel: its names (without and with split K; block formats add `_q`), tokens x
+/// weight rows of its output tile, K step, threads and dynamic shared memory.
+#[derive(Clone, Copy, Debug)]
+struct GemmTiles {
+    kernel: &'static str,
+    /// None: chosen only where its tiles fill the SMs, so it never splits K.
+    split_kernel: Option<&'static str>,
+    rows: usize,
+    cols: usize,
+    k_step: usize,
+    threads: u32,
+    shared: usize,
+    /// Blocks an SM runs at once: a split K aims at filling the SMs once with them.
+    per_sm: usize,
+}
+const PGW_BK: usize = define("PGW_BK");
+/// prefill_gemm_wgmma.cu (sm_90): bf16 weights by warpgroup MMA; 128 x 256 tiles where they fill
+/// the SMs (f32 x re-read from L2 half as often), else 128 x 128, or 64 x 128 for 64 rows or fewer.
+const WGMMA_WIDE: GemmTiles = GemmTiles {
+    kernel: "prefill_gemm_wgmma_wide",
+    split_kernel: None,
+    rows: 128,
+    cols: 256,
+    k_step: PGW_BK,
+    threads: 256,
+    shared: define("PGW_SHARED_WIDE"),
+    per_sm: 1,
+};
+const WGMMA_NARROW: GemmTiles = GemmTiles {
+    kernel: "prefill_gemm_wgmma",
+    split_kernel: Some("prefill_gemm_wgmma_split_k"),
+    rows: 128,
+    cols: 128,
+    k_step: PGW_BK,
+    threads: 256,
+    shared: define("PGW_SHARED_NARROW"),
+    per_sm: 1,
+};
+const WGMMA_SHORT: GemmTiles = GemmTiles {
+    kernel: "prefill_gemm_wgmma_short",
+    split_kernel: Some("prefill_gemm_wgmma_short_split_k"),
+    rows: 64,
+    cols: 128,
+    k_step: PGW_BK,
+    threads: 128,
+    shared: define("PGW_SHARED_SHORT"),
+    per_sm: 1,
+};
+/// prefill_gemm_bf16.cu (sm_80, sm_89): bf16 weights by mma.sync, x split once a block.
+const BF16_TILES: GemmTiles = GemmTiles {
+    kernel: "prefill_gemm",
+    split_kernel: Some("prefill_gemm_split_k"),
+    rows: define("PGB_BM"),
+    cols: define("PGB_BN"),
+    k_step: define("PGB_BK"),
+    threads: define("PGB_THREADS") as u32,
+    shared: define("PGB_SHARED"),
+    per_sm: 1,
+};
+/// prefill_gemm.cu: block-format weights dequantized into bf16 hi + lo tiles.
+const QUANT_TILES: GemmTiles = GemmTiles {
+    kernel: "prefill_gemm",
+    split_kernel: Some("prefill_gemm_split_k"),
+    rows: define("PG_BM"),
+    cols: define("PG_BN"),
+    k_step: define("PG_BK"),
+    threads: define("PG_THREADS") as u32,
+    shared: define("PG_SHARED"),
+    per_sm: 2,
+};
+const ALL_TILES: [GemmTiles; 5] = [WGMMA_WIDE, WGMMA_NARROW, WGMMA_SHORT, BF16_TILES, QUANT_TILES];
+pub(super) const PGB_SHARED: usize = BF16_TILES.shared;
+pub(super) const PG_SHARED: usize = QUANT_TILES.shared;
+/// The wgmma kernels and their shared memory.
+pub(super) const WGMMA_SHARED: [(&str, usize); 5] = [
+    (WGMMA_WIDE.kernel, WGMMA_WIDE.shared),
+    (WGMMA_NARROW.kernel, WGMMA_NARROW.shared),
+    ("prefill_gemm_wgmma_split_k", WGMMA_NARROW.shared),
+    (WGMMA_SHORT.kernel, WGMMA_SHORT.shared),
+    ("prefill_gemm_wgmma_short_split_k", WGMMA_SHORT.shared),
+];
+
+impl GemmTiles {
+    /// Blocks (output tiles) of a GEMM over `rows` tokens with `cols` outputs.
+    fn count(&self, rows: usize, cols: usize, gate_up: bool) -> (usize, usize) {
+        let gx = if gate_up { cols.div_ceil(self.cols / 2) } else { cols.div_ceil(self.cols) };
+        (gx, rows.div_ceil(self.rows))
+    }
+}
 const PG_LINEAR: usize = define("PG_LINEAR");
 const PG_GATE_UP: usize = define("PG_GATE_UP");
 const PA_THREADS: u32 = define("PA_THREADS") as u32;
@@ -43,23 +128,24 @@ pub struct PrefillDevice {
     pub counters: u64,
 }
 
-/// A GEMM splits K only while its tiles are fewer than the SMs, into about two blocks an SM with
-/// at least PG_MIN_SPLIT_TILES K tiles each: tiles * splits < 3 * sms.
+/// A GEMM splits K only while its tiles are fewer than the SMs, into as many blocks as the SMs
+/// run at once (`per_sm` each, at most 2) with at least PG_MIN_SPLIT_TILES K steps each:
+/// tiles * splits < 3 * sms.
 const PG_MIN_SPLIT_TILES: usize = 2;
-const PG_BK: usize = define("PG_BK");
 
-fn split_k(tiles: usize, k: usize, sms: usize) -> usize {
-    let ktiles = k.div_ceil(PG_BK);
+fn split_k(tiles: usize, k: usize, gemm: &GemmTiles, sms: usize) -> usize {
+    let ktiles = k.div_ceil(gemm.k_step);
     if tiles >= sms {
         return 1;
     }
-    let want = (2 * sms).div_ceil(tiles).min(ktiles);
+    let want = (gemm.per_sm * sms / tiles).clamp(1, ktiles);
     ktiles.div_ceil(ktiles.div_ceil(want).max(PG_MIN_SPLIT_TILES))
 }
 
-/// Bytes of the split-K partial tiles: fewer than 3 * sms tiles of PG_BM x PG_BN f32.
+/// Bytes of the split-K partial tiles: fewer than 3 * sms f32 tiles of the larger GEMM block.
 pub fn split_partial_bytes(sms: u32) -> u64 {
-    (3 * sms as usize * PG_BM * PG_BN * 4) as u64
+    let tile = ALL_TILES.iter().map(|t| t.rows * t.cols).max().unwrap_or(0);
+    (3 * sms as usize * tile * 4) as u64
 }
 
 /// Bytes of the split-K counters: one u32 a tile, fewer than sms tiles.
@@ -119,14 +205,28 @@ impl DeviceLayout {
                 if !k.is_multiple_of(8) {
                     return Err(unsupported(format!("the prefill GEMM needs K divisible by 8, got {k}")));
                 }
-                let gx = if mode == PG_GATE_UP { cols.div_ceil(PG_BN / 2) } else { cols.div_ceil(PG_BN) };
-                let gy = n.div_ceil(PG_BM);
-                let splits = split_k(gx * gy, k, self.sms as usize);
+                // sm_90 multiplies bf16 weights by wgmma (sm_90a), older GPUs by mma.sync.
+                let gate_up = mode == PG_GATE_UP;
+                let tiles = match (w.ty.dtype.is_block_format(), self.sm == 90) {
+                    (true, _) => QUANT_TILES,
+                    (false, false) => BF16_TILES,
+                    (false, true) if n <= WGMMA_SHORT.rows => WGMMA_SHORT,
+                    (false, true) => {
+                        let (gx, gy) = WGMMA_WIDE.count(n, cols, gate_up);
+                        if gx * gy >= self.sms as usize { WGMMA_WIDE } else { WGMMA_NARROW }
+                    }
+                };
+                let (gx, gy) = tiles.count(n, cols, gate_up);
+                let splits = split_k(gx * gy, k, &tiles, self.sms as usize);
                 let grid = (gx as u32, gy as u32, splits as u32);
                 let mut args = vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k), dev.partial, dev.counters];
-                let kernel = for_weight(if splits > 1 { "prefill_gemm_split_k" } else { "prefill_gemm" }, w, &mut args)?;
-                let shared = if w.ty.dtype.is_block_format() { PG_SPLIT_SHARED } else { PG_SHARED };
-                Ok(Launch { kernel, grid, block: PG_THREADS, shared: shared as u32, args, label: step.label.clone(), tasks: grid.0 * grid.1 * grid.2 })
+                let name = match (splits > 1, tiles.split_kernel) {
+                    (false, _) => tiles.kernel,
+                    (true, Some(split)) => split,
+                    (true, None) => return Err(Error::Internal(format!("{} split K over {} tiles", tiles.kernel, gx * gy))),
+                };
+                let kernel = for_weight(name, w, &mut args)?;
+                Ok(Launch { kernel, grid, block: tiles.threads, shared: tiles.shared as u32, args, label: step.label.clone(), tasks: grid.0 * grid.1 * grid.2 })
             };
             let launch = |kernel: &'static str, grid: (u32, u32, u32), block: u32, args: Vec<u64>| Launch {
                 kernel,
@@ -272,9 +372,9 @@ mod tests {
     fn split_k_fills_the_sms_within_its_scratch() {
         for sms in [1usize, 8, 132] {
             for tiles in 1..2 * sms + 2 {
-                for k in [64, 256, 1_536, 8_960, 18_944] {
-                    let splits = split_k(tiles, k, sms);
-                    let ktiles = k.div_ceil(PG_BK);
+                for (k, gemm) in [64, 256, 1_536, 8_960, 18_944].into_iter().flat_map(|k| ALL_TILES.map(|t| (k, t))) {
+                    let splits = split_k(tiles, k, &gemm, sms);
+                    let ktiles = k.div_ceil(gemm.k_step);
                     let per = ktiles.div_ceil(splits);
                     assert!(splits >= 1 && (splits - 1) * per < ktiles, "an empty split: {tiles} tiles, K {k}, {splits} splits of {per}");
                     if tiles >= sms {
@@ -285,8 +385,14 @@ mod tests {
                 }
             }
         }
-        assert_eq!(split_k(24, 8_960, 132), 11);
-        assert_eq!(split_k(24, 1_536, 132), 8);
-        assert_eq!(split_k(280, 1_536, 132), 1);
+        assert_eq!(split_k(24, 8_960, &QUANT_TILES, 132), 11);
+        assert_eq!(split_k(24, 1_536, &QUANT_TILES, 132), 8);
+        assert_eq!(split_k(280, 1_536, &QUANT_TILES, 132), 1);
+        // the wgmma kernel at 1,024 rows of Qwen2.5-1.5B: q/k/v 64 tiles, o_proj and down 48
+        assert_eq!(split_k(128, 1_536, &WGMMA_NARROW, 132), 1);
+        assert_eq!(split_k(96, 8_960, &WGMMA_NARROW, 132), 1);
+        // ... and at 32 rows: q/k/v 16 tiles, down 12
+        assert_eq!(split_k(16, 1_536, &WGMMA_SHORT, 132), 8);
+        assert_eq!(split_k(12, 8_960, &WGMMA_SHORT, 132), 11);
     }
 }
