@@ -213,7 +213,11 @@ impl DeviceLayout {
                     (false, true) if n <= WGMMA_SHORT.rows => WGMMA_SHORT,
                     (false, true) => {
                         let (gx, gy) = WGMMA_WIDE.count(n, cols, gate_up);
-                        if gx * gy >= self.sms as usize { WGMMA_WIDE } else { WGMMA_NARROW }
+                        if gx * gy >= self.sms as usize {
+                            WGMMA_WIDE
+                        } else {
+                            WGMMA_NARROW
+                        }
                     }
                 };
                 let (gx, gy) = tiles.count(n, cols, gate_up);
