@@ -144,6 +144,16 @@ struct QuantTiles {
     }
 };
 
+// An m16n8 f32 accumulator fragment (mma.sync's C layout; wgmma's, per warp and n8 block) into
+// the C tile [..][CLD]: this lane's elements at row r (its lane / 4) and r + 8, columns c, c + 1.
+template <int CLD>
+__device__ __forceinline__ void pg_store_fragment(float* C, int r, int c, const float (&acc)[4]) {
+    C[r * CLD + c] = acc[0];
+    C[r * CLD + c + 1] = acc[1];
+    C[(r + 8) * CLD + c] = acc[2];
+    C[(r + 8) * CLD + c + 1] = acc[3];
+}
+
 // The end of a GEMM block (rows m0.., column tile tile_n), given its f32 accumulator tile
 // C [BM][CLD] in shared memory (after a barrier). Split K (SPLIT_K, the _split_k kernels, for prompts too short to give every SM a
 // tile; a separate instantiation so that the usual launch keeps its constant K range and
@@ -288,13 +298,7 @@ __device__ __forceinline__ void prefill_gemm_body(const float* __restrict__ x, Q
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const int r = wm + i * 16 + g, c = wn + j * 8 + tg * 2;
-            C[r * PG_CLD + c] = acc[i][j][0];
-            C[r * PG_CLD + c + 1] = acc[i][j][1];
-            C[(r + 8) * PG_CLD + c] = acc[i][j][2];
-            C[(r + 8) * PG_CLD + c + 1] = acc[i][j][3];
-        }
+        for (int j = 0; j < 4; j++) pg_store_fragment<PG_CLD>(C, wm + i * 16 + g, wn + j * 8 + tg * 2, acc[i][j]);
     __syncthreads();
     pg_finish<SPLIT_K, PG_BM, PG_BN, PG_CLD, PG_THREADS>(C, bias, residual, out, mode, rows, n, m0, blockIdx.x, partial, counters);
 }

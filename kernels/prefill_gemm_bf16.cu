@@ -155,13 +155,7 @@ __device__ __forceinline__ void prefill_gemm_bf16_body(const float* __restrict__
 #pragma unroll
     for (int mi = 0; mi < 4; mi++)
 #pragma unroll
-        for (int nj = 0; nj < 4; nj++) {
-            const int r = wm + mi * 16 + g, c = wn + nj * 8 + tg * 2;
-            C[r * PGB_CLD + c] = acc[mi][nj][0];
-            C[r * PGB_CLD + c + 1] = acc[mi][nj][1];
-            C[(r + 8) * PGB_CLD + c] = acc[mi][nj][2];
-            C[(r + 8) * PGB_CLD + c + 1] = acc[mi][nj][3];
-        }
+        for (int nj = 0; nj < 4; nj++) pg_store_fragment<PGB_CLD>(C, wm + mi * 16 + g, wn + nj * 8 + tg * 2, acc[mi][nj]);
     __syncthreads();
     pg_finish<SPLIT_K, PGB_BM, PGB_BN, PGB_CLD, PGB_THREADS>(C, bias, residual, out, mode, rows, n, m0, blockIdx.x, partial, counters);
 }

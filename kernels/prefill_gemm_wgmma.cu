@@ -218,13 +218,8 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
     float* C = reinterpret_cast<float*>(smem);  // [BM][CLD]
     const int lane = tid & 31, row = wg * 64 + ((tid >> 5) & 3) * 16 + (lane >> 2);
 #pragma unroll
-    for (int c = 0; c < BN / 8; c++) {
-        const int col = c * 8 + (lane & 3) * 2;
-        C[row * CLD + col] = acc[4 * c];
-        C[row * CLD + col + 1] = acc[4 * c + 1];
-        C[(row + 8) * CLD + col] = acc[4 * c + 2];
-        C[(row + 8) * CLD + col + 1] = acc[4 * c + 3];
-    }
+    for (int c = 0; c < BN / 8; c++)
+        pg_store_fragment<CLD>(C, row, c * 8 + (lane & 3) * 2, reinterpret_cast<const float (&)[4]>(acc[4 * c]));
     __syncthreads();
     pg_finish<SPLIT_K, BM, BN, CLD, THREADS>(C, bias, residual, out, mode, rows, n, m0, tile_n, partial, counters);
 }
