@@ -23,20 +23,28 @@
 #include "common.cuh"
 #include "prefill_gemm.cu"  // cp_async16, split_bf16x2, pg_weight_row, pg_finish, PG_SPLIT_X
 
-// Three tiles (template WGS warpgroups of 64 tokens, BN weight rows):
+#define PGW_WG_ROWS 64  // tokens of a warpgroup: wgmma's M
+#define PGW_WG_THREADS 128
+// Three tiles (WGS warpgroups, BN weight rows):
 //   wide   (2, 256): x, re-read from L2 once per block column and f32 (twice a bf16 weight's
 //                    bytes), is read half as often as at 128; for GEMMs whose wide tiles fill the SMs
 //   narrow (2, 128): the others of more than 64 rows (twice the blocks)
 //   short  (1, 128): 64 rows or fewer (no warpgroup multiplies only padding)
+#define PGW_WIDE_WGS 2
+#define PGW_WIDE_BN 256
+#define PGW_NARROW_WGS 2
+#define PGW_NARROW_BN 128
+#define PGW_SHORT_WGS 1
+#define PGW_SHORT_BN 128
 #define PGW_BK 64
 #define PGW_X_BUFFERS 3
 #define PGW_WIDE_STAGES 4  // the weight ring's stages: what fits beside the x buffers
 #define PGW_STAGES 5
 // the weight ring, the hi and lo x buffers, and slack to align the base to 1,024 bytes (the
 // swizzle's period); each > its C tile, BM * (BN + 1) * 4
-#define PGW_SHARED_WIDE (PGW_WIDE_STAGES * 256 * PGW_BK * 2 + 2 * PGW_X_BUFFERS * 128 * PGW_BK * 2 + 1024)
-#define PGW_SHARED_NARROW (PGW_STAGES * 128 * PGW_BK * 2 + 2 * PGW_X_BUFFERS * 128 * PGW_BK * 2 + 1024)
-#define PGW_SHARED_SHORT (PGW_STAGES * 128 * PGW_BK * 2 + 2 * PGW_X_BUFFERS * 64 * PGW_BK * 2 + 1024)
+#define PGW_SHARED_WIDE (PGW_WIDE_STAGES * PGW_WIDE_BN * PGW_BK * 2 + 2 * PGW_X_BUFFERS * PGW_WIDE_WGS * PGW_WG_ROWS * PGW_BK * 2 + 1024)
+#define PGW_SHARED_NARROW (PGW_STAGES * PGW_NARROW_BN * PGW_BK * 2 + 2 * PGW_X_BUFFERS * PGW_NARROW_WGS * PGW_WG_ROWS * PGW_BK * 2 + 1024)
+#define PGW_SHARED_SHORT (PGW_STAGES * PGW_SHORT_BN * PGW_BK * 2 + 2 * PGW_X_BUFFERS * PGW_SHORT_WGS * PGW_WG_ROWS * PGW_BK * 2 + 1024)
 // Blocks run row tiles fastest (the blocks that read one weight slab run together, so it comes
 // from DRAM once); 0 runs column tiles fastest (measured: 294 -> 314 us for gate/up at 1,024 rows).
 #ifndef PGW_RASTER
@@ -119,8 +127,8 @@ template <int WGS, int BN, bool SPLIT_K>
 __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
                                                         const float* __restrict__ residual, float* __restrict__ out, int mode, int rows,
                                                         int n, int k, float* __restrict__ partial, unsigned* __restrict__ counters) {
-    constexpr int BM = 64 * WGS, THREADS = 128 * WGS, CLD = BN + 1;
-    constexpr int STAGES = BN == 256 ? PGW_WIDE_STAGES : PGW_STAGES;
+    constexpr int BM = PGW_WG_ROWS * WGS, THREADS = PGW_WG_THREADS * WGS, CLD = BN + 1;
+    constexpr int STAGES = BN == PGW_WIDE_BN ? PGW_WIDE_STAGES : PGW_STAGES;
     constexpr int W_TILE = BN * PGW_BK * 2, X_TILE = BM * PGW_BK * 2;  // bytes; X_TILE: one bf16 half
     constexpr int X_CHUNKS = BM * PGW_BK / 4 / THREADS;  // float4s of x a thread a tile
     constexpr int W_CHUNKS = BN * PGW_BK / 8 / THREADS;  // 16-byte weight chunks a thread a tile
@@ -134,7 +142,7 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
     const int tile_m = blockIdx.y, tile_n = blockIdx.x;
 #endif
     const int m0 = tile_m * BM;
-    const int tid = threadIdx.x, wg = tid / 128;
+    const int tid = threadIdx.x, wg = tid / PGW_WG_THREADS;
     const int ktiles = (k + PGW_BK - 1) / PGW_BK, splits = SPLIT_K ? gridDim.z : 1, per = (ktiles + splits - 1) / splits;
     const int kt0 = SPLIT_K ? blockIdx.z * per : 0, count = SPLIT_K ? min(ktiles, kt0 + per) - kt0 : ktiles;
     const bool gate_up = mode == PG_GATE_UP;
@@ -192,7 +200,7 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
         cp_async_wait<AHEAD - 1>();  // this thread's weight chunks of tile i landed
         fence_proxy_async();         // ... and its split x stores, for wgmma
         __syncthreads();             // everyone's; every warpgroup is done with tile i - 2
-        const unsigned x_at = (i % PGW_X_BUFFERS) * X_TILE + wg * 64 * 128;
+        const unsigned x_at = (i % PGW_X_BUFFERS) * X_TILE + wg * PGW_WG_ROWS * 128;  // 128-byte rows
         const unsigned a_hi = hi_at + x_at, a_lo = lo_at + x_at;
         const unsigned b = w_at + (i % STAGES) * W_TILE;
         wgmma_fence();
@@ -216,7 +224,7 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
     // The accumulators as mma.sync's m16n8 C fragments side by side: warp w of the warpgroup holds
     // rows 16w.., n8 block c in acc[4c..4c + 3].
     float* C = reinterpret_cast<float*>(smem);  // [BM][CLD]
-    const int lane = tid & 31, row = wg * 64 + ((tid >> 5) & 3) * 16 + (lane >> 2);
+    const int lane = tid & 31, row = wg * PGW_WG_ROWS + ((tid >> 5) & 3) * 16 + (lane >> 2);
 #pragma unroll
     for (int c = 0; c < BN / 8; c++)
         pg_store_fragment<CLD>(C, row, c * 8 + (lane & 3) * 2, reinterpret_cast<const float (&)[4]>(acc[4 * c]));
@@ -230,13 +238,13 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
 
 // One kernel per tile and K split (wide tiles fill the SMs, so they never split K).
 #define PGW_KERNEL(NAME, WGS, BN, SPLIT_K)                                                                                        \
-    extern "C" __global__ void __launch_bounds__(128 * WGS, 1)                                                                     \
+    extern "C" __global__ void __launch_bounds__(PGW_WG_THREADS * WGS, 1)                                                                  \
         NAME(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias, const float* __restrict__ residual, \
              float* __restrict__ out, int mode, int rows, int n, int k, float* __restrict__ partial, unsigned* __restrict__ counters) {  \
         PGW_BODY(WGS, BN, SPLIT_K);                                                                                                 \
     }
-PGW_KERNEL(prefill_gemm_wgmma_wide, 2, 256, false)
-PGW_KERNEL(prefill_gemm_wgmma, 2, 128, false)
-PGW_KERNEL(prefill_gemm_wgmma_split_k, 2, 128, true)
-PGW_KERNEL(prefill_gemm_wgmma_short, 1, 128, false)
-PGW_KERNEL(prefill_gemm_wgmma_short_split_k, 1, 128, true)
+PGW_KERNEL(prefill_gemm_wgmma_wide, PGW_WIDE_WGS, PGW_WIDE_BN, false)
+PGW_KERNEL(prefill_gemm_wgmma, PGW_NARROW_WGS, PGW_NARROW_BN, false)
+PGW_KERNEL(prefill_gemm_wgmma_split_k, PGW_NARROW_WGS, PGW_NARROW_BN, true)
+PGW_KERNEL(prefill_gemm_wgmma_short, PGW_SHORT_WGS, PGW_SHORT_BN, false)
+PGW_KERNEL(prefill_gemm_wgmma_short_split_k, PGW_SHORT_WGS, PGW_SHORT_BN, true)

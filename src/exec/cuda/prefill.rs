@@ -33,38 +33,24 @@ struct GemmTiles {
     per_sm: usize,
 }
 const PGW_BK: usize = define("PGW_BK");
+const PGW_WG_ROWS: usize = define("PGW_WG_ROWS");
+const PGW_WG_THREADS: usize = define("PGW_WG_THREADS");
+/// A prefill_gemm_wgmma.cu tile of `wgs` warpgroups and `cols` weight rows.
+const fn wgmma_tiles(kernel: &'static str, split_kernel: Option<&'static str>, wgs: usize, cols: usize, shared: usize) -> GemmTiles {
+    GemmTiles { kernel, split_kernel, rows: PGW_WG_ROWS * wgs, cols, k_step: PGW_BK, threads: (PGW_WG_THREADS * wgs) as u32, shared, per_sm: 1 }
+}
 /// prefill_gemm_wgmma.cu (sm_90): bf16 weights by warpgroup MMA; 128 x 256 tiles where they fill
 /// the SMs (f32 x re-read from L2 half as often), else 128 x 128, or 64 x 128 for 64 rows or fewer.
-const WGMMA_WIDE: GemmTiles = GemmTiles {
-    kernel: "prefill_gemm_wgmma_wide",
-    split_kernel: None,
-    rows: 128,
-    cols: 256,
-    k_step: PGW_BK,
-    threads: 256,
-    shared: define("PGW_SHARED_WIDE"),
-    per_sm: 1,
-};
-const WGMMA_NARROW: GemmTiles = GemmTiles {
-    kernel: "prefill_gemm_wgmma",
-    split_kernel: Some("prefill_gemm_wgmma_split_k"),
-    rows: 128,
-    cols: 128,
-    k_step: PGW_BK,
-    threads: 256,
-    shared: define("PGW_SHARED_NARROW"),
-    per_sm: 1,
-};
-const WGMMA_SHORT: GemmTiles = GemmTiles {
-    kernel: "prefill_gemm_wgmma_short",
-    split_kernel: Some("prefill_gemm_wgmma_short_split_k"),
-    rows: 64,
-    cols: 128,
-    k_step: PGW_BK,
-    threads: 128,
-    shared: define("PGW_SHARED_SHORT"),
-    per_sm: 1,
-};
+const WGMMA_WIDE: GemmTiles = wgmma_tiles("prefill_gemm_wgmma_wide", None, define("PGW_WIDE_WGS"), define("PGW_WIDE_BN"), define("PGW_SHARED_WIDE"));
+const WGMMA_NARROW: GemmTiles =
+    wgmma_tiles("prefill_gemm_wgmma", Some("prefill_gemm_wgmma_split_k"), define("PGW_NARROW_WGS"), define("PGW_NARROW_BN"), define("PGW_SHARED_NARROW"));
+const WGMMA_SHORT: GemmTiles = wgmma_tiles(
+    "prefill_gemm_wgmma_short",
+    Some("prefill_gemm_wgmma_short_split_k"),
+    define("PGW_SHORT_WGS"),
+    define("PGW_SHORT_BN"),
+    define("PGW_SHARED_SHORT"),
+);
 /// prefill_gemm_bf16.cu (sm_80, sm_89): bf16 weights by mma.sync, x split once a block.
 const BF16_TILES: GemmTiles = GemmTiles {
     kernel: "prefill_gemm",
@@ -90,14 +76,20 @@ const QUANT_TILES: GemmTiles = GemmTiles {
 const ALL_TILES: [GemmTiles; 5] = [WGMMA_WIDE, WGMMA_NARROW, WGMMA_SHORT, BF16_TILES, QUANT_TILES];
 pub(super) const PGB_SHARED: usize = BF16_TILES.shared;
 pub(super) const PG_SHARED: usize = QUANT_TILES.shared;
-/// The wgmma kernels and their shared memory.
+/// The wgmma kernels (with and without split K) and their shared memory.
 pub(super) const WGMMA_SHARED: [(&str, usize); 5] = [
     (WGMMA_WIDE.kernel, WGMMA_WIDE.shared),
     (WGMMA_NARROW.kernel, WGMMA_NARROW.shared),
-    ("prefill_gemm_wgmma_split_k", WGMMA_NARROW.shared),
+    (split_kernel_of(&WGMMA_NARROW), WGMMA_NARROW.shared),
     (WGMMA_SHORT.kernel, WGMMA_SHORT.shared),
-    ("prefill_gemm_wgmma_short_split_k", WGMMA_SHORT.shared),
+    (split_kernel_of(&WGMMA_SHORT), WGMMA_SHORT.shared),
 ];
+const fn split_kernel_of(tiles: &GemmTiles) -> &'static str {
+    match tiles.split_kernel {
+        Some(name) => name,
+        None => panic!("a tile that never splits K"),
+    }
+}
 
 impl GemmTiles {
     /// Blocks (output tiles) of a GEMM over `rows` tokens with `cols` outputs.
