@@ -134,9 +134,10 @@ fn split_k(tiles: usize, k: usize, gemm: &GemmTiles, sms: usize) -> usize {
     ktiles.div_ceil(ktiles.div_ceil(want).max(PG_MIN_SPLIT_TILES))
 }
 
-/// Bytes of the split-K partial tiles: fewer than 3 * sms f32 tiles of the larger GEMM block.
+/// Bytes of the split-K partial tiles: fewer than 3 * sms f32 tiles of the largest block that
+/// splits K.
 pub fn split_partial_bytes(sms: u32) -> u64 {
-    let tile = ALL_TILES.iter().map(|t| t.rows * t.cols).max().unwrap_or(0);
+    let tile = ALL_TILES.iter().filter(|t| t.split_kernel.is_some()).map(|t| t.rows * t.cols).max().unwrap_or(0);
     (3 * sms as usize * tile * 4) as u64
 }
 
