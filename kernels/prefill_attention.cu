@@ -18,8 +18,8 @@
 #include "common.cuh"
 #include "prefill_gemm.cu"  // mma_bf16, ld_u32, split_bf16x2
 
-#define PA_THREADS 128
-#define PA_ROWS 64  // query vectors of a block: 16 per warp
+#define PA_THREADS 256
+#define PA_ROWS 128  // query vectors of a block: 16 per warp; each K/V tile staged once for all
 #define PA_TILE 64  // cache positions per step
 #define PA_MAX_D 128
 #define PA_LD (PA_MAX_D + 8)  // bf16 row stride of the tiles: fragment loads and ldmatrix are conflict free
@@ -73,7 +73,9 @@ prefill_attention(const float* __restrict__ q, const float* __restrict__ k_cache
     bf16* Kl = Kh + PA_KV_TILE;
     bf16* Vh = Kl + PA_KV_TILE;
     bf16* Vl = Vh + PA_KV_TILE;
-    const int gkv = blockIdx.x, t0 = blockIdx.y * tokens_per_block;
+    // The blocks with the most positions (the chunk's last tokens) first: the causal triangle's
+    // long blocks do not end the launch alone.
+    const int gkv = blockIdx.x, t0 = (gridDim.y - 1 - blockIdx.y) * tokens_per_block;
     const int group = n_heads / n_kv, row = n_kv * d, d4 = d / 4;
     const int tcount = min(tokens_per_block, rows - t0);
     if (tcount <= 0) return;
