@@ -26,6 +26,10 @@
 #define PA_Q_TILE (PA_ROWS * PA_LD)
 #define PA_KV_TILE (PA_TILE * PA_LD)
 #define PA_SHARED ((2 * PA_Q_TILE + 4 * PA_KV_TILE) * 2)  // Q, K, V as hi and lo
+#define PA_STAGE_LOADS (PA_TILE * PA_MAX_D / 4 / PA_THREADS)  // float4s of K (and of V) a thread stages a tile
+#ifndef PA_PREFETCH
+#define PA_PREFETCH 1  // 0 (an experiment): each tile loaded after the previous one is consumed
+#endif
 
 extern __shared__ __align__(16) unsigned char pa_smem[];
 
@@ -101,20 +105,35 @@ prefill_attention(const float* __restrict__ q, const float* __restrict__ k_cache
         for (int e = 0; e < 4; e++) o[j][e] = 0.f;
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;  // l: this lane's share of the row sum
 
-    for (int p0 = 0; p0 <= last_pos; p0 += PA_TILE) {
-        __syncthreads();  // the previous tile is consumed (and Q staged, the first time)
-        for (int e = tid; e < PA_TILE * d4; e += PA_THREADS) {
-            const int j = e / d4, c = (e % d4) * 4, p = p0 + j;
-            float4 kw = make_float4(0.f, 0.f, 0.f, 0.f), vw = kw;
-            if (p <= last_pos) {
+    // K/V tiles pass through registers one tile ahead: the next tile's L2 loads are in flight
+    // while the warps compute on the current one.
+    float4 kw[PA_STAGE_LOADS], vw[PA_STAGE_LOADS];
+    auto load_tile = [&](int p0) {
+#pragma unroll
+        for (int i = 0; i < PA_STAGE_LOADS; i++) {
+            const int e = tid + i * PA_THREADS, j = e / d4, c = (e % d4) * 4, p = p0 + j;
+            kw[i] = vw[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (e < PA_TILE * d4 && p <= last_pos) {
                 const long long at = (long long)p * row + gkv * d + c;
-                kw = *reinterpret_cast<const float4*>(k_cache + at);
-                vw = *reinterpret_cast<const float4*>(v_cache + at);
+                kw[i] = *reinterpret_cast<const float4*>(k_cache + at);
+                vw[i] = *reinterpret_cast<const float4*>(v_cache + at);
             }
-            pa_split4(kw, Kh + j * PA_LD + c, Kl + j * PA_LD + c);
-            pa_split4(vw, Vh + j * PA_LD + c, Vl + j * PA_LD + c);
+        }
+    };
+    if (PA_PREFETCH) load_tile(0);
+    for (int p0 = 0; p0 <= last_pos; p0 += PA_TILE) {
+        if (!PA_PREFETCH) load_tile(p0);
+        __syncthreads();  // the previous tile is consumed (and Q staged, the first time)
+#pragma unroll
+        for (int i = 0; i < PA_STAGE_LOADS; i++) {
+            const int e = tid + i * PA_THREADS, j = e / d4, c = (e % d4) * 4;
+            if (e < PA_TILE * d4) {
+                pa_split4(kw[i], Kh + j * PA_LD + c, Kl + j * PA_LD + c);
+                pa_split4(vw[i], Vh + j * PA_LD + c, Vl + j * PA_LD + c);
+            }
         }
         __syncthreads();
+        if (PA_PREFETCH && p0 + PA_TILE <= last_pos) load_tile(p0 + PA_TILE);
         if (w0 >= nq || p0 > warp_last) continue;  // no rows, or the whole tile is in their future
 
         float s[PA_TILE / 8][4];

@@ -3,7 +3,8 @@
 # prefill since the wgmma GEMMs (6.8 of 29.3 ms under Nsight Compute, 244 us a layer: ~13
 # TFLOP/s) and most of an 8,192-token one. Branch wip-attention-rows128: 128 query vectors a
 # block (8 warps) instead of 64, so each K/V tile is loaded and split once for twice the rows,
-# and the blocks with the most positions run first. Build here: main's llmc as .bin/llmc, the
+# and the blocks with the most positions run first; K/V tiles pass through registers one tile
+# ahead (PA_PREFETCH, compared with it off by LLMC_EXPERIMENT_DEFINES in the same call). Build here: main's llmc as .bin/llmc, the
 # branch's llmc and cuda_vs_cpu as .bin/llmc_attn and .bin/cuda_vs_cpu_attn; carry them and
 # .bin/COMMIT.
 set -uo pipefail
@@ -27,8 +28,10 @@ done
 echo "== full scale, batched prefill of 1,024 tokens"
 timeout 120 python3 bench/verify_full_scale.py --llmc .bin/llmc_attn --out /tmp/verify --shapes qwen2.5-1.5b --prompt-len 1024 --steps 16 --max-seq-len 1100 2>&1 | grep -E "llmc vs hf|Error|error" | head -3
 for bin in llmc llmc_attn; do .bin/$bin compile /tmp/w/m -o /tmp/w/$bin.plan --weights bf16 --max-seq-len 8320 2>&1 | tail -1 | cut -c1-40; done
-for round in 1 2; do for bin in llmc llmc_attn; do
-  echo "$bin (round $round): $(timeout 90 .bin/$bin bench /tmp/w/$bin.plan --prompt-len 32,256,1024,4096,8192 --gen 16 2>&1 | head -3 | grep -o 'TTFT.*)')"
+LLMC_EXPERIMENT_DEFINES="PA_PREFETCH=0" .bin/llmc_attn compile /tmp/w/m -o /tmp/w/llmc_attn_noprefetch.plan --weights bf16 --max-seq-len 8320 2>&1 | tail -1 | cut -c1-40
+for round in 1 2; do for plan in llmc llmc_attn llmc_attn_noprefetch; do
+  bin=llmc_attn; [ $plan = llmc ] && bin=llmc  # each plan with the binary that compiled it
+  echo "$plan (round $round): $(timeout 90 .bin/$bin bench /tmp/w/$plan.plan --prompt-len 32,256,1024,4096,8192 --gen 16 2>&1 | head -3 | grep -o 'TTFT.*)')"
 done; done
 timeout 120 ncu --metrics gpu__time_duration.sum --csv .bin/llmc_attn run /tmp/w/llmc_attn.plan --prompt-ids $(seq -s, 1 1024) --max-tokens 1 --ignore-eos > /tmp/ncu.csv 2>/dev/null
 python3 bench/ncu_kernel_totals.py /tmp/ncu.csv "1,024-token bf16 prefill + 1 decode step (llmc_attn)"
