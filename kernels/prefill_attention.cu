@@ -1,17 +1,19 @@
 // Prefill attention on tensor cores (flash attention): causal attention of the `rows` query
 // tokens of a prompt chunk (token t at position start + t attends cache rows 0..=start+t),
 // grouped-query aware, scale 1/sqrt(d). q, out f32 [rows, n_heads*d], the caches f32.
-// Launch: grid (n_kv, ceil(rows / tokens_per_block)), PA_THREADS threads, PA_SHARED bytes of
-// dynamic shared memory (src/exec/cuda/prefill.rs). Block (g, b) takes the tokens_per_block *
-// group (<= PA_ROWS) query vectors of KV head g, 16 a warp, and walks the cache in tiles of
-// PA_TILE positions staged in shared memory once for all of them. Every f32 operand is split into
+// Launch: grid (n_kv, units), PA_THREADS threads, PA_SHARED bytes of dynamic shared memory
+// (src/exec/cuda/prefill.rs). A query block takes the tokens_per_block * group (<= PA_ROWS)
+// query vectors of one KV head, 16 a warp, and walks the cache in tiles of PA_TILE positions
+// staged in shared memory once for all of them; a unit is a query block or, for a short prompt's
+// long blocks, a piece of its positions (pa_unit), the pieces merged through `partial` by the
+// last to finish (<= gridDim.x * gridDim.y slots of PA_SLOT floats, a counter per query block). Every f32 operand is split into
 // bf16 hi + lo as it is staged (Q once, each K/V tile once; the scores P in registers), and a
 // product a.b is taken as hi.hi + lo.hi + hi.lo on mma.sync (lo.lo is below f32's resolution).
 // A warp's 16 x PA_TILE scores S = Q K^T stay in the mma accumulators, the online softmax runs
 // on them in place (a row's four lanes reduce by shuffles) and they become the A operand of
 // O += P V directly; V's B fragments come by ldmatrix.trans from its [position][d] tile.
-// Bytes: each block reads K and V of its KV head up to its last token's position once,
-// 2 * (start + t + 1) * d * 4 (L2), + its q rows and outputs.
+// Bytes: each query block reads K and V of its KV head up to its last token's position once,
+// 2 * (start + t + 1) * d * 4 (L2), + its q rows and outputs (+ 2 PA_SLOTs a piece).
 // Limits (host-checked): d % 16 == 0, d <= PA_MAX_D, group <= PA_ROWS.
 
 #pragma once
@@ -26,6 +28,7 @@
 #define PA_Q_TILE (PA_ROWS * PA_LD)
 #define PA_KV_TILE (PA_TILE * PA_LD)
 #define PA_SHARED ((2 * PA_Q_TILE + 4 * PA_KV_TILE) * 2)  // Q, K, V as hi and lo
+#define PA_SLOT (PA_ROWS * (PA_MAX_D + 2))  // floats of a piece's partial rows: o, then m and l a row
 #define PA_STAGE_LOADS (PA_TILE * PA_MAX_D / 4 / PA_THREADS)  // float4s of K (and of V) a thread stages a tile
 #ifndef PA_PREFETCH
 #define PA_PREFETCH 1  // 0 (an experiment): each tile loaded after the previous one is consumed
@@ -68,18 +71,36 @@ __device__ __forceinline__ void mma_split(float (&c)[4], const unsigned (&a_hi)[
     }
 }
 
+// A query block whose first position is past `piece` is split into pieces of `piece` positions
+// (whole tiles; the last piece takes the rest through the block's last position), so a short
+// prompt's few long blocks do not leave most SMs idle; the host picks `piece` (0: no split).
+// Unit u of a KV head is piece `piece_index` of query block `qb`, blocks in descending order,
+// each block's pieces together.
+__device__ __forceinline__ void pa_unit(int u, int blocks, int start, int tokens_per_block, int piece, int& qb, int& pieces, int& piece_index) {
+    for (qb = blocks - 1;; qb--) {
+        pieces = max(1, (start + qb * tokens_per_block + piece - 1) / piece);
+        if (u < pieces || qb == 0) break;
+        u -= pieces;
+    }
+    piece_index = u;
+}
+
 extern "C" __global__ void __launch_bounds__(PA_THREADS)
 prefill_attention(const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache,
-                  float* __restrict__ out, int rows, int start, int tokens_per_block, int n_heads, int n_kv, int d) {
+                  float* __restrict__ out, int rows, int start, int tokens_per_block, int n_heads, int n_kv, int d, int piece,
+                  float* __restrict__ partial, unsigned* __restrict__ counters) {
     bf16* Qh = reinterpret_cast<bf16*>(pa_smem);  // [PA_ROWS][PA_LD]
     bf16* Ql = Qh + PA_Q_TILE;
     bf16* Kh = Ql + PA_Q_TILE;  // [PA_TILE][PA_LD]
     bf16* Kl = Kh + PA_KV_TILE;
     bf16* Vh = Kl + PA_KV_TILE;
     bf16* Vl = Vh + PA_KV_TILE;
-    // The blocks with the most positions (the chunk's last tokens) first: the causal triangle's
-    // long blocks do not end the launch alone.
-    const int gkv = blockIdx.x, t0 = (gridDim.y - 1 - blockIdx.y) * tokens_per_block;
+    // This block's query block qb and piece of its positions (units in the order of
+    // pa_unit, above: the query blocks with the most positions first).
+    const int gkv = blockIdx.x, blocks = (rows + tokens_per_block - 1) / tokens_per_block;
+    int qb = blocks - 1 - blockIdx.y, pieces = 1, piece_index = 0;
+    if (piece > 0) pa_unit(blockIdx.y, blocks, start, tokens_per_block, piece, qb, pieces, piece_index);
+    const int t0 = qb * tokens_per_block;
     const int group = n_heads / n_kv, row = n_kv * d, d4 = d / 4;
     const int tcount = min(tokens_per_block, rows - t0);
     if (tcount <= 0) return;
@@ -98,6 +119,9 @@ prefill_attention(const float* __restrict__ q, const float* __restrict__ k_cache
     const int base = start + t0;
     const int pos_a = base + min(ra, nq - 1) / group, pos_b = base + min(rb, nq - 1) / group;
     const int warp_last = base + min(w0 + 15, nq - 1) / group, last_pos = base + tcount - 1;
+    // The piece's positions [first, end): whole tiles before the block's first position, the
+    // last piece through its last, so every row sees the piece's first position.
+    const int first = piece_index * piece, end = piece_index == pieces - 1 ? last_pos + 1 : first + piece;
     float o[PA_MAX_D / 8][4];
 #pragma unroll
     for (int j = 0; j < PA_MAX_D / 8; j++)
@@ -113,15 +137,15 @@ prefill_attention(const float* __restrict__ q, const float* __restrict__ k_cache
         for (int i = 0; i < PA_STAGE_LOADS; i++) {
             const int e = tid + i * PA_THREADS, j = e / d4, c = (e % d4) * 4, p = p0 + j;
             kw[i] = vw[i] = make_float4(0.f, 0.f, 0.f, 0.f);
-            if (e < PA_TILE * d4 && p <= last_pos) {
+            if (e < PA_TILE * d4 && p < end) {
                 const long long at = (long long)p * row + gkv * d + c;
                 kw[i] = *reinterpret_cast<const float4*>(k_cache + at);
                 vw[i] = *reinterpret_cast<const float4*>(v_cache + at);
             }
         }
     };
-    if (PA_PREFETCH) load_tile(0);
-    for (int p0 = 0; p0 <= last_pos; p0 += PA_TILE) {
+    if (PA_PREFETCH) load_tile(first);
+    for (int p0 = first; p0 < end; p0 += PA_TILE) {
         if (!PA_PREFETCH) load_tile(p0);
         __syncthreads();  // the previous tile is consumed (and Q staged, the first time)
 #pragma unroll
@@ -133,7 +157,7 @@ prefill_attention(const float* __restrict__ q, const float* __restrict__ k_cache
             }
         }
         __syncthreads();
-        if (PA_PREFETCH && p0 + PA_TILE <= last_pos) load_tile(p0 + PA_TILE);
+        if (PA_PREFETCH && p0 + PA_TILE < end) load_tile(p0 + PA_TILE);
         if (w0 >= nq || p0 > warp_last) continue;  // no rows, or the whole tile is in their future
 
         float s[PA_TILE / 8][4];
@@ -173,7 +197,8 @@ prefill_attention(const float* __restrict__ q, const float* __restrict__ k_cache
             mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, sh));
             mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, sh));
         }
-        // every row saw position 0 in the first tile, so the maxima are finite from then on
+        // every row saw the piece's first position in its first tile, so the maxima are finite
+        // from then on
         const float new_a = fmaxf(m_a, mx_a), new_b = fmaxf(m_b, mx_b);
         const float corr_a = expf(m_a - new_a), corr_b = expf(m_b - new_b);
         m_a = new_a, m_b = new_b;
@@ -208,11 +233,43 @@ prefill_attention(const float* __restrict__ q, const float* __restrict__ k_cache
             }
         }
     }
-    if (w0 >= nq) return;
 #pragma unroll
     for (int sh = 1; sh <= 2; sh <<= 1) {
         l_a += __shfl_xor_sync(0xffffffffu, l_a, sh);
         l_b += __shfl_xor_sync(0xffffffffu, l_b, sh);
+    }
+    const int slot_of_first = gkv * gridDim.y + blockIdx.y - piece_index;  // the query block's pieces' slots
+    if (pieces > 1) {
+        // Unnormalized rows, their maxima and sums into this piece's slot; the last piece of the
+        // query block to finish (its counter, re-armed after) merges the slots in piece order.
+        float* slot = partial + (long long)(slot_of_first + piece_index) * PA_SLOT;
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            const int r = half ? rb : ra;
+            if (r >= nq) continue;
+#pragma unroll
+            for (int j = 0; j < PA_MAX_D / 8; j++)
+                if (j * 8 < d) __stcg(reinterpret_cast<float2*>(slot + r * PA_MAX_D + j * 8 + tg * 2), make_float2(o[j][2 * half], o[j][2 * half + 1]));
+            if (tg == 0) slot[PA_ROWS * PA_MAX_D + r] = half ? m_b : m_a, slot[PA_ROWS * PA_MAX_D + PA_ROWS + r] = half ? l_b : l_a;
+        }
+        unsigned* counter = counters + gkv * blocks + qb;
+        if (!is_last_block(counter, pieces)) return;
+        const float* slots = partial + (long long)slot_of_first * PA_SLOT;
+        for (int e = tid; e < nq * d; e += PA_THREADS) {
+            const int r = e / d, c = e % d;
+            float m = -INFINITY, l = 0.f, sum = 0.f;
+            for (int z = 0; z < pieces; z++) m = fmaxf(m, __ldcg(slots + z * PA_SLOT + PA_ROWS * PA_MAX_D + r));
+            for (int z = 0; z < pieces; z++) {
+                const float* at = slots + z * PA_SLOT;
+                const float w = expf(__ldcg(at + PA_ROWS * PA_MAX_D + r) - m);
+                l += __ldcg(at + PA_ROWS * PA_MAX_D + PA_ROWS + r) * w;
+                sum += __ldcg(at + r * PA_MAX_D + c) * w;
+            }
+            out[((long long)(t0 + r / group) * n_heads + gkv * group + r % group) * d + c] = sum / l;
+        }
+        __syncthreads();
+        if (tid == 0) *counter = 0;
+        return;
     }
 #pragma unroll
     for (int half = 0; half < 2; half++) {

@@ -103,8 +103,36 @@ const PG_GATE_UP: usize = define("PG_GATE_UP");
 const PA_THREADS: u32 = define("PA_THREADS") as u32;
 const PA_ROWS: usize = define("PA_ROWS");
 const PA_MAX_D: usize = define("PA_MAX_D");
+const PA_TILE: usize = define("PA_TILE");
+/// Floats of one attention piece's partial rows in the split scratch.
+const PA_SLOT: usize = define("PA_SLOT");
 /// prefill_attention's Q, K and V tiles, each as bf16 hi and lo.
 pub(super) const PA_SHARED: usize = define("PA_SHARED");
+
+/// The pieces of prefill attention's query blocks (kernels/prefill_attention.cu, `pa_unit`):
+/// `piece` positions a piece (0: every query block whole) and the units of one KV head. Only
+/// while the query blocks are fewer than the SMs, and then the pieces are about the SMs' even
+/// share of the positions, so the few long blocks of a short prompt do not run alone; their
+/// slots stay within the split scratch (3 * sms) and their counters within sms.
+fn attention_pieces(rows: usize, start: usize, per_block: usize, n_kv: usize, sms: usize) -> (usize, usize) {
+    let blocks = rows.div_ceil(per_block);
+    let bases = (0..blocks).map(|b| start + b * per_block);
+    if blocks * n_kv >= sms {
+        return (0, blocks);
+    }
+    let positions: usize = bases.clone().map(|base| base + per_block.min(rows - (base - start))).sum::<usize>() * n_kv;
+    let mut piece = positions.div_ceil(sms).next_multiple_of(PA_TILE);
+    loop {
+        let units: usize = bases.clone().map(|base| base.div_ceil(piece).max(1)).sum();
+        if units == blocks {
+            return (0, blocks);
+        }
+        if units * n_kv <= 3 * sms {
+            return (piece, units);
+        }
+        piece *= 2;
+    }
+}
 
 /// Where prefill's buffers are on the device: the prefill arena (the widened activations, laid
 /// out by [`PrefillLayout`]) and the f32 q/k/v GEMM output, `chunk` rows.
@@ -134,14 +162,14 @@ fn split_k(tiles: usize, k: usize, gemm: &GemmTiles, sms: usize) -> usize {
     ktiles.div_ceil(ktiles.div_ceil(want).max(PG_MIN_SPLIT_TILES))
 }
 
-/// Bytes of the split-K partial tiles: fewer than 3 * sms f32 tiles of the largest block that
-/// splits K.
+/// Bytes of the split scratch: fewer than 3 * sms f32 tiles of the largest block that splits K,
+/// or 3 * sms attention pieces' partial rows.
 pub fn split_partial_bytes(sms: u32) -> u64 {
     let tile = ALL_TILES.iter().filter(|t| t.split_kernel.is_some()).map(|t| t.rows * t.cols).max().unwrap_or(0);
-    (3 * sms as usize * tile * 4) as u64
+    (3 * sms as usize * tile.max(PA_SLOT) * 4) as u64
 }
 
-/// Bytes of the split-K counters: one u32 a tile, fewer than sms tiles.
+/// Bytes of the split counters: one u32 a tile or attention query block, fewer than sms.
 pub fn split_counter_bytes(sms: u32) -> u64 {
     4 * sms as u64
 }
@@ -312,6 +340,7 @@ impl DeviceLayout {
                         )));
                     }
                     let per_block = PA_ROWS / (n_heads / n_kv_heads);
+                    let (piece, units) = attention_pieces(n, start, per_block, n_kv_heads, self.sms as usize);
                     let args = vec![
                         rows_ptr(&ins[0]),
                         self.ptr(&ins[1]),
@@ -323,8 +352,11 @@ impl DeviceLayout {
                         int(n_heads),
                         int(n_kv_heads),
                         int(head_dim),
+                        int(piece),
+                        dev.partial,
+                        dev.counters,
                     ];
-                    let grid = (n_kv_heads as u32, n.div_ceil(per_block) as u32, 1);
+                    let grid = (n_kv_heads as u32, units as u32, 1);
                     launches.push(Launch { shared: PA_SHARED as u32, ..launch("prefill_attention", grid, PA_THREADS, args) });
                 }
                 Op::LmHead { norm } if last => {
@@ -361,6 +393,43 @@ impl DeviceLayout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Attention's pieces (in the kernel's unit order: query blocks descending, each block's
+    /// pieces together) cover each query block's positions once, every row sees its piece's
+    /// first position (so its softmax maximum is finite), slots and counters stay within the
+    /// scratch, and a short prompt's long blocks are split.
+    #[test]
+    fn attention_pieces_cover_the_positions_within_the_scratch() {
+        for sms in [1usize, 8, 132] {
+            for (rows, start, per_block, n_kv) in [(60, 0, 21, 2), (1_024, 0, 21, 2), (1_024, 0, 42, 8), (3_096, 1_000, 64, 2), (1, 4_000, 21, 2), (2_048, 6_144, 21, 2), (100, 0, 128, 1)] {
+                let (piece, units) = attention_pieces(rows, start, per_block, n_kv, sms);
+                let blocks = rows.div_ceil(per_block);
+                let mut order = Vec::new();
+                for qb in (0..blocks).rev() {
+                    let (base, last) = (start + qb * per_block, start + rows.min((qb + 1) * per_block) - 1);
+                    let pieces = if piece == 0 { 1 } else { base.div_ceil(piece).max(1) };
+                    let mut next = 0;
+                    for i in 0..pieces {
+                        let first = i * piece;
+                        let end = if i == pieces - 1 { last + 1 } else { first + piece };
+                        assert_eq!(first, next, "pieces of query block {qb} leave a gap");
+                        assert!(first <= base && end > first, "piece {i} of query block {qb}: [{first}, {end}), rows from {base}");
+                        next = end;
+                        order.push((qb, i));
+                    }
+                    assert_eq!(next, last + 1);
+                }
+                assert_eq!(order.len(), units, "{rows} rows from {start}");
+                if piece > 0 {
+                    assert!(piece.is_multiple_of(PA_TILE) && units * n_kv <= 3 * sms && blocks * n_kv < sms, "{rows} rows from {start}, {sms} SMs");
+                }
+            }
+        }
+        // Qwen2.5-1.5B at 1,024 tokens: 98 query blocks of up to 1,024 positions on 132 SMs
+        // become 164 units of at most 448 positions (+ the block's own 21 tokens)
+        assert_eq!(attention_pieces(1_024, 0, 21, 2, 132), (448, 82));
+        assert_eq!(attention_pieces(8_192, 0, 21, 2, 132).0, 0);
+    }
 
     /// Splits keep the scratch bound (tiles * splits < 3 * sms), give every split at least
     /// PG_MIN_SPLIT_TILES K tiles (but the last), never leave one empty, and stop once the tiles
