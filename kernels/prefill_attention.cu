@@ -241,7 +241,7 @@ prefill_attention(const float* __restrict__ q, const float* __restrict__ k_cache
     const int slot_of_first = gkv * gridDim.y + blockIdx.y - piece_index;  // the query block's pieces' slots
     if (pieces > 1) {
         // Unnormalized rows, their maxima and sums into this piece's slot; the last piece of the
-        // query block to finish (its counter, re-armed after) merges the slots in piece order.
+        // query block to finish (its counter, re-armed) merges the others into its own.
         float* slot = partial + (long long)(slot_of_first + piece_index) * PA_SLOT;
 #pragma unroll
         for (int half = 0; half < 2; half++) {
@@ -254,22 +254,33 @@ prefill_attention(const float* __restrict__ q, const float* __restrict__ k_cache
         }
         unsigned* counter = counters + gkv * blocks + qb;
         if (!is_last_block(counter, pieces)) return;
-        const float* slots = partial + (long long)slot_of_first * PA_SLOT;
-        for (int e = tid; e < nq * d; e += PA_THREADS) {
-            const int r = e / d, c = e % d;
-            float m = -INFINITY, l = 0.f, sum = 0.f;
-            for (int z = 0; z < pieces; z++) m = fmaxf(m, __ldcg(slots + z * PA_SLOT + PA_ROWS * PA_MAX_D + r));
-            for (int z = 0; z < pieces; z++) {
-                const float* at = slots + z * PA_SLOT;
-                const float w = expf(__ldcg(at + PA_ROWS * PA_MAX_D + r) - m);
-                l += __ldcg(at + PA_ROWS * PA_MAX_D + PA_ROWS + r) * w;
-                sum += __ldcg(at + r * PA_MAX_D + c) * w;
-            }
-            out[((long long)(t0 + r / group) * n_heads + gkv * group + r % group) * d + c] = sum / l;
-        }
-        __syncthreads();
         if (tid == 0) *counter = 0;
-        return;
+        // The last piece merges the others' rows into its registers: each slot's loads together.
+        const float* slots = partial + (long long)slot_of_first * PA_SLOT;
+        const int rows_at[2] = {min(ra, nq - 1), min(rb, nq - 1)};
+        for (int z = 0; z < pieces; z++) {
+            if (z == piece_index) continue;
+            const float* at = slots + z * PA_SLOT;
+#pragma unroll
+            for (int half = 0; half < 2; half++) {
+                const int r = rows_at[half];
+                const float mz = __ldcg(at + PA_ROWS * PA_MAX_D + r), lz = __ldcg(at + PA_ROWS * PA_MAX_D + PA_ROWS + r);
+                float2 oz[PA_MAX_D / 8];
+#pragma unroll
+                for (int j = 0; j < PA_MAX_D / 8; j++)
+                    if (j * 8 < d) oz[j] = __ldcg(reinterpret_cast<const float2*>(at + r * PA_MAX_D + j * 8 + tg * 2));
+                float& m = half ? m_b : m_a;
+                float& l = half ? l_b : l_a;
+                const float top = fmaxf(m, mz), mine = expf(m - top), theirs = expf(mz - top);
+                m = top, l = l * mine + lz * theirs;
+#pragma unroll
+                for (int j = 0; j < PA_MAX_D / 8; j++)
+                    if (j * 8 < d) {
+                        o[j][2 * half] = o[j][2 * half] * mine + oz[j].x * theirs;
+                        o[j][2 * half + 1] = o[j][2 * half + 1] * mine + oz[j].y * theirs;
+                    }
+            }
+        }
     }
 #pragma unroll
     for (int half = 0; half < 2; half++) {

@@ -109,6 +109,10 @@ const PA_SLOT: usize = define("PA_SLOT");
 /// prefill_attention's Q, K and V tiles, each as bf16 hi and lo.
 pub(super) const PA_SHARED: usize = define("PA_SHARED");
 
+/// An attention piece has a fixed cost (its query block's Q staged again, its rows written to the scratch
+/// and merged): no piece is shorter than PA_MIN_PIECE positions.
+const PA_MIN_PIECE: usize = 4 * PA_TILE;
+
 /// The pieces of prefill attention's query blocks (kernels/prefill_attention.cu, `pa_unit`):
 /// `piece` positions a piece (0: every query block whole) and the units of one KV head. Only
 /// while the query blocks are fewer than the SMs, and then the pieces are about the SMs' even
@@ -121,7 +125,7 @@ fn attention_pieces(rows: usize, start: usize, per_block: usize, n_kv: usize, sm
         return (0, blocks);
     }
     let positions: usize = bases.clone().map(|base| base + per_block.min(rows - (base - start))).sum::<usize>() * n_kv;
-    let mut piece = positions.div_ceil(sms).next_multiple_of(PA_TILE);
+    let mut piece = positions.div_ceil(sms).max(PA_MIN_PIECE).next_multiple_of(PA_TILE);
     loop {
         let units: usize = bases.clone().map(|base| base.div_ceil(piece).max(1)).sum();
         if units == blocks {
@@ -401,7 +405,9 @@ mod tests {
     #[test]
     fn attention_pieces_cover_the_positions_within_the_scratch() {
         for sms in [1usize, 8, 132] {
-            for (rows, start, per_block, n_kv) in [(60, 0, 21, 2), (1_024, 0, 21, 2), (1_024, 0, 42, 8), (3_096, 1_000, 64, 2), (1, 4_000, 21, 2), (2_048, 6_144, 21, 2), (100, 0, 128, 1)] {
+            for (rows, start, per_block, n_kv) in
+                [(60, 0, 21, 2), (1_024, 0, 21, 2), (1_024, 0, 42, 8), (3_096, 1_000, 64, 2), (1, 4_000, 21, 2), (2_048, 6_144, 21, 2), (100, 0, 128, 1)]
+            {
                 let (piece, units) = attention_pieces(rows, start, per_block, n_kv, sms);
                 let blocks = rows.div_ceil(per_block);
                 let mut order = Vec::new();
@@ -429,6 +435,7 @@ mod tests {
         // become 164 units of at most 448 positions (+ the block's own 21 tokens)
         assert_eq!(attention_pieces(1_024, 0, 21, 2, 132), (448, 82));
         assert_eq!(attention_pieces(8_192, 0, 21, 2, 132).0, 0);
+        assert_eq!(attention_pieces(256, 0, 21, 2, 132).0, 0);
     }
 
     /// Splits keep the scratch bound (tiles * splits < 3 * sms), give every split at least
