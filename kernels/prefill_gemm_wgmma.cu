@@ -14,7 +14,9 @@
 // warpgroup is done with tile i - 2, whose weight stage and x buffers are refilled then.
 // Epilogues and split K: pg_finish (prefill_gemm.cu), on this kernel's tile.
 // Launch: grid (ceil(N / BN) or ceil(F / (BN / 2)), ceil(rows / BM), splits of K), 128 * WGS
-// threads, PGW_SHARED_{WIDE,NARROW,SHORT} bytes of dynamic shared memory (one block an SM).
+// threads, PGW_SHARED_{WIDE,NARROW,SHORT} bytes of dynamic shared memory (one block an SM);
+// or fewer column tiles from column tile tile_n0 (a GEMM's wide tiles' last wave, left to
+// narrow tiles: src/exec/cuda/prefill.rs).
 // Bytes: N*K*2 of weights per BM rows of x, + rows*K*4 of x per BN columns (L2).
 // Limits (host-checked): K % 8 == 0; any rows and N; sm_90a only (elsewhere the kernels trap and
 // the host launches prefill_gemm_bf16.cu's).
@@ -126,7 +128,8 @@ __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.
 template <int WGS, int BN, bool SPLIT_K>
 __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
                                                         const float* __restrict__ residual, float* __restrict__ out, int mode, int rows,
-                                                        int n, int k, float* __restrict__ partial, unsigned* __restrict__ counters) {
+                                                        int n, int k, float* __restrict__ partial, unsigned* __restrict__ counters,
+                                                        int tile_n0) {
     constexpr int BM = PGW_WG_ROWS * WGS, THREADS = PGW_WG_THREADS * WGS, CLD = BN + 1;
     constexpr int STAGES = BN == PGW_WIDE_BN ? PGW_WIDE_STAGES : PGW_STAGES;
     constexpr int W_TILE = BN * PGW_BK * 2, X_TILE = BM * PGW_BK * 2;  // bytes; X_TILE: one bf16 half
@@ -137,9 +140,9 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
     unsigned char* smem = pg_smem + (base - raw);
     const unsigned w_at = base, hi_at = base + STAGES * W_TILE, lo_at = hi_at + PGW_X_BUFFERS * X_TILE;
 #if PGW_RASTER
-    const int block = blockIdx.y * gridDim.x + blockIdx.x, tile_m = block % gridDim.y, tile_n = block / gridDim.y;
+    const int block = blockIdx.y * gridDim.x + blockIdx.x, tile_m = block % gridDim.y, tile_n = tile_n0 + block / gridDim.y;
 #else
-    const int tile_m = blockIdx.y, tile_n = blockIdx.x;
+    const int tile_m = blockIdx.y, tile_n = tile_n0 + blockIdx.x;
 #endif
     const int m0 = tile_m * BM;
     const int tid = threadIdx.x, wg = tid / PGW_WG_THREADS;
@@ -231,7 +234,7 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
     __syncthreads();
     pg_finish<SPLIT_K, BM, BN, CLD, THREADS>(C, bias, residual, out, mode, rows, n, m0, tile_n, partial, counters);
 }
-#define PGW_BODY(WGS, BN, SPLIT_K) prefill_gemm_wgmma_body<WGS, BN, SPLIT_K>(x, w, bias, residual, out, mode, rows, n, k, partial, counters)
+#define PGW_BODY(WGS, BN, SPLIT_K) prefill_gemm_wgmma_body<WGS, BN, SPLIT_K>(x, w, bias, residual, out, mode, rows, n, k, partial, counters, tile_n0)
 #else
 #define PGW_BODY(WGS, BN, SPLIT_K) __trap()
 #endif
@@ -240,7 +243,8 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
 #define PGW_KERNEL(NAME, WGS, BN, SPLIT_K)                                                                                        \
     extern "C" __global__ void __launch_bounds__(PGW_WG_THREADS * WGS, 1)                                                                  \
         NAME(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias, const float* __restrict__ residual, \
-             float* __restrict__ out, int mode, int rows, int n, int k, float* __restrict__ partial, unsigned* __restrict__ counters) {  \
+             float* __restrict__ out, int mode, int rows, int n, int k, float* __restrict__ partial, unsigned* __restrict__ counters,     \
+             int tile_n0) {                                                                                                         \
         PGW_BODY(WGS, BN, SPLIT_K);                                                                                                 \
     }
 PGW_KERNEL(prefill_gemm_wgmma_wide, PGW_WIDE_WGS, PGW_WIDE_BN, false)

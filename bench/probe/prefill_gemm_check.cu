@@ -14,6 +14,8 @@
 #include "prefill_gemm_bf16.cu"
 
 typedef void (*Gemm)(const float*, const bf16*, const bf16*, const float*, float*, int, int, int, int, float*, unsigned*);
+// the wgmma kernels take their first column tile last
+typedef void (*GemmRange)(const float*, const bf16*, const bf16*, const float*, float*, int, int, int, int, float*, unsigned*, int);
 
 __global__ void reference(const float* x, const bf16* w, const bf16* bias, const float* residual, float* out, int mode, int rows, int n, int k) {
     const int t = blockIdx.y, j = blockIdx.x * blockDim.x + threadIdx.x;
@@ -79,18 +81,33 @@ int main() {
         reference<<<dim3((c.n + 127) / 128, c.rows), 128>>>(x, w, bias, residual, want, c.mode, c.rows, c.n, c.k);
         std::vector<float> hw_((size_t)c.rows * c.n), hg((size_t)c.rows * c.n);
         cudaMemcpy(hw_.data(), want, hw_.size() * 4, cudaMemcpyDeviceToHost);
-        struct Kernel { const char* name; Gemm plain, split; int bm, bn, threads, shared; } kernels[] = {
-            {"wide", prefill_gemm_wgmma_wide, nullptr, 128, 256, 256, PGW_SHARED_WIDE},
-            {"narrow", prefill_gemm_wgmma, prefill_gemm_wgmma_split_k, 128, 128, 256, PGW_SHARED_NARROW},
-            {"short", prefill_gemm_wgmma_short, prefill_gemm_wgmma_short_split_k, 64, 128, 128, PGW_SHARED_SHORT},
-            {"mma.sync", prefill_gemm, prefill_gemm_split_k, PGB_BM, PGB_BN, PGB_THREADS, PGB_SHARED},
+        // "wide+tail": the wide tiles' full waves over 132 SMs, the last wave's columns as narrow
+        // tiles split twice (src/exec/cuda/prefill.rs, wide_columns), for gate_up at 1,024 rows
+        struct Kernel { const char* name; GemmRange range, range_split; Gemm plain, split; int bm, bn, threads, shared; } kernels[] = {
+            {"wide", prefill_gemm_wgmma_wide, nullptr, nullptr, nullptr, 128, 256, 256, PGW_SHARED_WIDE},
+            {"narrow", prefill_gemm_wgmma, prefill_gemm_wgmma_split_k, nullptr, nullptr, 128, 128, 256, PGW_SHARED_NARROW},
+            {"short", prefill_gemm_wgmma_short, prefill_gemm_wgmma_short_split_k, nullptr, nullptr, 64, 128, 128, PGW_SHARED_SHORT},
+            {"mma.sync", nullptr, nullptr, prefill_gemm, prefill_gemm_split_k, PGB_BM, PGB_BN, PGB_THREADS, PGB_SHARED},
+            {"wide+tail", prefill_gemm_wgmma_wide, nullptr, nullptr, nullptr, 128, 256, 256, PGW_SHARED_WIDE},
         };
         for (const Kernel& kr : kernels) {
             const dim3 grid(gu ? (c.n + kr.bn / 2 - 1) / (kr.bn / 2) : (c.n + kr.bn - 1) / kr.bn, (c.rows + kr.bm - 1) / kr.bm, c.splits);
-            Gemm f = c.splits > 1 ? kr.split : kr.plain;
-            if (!f) continue;
+            const bool tail = !strcmp(kr.name, "wide+tail");
+            if (tail && !(gu && c.rows == 1024 && c.splits == 1)) continue;
+            auto launch = [&]() {
+                if (tail) {
+                    const int keep = 66;  // 66 x 8 = 4 waves of 132; columns 66.. are 8 narrow columns
+                    prefill_gemm_wgmma_wide<<<dim3(keep, grid.y), kr.threads, kr.shared>>>(x, w, bias, residual, out, c.mode, c.rows, c.n, c.k, partial, counters, 0);
+                    prefill_gemm_wgmma_split_k<<<dim3(2 * (grid.x - keep), grid.y, 2), 256, PGW_SHARED_NARROW>>>(x, w, bias, residual, out, c.mode, c.rows, c.n, c.k, partial, counters, 2 * keep);
+                } else if (kr.range) {
+                    (c.splits > 1 ? kr.range_split : kr.range)<<<grid, kr.threads, kr.shared>>>(x, w, bias, residual, out, c.mode, c.rows, c.n, c.k, partial, counters, 0);
+                } else {
+                    (c.splits > 1 ? kr.split : kr.plain)<<<grid, kr.threads, kr.shared>>>(x, w, bias, residual, out, c.mode, c.rows, c.n, c.k, partial, counters);
+                }
+            };
+            if (c.splits > 1 && !(kr.range ? kr.range_split != nullptr : kr.split != nullptr)) continue;
             cudaMemset(out, 0xff, (size_t)c.rows * c.n * 4);  // NaN poison
-            f<<<grid, kr.threads, kr.shared>>>(x, w, bias, residual, out, c.mode, c.rows, c.n, c.k, partial, counters);
+            launch();
             cudaError_t e = cudaDeviceSynchronize();
             if (e != cudaSuccess) { printf("%s %s: %s\n", c.name, kr.name, cudaGetErrorString(e)); return 1; }
             cudaMemcpy(hg.data(), out, hg.size() * 4, cudaMemcpyDeviceToHost);
@@ -100,9 +117,9 @@ int main() {
             const bool ok = !nan && err < 5e-5;  // f32 accumulation over K = 8,960 alone reaches ~2e-5
             failures += !ok;
             cudaEvent_t a, z; cudaEventCreate(&a); cudaEventCreate(&z);
-            for (int r = 0; r < 3; r++) f<<<grid, kr.threads, kr.shared>>>(x, w, bias, residual, out, c.mode, c.rows, c.n, c.k, partial, counters);
+            for (int r = 0; r < 3; r++) launch();
             cudaEventRecord(a);
-            for (int r = 0; r < 20; r++) f<<<grid, kr.threads, kr.shared>>>(x, w, bias, residual, out, c.mode, c.rows, c.n, c.k, partial, counters);
+            for (int r = 0; r < 20; r++) launch();
             cudaEventRecord(z); cudaEventSynchronize(z);
             float ms; cudaEventElapsedTime(&ms, a, z); ms /= 20;
             const double flop = 2.0 * c.rows * (gu ? 2.0 * c.n : c.n) * c.k;

@@ -31,13 +31,26 @@ struct GemmTiles {
     shared: usize,
     /// Blocks an SM runs at once: a split K aims at filling the SMs once with them.
     per_sm: usize,
+    /// Takes its first column tile as a last argument (tile_n0), so it can run a GEMM's
+    /// columns in two launches.
+    column_range: bool,
 }
 const PGW_BK: usize = define("PGW_BK");
 const PGW_WG_ROWS: usize = define("PGW_WG_ROWS");
 const PGW_WG_THREADS: usize = define("PGW_WG_THREADS");
 /// A prefill_gemm_wgmma.cu tile of `wgs` warpgroups and `cols` weight rows.
 const fn wgmma_tiles(kernel: &'static str, split_kernel: Option<&'static str>, wgs: usize, cols: usize, shared: usize) -> GemmTiles {
-    GemmTiles { kernel, split_kernel, rows: PGW_WG_ROWS * wgs, cols, k_step: PGW_BK, threads: (PGW_WG_THREADS * wgs) as u32, shared, per_sm: 1 }
+    GemmTiles {
+        kernel,
+        split_kernel,
+        rows: PGW_WG_ROWS * wgs,
+        cols,
+        k_step: PGW_BK,
+        threads: (PGW_WG_THREADS * wgs) as u32,
+        shared,
+        per_sm: 1,
+        column_range: true,
+    }
 }
 /// prefill_gemm_wgmma.cu (sm_90): bf16 weights by warpgroup MMA; 128 x 256 tiles where they fill
 /// the SMs (f32 x re-read from L2 half as often), else 128 x 128, or 64 x 128 for 64 rows or fewer.
@@ -61,6 +74,7 @@ const BF16_TILES: GemmTiles = GemmTiles {
     threads: define("PGB_THREADS") as u32,
     shared: define("PGB_SHARED"),
     per_sm: 1,
+    column_range: false,
 };
 /// prefill_gemm.cu: block-format weights dequantized into bf16 hi + lo tiles.
 const QUANT_TILES: GemmTiles = GemmTiles {
@@ -72,6 +86,7 @@ const QUANT_TILES: GemmTiles = GemmTiles {
     threads: define("PG_THREADS") as u32,
     shared: define("PG_SHARED"),
     per_sm: 2,
+    column_range: false,
 };
 const ALL_TILES: [GemmTiles; 5] = [WGMMA_WIDE, WGMMA_NARROW, WGMMA_SHORT, BF16_TILES, QUANT_TILES];
 pub(super) const PGB_SHARED: usize = BF16_TILES.shared;
@@ -166,6 +181,15 @@ fn split_k(tiles: usize, k: usize, gemm: &GemmTiles, sms: usize) -> usize {
     ktiles.div_ceil(ktiles.div_ceil(want).max(PG_MIN_SPLIT_TILES))
 }
 
+/// The column tiles of a GEMM's `gx` x `gy` wide tiles to keep wide: those of its full waves
+/// over the SMs, when a last wave would fill at most half of them (None: all wide). The rest
+/// run as narrow tiles.
+fn wide_columns(gx: usize, gy: usize, sms: usize) -> Option<usize> {
+    let last_wave = (gx * gy) % sms;
+    let keep = (gx * gy - last_wave) / gy;
+    (last_wave > 0 && last_wave <= sms / 2 && keep > 0 && WGMMA_WIDE.cols.is_multiple_of(WGMMA_NARROW.cols)).then_some(keep)
+}
+
 /// Bytes of the split scratch: fewer than 3 * sms f32 tiles of the largest block that splits K,
 /// or 3 * sms attention pieces' partial rows.
 pub fn split_partial_bytes(sms: u32) -> u64 {
@@ -225,37 +249,52 @@ impl DeviceLayout {
             let (ins, outs) = (&step.inputs, &step.outputs);
             let unsupported = |why: String| Error::Unsupported(format!("prefill of {} ({}): {why}", step.label, step.op.kind()));
             // A block-format weight's tiles are dequantized by the GEMM (prefill_gemm_q).
-            let gemm = |w: &Slot, cols: usize, mode: usize, x: u64, bias: u64, residual: u64, out: u64| -> Result<Launch> {
+            let gemm = |launches: &mut Vec<Launch>, w: &Slot, cols: usize, mode: usize, x: u64, bias: u64, residual: u64, out: u64| -> Result<()> {
                 let k = w.ty.last_dim();
                 if !k.is_multiple_of(8) {
                     return Err(unsupported(format!("the prefill GEMM needs K divisible by 8, got {k}")));
                 }
-                // sm_90 multiplies bf16 weights by wgmma (sm_90a), older GPUs by mma.sync.
                 let gate_up = mode == PG_GATE_UP;
+                // One launch of `tiles` over its column tiles first.. (all with `last`).
+                let mut push = |tiles: GemmTiles, first: usize, last: Option<usize>| -> Result<()> {
+                    let (gx, gy) = tiles.count(n, cols, gate_up);
+                    let gx = last.unwrap_or(gx) - first;
+                    let splits = split_k(gx * gy, k, &tiles, self.sms as usize);
+                    let grid = (gx as u32, gy as u32, splits as u32);
+                    let mut args = vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k), dev.partial, dev.counters];
+                    if tiles.column_range {
+                        args.push(int(first));
+                    }
+                    let name = match (splits > 1, tiles.split_kernel) {
+                        (false, _) => tiles.kernel,
+                        (true, Some(split)) => split,
+                        (true, None) => return Err(Error::Internal(format!("{} split K over {} tiles", tiles.kernel, gx * gy))),
+                    };
+                    let kernel = for_weight(name, w, &mut args)?;
+                    let tasks = grid.0 * grid.1 * grid.2;
+                    launches.push(Launch { kernel, grid, block: tiles.threads, shared: tiles.shared as u32, args, label: step.label.clone(), tasks });
+                    Ok(())
+                };
+                // sm_90 multiplies bf16 weights by wgmma (sm_90a), older GPUs by mma.sync.
                 let tiles = match (w.ty.dtype.is_block_format(), self.sm == 90) {
                     (true, _) => QUANT_TILES,
                     (false, false) => BF16_TILES,
                     (false, true) if n <= WGMMA_SHORT.rows => WGMMA_SHORT,
                     (false, true) => {
                         let (gx, gy) = WGMMA_WIDE.count(n, cols, gate_up);
-                        if gx * gy >= self.sms as usize {
-                            WGMMA_WIDE
-                        } else {
+                        if gx * gy < self.sms as usize {
                             WGMMA_NARROW
+                        } else if let Some(wide) = wide_columns(gx, gy, self.sms as usize) {
+                            // the wide tiles' last wave would leave most SMs idle: its columns
+                            // go to narrow tiles (split K where they are few), all SMs busy
+                            push(WGMMA_WIDE, 0, Some(wide))?;
+                            return push(WGMMA_NARROW, wide * (WGMMA_WIDE.cols / WGMMA_NARROW.cols), None);
+                        } else {
+                            WGMMA_WIDE
                         }
                     }
                 };
-                let (gx, gy) = tiles.count(n, cols, gate_up);
-                let splits = split_k(gx * gy, k, &tiles, self.sms as usize);
-                let grid = (gx as u32, gy as u32, splits as u32);
-                let mut args = vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k), dev.partial, dev.counters];
-                let name = match (splits > 1, tiles.split_kernel) {
-                    (false, _) => tiles.kernel,
-                    (true, Some(split)) => split,
-                    (true, None) => return Err(Error::Internal(format!("{} split K over {} tiles", tiles.kernel, gx * gy))),
-                };
-                let kernel = for_weight(name, w, &mut args)?;
-                Ok(Launch { kernel, grid, block: tiles.threads, shared: tiles.shared as u32, args, label: step.label.clone(), tasks: grid.0 * grid.1 * grid.2 })
+                push(tiles, 0, None)
             };
             let launch = |kernel: &'static str, grid: (u32, u32, u32), block: u32, args: Vec<u64>| Launch {
                 kernel,
@@ -297,11 +336,11 @@ impl DeviceLayout {
                 Op::Linear { bias } | Op::LinearResidual { bias } => {
                     let bias_ptr = if bias { self.ptr(&ins[2]) } else { 0 };
                     let residual = if matches!(step.op, Op::LinearResidual { .. }) { rows_ptr(&ins[2 + usize::from(bias)]) } else { 0 };
-                    launches.push(gemm(&ins[1], outs[0].ty.elements(), PG_LINEAR, rows_ptr(&ins[0]), bias_ptr, residual, rows_ptr(&outs[0]))?);
+                    gemm(&mut launches, &ins[1], outs[0].ty.elements(), PG_LINEAR, rows_ptr(&ins[0]), bias_ptr, residual, rows_ptr(&outs[0]))?;
                 }
                 Op::GateUpSilu { norm } => {
                     let x = gemm_input(&mut launches, norm);
-                    launches.push(gemm(&ins[1], outs[0].ty.elements(), PG_GATE_UP, x, 0, 0, rows_ptr(&outs[0]))?);
+                    gemm(&mut launches, &ins[1], outs[0].ty.elements(), PG_GATE_UP, x, 0, 0, rows_ptr(&outs[0]))?;
                 }
                 Op::QkvRope { n_heads, n_kv_heads, head_dim, qk_norm, norm, .. } => {
                     if !head_dim.is_multiple_of(2) {
@@ -315,7 +354,7 @@ impl DeviceLayout {
                     let (k_cache, v_cache) = (self.ptr(slots.k_cache), self.ptr(slots.v_cache));
                     let heads = n_heads + 2 * n_kv_heads;
                     let x = gemm_input(&mut launches, norm);
-                    launches.push(gemm(&ins[1], heads * head_dim, PG_LINEAR, x, bias_ptr, 0, dev.qkv)?);
+                    gemm(&mut launches, &ins[1], heads * head_dim, PG_LINEAR, x, bias_ptr, 0, dev.qkv)?;
                     let args = vec![
                         dev.qkv,
                         q_norm,
@@ -397,6 +436,26 @@ impl DeviceLayout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A wide GEMM keeps the columns of its full waves wide and gives the rest, at most half a
+    /// wave, to narrow tiles.
+    #[test]
+    fn a_wide_gemms_last_wave_goes_to_narrow_tiles() {
+        // Qwen2.5-1.5B gate/up: 70 column tiles; 1,024 rows (8 row tiles): 4 waves of 132 + 32
+        assert_eq!(wide_columns(70, 8, 132), Some(66));
+        assert_eq!(wide_columns(70, 16, 132), Some(66));
+        assert_eq!(wide_columns(66, 2, 132), None);
+        assert_eq!(wide_columns(70, 5, 132), None);
+        for sms in [8, 132] {
+            for (gx, gy) in (1..90).flat_map(|gx| (1..20).map(move |gy| (gx, gy))) {
+                if let Some(keep) = wide_columns(gx, gy, sms) {
+                    let rest = gx * gy - keep * gy;
+                    assert!(keep > 0 && keep < gx && keep * gy <= gx * gy - (gx * gy) % sms, "{gx} x {gy}: {keep} wide columns");
+                    assert!(rest > 0 && rest < sms / 2 + gy, "{gx} x {gy}: {rest} tiles left");
+                }
+            }
+        }
+    }
 
     /// Attention's pieces (in the kernel's unit order: query blocks descending, each block's
     /// pieces together) cover each query block's positions once, every row sees its piece's
