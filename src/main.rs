@@ -56,8 +56,8 @@ enum Command {
         sms: Option<u32>,
         /// How weights are stored: `bf16` (the default: every weight dequantized to bf16) or
         /// `as-stored` (a GGUF's Q8_0, Q4_0, Q4_K, Q5_K and Q6_K matrices keep their blocks, 2-3x
-        /// fewer bytes, dequantized in registers; on the GPU slower than bf16 for now, see the
-        /// README).
+        /// fewer bytes, dequantized in registers; on the GPU decode about as fast as bf16 and
+        /// prompts about 3x slower for now, see the README).
         #[arg(long)]
         weights: Option<llmc::compile::Weights>,
         /// Quantize every matrix (projections, embedding, LM head) to this block format now:
