@@ -3,8 +3,10 @@
 // reading both operands from shared memory in the 128-byte swizzled K-major layout.
 // Block tile BM = 64 * WGS tokens x BN weight rows: WGS warpgroups of 64 tokens x BN weight rows
 // each (BN / 2 accumulators a thread). K in steps of PGW_BK = 64 (one 128-byte swizzle row of bf16):
-// - W: a cp.async ring of PGW_STAGES (wide: PGW_WIDE_STAGES) tiles, 16-byte chunks stored at
-//   their swizzled places, requested stages - 2 tiles ahead;
+// - W: a ring of PGW_STAGES (wide: PGW_WIDE_STAGES) tiles filled by the bulk tensor copy engine
+//   (TMA, boxes of PGW_BOX_ROWS rows in the 128-byte swizzle) from the weight's tensor map
+//   `w_map` (a CUtensorMap in global memory, 64-byte aligned), requested stages - 2 tiles ahead
+//   by one thread, each stage's arrival awaited on its mbarrier;
 // - x: f32 from global into registers two K tiles ahead, split into bf16 hi = bf16(x) and
 //   lo = bf16(x - hi) tiles (PGW_X_BUFFERS of each, swizzled) one tile ahead; both halves are
 //   multiplied (PG_SPLIT_X, prefill_gemm.cu), so a prefilled row matches the decode GEMV's f32 x
@@ -23,7 +25,7 @@
 
 #pragma once
 #include "common.cuh"
-#include "prefill_gemm.cu"  // cp_async16, split_bf16x2, pg_weight_row, pg_finish, PG_SPLIT_X
+#include "prefill_gemm.cu"  // split_bf16x2, pg_finish, PG_SPLIT_X
 
 #define PGW_WG_ROWS 64  // tokens of a warpgroup: wgmma's M
 #define PGW_WG_THREADS 128
@@ -39,6 +41,7 @@
 #define PGW_SHORT_WGS 1
 #define PGW_SHORT_BN 128
 #define PGW_BK 64
+#define PGW_BOX_ROWS 64  // weight rows of one bulk tensor copy (a stage takes BN / PGW_BOX_ROWS)
 #define PGW_X_BUFFERS 3
 #define PGW_WIDE_STAGES 4  // the weight ring's stages: what fits beside the x buffers
 #define PGW_STAGES 5
@@ -125,8 +128,30 @@ __device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sy
 // Orders this thread's shared-memory writes (stores, landed cp.async) before async-proxy reads (wgmma).
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
+// The weight ring's transaction barriers (mbarrier, one arrival: the thread that requests a
+// stage) and the bulk tensor copy (TMA) of one PGW_BOX_ROWS x PGW_BK box of a weight, whose
+// tensor map (src/exec/cuda/prefill.rs, weight_map) lies in global memory: 128-byte swizzle, the
+// layout pgw_swizzle describes; rows or K past the matrix's end arrive as zeros.
+__device__ __forceinline__ void mbar_init(unsigned bar) { asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar) : "memory"); }
+__device__ __forceinline__ void mbar_expect(unsigned bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
+    asm volatile(
+        "{\n.reg .pred done;\nPGW_WAIT_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra PGW_WAIT_%=;\n}\n" ::"r"(bar),
+        "r"(parity)
+        : "memory");
+}
+__device__ __forceinline__ void tma_load_box(unsigned dst, const void* map, int k0, int row0, unsigned bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(dst), "l"(map),
+                 "r"(k0), "r"(row0), "r"(bar)
+                 : "memory");
+}
+
 template <int WGS, int BN, bool SPLIT_K>
-__device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias,
+__device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict__ x, const void* __restrict__ w_map, const bf16* __restrict__ bias,
                                                         const float* __restrict__ residual, float* __restrict__ out, int mode, int rows,
                                                         int n, int k, float* __restrict__ partial, unsigned* __restrict__ counters,
                                                         int tile_n0) {
@@ -134,7 +159,6 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
     constexpr int STAGES = BN == PGW_WIDE_BN ? PGW_WIDE_STAGES : PGW_STAGES;
     constexpr int W_TILE = BN * PGW_BK * 2, X_TILE = BM * PGW_BK * 2;  // bytes; X_TILE: one bf16 half
     constexpr int X_CHUNKS = BM * PGW_BK / 4 / THREADS;  // float4s of x a thread a tile
-    constexpr int W_CHUNKS = BN * PGW_BK / 8 / THREADS;  // 16-byte weight chunks a thread a tile
     const unsigned raw = (unsigned)__cvta_generic_to_shared(pg_smem);
     const unsigned base = (raw + 1023) & ~1023u;
     unsigned char* smem = pg_smem + (base - raw);
@@ -150,20 +174,26 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
     const int kt0 = SPLIT_K ? blockIdx.z * per : 0, count = SPLIT_K ? min(ktiles, kt0 + per) - kt0 : ktiles;
     const bool gate_up = mode == PG_GATE_UP;
 
-    auto load_w = [&](int i) {
-        if (i < count) {
-            const int k0 = (kt0 + i) * PGW_BK;
-            unsigned char* stage = smem + (i % STAGES) * W_TILE;
+    // Stage i % STAGES of the weight ring: one thread requests tile i's boxes (gate/up: BN / 2
+    // gate rows, then the matching up rows), everyone waits on the stage's barrier.
+    __shared__ __align__(8) unsigned long long full[STAGES];
+    const unsigned full_at = (unsigned)__cvta_generic_to_shared(full);
+    if (tid == 0) {
 #pragma unroll
-            for (int j = 0; j < W_CHUNKS; j++) {
-                const int q = tid + j * THREADS, r = q / 8, c = q % 8, kk = k0 + c * 8;
-                bool ok;
-                const int wr = pg_weight_row<BN>(tile_n, r, n, gate_up, ok);
-                ok = ok && kk < k;
-                cp_async16(stage + pgw_swizzle(r, c), w + (ok ? (long long)wr * k + kk : 0), ok);
-            }
+        for (int s = 0; s < STAGES; s++) mbar_init(full_at + 8 * s);
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    auto load_w = [&](int i) {
+        if (tid != 0 || i >= count) return;
+        const unsigned bar = full_at + 8 * (i % STAGES), dst = w_at + (i % STAGES) * W_TILE;
+        mbar_expect(bar, W_TILE);
+#pragma unroll
+        for (int box = 0; box < BN / PGW_BOX_ROWS; box++) {
+            const int r = box * PGW_BOX_ROWS;
+            const int row0 = gate_up ? (r < BN / 2 ? tile_n * (BN / 2) + r : n + tile_n * (BN / 2) + r - BN / 2) : tile_n * BN + r;
+            tma_load_box(dst + r * 128, w_map, (kt0 + i) * PGW_BK, row0, bar);
         }
-        cp_async_commit();  // empty past the end, so that every wait counts the same groups
     };
     float4 xr[X_CHUNKS];
     auto load_x = [&](int i) {
@@ -200,8 +230,8 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
     split_x(0);
     if (count > 1) load_x(1);
     for (int i = 0; i < count; i++) {
-        cp_async_wait<AHEAD - 1>();  // this thread's weight chunks of tile i landed
-        fence_proxy_async();         // ... and its split x stores, for wgmma
+        mbar_wait(full_at + 8 * (i % STAGES), (i / STAGES) & 1);  // tile i's weights landed
+        fence_proxy_async();  // this thread's split x stores, for wgmma
         __syncthreads();             // everyone's; every warpgroup is done with tile i - 2
         const unsigned x_at = (i % PGW_X_BUFFERS) * X_TILE + wg * PGW_WG_ROWS * 128;  // 128-byte rows
         const unsigned a_hi = hi_at + x_at, a_lo = lo_at + x_at;
@@ -221,7 +251,6 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
     wgmma_wait<0>();
 #pragma unroll
     for (int e = 0; e < BN / 2; e++) asm volatile("" : "+f"(acc[e])::"memory");  // no read of acc before the wait
-    cp_async_wait<0>();
     __syncthreads();
 
     // The accumulators as mma.sync's m16n8 C fragments side by side: warp w of the warpgroup holds
@@ -234,7 +263,7 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
     __syncthreads();
     pg_finish<SPLIT_K, BM, BN, CLD, THREADS>(C, bias, residual, out, mode, rows, n, m0, tile_n, partial, counters);
 }
-#define PGW_BODY(WGS, BN, SPLIT_K) prefill_gemm_wgmma_body<WGS, BN, SPLIT_K>(x, w, bias, residual, out, mode, rows, n, k, partial, counters, tile_n0)
+#define PGW_BODY(WGS, BN, SPLIT_K) prefill_gemm_wgmma_body<WGS, BN, SPLIT_K>(x, w_map, bias, residual, out, mode, rows, n, k, partial, counters, tile_n0)
 #else
 #define PGW_BODY(WGS, BN, SPLIT_K) __trap()
 #endif
@@ -242,7 +271,7 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
 // One kernel per tile and K split (wide tiles fill the SMs, so they never split K).
 #define PGW_KERNEL(NAME, WGS, BN, SPLIT_K)                                                                                        \
     extern "C" __global__ void __launch_bounds__(PGW_WG_THREADS * WGS, 1)                                                                  \
-        NAME(const float* __restrict__ x, const bf16* __restrict__ w, const bf16* __restrict__ bias, const float* __restrict__ residual, \
+        NAME(const float* __restrict__ x, const void* __restrict__ w_map, const bf16* __restrict__ bias, const float* __restrict__ residual, \
              float* __restrict__ out, int mode, int rows, int n, int k, float* __restrict__ partial, unsigned* __restrict__ counters,     \
              int tile_n0) {                                                                                                         \
         PGW_BODY(WGS, BN, SPLIT_K);                                                                                                 \

@@ -2,7 +2,8 @@
 // reference (relative L2 error per output matrix; NaN fails), then timed by CUDA events on the
 // Qwen2.5-1.5B shapes. For developing a kernel in one device call before llmc's tests run it.
 // Build and run on the device, from the repo root:
-//   nvcc -O3 -std=c++17 -arch=sm_90a -I kernels bench/probe/prefill_gemm_check.cu -o /tmp/pgc && /tmp/pgc
+//   nvcc -O3 -std=c++17 -arch=sm_90a -I kernels bench/probe/prefill_gemm_check.cu -lcuda -o /tmp/pgc && /tmp/pgc
+#include <cuda.h>
 #include <cuda_runtime.h>
 #include <cmath>
 #include <cstdio>
@@ -14,8 +15,8 @@
 #include "prefill_gemm_bf16.cu"
 
 typedef void (*Gemm)(const float*, const bf16*, const bf16*, const float*, float*, int, int, int, int, float*, unsigned*);
-// the wgmma kernels take their first column tile last
-typedef void (*GemmRange)(const float*, const bf16*, const bf16*, const float*, float*, int, int, int, int, float*, unsigned*, int);
+// the wgmma kernels read the weight through its tensor map and take their first column tile last
+typedef void (*GemmRange)(const float*, const void*, const bf16*, const float*, float*, int, int, int, int, float*, unsigned*, int);
 
 __global__ void reference(const float* x, const bf16* w, const bf16* bias, const float* residual, float* out, int mode, int rows, int n, int k) {
     const int t = blockIdx.y, j = blockIdx.x * blockDim.x + threadIdx.x;
@@ -52,6 +53,8 @@ int main() {
     unsigned* counters;
     cudaMalloc(&x, hx.size() * 4); cudaMalloc(&res, hres.size() * 4); cudaMalloc(&w, hw.size() * 2); cudaMalloc(&b, hb.size() * 2);
     cudaMalloc(&out, (size_t)max_rows * max_n * 4); cudaMalloc(&want, (size_t)max_rows * max_n * 4);
+    void* w_map;
+    cudaMalloc(&w_map, sizeof(CUtensorMap));
     cudaMalloc(&partial, 64 << 20); cudaMalloc(&counters, 1 << 16); cudaMemset(counters, 0, 1 << 16);
     cudaMemcpy(x, hx.data(), hx.size() * 4, cudaMemcpyHostToDevice); cudaMemcpy(res, hres.data(), hres.size() * 4, cudaMemcpyHostToDevice);
     cudaMemcpy(w, hw.data(), hw.size() * 2, cudaMemcpyHostToDevice); cudaMemcpy(b, hb.data(), hb.size() * 2, cudaMemcpyHostToDevice);
@@ -80,6 +83,16 @@ int main() {
         const float* residual = gu ? nullptr : res;
         reference<<<dim3((c.n + 127) / 128, c.rows), 128>>>(x, w, bias, residual, want, c.mode, c.rows, c.n, c.k);
         std::vector<float> hw_((size_t)c.rows * c.n), hg((size_t)c.rows * c.n);
+        // the weight's tensor map, as src/exec/cuda/prefill.rs (weight_maps) makes it
+        CUtensorMap hmap;
+        const cuuint64_t dims[2] = {(cuuint64_t)c.k, (cuuint64_t)(gu ? 2 * c.n : c.n)}, strides[1] = {(cuuint64_t)c.k * 2};
+        const cuuint32_t box[2] = {PGW_BK, PGW_BOX_ROWS}, unit[2] = {1, 1};
+        if (cuTensorMapEncodeTiled(&hmap, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, w, dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                   CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS) {
+            printf("%s: cuTensorMapEncodeTiled failed\n", c.name);
+            return 1;
+        }
+        cudaMemcpy(w_map, &hmap, sizeof hmap, cudaMemcpyHostToDevice);
         cudaMemcpy(hw_.data(), want, hw_.size() * 4, cudaMemcpyDeviceToHost);
         // "wide+tail": the wide tiles' full waves over 132 SMs, the last wave's columns as narrow
         // tiles split twice (src/exec/cuda/prefill.rs, wide_columns), for gate_up at 1,024 rows
@@ -97,10 +110,10 @@ int main() {
             auto launch = [&]() {
                 if (tail) {
                     const int keep = 66;  // 66 x 8 = 4 waves of 132; columns 66.. are 8 narrow columns
-                    prefill_gemm_wgmma_wide<<<dim3(keep, grid.y), kr.threads, kr.shared>>>(x, w, bias, residual, out, c.mode, c.rows, c.n, c.k, partial, counters, 0);
-                    prefill_gemm_wgmma_split_k<<<dim3(2 * (grid.x - keep), grid.y, 2), 256, PGW_SHARED_NARROW>>>(x, w, bias, residual, out, c.mode, c.rows, c.n, c.k, partial, counters, 2 * keep);
+                    prefill_gemm_wgmma_wide<<<dim3(keep, grid.y), kr.threads, kr.shared>>>(x, w_map, bias, residual, out, c.mode, c.rows, c.n, c.k, partial, counters, 0);
+                    prefill_gemm_wgmma_split_k<<<dim3(2 * (grid.x - keep), grid.y, 2), 256, PGW_SHARED_NARROW>>>(x, w_map, bias, residual, out, c.mode, c.rows, c.n, c.k, partial, counters, 2 * keep);
                 } else if (kr.range) {
-                    (c.splits > 1 ? kr.range_split : kr.range)<<<grid, kr.threads, kr.shared>>>(x, w, bias, residual, out, c.mode, c.rows, c.n, c.k, partial, counters, 0);
+                    (c.splits > 1 ? kr.range_split : kr.range)<<<grid, kr.threads, kr.shared>>>(x, w_map, bias, residual, out, c.mode, c.rows, c.n, c.k, partial, counters, 0);
                 } else {
                     (c.splits > 1 ? kr.split : kr.plain)<<<grid, kr.threads, kr.shared>>>(x, w, bias, residual, out, c.mode, c.rows, c.n, c.k, partial, counters);
                 }

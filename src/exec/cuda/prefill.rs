@@ -9,6 +9,7 @@ use crate::ir::Op;
 use crate::kernels::define;
 use crate::plan::prefill::PrefillLayout;
 use crate::plan::{Slot, Step, StepIo};
+use cudarc::driver::sys;
 
 /// Prompt tokens per prefill pass on the GPU: big enough that the GEMMs run on tensor cores at
 /// a good fraction of peak and that attention's blocks (64 query vectors of one KV head each:
@@ -31,26 +32,17 @@ struct GemmTiles {
     shared: usize,
     /// Blocks an SM runs at once: a split K aims at filling the SMs once with them.
     per_sm: usize,
-    /// Takes its first column tile as a last argument (tile_n0), so it can run a GEMM's
-    /// columns in two launches.
-    column_range: bool,
+    /// A wgmma kernel: reads its weight through the weight's tensor map ([`weight_maps`]),
+    /// passed in place of the weight's address, and takes its first column tile as a last
+    /// argument (tile_n0), so it can run a GEMM's columns in two launches.
+    wgmma: bool,
 }
 const PGW_BK: usize = define("PGW_BK");
 const PGW_WG_ROWS: usize = define("PGW_WG_ROWS");
 const PGW_WG_THREADS: usize = define("PGW_WG_THREADS");
 /// A prefill_gemm_wgmma.cu tile of `wgs` warpgroups and `cols` weight rows.
 const fn wgmma_tiles(kernel: &'static str, split_kernel: Option<&'static str>, wgs: usize, cols: usize, shared: usize) -> GemmTiles {
-    GemmTiles {
-        kernel,
-        split_kernel,
-        rows: PGW_WG_ROWS * wgs,
-        cols,
-        k_step: PGW_BK,
-        threads: (PGW_WG_THREADS * wgs) as u32,
-        shared,
-        per_sm: 1,
-        column_range: true,
-    }
+    GemmTiles { kernel, split_kernel, rows: PGW_WG_ROWS * wgs, cols, k_step: PGW_BK, threads: (PGW_WG_THREADS * wgs) as u32, shared, per_sm: 1, wgmma: true }
 }
 /// prefill_gemm_wgmma.cu (sm_90): bf16 weights by warpgroup MMA; 128 x 256 tiles where they fill
 /// the SMs (f32 x re-read from L2 half as often), else 128 x 128, or 64 x 128 for 64 rows or fewer.
@@ -74,7 +66,7 @@ const BF16_TILES: GemmTiles = GemmTiles {
     threads: define("PGB_THREADS") as u32,
     shared: define("PGB_SHARED"),
     per_sm: 1,
-    column_range: false,
+    wgmma: false,
 };
 /// prefill_gemm.cu: block-format weights dequantized into bf16 hi + lo tiles.
 const QUANT_TILES: GemmTiles = GemmTiles {
@@ -86,7 +78,7 @@ const QUANT_TILES: GemmTiles = GemmTiles {
     threads: define("PG_THREADS") as u32,
     shared: define("PG_SHARED"),
     per_sm: 2,
-    column_range: false,
+    wgmma: false,
 };
 const ALL_TILES: [GemmTiles; 5] = [WGMMA_WIDE, WGMMA_NARROW, WGMMA_SHORT, BF16_TILES, QUANT_TILES];
 pub(super) const PGB_SHARED: usize = BF16_TILES.shared;
@@ -165,6 +157,8 @@ pub struct PrefillDevice {
     /// ([`split_counter_bytes`], zeroed at load; the last split of a tile re-arms its own).
     pub partial: u64,
     pub counters: u64,
+    /// A tensor map a step ([`weight_maps`]): the wgmma kernels' weights.
+    pub weight_maps: u64,
 }
 
 /// A GEMM splits K only while its tiles are fewer than the SMs, into as many blocks as the SMs
@@ -179,6 +173,56 @@ fn split_k(tiles: usize, k: usize, gemm: &GemmTiles, sms: usize) -> usize {
     }
     let want = (gemm.per_sm * sms / tiles).clamp(1, ktiles);
     ktiles.div_ceil(ktiles.div_ceil(want).max(PG_MIN_SPLIT_TILES))
+}
+
+/// Bytes of a step's slot in the tensor-map table: a CUtensorMap (64-byte aligned).
+pub const MAP_BYTES: usize = 128;
+const PGW_BOX_ROWS: usize = define("PGW_BOX_ROWS");
+
+/// The weight a step's prefill GEMM reads, if it has one.
+fn gemm_weight(step: &Step) -> Option<&Slot> {
+    matches!(step.op, Op::Linear { .. } | Op::LinearResidual { .. } | Op::GateUpSilu { .. } | Op::QkvRope { .. }).then(|| &step.inputs[1])
+}
+
+/// The tensor-map table of the wgmma GEMMs (sm_90): MAP_BYTES a step, for each step whose GEMM
+/// weight is bf16 the CUtensorMap through which the bulk tensor copy engine (TMA) reads it in
+/// boxes of PGW_BOX_ROWS rows x PGW_BK elements with the 128-byte swizzle the kernel's shared
+/// tiles use (kernels/prefill_gemm_wgmma.cu), zeros elsewhere. Uploaded once at load.
+pub fn weight_maps(steps: &[Step], layout: &DeviceLayout) -> Result<Vec<u8>> {
+    let mut table = vec![0u8; MAP_BYTES * steps.len()];
+    for (i, step) in steps.iter().enumerate() {
+        let Some(w) = gemm_weight(step).filter(|w| !w.ty.dtype.is_block_format() && layout.sm == 90) else { continue };
+        let k = w.ty.last_dim();
+        let dims = [k as u64, (w.ty.elements() / k) as u64];
+        let strides = [(2 * k) as u64];
+        let boxes = [PGW_BK as u32, PGW_BOX_ROWS as u32];
+        let unit = [1u32, 1];
+        let mut map = sys::CUtensorMap { opaque: [0; 16] };
+        // SAFETY: every pointer names a live local of the rank (2) the call is given; the address
+        // is the weight's in the uploaded weights, which outlive the table.
+        unsafe {
+            sys::cuTensorMapEncodeTiled(
+                &mut map,
+                sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+                2,
+                layout.ptr(w) as *mut std::ffi::c_void,
+                dims.as_ptr(),
+                strides.as_ptr(),
+                boxes.as_ptr(),
+                unit.as_ptr(),
+                sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+                sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+                sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+            )
+        }
+        .result()
+        .map_err(|reason| Error::Cuda { what: format!("describing {} to the tensor copy engine", w.name), reason })?;
+        for (j, word) in map.opaque.iter().enumerate() {
+            table[MAP_BYTES * i + 8 * j..][..8].copy_from_slice(&word.to_ne_bytes());
+        }
+    }
+    Ok(table)
 }
 
 /// The column tiles of a GEMM's `gx` x `gy` wide tiles to keep wide: those of its full waves
@@ -245,7 +289,7 @@ impl DeviceLayout {
     ) -> Result<Vec<Launch>> {
         let rows_ptr = |slot: &Slot| layout.offset(slot).map_or_else(|| self.ptr(slot), |o| dev.arena + o);
         let mut launches = Vec::new();
-        for step in steps {
+        for (step_index, step) in steps.iter().enumerate() {
             let (ins, outs) = (&step.inputs, &step.outputs);
             let unsupported = |why: String| Error::Unsupported(format!("prefill of {} ({}): {why}", step.label, step.op.kind()));
             // A block-format weight's tiles are dequantized by the GEMM (prefill_gemm_q).
@@ -262,7 +306,8 @@ impl DeviceLayout {
                     let splits = split_k(gx * gy, k, &tiles, self.sms as usize);
                     let grid = (gx as u32, gy as u32, splits as u32);
                     let mut args = vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k), dev.partial, dev.counters];
-                    if tiles.column_range {
+                    if tiles.wgmma {
+                        args[1] = dev.weight_maps + (MAP_BYTES * step_index) as u64;
                         args.push(int(first));
                     }
                     let name = match (splits > 1, tiles.split_kernel) {
