@@ -31,7 +31,7 @@
 #define PGW_WG_THREADS 128
 // Three tiles (WGS warpgroups, BN weight rows):
 //   wide   (2, 256): x, re-read from L2 once per block column and f32 (twice a bf16 weight's
-//                    bytes), is read half as often as at 128; for GEMMs whose wide tiles fill the SMs
+//                    bytes), is read half as often as at 128; where they take fewer waves (the host)
 //   narrow (2, 128): the others of more than 64 rows (twice the blocks)
 //   short  (1, 128): 64 rows or fewer (no warpgroup multiplies only padding)
 #define PGW_WIDE_WGS 2
@@ -268,7 +268,8 @@ __device__ __forceinline__ void prefill_gemm_wgmma_body(const float* __restrict_
 #define PGW_BODY(WGS, BN, SPLIT_K) __trap()
 #endif
 
-// One kernel per tile and K split (wide tiles fill the SMs, so they never split K).
+// One kernel per tile and K split (wide tiles never split K: the host picks them only where they
+// take fewer waves over the SMs than narrow ones).
 #define PGW_KERNEL(NAME, WGS, BN, SPLIT_K)                                                                                        \
     extern "C" __global__ void __launch_bounds__(PGW_WG_THREADS * WGS, 1)                                                                  \
         NAME(const float* __restrict__ x, const void* __restrict__ w_map, const bf16* __restrict__ bias, const float* __restrict__ residual, \

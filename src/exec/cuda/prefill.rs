@@ -23,7 +23,7 @@ pub const PREFILL_CHUNK: usize = 2_048;
 #[derive(Clone, Copy, Debug)]
 struct GemmTiles {
     kernel: &'static str,
-    /// None: chosen only where its tiles fill the SMs, so it never splits K.
+    /// None: chosen only where it takes fewer waves than narrower tiles, so it never splits K.
     split_kernel: Option<&'static str>,
     rows: usize,
     cols: usize,
@@ -44,8 +44,9 @@ const PGW_WG_THREADS: usize = define("PGW_WG_THREADS");
 const fn wgmma_tiles(kernel: &'static str, split_kernel: Option<&'static str>, wgs: usize, cols: usize, shared: usize) -> GemmTiles {
     GemmTiles { kernel, split_kernel, rows: PGW_WG_ROWS * wgs, cols, k_step: PGW_BK, threads: (PGW_WG_THREADS * wgs) as u32, shared, per_sm: 1, wgmma: true }
 }
-/// prefill_gemm_wgmma.cu (sm_90): bf16 weights by warpgroup MMA; 128 x 256 tiles where they fill
-/// the SMs (f32 x re-read from L2 half as often), else 128 x 128, or 64 x 128 for 64 rows or fewer.
+/// prefill_gemm_wgmma.cu (sm_90): bf16 weights by warpgroup MMA; 128 x 256 tiles where they take
+/// fewer waves (f32 x re-read from L2 half as often: [`wide_is_faster`]), else 128 x 128, or
+/// 64 x 128 for 64 rows or fewer.
 const WGMMA_WIDE: GemmTiles = wgmma_tiles("prefill_gemm_wgmma_wide", None, define("PGW_WIDE_WGS"), define("PGW_WIDE_BN"), define("PGW_SHARED_WIDE"));
 const WGMMA_NARROW: GemmTiles =
     wgmma_tiles("prefill_gemm_wgmma", Some("prefill_gemm_wgmma_split_k"), define("PGW_NARROW_WGS"), define("PGW_NARROW_BN"), define("PGW_SHARED_NARROW"));
@@ -225,6 +226,18 @@ pub fn weight_maps(steps: &[Step], layout: &DeviceLayout) -> Result<Vec<u8>> {
     Ok(table)
 }
 
+/// Whether a GEMM's `wide` 128 x 256 tiles beat its `narrow` 128 x 128 ones: counted in waves
+/// over the SMs, a wave of wide tiles taking WIDE_WAVE_COST narrow waves (twice the products, x
+/// read once for both halves). Measured with the TMA-fed kernels (H200, 2026-11-30,
+/// `bench/results/2026-11-30-h200-tma.log`): gate/up 2,048 rows 9 wide waves 425 us vs 17 narrow
+/// 554 us (1.45); down 2,048 rows 1 vs 2 waves 267 vs 396 us (1.35); down 1,024 rows 1 vs 1
+/// wave 263 vs 198 us (1.33).
+const WIDE_WAVE_COST: (usize, usize) = (7, 5);
+
+fn wide_is_faster(wide: usize, narrow: usize, sms: usize) -> bool {
+    WIDE_WAVE_COST.0 * wide.div_ceil(sms) < WIDE_WAVE_COST.1 * narrow.div_ceil(sms)
+}
+
 /// The column tiles of a GEMM's `gx` x `gy` wide tiles to keep wide: those of its full waves
 /// over the SMs, when a last wave would fill at most half of them (None: all wide). The rest
 /// run as narrow tiles.
@@ -327,7 +340,8 @@ impl DeviceLayout {
                     (false, true) if n <= WGMMA_SHORT.rows => WGMMA_SHORT,
                     (false, true) => {
                         let (gx, gy) = WGMMA_WIDE.count(n, cols, gate_up);
-                        if gx * gy < self.sms as usize {
+                        let (nx, ny) = WGMMA_NARROW.count(n, cols, gate_up);
+                        if !wide_is_faster(gx * gy, nx * ny, self.sms as usize) {
                             WGMMA_NARROW
                         } else if let Some(wide) = wide_columns(gx, gy, self.sms as usize) {
                             // the wide tiles' last wave would leave most SMs idle: its columns
@@ -484,6 +498,15 @@ mod tests {
 
     /// A wide GEMM keeps the columns of its full waves wide and gives the rest, at most half a
     /// wave, to narrow tiles.
+    #[test]
+    fn wide_tiles_where_they_take_fewer_waves() {
+        // Qwen2.5-1.5B at 1,024 rows: gate/up wide (560 vs 1,120 tiles), down narrow (48 vs 96)
+        assert!(wide_is_faster(560, 1_120, 132));
+        assert!(!wide_is_faster(48, 96, 132));
+        // ... at 2,048 rows: down wide (96 vs 192)
+        assert!(wide_is_faster(96, 192, 132));
+    }
+
     #[test]
     fn a_wide_gemms_last_wave_goes_to_narrow_tiles() {
         // Qwen2.5-1.5B gate/up: 70 column tiles; 1,024 rows (8 row tiles): 4 waves of 132 + 32
