@@ -6,14 +6,16 @@
 // query vectors of one KV head, 16 a warp, and walks the cache in tiles of PA_TILE positions
 // staged in shared memory once for all of them; a unit is a query block or, for a short prompt's
 // long blocks, a piece of its positions (pa_unit), the pieces merged through `partial` by the
-// last to finish (<= gridDim.x * gridDim.y slots of PA_SLOT floats, a counter per query block). Every f32 operand is split into
-// bf16 hi + lo as it is staged (Q once, each K/V tile once; the scores P in registers), and a
-// product a.b is taken as hi.hi + lo.hi + hi.lo on mma.sync (lo.lo is below f32's resolution).
+// last to finish (<= gridDim.x * gridDim.y slots of PA_SLOT floats, a counter per query block).
+// Every f32 operand is split into bf16 hi + lo as it is staged (Q once, each K/V tile once; the
+// scores P in registers), and a product a.b is taken as hi.hi + lo.hi + hi.lo on mma.sync (lo.lo
+// is below f32's resolution).
 // A warp's 16 x PA_TILE scores S = Q K^T stay in the mma accumulators, the online softmax runs
 // on them in place (a row's four lanes reduce by shuffles) and they become the A operand of
 // O += P V directly; V's B fragments come by ldmatrix.trans from its [position][d] tile.
 // Bytes: each query block reads K and V of its KV head up to its last token's position once,
-// 2 * (start + t + 1) * d * 4 (L2), + its q rows and outputs (+ 2 PA_SLOTs a piece).
+// 2 * (start + t + 1) * d * 4 (L2), + its q rows and outputs (+ a piece's slot, written once
+// and read once by the piece that merges).
 // Limits (host-checked): d % 16 == 0, d <= PA_MAX_D, group <= PA_ROWS.
 
 #pragma once

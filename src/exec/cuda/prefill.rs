@@ -117,8 +117,8 @@ const PA_SLOT: usize = define("PA_SLOT");
 /// prefill_attention's Q, K and V tiles, each as bf16 hi and lo.
 pub(super) const PA_SHARED: usize = define("PA_SHARED");
 
-/// An attention piece has a fixed cost (its query block's Q staged again, its rows written to the scratch
-/// and merged): no piece is shorter than PA_MIN_PIECE positions.
+/// An attention piece has a fixed cost (its query block's Q staged again, its rows written to the
+/// scratch and merged): no piece is shorter than PA_MIN_PIECE positions.
 const PA_MIN_PIECE: usize = 4 * PA_TILE;
 
 /// The pieces of prefill attention's query blocks (kernels/prefill_attention.cu, `pa_unit`):
@@ -312,7 +312,7 @@ impl DeviceLayout {
                     return Err(unsupported(format!("the prefill GEMM needs K divisible by 8, got {k}")));
                 }
                 let gate_up = mode == PG_GATE_UP;
-                // One launch of `tiles` over its column tiles first.. (all with `last`).
+                // One launch of `tiles` over its column tiles first..last (None: through the end).
                 let mut push = |tiles: GemmTiles, first: usize, last: Option<usize>| -> Result<()> {
                     let (gx, gy) = tiles.count(n, cols, gate_up);
                     let gx = last.unwrap_or(gx) - first;
