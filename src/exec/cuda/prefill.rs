@@ -320,6 +320,9 @@ impl DeviceLayout {
                     let grid = (gx as u32, gy as u32, splits as u32);
                     let mut args = vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k), dev.partial, dev.counters];
                     if tiles.wgmma {
+                        if !gemm_weight(step).is_some_and(|mapped| std::ptr::eq(mapped, w)) {
+                            return Err(Error::Internal(format!("{}: no tensor map for {}", step.label, w.name)));
+                        }
                         args[1] = dev.weight_maps + (MAP_BYTES * step_index) as u64;
                         args.push(int(first));
                     }
