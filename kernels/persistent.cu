@@ -1,8 +1,9 @@
 // Decode as one persistent kernel: every step of the plan but sampling, run by PK_BLOCKS_PER_SM
 // resident blocks ("workers") per SM, each executing the instruction stream the compiler
 // scheduled for it (src/exec/cuda/persistent.rs builds it, src/plan/program.rs holds it).
-// Launch: `workers` blocks of PK_THREADS (cooperative, so all are resident), dynamic shared
-// memory as the largest GEMV of the program stages (gemv.cu), grid = the program's workers.
+// Launch: `workers` blocks of PK_THREADS (cooperative, so all are resident), grid = the
+// program's workers; dynamic shared memory: x as the largest GEMV of the program stages it
+// (gemv.cu), then from `ring_at` the weight ring's `stages` stages. sm_90 only (bulk copies).
 //
 // An instruction is (step, first task, end task, waits): the step's operands come from its
 // descriptor (PK_DESC_WORDS words: kind, aux, then the standalone kernel's arguments as launch.rs
@@ -14,9 +15,15 @@
 // when every worker is resident), runs, then signals its own step. The last worker to finish
 // re-arms every counter, so the captured graph replays with no host work.
 //
-// Weights never wait for activations: each GEMV requests its first weight rows before its wait
-// (gemv_tasks), so HBM streams across dependency waits. (Asking L2 to prefetch the next
-// instruction's weights as well was measured slower: it delays attention's latency-bound loads.)
+// Weights never wait for activations: each worker streams its GEMV instructions' weight rows
+// into a ring of shared-memory stages (PK_SLOT_BYTES each, as many as fit beside x) by the bulk
+// copy engine, in program order and as soon as a stage is free, whatever the instruction being
+// run waits for; so HBM keeps streaming across dependency waits and through attention (a full
+// ring is ~21 MB over 132 SMs: ~5 us of HBM time). The host cuts each GEMV instruction's tasks
+// into pieces (a stage's worth, never across a RoPE head) and lists their rows' addresses per
+// worker (src/exec/cuda/persistent.rs, `pieces`); the instruction cuts its range by the same rule
+// (`piece_tasks`, from the descriptor's aux word) as it consumes them. One thread (thread 0)
+// requests a stage: at the start, and each time the block has finished reading one.
 // Bytes: the plan's weights once + the activations (L2) + KV rows.
 // Activations written during the launch are read through L2 (CounterWait::load), never L1 or
 // the non-coherent read-only path.
@@ -31,13 +38,15 @@
 #define PK_WARPS (PK_THREADS / 32)
 #define PK_BLOCKS_PER_SM 1
 #define PK_DESC_WORDS 24
-// GEMV loads in flight per lane, and tasks a warp streams at once: one-row tasks (linear, LM
-// head) two at a time, so a warp has two rows of K = 1536 in flight, as two-row tasks (gate/up,
-// q/k/v) have. Measured on an H200 (bench/results/2026-11-29-h200-persistent-tuning.md): 32
-// loads per lane or 4 tasks at once were slower (fewer warps share an instruction's tasks).
-#define PK_GEMV_BATCH 16
-#define PK_TASKS_1ROW 2
-#define PK_TASKS_2ROW 1
+// The weight ring: a stage holds one piece, up to PK_SLOT_BYTES of whole tasks' rows (the
+// largest row in the supported shapes: Qwen2-7B's down projection, 18,944 x 2 bytes); at most
+// PK_MAX_STAGES stages, within PK_DYNAMIC_SHARED bytes of dynamic shared memory with x (the
+// host sizes the ring; the attention's static shared memory comes on top).
+#define PK_SLOT_BYTES (40 * 1024)
+#define PK_MAX_STAGES 8
+#define PK_DYNAMIC_SHARED (200 * 1024)
+// u32 words of a piece's record in the host's table: two row addresses (u64), bytes a row copy.
+#define PK_PIECE_WORDS 8
 
 // Step kinds of a descriptor's word 0 (read by persistent.rs through kernels::define).
 #define PK_EMBEDDING 1
@@ -92,9 +101,132 @@ struct CounterWait {
     __device__ __forceinline__ static T load(const T* p) { return __ldcg(p); }
 };
 
+// Tasks in the piece that starts at task t of an instruction ending at `end`: a stage's worth
+// (cut & 0xffff tasks), never across a multiple of cut >> 16 (a RoPE head's tasks; 0: no such
+// bound). The host cuts its pieces by the same rule (persistent.rs, `piece_tasks`).
+__device__ __forceinline__ int piece_tasks(int t, int end, unsigned cut) {
+    int n = min(end - t, (int)(cut & 0xffffu));
+    const int head = (int)(cut >> 16);
+    return head ? min(n, head - t % head) : n;
+}
+
+#if __CUDA_ARCH__ >= 900
+// This worker's weight ring. Every thread tracks the pieces consumed; thread 0 also the pieces
+// requested, and holds the next one's record (loaded a piece ahead, so a request never waits).
+struct WeightRing {
+    const unsigned char* base;  // stage 0
+    unsigned slots, bars;       // shared addresses: stage 0, its mbarrier
+    int stages;
+    const uint4* pieces;  // this worker's records, two uint4 each
+    int count, consumed, requested;
+    uint4 next[2];
+
+    __device__ __forceinline__ void fetch_next() {
+        if (requested < count) next[0] = pieces[2 * requested], next[1] = pieces[2 * requested + 1];
+    }
+    // Thread 0: the next piece into its stage (the stage's previous piece is consumed).
+    __device__ __forceinline__ void request() {
+        if (requested >= count) return;
+        const int stage = requested % stages;
+        const unsigned bar = bars + 8 * stage, dst = slots + stage * PK_SLOT_BYTES, bytes = next[1].x;
+        const void* src0 = reinterpret_cast<const void*>(((unsigned long long)next[0].y << 32) | next[0].x);
+        const void* src1 = reinterpret_cast<const void*>(((unsigned long long)next[0].w << 32) | next[0].z);
+        mbar_expect(bar, src1 ? 2 * bytes : bytes);
+        bulk_load_weight(dst, src0, bytes, bar);
+        if (src1) bulk_load_weight(dst + bytes, src1, bytes, bar);
+        requested++;
+        fetch_next();
+    }
+    // Thread 0, at the start: barriers armed, every stage requested.
+    __device__ __forceinline__ void start() {
+        for (int s = 0; s < stages; s++) mbar_init(bars + 8 * s);
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        fetch_next();
+        for (int s = 0; s < stages; s++) request();
+    }
+    // The consumed piece's stage, once its bytes have landed (every thread).
+    __device__ __forceinline__ const uint4* front() const {
+        const int stage = consumed % stages;
+        mbar_wait(bars + 8 * stage, (consumed / stages) & 1);
+        return reinterpret_cast<const uint4*>(base + stage * PK_SLOT_BYTES);
+    }
+    // Every thread, when done reading the front piece: its stage takes the next request.
+    __device__ __forceinline__ void release() {
+        __syncthreads();
+        if (threadIdx.x == 0) request();
+        consumed++;
+    }
+};
+
+// A GEMV instruction's weights, from the ring; `cut` is the descriptor's aux word (piece_tasks).
+struct RingWeights {
+    WeightRing* ring;
+    unsigned cut;
+};
+
+// Partial row sums of a piece's tasks split over several warps (two pieces' worth: a piece's
+// epilogues run while the next piece's partials are written).
+__shared__ float pk_partial[2][PK_WARPS * 2];
+
+// gemv_tasks over the ring: tasks t..tasks-1 of the instruction (t its first: the ring's pieces
+// are the instruction's, not a warp's). A piece of n tasks holds row j of task i at row j * n + i;
+// its tasks are split over the warps, each task's K over PK_WARPS / n of them when n is smaller
+// (their partial sums meet in shared memory after the piece's barrier). rows_of is the host's
+// business here (the pieces' addresses); the epilogue gets every lane holding the sums, as in
+// the register path.
+template <int ROWS, int TASKS, int BATCH, int THREADS, class RowsOf, class Epilogue, class Wait>
+__device__ __forceinline__ void gemv_tasks(RingWeights m, int t, int, int tasks, int k, const float* x, const bf16* norm_w, float eps,
+                                           RowsOf, Epilogue epilogue, Wait wait) {
+    WeightRing& ring = *m.ring;
+    const int chunks = k >> 3, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    stage_norm_weight(norm_w, k, THREADS);
+    wait();
+    stage_x<Wait>(x, norm_w, eps, k, THREADS);
+    const float4* xs = gemv_x_f32();
+    while (t < tasks) {
+        const int n = piece_tasks(t, tasks, m.cut), segments = max(1, PK_WARPS / n);
+        float* partial = pk_partial[ring.consumed & 1];
+        const uint4* slot = ring.front();
+        for (int item = warp; item < n * segments; item += PK_WARPS) {
+            const int i = item % n, s = item / n, c1 = chunks * (s + 1) / segments;
+            float acc[ROWS];
+#pragma unroll
+            for (int j = 0; j < ROWS; j++) acc[j] = 0.f;
+#pragma unroll 4
+            for (int c = chunks * s / segments + lane; c < c1; c += 32) {
+                const float4 xa = xs[2 * c], xb = xs[2 * c + 1];
+#pragma unroll
+                for (int j = 0; j < ROWS; j++) fma8(acc[j], slot[(long long)(j * n + i) * chunks + c], xa, xb);
+            }
+#pragma unroll
+            for (int j = 0; j < ROWS; j++) acc[j] = warp_sum(acc[j]);
+            if (segments == 1) {
+                epilogue(t + i, acc);
+            } else if (lane == 0) {
+#pragma unroll
+                for (int j = 0; j < ROWS; j++) partial[item * ROWS + j] = acc[j];
+            }
+        }
+        ring.release();
+        if (segments > 1) {
+            for (int i = warp; i < n; i += PK_WARPS) {
+                float acc[ROWS];
+#pragma unroll
+                for (int j = 0; j < ROWS; j++) {
+                    acc[j] = 0.f;
+                    for (int s = 0; s < segments; s++) acc[j] += partial[(s * n + i) * ROWS + j];
+                }
+                epilogue(t + i, acc);
+            }
+        }
+        t += n;
+    }
+}
+#endif
+
 // One instruction's body per step kind.
-// `a` is the descriptor's argument words (launch.rs's order for the standalone kernel), warp w
-// of the block runs tasks t = begin + w, t + PK_WARPS, ... below `end`.
+// `a` is the descriptor's argument words (launch.rs's order for the standalone kernel), tasks
+// t..end-1 of the step.
 __device__ __forceinline__ void pk_embedding(const unsigned long long* a, CounterWait wait) {
     wait();
     const int hidden = (int)a[3], vocab = (int)a[4], id = *reinterpret_cast<const int*>(a[1]);
@@ -104,32 +236,35 @@ __device__ __forceinline__ void pk_embedding(const unsigned long long* a, Counte
     for (int e = threadIdx.x; e < hidden; e += PK_THREADS) out[e] = valid ? bf16_to_f32(row[e]) : 0.f;
 }
 
-__device__ __forceinline__ void pk_linear(const unsigned long long* a, int t, int end, CounterWait wait) {
-    linear_tasks<PK_TASKS_1ROW, PK_GEMV_BATCH, PK_THREADS>(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), Bf16Weights{reinterpret_cast<const bf16*>(a[1])},
+#if __CUDA_ARCH__ >= 900
+__device__ __forceinline__ void pk_linear(const unsigned long long* a, int t, int end, RingWeights w, CounterWait wait) {
+    linear_tasks<1, GEMV_BATCH, PK_THREADS>(t, 0, end, reinterpret_cast<const float*>(a[0]), w,
                  reinterpret_cast<const bf16*>(a[2]), reinterpret_cast<const float*>(a[3]), reinterpret_cast<float*>(a[4]),
                  (int)a[6], wait);
 }
 
-__device__ __forceinline__ void pk_lm_head(const unsigned long long* a, int t, int end, CounterWait wait) {
-    lm_head_tasks<PK_TASKS_1ROW, PK_GEMV_BATCH, PK_THREADS>(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), Bf16Weights{reinterpret_cast<const bf16*>(a[1])},
+__device__ __forceinline__ void pk_lm_head(const unsigned long long* a, int t, int end, RingWeights w, CounterWait wait) {
+    lm_head_tasks<1, GEMV_BATCH, PK_THREADS>(t, 0, end, reinterpret_cast<const float*>(a[0]), w,
                   reinterpret_cast<const bf16*>(a[2]), __int_as_float((int)a[3]), reinterpret_cast<float*>(a[4]), (int)a[6],
                   wait);
 }
 
-__device__ __forceinline__ void pk_gate_up(const unsigned long long* a, int t, int end, CounterWait wait) {
-    gate_up_silu_tasks<PK_TASKS_2ROW, PK_GEMV_BATCH, PK_THREADS>(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), Bf16Weights{reinterpret_cast<const bf16*>(a[1])},
+__device__ __forceinline__ void pk_gate_up(const unsigned long long* a, int t, int end, RingWeights w, CounterWait wait) {
+    gate_up_silu_tasks<1, GEMV_BATCH, PK_THREADS>(t, 0, end, reinterpret_cast<const float*>(a[0]), w,
                        reinterpret_cast<const bf16*>(a[2]), __int_as_float((int)a[3]), reinterpret_cast<float*>(a[4]),
                        (int)a[5], (int)a[6], wait);
 }
 
-__device__ __forceinline__ void pk_qkv(const unsigned long long* a, int t, int end, CounterWait wait) {
-    qkv_rope_tasks<PK_TASKS_2ROW, PK_GEMV_BATCH, PK_THREADS>(t, PK_WARPS, end, reinterpret_cast<const float*>(a[0]), Bf16Weights{reinterpret_cast<const bf16*>(a[1])},
+__device__ __forceinline__ void pk_qkv(const unsigned long long* a, int t, int end, RingWeights w, CounterWait wait) {
+    qkv_rope_tasks<1, GEMV_BATCH, PK_THREADS>(t, 0, end, reinterpret_cast<const float*>(a[0]), w,
                    reinterpret_cast<const bf16*>(a[2]), reinterpret_cast<const bf16*>(a[3]), reinterpret_cast<const bf16*>(a[4]),
                    __int_as_float((int)a[5]), reinterpret_cast<const float*>(a[6]), reinterpret_cast<const int*>(a[7]),
                    reinterpret_cast<float*>(a[8]), reinterpret_cast<float*>(a[9]), reinterpret_cast<float*>(a[10]),
                    reinterpret_cast<float*>(a[11]), reinterpret_cast<unsigned*>(a[12]), (int)a[13], (int)a[14], (int)a[15],
                    (int)a[16], (int)a[17], reinterpret_cast<const bf16*>(a[18]), __int_as_float((int)a[19]), wait);
 }
+
+#endif
 
 // Attention units begin..end-1, one after another (the whole block on each).
 __device__ __forceinline__ void pk_attention(const unsigned long long* a, int splits, int begin, int end, CounterWait wait) {
@@ -145,9 +280,17 @@ __device__ __forceinline__ void pk_attention(const unsigned long long* a, int sp
 extern "C" __global__ void __launch_bounds__(PK_THREADS, PK_BLOCKS_PER_SM)
 decode_persistent(const uint4* __restrict__ program, const unsigned* __restrict__ worker_start,
                   const uint2* __restrict__ waits, const unsigned long long* __restrict__ descs, unsigned* sync, int steps,
-                  unsigned long long* trace) {
+                  unsigned long long* trace, const uint4* __restrict__ pieces, const unsigned* __restrict__ piece_start, int stages,
+                  unsigned ring_at) {
+#if __CUDA_ARCH__ >= 900
     const int first = worker_start[blockIdx.x], last = worker_start[blockIdx.x + 1];
-    const int warp = threadIdx.x >> 5;
+    __shared__ __align__(8) unsigned long long full[PK_MAX_STAGES];
+    const unsigned first_piece = piece_start[blockIdx.x];
+    const unsigned char* ring_base = reinterpret_cast<const unsigned char*>(gemv_x) + ring_at;
+    WeightRing ring{ring_base, (unsigned)__cvta_generic_to_shared(ring_base), (unsigned)__cvta_generic_to_shared(full), stages,
+                    pieces + 2 * first_piece, (int)(piece_start[blockIdx.x + 1] - first_piece), 0, 0, {}};
+    if (threadIdx.x == 0) ring.start();
+    __syncthreads();  // the barriers are armed
     // Tracing (trace[0] non-zero, set by the host for one replay): thread 0 records the global
     // timer when each instruction starts, when its waits are met and when it has signalled.
     const bool tracing = *(volatile unsigned long long*)trace != 0;
@@ -157,15 +300,16 @@ decode_persistent(const uint4* __restrict__ program, const unsigned* __restrict_
         unsigned long long* stamp = trace + 1 + 3 * (long long)i;
         const CounterWait wait{waits + (ins.w & 0xffffffu), (int)(ins.w >> 24), sync, tracing ? stamp + 1 : nullptr};
         const unsigned long long* a = desc + 2;
-        const int t = ins.y + warp, end = ins.z;
+        const int t = ins.y, end = ins.z;
+        const RingWeights w{&ring, (unsigned)desc[1]};
         if (tracing && threadIdx.x == 0) stamp[0] = global_timer();
         switch ((int)desc[0]) {
         case PK_EMBEDDING: pk_embedding(a, wait); break;
-        case PK_LINEAR: pk_linear(a, t, end, wait); break;
-        case PK_LM_HEAD: pk_lm_head(a, t, end, wait); break;
-        case PK_GATE_UP: pk_gate_up(a, t, end, wait); break;
-        case PK_QKV: pk_qkv(a, t, end, wait); break;
-        case PK_ATTENTION: pk_attention(a, (int)desc[1], ins.y, end, wait); break;
+        case PK_LINEAR: pk_linear(a, t, end, w, wait); break;
+        case PK_LM_HEAD: pk_lm_head(a, t, end, w, wait); break;
+        case PK_GATE_UP: pk_gate_up(a, t, end, w, wait); break;
+        case PK_QKV: pk_qkv(a, t, end, w, wait); break;
+        case PK_ATTENTION: pk_attention(a, (int)desc[1], t, end, wait); break;
         default: break;
         }
         // A body may return before its wait (an inactive attention slice); waiting here keeps the
@@ -184,4 +328,7 @@ decode_persistent(const uint4* __restrict__ program, const unsigned* __restrict_
             __threadfence();
         }
     }
+#else
+    __trap();  // the host refuses persistent plans below sm_90
+#endif
 }
