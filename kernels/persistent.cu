@@ -38,11 +38,13 @@
 #define PK_WARPS (PK_THREADS / 32)
 #define PK_BLOCKS_PER_SM 1
 #define PK_DESC_WORDS 24
-// The weight ring: a stage holds one piece, up to PK_SLOT_BYTES of whole tasks' rows (the
-// largest row in the supported shapes: Qwen2-7B's down projection, 18,944 x 2 bytes); at most
+// The weight ring: a stage holds one piece, whole tasks' rows up to PK_SLOT_BYTES (at least the
+// largest row of the supported shapes: Qwen2-7B's down projection, 18,944 x 2 bytes) and
+// PK_PIECE_ROWS rows (each thread keeps a sum per row); at most
 // PK_MAX_STAGES stages, within PK_DYNAMIC_SHARED bytes of dynamic shared memory with x (the
 // host sizes the ring; the attention's static shared memory comes on top).
 #define PK_SLOT_BYTES (40 * 1024)
+#define PK_PIECE_ROWS 16
 #define PK_MAX_STAGES 8
 #define PK_DYNAMIC_SHARED (200 * 1024)
 // u32 words of a piece's record in the host's table: two row addresses (u64), bytes a row copy.
@@ -164,16 +166,36 @@ struct RingWeights {
     unsigned cut;
 };
 
-// Partial row sums of a piece's tasks split over several warps (two pieces' worth: a piece's
-// epilogues run while the next piece's partials are written).
-__shared__ float pk_partial[2][PK_WARPS * 2];
+// Each warp's row sums of a piece (two pieces' worth: a piece's epilogues read them while the
+// next piece's are written).
+__shared__ float pk_sums[2][PK_WARPS][PK_PIECE_ROWS];
+
+// The sums of v[0..N) over the warp's lanes, N a power of two <= 16, in log steps: at each, a
+// lane keeps half its values and adds its partner's copy of them, so lane l ends up holding row
+// (l >> 1) % N's total (lanes l and l ^ 1 alike).
+template <int N>
+__device__ __forceinline__ float warp_sum_rows(float (&v)[N]) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int half = N / 2, bit = 16; half >= 1; half /= 2, bit /= 2) {
+        const bool upper = lane & bit;
+#pragma unroll
+        for (int i = 0; i < half; i++) {
+            const float send = upper ? v[i] : v[i + half], keep = upper ? v[i + half] : v[i];
+            v[i] = keep + __shfl_xor_sync(0xffffffffu, send, bit);
+        }
+    }
+    return v[0] + __shfl_xor_sync(0xffffffffu, v[0], 1);
+}
 
 // gemv_tasks over the ring: tasks t..tasks-1 of the instruction (t its first: the ring's pieces
-// are the instruction's, not a warp's). A piece of n tasks holds row j of task i at row j * n + i;
-// its tasks are split over the warps, each task's K over PK_WARPS / n of them when n is smaller
-// (their partial sums meet in shared memory after the piece's barrier). rows_of is the host's
-// business here (the pieces' addresses); the epilogue gets every lane holding the sums, as in
-// the register path.
+// are the instruction's, not a warp's). A piece of n tasks holds row j of task i at row j * n + i
+// (at most PK_PIECE_ROWS rows). The block's threads split K, not rows: thread i takes chunks
+// i, i + PK_THREADS, ... of every row of the piece, so it reads its chunk of x from shared memory
+// once a piece rather than once a row (x's reads would otherwise take three times the weights'
+// shared-memory bandwidth, which capped the ring at ~23 GB/s an SM on an H200); the warps' row
+// sums meet in shared memory after the piece's barrier. rows_of is the host's business here (the
+// pieces' addresses); the epilogue gets every lane holding the sums, as in the register path.
 template <int ROWS, int TASKS, int BATCH, int THREADS, class RowsOf, class Epilogue, class Wait>
 __device__ __forceinline__ void gemv_tasks(RingWeights m, int t, int, int tasks, int k, const float* x, const bf16* norm_w, float eps,
                                            RowsOf, Epilogue epilogue, Wait wait) {
@@ -184,40 +206,30 @@ __device__ __forceinline__ void gemv_tasks(RingWeights m, int t, int, int tasks,
     stage_x<Wait>(x, norm_w, eps, k, THREADS);
     const float4* xs = gemv_x_f32();
     while (t < tasks) {
-        const int n = piece_tasks(t, tasks, m.cut), segments = max(1, PK_WARPS / n);
-        float* partial = pk_partial[ring.consumed & 1];
+        const int n = piece_tasks(t, tasks, m.cut), rows = n * ROWS;
+        float(*sums)[PK_PIECE_ROWS] = pk_sums[ring.consumed & 1];
         const uint4* slot = ring.front();
-        for (int item = warp; item < n * segments; item += PK_WARPS) {
-            const int i = item % n, s = item / n, c1 = chunks * (s + 1) / segments;
-            float acc[ROWS];
+        float acc[PK_PIECE_ROWS];
 #pragma unroll
-            for (int j = 0; j < ROWS; j++) acc[j] = 0.f;
-#pragma unroll 4
-            for (int c = chunks * s / segments + lane; c < c1; c += 32) {
-                const float4 xa = xs[2 * c], xb = xs[2 * c + 1];
+        for (int r = 0; r < PK_PIECE_ROWS; r++) acc[r] = 0.f;
+        for (int c = threadIdx.x; c < chunks; c += THREADS) {
+            const float4 xa = xs[2 * c], xb = xs[2 * c + 1];
 #pragma unroll
-                for (int j = 0; j < ROWS; j++) fma8(acc[j], slot[(long long)(j * n + i) * chunks + c], xa, xb);
-            }
-#pragma unroll
-            for (int j = 0; j < ROWS; j++) acc[j] = warp_sum(acc[j]);
-            if (segments == 1) {
-                epilogue(t + i, acc);
-            } else if (lane == 0) {
-#pragma unroll
-                for (int j = 0; j < ROWS; j++) partial[item * ROWS + j] = acc[j];
-            }
+            for (int r = 0; r < PK_PIECE_ROWS; r++)
+                if (r < rows) fma8(acc[r], slot[r * chunks + c], xa, xb);
         }
+        const float total = warp_sum_rows(acc);
+        if ((lane & 1) == 0) sums[warp][lane >> 1] = total;
         ring.release();
-        if (segments > 1) {
-            for (int i = warp; i < n; i += PK_WARPS) {
-                float acc[ROWS];
+        for (int i = warp; i < n; i += PK_WARPS) {
+            float row[ROWS];
 #pragma unroll
-                for (int j = 0; j < ROWS; j++) {
-                    acc[j] = 0.f;
-                    for (int s = 0; s < segments; s++) acc[j] += partial[(s * n + i) * ROWS + j];
-                }
-                epilogue(t + i, acc);
+            for (int j = 0; j < ROWS; j++) {
+                row[j] = 0.f;
+#pragma unroll
+                for (int w = 0; w < PK_WARPS; w++) row[j] += sums[w][j * n + i];
             }
+            epilogue(t + i, row);
         }
         t += n;
     }

@@ -20,8 +20,9 @@ pub const WORKERS_PER_SM: u32 = define("PK_BLOCKS_PER_SM") as u32;
 const DESC_WORDS: usize = define("PK_DESC_WORDS");
 /// Dynamic shared memory of a worker: x of the widest GEMV, then the weight ring's stages.
 pub const MAX_SHARED: u32 = define("PK_DYNAMIC_SHARED") as u32;
-/// Bytes of one stage of the weight ring: a piece of whole tasks' rows.
+/// Bytes of one stage of the weight ring, and the most rows it holds: a piece of whole tasks' rows.
 const SLOT_BYTES: u64 = define("PK_SLOT_BYTES") as u64;
+const PIECE_ROWS: u64 = define("PK_PIECE_ROWS") as u64;
 const MAX_STAGES: u32 = define("PK_MAX_STAGES") as u32;
 /// u32 words of a piece's record.
 const PIECE_WORDS: usize = define("PK_PIECE_WORDS");
@@ -140,7 +141,7 @@ impl GemvRows {
     /// The descriptor's aux word: tasks a piece holds, and (bits 16..) the tasks of a RoPE head,
     /// which a piece never straddles (its two rows' runs would not be contiguous).
     fn cut(&self) -> u32 {
-        let per_piece = (SLOT_BYTES / self.task_bytes()).min(0xffff) as u32;
+        let per_piece = (SLOT_BYTES / self.task_bytes()).min(PIECE_ROWS / self.rows()) as u32;
         let head = if let Pairing::RopePair { d } = self.pairing { (d / 2) as u32 } else { 0 };
         per_piece | head << 16
     }
