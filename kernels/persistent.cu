@@ -170,56 +170,59 @@ struct RingWeights {
 // next piece's are written).
 __shared__ float pk_sums[2][PK_WARPS][PK_PIECE_ROWS];
 
-// The sums of v[0..N) over the warp's lanes, N a power of two <= 16, in log steps: at each, a
-// lane keeps half its values and adds its partner's copy of them, so lane l ends up holding row
-// (l >> 1) % N's total (lanes l and l ^ 1 alike).
+// The sums of v[0..N) over the warp's lanes, N a power of two <= 32, in log steps: at each of the
+// first log2(N) (halve_rows, lane bit BIT), a lane keeps half its values and adds its partner's
+// copy of them, then the lanes that hold the same row add theirs; lane l ends up holding row
+// l / (32 / N)'s total.
+template <int HALF, int BIT, int N>
+__device__ __forceinline__ void halve_rows(float (&v)[N]) {
+    const bool upper = threadIdx.x & BIT;
+#pragma unroll
+    for (int i = 0; i < HALF; i++) {
+        const float send = upper ? v[i] : v[i + HALF], keep = upper ? v[i + HALF] : v[i];
+        v[i] = keep + __shfl_xor_sync(0xffffffffu, send, BIT);
+    }
+    if constexpr (HALF > 1) halve_rows<HALF / 2, BIT / 2>(v);
+}
 template <int N>
 __device__ __forceinline__ float warp_sum_rows(float (&v)[N]) {
-    const int lane = threadIdx.x & 31;
+    if constexpr (N > 1) halve_rows<N / 2, 16>(v);
+    float total = v[0];
 #pragma unroll
-    for (int half = N / 2, bit = 16; half >= 1; half /= 2, bit /= 2) {
-        const bool upper = lane & bit;
-#pragma unroll
-        for (int i = 0; i < half; i++) {
-            const float send = upper ? v[i] : v[i + half], keep = upper ? v[i + half] : v[i];
-            v[i] = keep + __shfl_xor_sync(0xffffffffu, send, bit);
-        }
-    }
-    return v[0] + __shfl_xor_sync(0xffffffffu, v[0], 1);
+    for (int bit = 16 / N; bit >= 1; bit /= 2) total += __shfl_xor_sync(0xffffffffu, total, bit);
+    return total;
 }
 
-// gemv_tasks over the ring: tasks t..tasks-1 of the instruction (t its first: the ring's pieces
-// are the instruction's, not a warp's). A piece of n tasks holds row j of task i at row j * n + i
-// (at most PK_PIECE_ROWS rows). The block's threads split K, not rows: thread i takes chunks
-// i, i + PK_THREADS, ... of every row of the piece, so it reads its chunk of x from shared memory
-// once a piece rather than once a row (x's reads would otherwise take three times the weights'
-// shared-memory bandwidth, which capped the ring at ~23 GB/s an SM on an H200); the warps' row
-// sums meet in shared memory after the piece's barrier. rows_of is the host's business here (the
-// pieces' addresses); the epilogue gets every lane holding the sums, as in the register path.
-template <int ROWS, int TASKS, int BATCH, int THREADS, class RowsOf, class Epilogue, class Wait>
-__device__ __forceinline__ void gemv_tasks(RingWeights m, int t, int, int tasks, int k, const float* x, const bf16* norm_w, float eps,
-                                           RowsOf, Epilogue epilogue, Wait wait) {
-    WeightRing& ring = *m.ring;
-    const int chunks = k >> 3, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    stage_norm_weight(norm_w, k, THREADS);
-    wait();
-    stage_x<Wait>(x, norm_w, eps, k, THREADS);
+// One instruction's pieces (tasks t..tasks-1), R >= each piece's rows (a power of two: every
+// thread requests R rows' chunks at once, the rows past the piece's re-reading its last, so no
+// load waits behind a branch). A piece of n tasks holds row j of task i at row j * n + i. The
+// block's threads split K, not rows: thread i takes chunks i, i + PK_THREADS, ... of every row
+// of the piece, so it reads its chunk of x from shared memory once a piece rather than once a
+// row (x's reads took three times the weights' shared-memory bandwidth when each warp took
+// whole rows, which capped the ring at ~23 GB/s an SM on an H200); the warps' row sums meet in
+// shared memory after the piece's barrier, and warp w runs the epilogues of tasks w, w +
+// PK_WARPS, ... with every lane holding the sums, as in the register path.
+template <int ROWS, int R, class Epilogue>
+__device__ __forceinline__ void ring_pieces(WeightRing& ring, int t, int tasks, int chunks, unsigned cut, Epilogue epilogue) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const float4* xs = gemv_x_f32();
     while (t < tasks) {
-        const int n = piece_tasks(t, tasks, m.cut), rows = n * ROWS;
+        const int n = piece_tasks(t, tasks, cut), last = n * ROWS - 1;
         float(*sums)[PK_PIECE_ROWS] = pk_sums[ring.consumed & 1];
         const uint4* slot = ring.front();
-        float acc[PK_PIECE_ROWS];
+        float acc[R];
 #pragma unroll
-        for (int r = 0; r < PK_PIECE_ROWS; r++) acc[r] = 0.f;
-        for (int c = threadIdx.x; c < chunks; c += THREADS) {
+        for (int r = 0; r < R; r++) acc[r] = 0.f;
+        for (int c = threadIdx.x; c < chunks; c += PK_THREADS) {
             const float4 xa = xs[2 * c], xb = xs[2 * c + 1];
+            uint4 w[R];
 #pragma unroll
-            for (int r = 0; r < PK_PIECE_ROWS; r++)
-                if (r < rows) fma8(acc[r], slot[r * chunks + c], xa, xb);
+            for (int r = 0; r < R; r++) w[r] = slot[min(r, last) * chunks + c];
+#pragma unroll
+            for (int r = 0; r < R; r++) fma8(acc[r], w[r], xa, xb);
         }
         const float total = warp_sum_rows(acc);
-        if ((lane & 1) == 0) sums[warp][lane >> 1] = total;
+        if (lane % (32 / R) == 0) sums[warp][lane / (32 / R)] = total;
         ring.release();
         for (int i = warp; i < n; i += PK_WARPS) {
             float row[ROWS];
@@ -233,6 +236,24 @@ __device__ __forceinline__ void gemv_tasks(RingWeights m, int t, int, int tasks,
         }
         t += n;
     }
+}
+
+// gemv_tasks over the ring: tasks t..tasks-1 of the instruction (t its first: the ring's pieces
+// are the instruction's, not a warp's); rows_of is the host's business here (the pieces'
+// addresses).
+template <int ROWS, int TASKS, int BATCH, int THREADS, class RowsOf, class Epilogue, class Wait>
+__device__ __forceinline__ void gemv_tasks(RingWeights m, int t, int, int tasks, int k, const float* x, const bf16* norm_w, float eps,
+                                           RowsOf, Epilogue epilogue, Wait wait) {
+    stage_norm_weight(norm_w, k, THREADS);
+    wait();
+    stage_x<Wait>(x, norm_w, eps, k, THREADS);
+    const int rows = (int)(m.cut & 0xffffu) * ROWS, chunks = k >> 3;
+    WeightRing& ring = *m.ring;
+    if (rows > 8) ring_pieces<ROWS, 16>(ring, t, tasks, chunks, m.cut, epilogue);
+    else if (rows > 4) ring_pieces<ROWS, 8>(ring, t, tasks, chunks, m.cut, epilogue);
+    else if (rows > 2) ring_pieces<ROWS, 4>(ring, t, tasks, chunks, m.cut, epilogue);
+    else if (rows == 2) ring_pieces<ROWS, 2>(ring, t, tasks, chunks, m.cut, epilogue);
+    else ring_pieces<ROWS, ROWS>(ring, t, tasks, chunks, m.cut, epilogue);  // one-row pieces (of long rows)
 }
 #endif
 
