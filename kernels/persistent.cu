@@ -49,6 +49,11 @@
 #define PK_DYNAMIC_SHARED (200 * 1024)
 // u32 words of a piece's record in the host's table: two row addresses (u64), bytes a row copy.
 #define PK_PIECE_WORDS 8
+// Pieces past the ring's stages that a worker asks L2 to prefetch (cp.async.bulk.prefetch), so
+// a wait longer than the ring's stages take to land still streams weights.
+#ifndef PK_L2_AHEAD
+#define PK_L2_AHEAD 0
+#endif
 
 // Step kinds of a descriptor's word 0 (read by persistent.rs through kernels::define).
 #define PK_EMBEDDING 1
@@ -121,30 +126,49 @@ struct WeightRing {
     int stages;
     const uint4* pieces;  // this worker's records, two uint4 each
     int count, consumed, requested;
-    uint4 next[2];
+    uint4 next[2], ahead[2];  // the records of pieces `requested` and (past the first stages) `requested + PK_L2_AHEAD`
 
-    __device__ __forceinline__ void fetch_next() {
-        if (requested < count) next[0] = pieces[2 * requested], next[1] = pieces[2 * requested + 1];
+    __device__ __forceinline__ void fetch(int p, uint4 (&r)[2]) const {
+        if (p < count) r[0] = pieces[2 * p], r[1] = pieces[2 * p + 1];
+    }
+    __device__ __forceinline__ static const unsigned char* run(const uint4 (&r)[2], int j) {
+        return reinterpret_cast<const unsigned char*>(j == 0 ? ((unsigned long long)r[0].y << 32) | r[0].x : ((unsigned long long)r[0].w << 32) | r[0].z);
+    }
+    // Piece p's rows into L2 (thread 0, a piece ahead of its stage request).
+    __device__ __forceinline__ void prefetch(int p, const uint4 (&r)[2]) const {
+        if (p >= count) return;
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            if (run(r, j)) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(run(r, j)), "r"(r[1].x) : "memory");
     }
     // Thread 0: the next piece into its stage (the stage's previous piece is consumed).
     __device__ __forceinline__ void request() {
         if (requested >= count) return;
         const int stage = requested % stages;
         const unsigned bar = bars + 8 * stage, dst = slots + stage * PK_SLOT_BYTES, bytes = next[1].x;
-        const void* src0 = reinterpret_cast<const void*>(((unsigned long long)next[0].y << 32) | next[0].x);
-        const void* src1 = reinterpret_cast<const void*>(((unsigned long long)next[0].w << 32) | next[0].z);
+        const unsigned char *src0 = run(next, 0), *src1 = run(next, 1);
         mbar_expect(bar, src1 ? 2 * bytes : bytes);
         bulk_load_weight(dst, src0, bytes, bar);
         if (src1) bulk_load_weight(dst + bytes, src1, bytes, bar);
         requested++;
-        fetch_next();
+        fetch(requested, next);
+        if (PK_L2_AHEAD > 0 && requested > stages) {
+            prefetch(requested - 1 + PK_L2_AHEAD, ahead);
+            fetch(requested + PK_L2_AHEAD, ahead);
+        }
     }
-    // Thread 0, at the start: barriers armed, every stage requested.
+    // Thread 0, at the start: barriers armed, every stage requested, the next PK_L2_AHEAD
+    // pieces prefetched into L2.
     __device__ __forceinline__ void start() {
         for (int s = 0; s < stages; s++) mbar_init(bars + 8 * s);
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-        fetch_next();
+        fetch(0, next);
         for (int s = 0; s < stages; s++) request();
+        for (int p = stages; p < stages + PK_L2_AHEAD; p++) {
+            fetch(p, ahead);
+            prefetch(p, ahead);
+        }
+        fetch(stages + PK_L2_AHEAD, ahead);
     }
     // The consumed piece's stage, once its bytes have landed (every thread).
     __device__ __forceinline__ const uint4* front() const {
