@@ -103,33 +103,6 @@ __device__ __forceinline__ void grid_dep_launch() {
 #endif
 }
 
-// A ring of shared-memory stages filled by the bulk copy engine (sm_90): each stage has a
-// transaction barrier (mbarrier, one arrival: the thread that requests the stage announces its
-// bytes, the copies count them in), and readers wait for the stage's phase. The prefill GEMMs'
-// weight tiles (prefill_gemm_wgmma.cu, 2D tensor copies) and the persistent decode kernel's
-// weight rows (persistent.cu, 1D copies) come this way.
-#if __CUDA_ARCH__ >= 900
-__device__ __forceinline__ void mbar_init(unsigned bar) { asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar) : "memory"); }
-__device__ __forceinline__ void mbar_expect(unsigned bar, unsigned bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
-    asm volatile(
-        "{\n.reg .pred done;\nMBAR_WAIT_%=:\n"
-        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-        "@!done bra MBAR_WAIT_%=;\n}\n" ::"r"(bar),
-        "r"(parity)
-        : "memory");
-}
-// `bytes` (a multiple of 16, both addresses 16-byte aligned) from global `src` to shared `dst`,
-// counted in at `bar`; weights, so L2 evicts them first (weight_policy).
-__device__ __forceinline__ void bulk_load_weight(unsigned dst, const void* src, unsigned bytes, unsigned bar) {
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;\n" ::"r"(dst),
-                 "l"(src), "r"(bytes), "r"(bar), "l"(weight_policy())
-                 : "memory");
-}
-#endif
-
 // "Last block done" handshake for single-kernel reductions across blocks: each block publishes
 // its partial results, then takes a ticket; the block drawing the last ticket sees every
 // partial and finishes the job, then re-arms the counter for the next graph replay.

@@ -128,10 +128,22 @@ __device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sy
 // Orders this thread's shared-memory writes (stores, landed cp.async) before async-proxy reads (wgmma).
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
-// The bulk tensor copy (TMA) of one PGW_BOX_ROWS x PGW_BK box of a weight into the ring (its
-// stage's mbarrier counts the bytes in: mbar_* in common.cuh), whose tensor map
-// (src/exec/cuda/prefill.rs, weight_map) lies in global memory: 128-byte swizzle, the layout
-// pgw_swizzle describes; rows or K past the matrix's end arrive as zeros.
+// The weight ring's transaction barriers (mbarrier, one arrival: the thread that requests a
+// stage) and the bulk tensor copy (TMA) of one PGW_BOX_ROWS x PGW_BK box of a weight, whose
+// tensor map (src/exec/cuda/prefill.rs, weight_map) lies in global memory: 128-byte swizzle, the
+// layout pgw_swizzle describes; rows or K past the matrix's end arrive as zeros.
+__device__ __forceinline__ void mbar_init(unsigned bar) { asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar) : "memory"); }
+__device__ __forceinline__ void mbar_expect(unsigned bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
+    asm volatile(
+        "{\n.reg .pred done;\nPGW_WAIT_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra PGW_WAIT_%=;\n}\n" ::"r"(bar),
+        "r"(parity)
+        : "memory");
+}
 __device__ __forceinline__ void tma_load_box(unsigned dst, const void* map, int k0, int row0, unsigned bar) {
     asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(dst), "l"(map),
                  "r"(k0), "r"(row0), "r"(bar)

@@ -161,11 +161,6 @@ pub fn compile(model_path: &Path, output: &Path, opts: &CompileOptions) -> Resul
             // Refuses, before any weight is written, a shape the kernels cannot run.
             crate::exec::cuda::launch_shapes(&plan, sms)?;
             if decode == Decode::Persistent {
-                if sm < 90 {
-                    return Err(crate::error::Error::Unsupported(format!(
-                        "--decode persistent needs sm_90 or newer (its weight ring is filled by the bulk copy engine); sm_{sm} decodes with --decode graph"
-                    )));
-                }
                 plan.program = Some(crate::exec::cuda::persistent::schedule(&plan, sms)?);
             }
             say(format!("compiling the CUDA kernels for sm_{sm}..."));
