@@ -47,11 +47,6 @@
 #define PK_QKV 5
 #define PK_ATTENTION 6
 
-// Nanoseconds a waiting thread sleeps between two polls of a counter (0: it polls back to back).
-#ifndef PK_SPIN_NS
-#define PK_SPIN_NS 0
-#endif
-
 // The spin's load. Relaxed, not acquire: an acquire load waits for the thread's earlier loads
 // (the weights it requested before waiting), which delayed every wait by their latency (measured
 // 1.713 vs 1.662 ms/token on an H200). What makes the producers' writes visible instead: they
@@ -86,7 +81,6 @@ struct CounterWait {
             for (int i = 0; i < n; i++) {
                 const uint2 w = waits[i];
                 while (load_relaxed(sync + w.x) < w.y) {
-                    if (PK_SPIN_NS > 0) __nanosleep(PK_SPIN_NS);
                 }
             }
             if (waited && *waited == 0) *waited = global_timer();
