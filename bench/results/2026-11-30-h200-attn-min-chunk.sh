@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Decode attention's fewest positions per slice (LLMC_ATTN_MIN_CHUNK, read at load; default 16) on
+# both decode paths, Qwen2.5-1.5B shape, prompt 32 + 128 tokens (positions 32..160): in the
+# persistent kernel each split costs two dependent L2 round trips (partials, merge), each pass of
+# 64 positions one. Printed as it goes (the device budget is nearly spent).
+set -uo pipefail
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+exec > >(tee $OUT/attn-min-chunk.log) 2>&1
+echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cat .bin/COMMIT)"
+python3 - <<'PY' 2>&1 | tail -1
+import sys; sys.path.insert(0, "bench")
+from common import make_config, random_model, save_model
+save_model(random_model(make_config("qwen2.5-1.5b"), "cuda"), "/tmp/w/m")
+print("model written")
+PY
+.bin/llmc compile /tmp/w/m -o /tmp/w/graph.plan --weights bf16 2>&1 | tail -1 | cut -c1-20
+.bin/llmc compile /tmp/w/m -o /tmp/w/p.plan --weights bf16 --decode persistent 2>&1 | tail -1 | cut -c1-20
+for run in "p 16" "p 64" "graph 64" "graph 16" "p 256" "p 32" "graph 256"; do
+  set -- $run
+  echo "[$1, min chunk $2] $(LLMC_ATTN_MIN_CHUNK=$2 timeout 30 .bin/llmc bench /tmp/w/$1.plan --prompt-len 32 --gen 128 2>&1 | head -1 | cut -c1-62)"
+done
