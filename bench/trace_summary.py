@@ -1,14 +1,20 @@
 """Where a persistent decode step's time goes, from `llmc bench --trace FILE` (in-kernel
 timestamps of every instruction: started, waits met, signalled).
-Usage: python3 bench/trace_summary.py TRACE.json[.gz] [--steps]
+Usage: python3 bench/trace_summary.py TRACE.json[.gz] [--steps] [--attention]
 Per step kind: the time from the previous step's last signal to this step's last signal (its
 share of the critical path), the median work time of an instruction (waits met -> signalled)
-and the bandwidth its weight bytes imply over its critical-path time."""
+and the bandwidth its weight bytes imply over its critical-path time. --steps lists every step;
+--attention, per attention step, its units that did work (longer than ACTIVE_NS: the others
+found their slice past the position and returned) and how long they took."""
 import gzip
 import json
 import statistics
 import sys
 from collections import defaultdict
+
+# An attention unit past the position's active slices returns at once (~0.4 us in the traces);
+# one that computes takes microseconds.
+ACTIVE_NS = 1000
 
 rows = json.load((gzip.open if sys.argv[1].endswith(".gz") else open)(sys.argv[1], "rt"))
 steps = defaultdict(list)
@@ -38,3 +44,14 @@ for kind, k in sorted(by_kind.items(), key=lambda kv: -kv[1]["ns"]):
     print(f"{kind:<16} {k['n']:>5} {k['ns'] / 1e3:>8.1f} {100 * k['ns'] / span:>5.1f}% {gbs:>12.0f} {statistics.median(k['work']) / 1e3:>11.2f} {statistics.median(k['lag']):>20.0f}")
 if "--steps" in sys.argv:
     print("\n".join(lines))
+if "--attention" in sys.argv:
+    print(f"{'attention step':<24} {'units':>5} {'active':>6} {'active work med us':>18} {'max us':>7} {'waits met -> last signal us':>28}")
+    for s in order:
+        rs = steps[s]
+        if rs[0]["kind"] != "attention":
+            continue
+        work = sorted(r["signalled_ns"] - r["waited_ns"] for r in rs)
+        active = [w for w in work if w > ACTIVE_NS]
+        med = statistics.median(active) / 1e3 if active else 0.0
+        span_us = (max(r["signalled_ns"] for r in rs) - min(r["waited_ns"] for r in rs)) / 1e3
+        print(f"{rs[0]['label']:<24} {len(rs):>5} {len(active):>6} {med:>18.2f} {work[-1] / 1e3:>7.2f} {span_us:>28.2f}")
