@@ -2,7 +2,9 @@
 # Where the weight ring's rate is capped: the bulk-copy ring alone (bench/probe/bulk_ring_bandwidth.cu,
 # nothing computed) over stages / stage bytes / copy bytes, then the persistent kernel with
 # device-only experiment defines (PKX_*: fewer stages, stages filled by 4 KiB copies, no L2 hint,
-# the dot products skipped), each a bench and a trace's per-kind rates.
+# the dot products skipped), each a bench and a trace's per-kind rates. The PKX_* knobs were
+# working-tree edits on 4bbd5f5 (branch persistent-weight-ring), #ifdef'd around the ring's
+# request, its stage count, the bulk copy's L2 hint and the GEMV's FMA loop; never committed.
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 exec > >(tee $OUT/ring-experiments.log) 2>&1
