@@ -2,7 +2,7 @@
 # Decode attention's fewest positions per slice (LLMC_ATTN_MIN_CHUNK, read at load; default 16) on
 # both decode paths, Qwen2.5-1.5B shape, prompt 32 + 128 tokens (positions 32..160): in the
 # persistent kernel each split costs two dependent L2 round trips (partials, merge), each pass of
-# 64 positions one. Printed as it goes (the device budget is nearly spent).
+# 64 positions one. Printed as it goes. Not run yet: this session's device time ran out first.
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 exec > >(tee $OUT/attn-min-chunk.log) 2>&1
