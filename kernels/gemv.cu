@@ -341,6 +341,48 @@ struct Bf16Weights {
     const bf16* w;
 };
 
+// Whether a warp's first epilogues are its tasks t, t + stride, ... (TASKS of them), as the bf16
+// gemv_tasks runs them (a block-format warp's epilogues are rows of its block's tile instead), so
+// a task function may load their operands ahead (epilogue_ahead).
+template <class W>
+struct FirstTasksAhead {
+    static constexpr bool value = false;
+};
+template <>
+struct FirstTasksAhead<Bf16Weights> {
+    static constexpr bool value = true;
+};
+
+// A wait followed by `then` (the same Wait::load): what a task function needs of an earlier
+// kernel's output for its epilogues, requested as soon as it may be read, so that the round trip
+// overlaps x's staging and the dot products instead of following them.
+template <class Wait, class Then>
+struct WaitThen {
+    Wait wait;
+    Then then;
+    __device__ __forceinline__ void operator()() const {
+        wait();
+        then();
+    }
+    template <class T>
+    __device__ __forceinline__ static T load(const T* p) { return Wait::load(p); }
+};
+
+// Of a warp's first TASKS tasks t, t + stride, ..., the value `ahead` holds for task u, or
+// load() for a later task (unrolled: a register array indexed at run time would be local memory).
+template <int TASKS, class Load>
+__device__ __forceinline__ float epilogue_ahead(const float (&ahead)[TASKS], bool valid, int t, int stride, int u, Load load) {
+    const int j = (u - t) / stride;
+    if (valid && j < TASKS) {
+        float v = 0.f;
+#pragma unroll
+        for (int i = 0; i < TASKS; i++)
+            if (i == j) v = ahead[i];
+        return v;
+    }
+    return load();
+}
+
 // Runs tasks t, t + stride, ... below `tasks` (every thread of the block calls it; each warp
 // starts at its own t): rows_of(t, rows) names task t's ROWS weight rows (indices into m), epilogue(t, acc) gets
 // their dot products with x (every lane holds the totals). wait() is called once by every thread.
@@ -400,17 +442,26 @@ __device__ __forceinline__ int grid_task_stride() { return gridDim.x * GEMV_WARP
 
 // Linear and LinearResidual: y = x.W[r] + (bias[r] + residual[r]); bias/residual may be null.
 // Tasks are rows; this runs rows t, t + stride, ... below `end`.
+// The residual of a bf16 warp's first tasks is loaded right after the wait (WaitThen).
 template <int TASKS, int BATCH, int THREADS, class W, class Wait>
 __device__ __forceinline__ void linear_tasks(int t, int stride, int end, const float* x, W w, const bf16* bias,
                                              const float* residual, float* out, int k, Wait wait) {
+    const bool ahead = FirstTasksAhead<W>::value && residual && (threadIdx.x & 31) == 0;
+    float residual_ahead[TASKS];
+    auto load_ahead = [&]() {
+#pragma unroll
+        for (int j = 0; j < TASKS; j++)
+            if (ahead && t + j * stride < end) residual_ahead[j] = Wait::load(residual + t + j * stride);
+    };
+    const int first = t;
     gemv_tasks<1, TASKS, BATCH, THREADS>(
         w, t, stride, end, k, x, nullptr, 0.f, [&](int t, long long (&rows)[1]) { rows[0] = t; },
         [&](int t, const float (&acc)[1]) {
             if ((threadIdx.x & 31) != 0) return;
-            const float extra = (bias ? bf16_to_f32(bias[t]) : 0.f) + (residual ? Wait::load(residual + t) : 0.f);
-            out[t] = acc[0] + extra;
+            const float res = residual ? epilogue_ahead(residual_ahead, ahead, first, stride, t, [&] { return Wait::load(residual + t); }) : 0.f;
+            out[t] = acc[0] + ((bias ? bf16_to_f32(bias[t]) : 0.f) + res);
         },
-        wait);
+        WaitThen<Wait, decltype(load_ahead)>{wait, load_ahead});
 }
 
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)

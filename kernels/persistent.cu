@@ -70,20 +70,26 @@ __device__ __forceinline__ unsigned long long global_timer() {
 }
 
 // Waits (thread 0 spins, then the block syncs) until every listed step has signalled its count;
-// when tracing, thread 0 stamps the first time the waits are met into *waited (zeroed by the host).
+// when tracing, thread 0 stamps the time the waits are met into *waited. Thread 0 polls once per
+// instruction: `met` (its own, in a register) remembers that the waits were met, so the call
+// before the signal is only a barrier; polling again there put one more L2 round trip (about a
+// microsecond while the other SMs stream weights) between every instruction's last write and
+// its signal.
 struct CounterWait {
     const uint2* waits;
     int n;
     const unsigned* sync;
     unsigned long long* waited;
+    bool* met;
     __device__ __forceinline__ void operator()() const {
-        if (threadIdx.x == 0) {
+        if (threadIdx.x == 0 && !*met) {
             for (int i = 0; i < n; i++) {
                 const uint2 w = waits[i];
                 while (load_relaxed(sync + w.x) < w.y) {
                 }
             }
-            if (waited && *waited == 0) *waited = global_timer();
+            *met = true;
+            if (waited) *waited = global_timer();
         }
         __syncthreads();
     }
@@ -155,7 +161,8 @@ decode_persistent(const uint4* __restrict__ program, const unsigned* __restrict_
         const uint4 ins = program[i];
         const unsigned long long* desc = descs + (long long)ins.x * PK_DESC_WORDS;
         unsigned long long* stamp = trace + 1 + 3 * (long long)i;
-        const CounterWait wait{waits + (ins.w & 0xffffffu), (int)(ins.w >> 24), sync, tracing ? stamp + 1 : nullptr};
+        bool met = false;
+        const CounterWait wait{waits + (ins.w & 0xffffffu), (int)(ins.w >> 24), sync, tracing ? stamp + 1 : nullptr, &met};
         const unsigned long long* a = desc + 2;
         const int t = ins.y + warp, end = ins.z;
         if (tracing && threadIdx.x == 0) stamp[0] = global_timer();
@@ -169,9 +176,9 @@ decode_persistent(const uint4* __restrict__ program, const unsigned* __restrict_
         default: break;
         }
         // A body may return before its wait (an inactive attention slice); waiting here keeps the
-        // signal below a promise that this step's dependencies are complete too.
+        // signal below a promise that this step's dependencies are complete too. Its barrier: every
+        // thread's writes (and shared memory reads) are done.
         wait();
-        __syncthreads();  // every thread's writes (and shared memory reads) are done
         if (threadIdx.x == 0) {
             add_release(sync + ins.x, 1u);
             if (tracing) stamp[2] = global_timer();

@@ -13,17 +13,24 @@
 #include "common.cuh"
 #include "gemv.cu"
 
-// Normalizes (norm_w non-null) and rotates by `pos` the pair (a, b) at (i, i + half) into dst.
-__device__ __forceinline__ void rope_store(float a, float b, int i, int half, float inv, const bf16* norm_w,
-                                           const float* inv_freq, int pos, float* dst) {
+// Normalizes (norm_w non-null) and rotates by the angle whose sine and cosine are (s, c) the
+// pair (a, b) at (i, i + half) into dst.
+__device__ __forceinline__ void rope_store_rotated(float a, float b, int i, int half, float inv, const bf16* norm_w, float s,
+                                                   float c, float* dst) {
     if (norm_w) {
         a *= inv * bf16_to_f32(norm_w[i]);
         b *= inv * bf16_to_f32(norm_w[i + half]);
     }
-    float s, c;
-    sincosf((float)pos * inv_freq[i], &s, &c);
     dst[i] = a * c - b * s;
     dst[i + half] = b * c + a * s;
+}
+
+// The same, rotated by `pos`.
+__device__ __forceinline__ void rope_store(float a, float b, int i, int half, float inv, const bf16* norm_w,
+                                           const float* inv_freq, int pos, float* dst) {
+    float s, c;
+    sincosf((float)pos * inv_freq[i], &s, &c);
+    rope_store_rotated(a, b, i, half, inv, norm_w, s, c, dst);
 }
 
 // The whole head (d values of y) normalized and rotated into dst by one warp.
@@ -59,6 +66,19 @@ __device__ __forceinline__ void qkv_rope_tasks(int t, int stride, int end, const
                                                unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq,
                                                const bf16* norm_w, float norm_eps, Wait wait) {
     const int half = d / 2;
+    // A bf16 warp's first task's position, bias and rotation, before the wait (the position is
+    // stable for the step, bias and inv_freq are weights): their loads and the sine and cosine
+    // come off the path that follows the dot products.
+    const int first = t;
+    const bool ahead = FirstTasksAhead<W>::value && t < end;
+    int pos_ahead = -1;
+    float bias_a = 0.f, bias_b = 0.f, sin_ahead = 0.f, cos_ahead = 1.f;
+    if (ahead) {
+        pos_ahead = *pos_p;
+        const int i = t % half, r = t / half * d + i;
+        if (bias) bias_a = bf16_to_f32(bias[r]), bias_b = bf16_to_f32(bias[r + half]);
+        sincosf((float)pos_ahead * inv_freq[i], &sin_ahead, &cos_ahead);
+    }
     gemv_tasks<2, TASKS, BATCH, THREADS>(
         w, t, stride, end, k, x, norm_w, norm_eps,
         [&](int t, long long (&rows)[2]) {
@@ -67,11 +87,12 @@ __device__ __forceinline__ void qkv_rope_tasks(int t, int stride, int end, const
             rows[1] = r + half;
         },
         [&](int t, const float (&acc)[2]) {
-            const int pos = *pos_p;
+            const bool first_task = ahead && t == first;
+            const int pos = first_task ? pos_ahead : *pos_p;
             if (pos < 0 || pos >= max_seq) return;  // every warp returns: the counters stay armed
             const int head = t / half, i = t % half, r = head * d + i, lane = threadIdx.x & 31;
-            const float a = acc[0] + (bias ? bf16_to_f32(bias[r]) : 0.f);
-            const float b = acc[1] + (bias ? bf16_to_f32(bias[r + half]) : 0.f);
+            const float a = acc[0] + (first_task ? bias_a : bias ? bf16_to_f32(bias[r]) : 0.f);
+            const float b = acc[1] + (first_task ? bias_b : bias ? bf16_to_f32(bias[r + half]) : 0.f);
             float* dst;
             const bf16* head_norm;
             if (head < n_heads) {
@@ -89,7 +110,10 @@ __device__ __forceinline__ void qkv_rope_tasks(int t, int stride, int end, const
                 return;
             }
             if (!head_norm) {
-                if (lane == 0) rope_store(a, b, i, half, 1.f, nullptr, inv_freq, pos, dst);
+                if (lane == 0) {
+                    if (first_task) rope_store_rotated(a, b, i, half, 1.f, nullptr, sin_ahead, cos_ahead, dst);
+                    else rope_store(a, b, i, half, 1.f, nullptr, inv_freq, pos, dst);
+                }
                 return;
             }
             if (lane == 0) {
