@@ -113,10 +113,14 @@ const ATTN_PARTIAL_HEAD: usize = define("ATTN_PARTIAL_HEAD");
 /// Splits per KV head wanted at the longest context: the last block merges every active split,
 /// so more splits than this cost more in the merge than they save in the blocks.
 const ATTN_WANT_SPLITS: usize = 32;
-/// Fewest positions per attention block before the context is split over more blocks: a block's
-/// loads are then few and in flight together. `LLMC_ATTN_MIN_CHUNK` overrides it
-/// (1..=ATTN_CHUNK), so the tests can run the split-and-merge path on short contexts.
-const ATTN_MIN_CHUNK: usize = 16;
+/// Fewest positions per attention block before the context is split over more blocks: 64 is one
+/// pass of a block (16 teams of 4 positions, their loads in flight together), and an active block
+/// costs about the same 7 us inside the persistent kernel for 16 positions as for 64, while each
+/// split adds a merge (H200, Qwen2.5-1.5B, 128 tokens after 32: persistent 1.385 -> 1.368
+/// ms/token, graph 1.422 -> 1.399; no change after 4,096; bench/results/2026-11-30-h200-attn-min-chunk.log,
+/// -attention-probe.log). `LLMC_ATTN_MIN_CHUNK` overrides it (1..=ATTN_CHUNK), so the tests can
+/// run the split-and-merge path on short contexts.
+const ATTN_MIN_CHUNK: usize = 64;
 
 fn attn_min_chunk() -> usize {
     std::env::var("LLMC_ATTN_MIN_CHUNK").ok().and_then(|v| v.parse().ok()).filter(|&c| (1..=ATTN_CHUNK).contains(&c)).unwrap_or(ATTN_MIN_CHUNK)
