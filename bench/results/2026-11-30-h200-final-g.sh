@@ -21,9 +21,8 @@ for d in persistent graph; do
 done
 for d in persistent graph; do
   echo "== full scale, $d"
-  timeout 120 python3 bench/verify_full_scale.py --llmc .bin/llmc --out /tmp/verify-$d --shapes qwen2.5-1.5b --decode $d --keep qwen2.5-1.5b 2>&1 | grep -E "qwen|PASS|FAIL|Error|error" | head -4
+  timeout 120 python3 bench/verify_full_scale.py --llmc .bin/llmc --out /tmp/verify-$d --shapes qwen2.5-1.5b --decode $d 2>&1 | grep -E "qwen|PASS|FAIL|Error|error" | head -4
 done
-M=$(ls -d /tmp/llmc-verify/*/ 2>/dev/null | head -1)
 python3 - <<'PY' 2>&1 | tail -1
 import sys; sys.path.insert(0, "bench")
 from common import make_config, random_model, save_model
