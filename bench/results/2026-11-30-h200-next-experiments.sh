@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# NOT RUN YET: the two experiments of branches `attention-merge-in-oproj` (ec7e7d7: o_proj's x
+# NOT RUN YET: the two experiments of branches `attention-merge-in-oproj` (372cdfd: o_proj's x
 # staging merges attention's splits, the units skip the ticket and the merge) and `kv-evict-last`
-# (c32fcb8: the KV cache written and read with an L2 evict_last policy) against main (7926fe6), in
+# (c32fcb8: the KV cache written and read with an L2 evict_last policy) against main (7926fe6; later main commits touch scripts only), in
 # one device call: correctness first (fixture tests of both decode paths with splits, 10,000
 # persistent replays, prefill; compute-sanitizer), then the Qwen2.5-1.5B shape after 32 (two
 # rounds), 1,024 and 4,096 prompt tokens, and a trace of each persistent kernel. Binaries built
