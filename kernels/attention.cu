@@ -1,21 +1,24 @@
 // Decode attention of one query token over cache rows 0..=pos, grouped-query aware, scale
-// 1/sqrt(d). Launch: grid (n_kv, splits) of ATTN_THREADS; block (g, s) serves the `group` query
-// heads sharing KV head g over the s-th slice of positions. Slices are sized from `pos` on the
-// device (one captured graph serves every position) and hold at least `min_chunk` positions (host),
+// 1/sqrt(d). Launch: grid (n_heads / unit_heads, splits) of ATTN_THREADS; block (u, s) serves
+// the `unit_heads` query heads u * unit_heads.. (all of them share one KV head: unit_heads
+// divides the group) over the s-th slice of positions. Fewer heads a block shorten its
+// dependent chains (scores, then sums, per head) at the price of reading a KV row once per
+// block instead of once per group. Slices are sized from `pos` on the device (one captured
+// graph serves every position) and hold at least `min_chunk` positions (host),
 // so a block's loads are few and in flight together; blocks past the active slices exit at once.
 // Each thread requests its first K and V rows before grid_dep_wait (rows before `pos` were
 // written by earlier steps), the row at `pos` (this step's qkv_rope output) after it. One active
 // slice writes the output directly; several (flash-decoding) each publish (max, sum, acc[d]) per
-// head and the last one of KV head g merges them.
+// head and the last one of the block's heads merges them.
 // In a block: (1) teams of d/8 lanes (8 elements per lane) score ATTN_POS positions each per
-// pass against every query head of the group, scores kept in shared memory; (2) a warp per head
+// pass against each of its query heads, scores kept in shared memory; (2) a warp per head
 // takes the max and the exponentials; (3) threads own (8-element chunk of V, slice of positions)
 // and accumulate every head, ATTN_POS positions per pass; the slices are summed by shuffles in a
 // warp, then across warps in shared memory, in a fixed order. A pass's loads are in flight
 // together, the first pass's requested before the wait.
-// Everything is f32. Bytes: 2 * (pos+1) * d * 4 per KV head (K and V, each read once) +
-// partials when split.
-// Limits (checked on the host): group <= ATTN_MAX_GROUP, d a power of two in 8..=ATTN_MAX_D,
+// Everything is f32. Bytes: 2 * (pos+1) * d * 4 per KV head from HBM (K and V; the blocks of a
+// group read the same rows at about the same time, L2 hits after the first) + partials when split.
+// Limits (checked on the host): unit_heads <= ATTN_MAX_GROUP, d a power of two in 8..=ATTN_MAX_D,
 // splits >= max_seq / ATTN_CHUNK, splits <= ATTN_MAX_SPLITS.
 
 #pragma once
@@ -70,15 +73,15 @@ __device__ __forceinline__ void attn_load_pass(const float* __restrict__ base, i
     }
 }
 
-// One block's work: KV head g over slice `split` of `splits`. Every thread calls it; returns are
-// uniform over the block, and wait() (called by every thread that gets past them) comes before
+// One block's work: the `group` query heads unit * group.. (a KV head's or a part of them) over
+// slice `split` of `splits`. Every thread calls it; returns are uniform over the block, and wait() (called by every thread that gets past them) comes before
 // anything this step wrote is read.
 template <class Wait>
 __device__ __forceinline__ void attention_unit(const float* __restrict__ q, const float* __restrict__ k_cache,
                                                const float* __restrict__ v_cache, const int* __restrict__ pos_p,
                                                float* __restrict__ out, float* __restrict__ partial,
                                                unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq,
-                                               int min_chunk, int g, int split, int splits, Wait wait) {
+                                               int min_chunk, int group, int unit, int split, int splits, Wait wait) {
     // The position is stable for the whole step (the previous step's `advance`, or the host,
     // wrote it), and so are the cache rows before it: both are read before the wait.
     const int pos = *pos_p;
@@ -86,7 +89,8 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     const int len = pos + 1, chunk = max((len + splits - 1) / splits, min_chunk);
     const int active = (len + chunk - 1) / chunk;
     if (split >= active) return;
-    const int group = n_heads / n_kv, row = n_kv * d, stride = d + ATTN_PARTIAL_HEAD;
+    // the unit's first head, and its KV head
+    const int head0 = unit * group, g = head0 / (n_heads / n_kv), row = n_kv * d, stride = d + ATTN_PARTIAL_HEAD;
     const int t0 = split * chunk, n = min(len, t0 + chunk) - t0, pos_row = pos - t0;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     // A row is cpr 8-element chunks (a power of two, at most 32: d is checked on the host).
@@ -109,7 +113,7 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     __shared__ float buf[ATTN_MAX_GROUP * ATTN_MAX_D];      // q of the group, then per-warp sums
     __shared__ float m_sm[ATTN_MAX_GROUP], l_sm[ATTN_MAX_GROUP];
     const int qn = group * d;
-    for (int e = tid; e < qn; e += ATTN_THREADS) buf[e] = Wait::load(q + (long long)g * qn + e);
+    for (int e = tid; e < qn; e += ATTN_THREADS) buf[e] = Wait::load(q + (long long)head0 * d + e);
     __syncthreads();
 
     // (1) Scores. Loops over heads and passes stay rolled: the code stays small enough for the
@@ -200,7 +204,7 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
             dst[1] = make_float4(acc[h][4], acc[h][5], acc[h][6], acc[h][7]);
         }
         __syncthreads();
-        const int head = g * group + h;
+        const int head = head0 + h;
         float* p = partial + ((long long)head * splits + split) * stride;
         if (tid < d) {
             float a = 0.f;
@@ -213,13 +217,13 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
         }
         if (!direct && tid == 0) *reinterpret_cast<float2*>(p) = make_float2(m_sm[h], l_sm[h]);
     }
-    if (direct || !is_last_block(counters + g, active)) return;
+    if (direct || !is_last_block(counters + unit, active)) return;
 
-    // Merge the active splits of KV head g. A warp per head reads every split's (max, sum) in one
+    // Merge the active splits of the unit's heads. A warp per head reads every split's (max, sum) in one
     // pass (online rescaling, the maxima parked in s), then threads own 4 output elements and
     // load ATTN_MERGE_LOADS splits' 4 at once.
     for (int h = warp; h < group; h += ATTN_WARPS) {
-        const float* p = partial + (long long)(g * group + h) * splits * stride;
+        const float* p = partial + (long long)(head0 + h) * splits * stride;
         float mx = -INFINITY, sum = 0.f;
         for (int sp = lane; sp < active; sp += 32) {
             const float2 ml = __ldcg(reinterpret_cast<const float2*>(p + sp * stride));  // every active split saw a position
@@ -237,7 +241,7 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     __syncthreads();
     for (int e = 4 * tid; e < group * d; e += 4 * ATTN_THREADS) {
         const int h = e / d, i = e % d;
-        const float* p = partial + (long long)(g * group + h) * splits * stride + ATTN_PARTIAL_HEAD + i;
+        const float* p = partial + (long long)(head0 + h) * splits * stride + ATTN_PARTIAL_HEAD + i;
         float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll 1
         for (int sp0 = 0; sp0 < active; sp0 += ATTN_MERGE_LOADS) {
@@ -252,17 +256,17 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
             }
         }
         const float inv = 1.0f / l_sm[h];
-        float* o = out + (g * group + h) * d + i;
+        float* o = out + (head0 + h) * d + i;
         o[0] = a.x * inv, o[1] = a.y * inv, o[2] = a.z * inv, o[3] = a.w * inv;
     }
-    if (tid == 0) counters[g] = 0;
+    if (tid == 0) counters[unit] = 0;
 }
 
 extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
 attention(const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache,
           const int* __restrict__ pos_p, float* __restrict__ out, float* __restrict__ partial,
-          unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq, int min_chunk) {
+          unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq, int min_chunk, int unit_heads) {
     grid_dep_launch();
-    attention_unit(q, k_cache, v_cache, pos_p, out, partial, counters, n_heads, n_kv, d, max_seq, min_chunk, blockIdx.x,
+    attention_unit(q, k_cache, v_cache, pos_p, out, partial, counters, n_heads, n_kv, d, max_seq, min_chunk, unit_heads, blockIdx.x,
                    blockIdx.y, gridDim.y, GridWait{});
 }

@@ -7,7 +7,7 @@
 // An instruction is (step, first task, end task, waits): the step's operands come from its
 // descriptor (PK_DESC_WORDS words: kind, aux, then the standalone kernel's arguments as launch.rs
 // builds them), the tasks are the standalone kernel's warp tasks (GEMVs; warps of the block
-// stride over the range) or blocks (attention: unit u is KV head u / splits, slice u % splits).
+// stride over the range) or blocks (attention: unit u is head group u / splits, slice u % splits).
 // Each step has a counter in `sync`; an instruction waits until every step it depends on has
 // signalled as many times as that step has instructions (the compiler lists only the direct,
 // non-implied dependencies, and they always name earlier steps, so the program cannot deadlock
@@ -143,7 +143,7 @@ __device__ __forceinline__ void pk_attention(const unsigned long long* a, int sp
         attention_unit(reinterpret_cast<const float*>(a[0]), reinterpret_cast<const float*>(a[1]),
                        reinterpret_cast<const float*>(a[2]), reinterpret_cast<const int*>(a[3]), reinterpret_cast<float*>(a[4]),
                        reinterpret_cast<float*>(a[5]), reinterpret_cast<unsigned*>(a[6]), (int)a[7], (int)a[8], (int)a[9],
-                       (int)a[10], (int)a[11], u / splits, u % splits, splits, wait);
+                       (int)a[10], (int)a[11], (int)a[12], u / splits, u % splits, splits, wait);
         __syncthreads();  // the unit's shared memory is free for the next
     }
 }

@@ -100,7 +100,7 @@ pub(super) const NORM_THREADS: u32 = define("RMS_THREADS") as u32;
 const ATTN_MAX_GROUP: usize = define("ATTN_MAX_GROUP");
 const ATTN_MAX_HEAD_DIM: usize = define("ATTN_MAX_D");
 /// Cross-block counters: qkv_rope one per head from 0, sample at SAMPLE_COUNTER, attention one
-/// per KV head from ATTENTION_COUNTERS.
+/// per block of query heads from ATTENTION_COUNTERS.
 const COUNTERS: usize = 512;
 const QKV_MAX_HEADS: usize = 256;
 const SAMPLE_COUNTER: usize = 256;
@@ -110,7 +110,7 @@ const ATTN_MAX_SPLITS: u32 = define("ATTN_MAX_SPLITS") as u32;
 const ATTN_CHUNK: usize = define("ATTN_CHUNK");
 /// Floats before a split's partial acc[d].
 const ATTN_PARTIAL_HEAD: usize = define("ATTN_PARTIAL_HEAD");
-/// Splits per KV head wanted at the longest context: the last block merges every active split,
+/// Splits per block of query heads wanted at the longest context: the last block merges every active split,
 /// so more splits than this cost more in the merge than they save in the blocks.
 const ATTN_WANT_SPLITS: usize = 32;
 /// Fewest positions per attention block before the context is split over more blocks: 64 is one
@@ -187,6 +187,8 @@ pub struct DeviceLayout {
     pub sm: u32,
     /// Greedy runs `sample_greedy`; anything else `sample_top` with these parameters.
     pub sampling: SamplingParams,
+    /// The launches are the persistent kernel's instructions (attention's blocks differ).
+    pub persistent: bool,
 }
 
 /// Byte offsets of the scratch areas, which follow the arena in the same allocation.
@@ -206,12 +208,33 @@ pub struct Scratch {
     pub sample_blocks: u32,
 }
 
-/// Splits per KV head for flash-decoding at the longest context: at most two blocks per SM over
-/// all KV heads and ATTN_WANT_SPLITS, no more than slices of ATTN_MIN_CHUNK positions need, and
-/// enough that no slice exceeds ATTN_CHUNK. The kernel uses only as many as `pos` needs.
-fn attention_splits(sms: u32, n_kv: usize, max_seq: usize) -> u32 {
-    let want = ((2 * sms as usize) / n_kv.max(1)).clamp(1, ATTN_WANT_SPLITS).min(max_seq.div_ceil(attn_min_chunk()));
+/// Query heads an attention block serves (they share a KV head). One head a block for the graph
+/// path: a block's dependent chains (scores, softmax, sums: per head) are then one head long, and
+/// its KV rows, read by the group's blocks at about the same time, come from L2 after the first
+/// (H200, Qwen2.5-1.5B, graph decode after 32 / 1,024 / 4,096 prompt tokens: 1.361 / 1.412 /
+/// 1.607 ms/token with the group of 6 a block, 1.258 / 1.335 / 1.462 with one). The persistent
+/// kernel keeps the group: its one worker per SM runs the units of a wider launch one after
+/// another (1.358 / 1.453 / 1.678 with the group, 1.353 / 1.490 / 1.767 with one; both
+/// bench/results/2026-11-30-h200-attention-unit-heads.log). `LLMC_ATTN_UNIT_HEADS` overrides it
+/// with a divisor of the group.
+fn attn_unit_heads(group: usize, persistent: bool) -> usize {
+    let default = if persistent { group } else { 1 };
+    std::env::var("LLMC_ATTN_UNIT_HEADS").ok().and_then(|v| v.parse().ok()).filter(|&h: &usize| h >= 1 && group.is_multiple_of(h)).unwrap_or(default)
+}
+
+/// Splits per block of query heads (`units` of them) for flash-decoding at the longest context:
+/// at most two blocks per SM over all units and ATTN_WANT_SPLITS, no more than slices of
+/// ATTN_MIN_CHUNK positions need, and enough that no slice exceeds ATTN_CHUNK. The kernel uses
+/// only as many as `pos` needs.
+fn attention_splits(sms: u32, units: usize, max_seq: usize) -> u32 {
+    let want = ((2 * sms as usize) / units.max(1)).clamp(1, ATTN_WANT_SPLITS).min(max_seq.div_ceil(attn_min_chunk()));
     want.max(max_seq.div_ceil(ATTN_CHUNK)) as u32
+}
+
+/// The attention launch's blocks of query heads and the heads each serves.
+fn attention_units(n_heads: usize, n_kv_heads: usize, persistent: bool) -> (usize, usize) {
+    let unit_heads = attn_unit_heads(n_heads / n_kv_heads.max(1), persistent);
+    (n_heads / unit_heads, unit_heads)
 }
 
 /// How a GEMV-family kernel (kernels/gemv.cu) is launched.
@@ -256,13 +279,13 @@ pub(super) fn gemv_shape(tasks: usize, rows_per_task: usize, k: usize, normed: b
 
 impl Scratch {
     /// Sizes the scratch for `plan` relative to a base offset (aligned to 256).
-    pub fn for_plan(plan: &Plan, base: u64, sms: u32) -> Scratch {
+    pub fn for_plan(plan: &Plan, base: u64, sms: u32, persistent: bool) -> Scratch {
         let (mut qkv_rows, mut attention_floats, mut splits) = (0usize, 0usize, 1u32);
         for step in &plan.steps {
             match step.op {
                 Op::QkvRope { n_heads, n_kv_heads, head_dim, .. } => qkv_rows = qkv_rows.max((n_heads + 2 * n_kv_heads) * head_dim),
                 Op::Attention { n_heads, n_kv_heads, head_dim } => {
-                    splits = splits.max(attention_splits(sms, n_kv_heads, plan.max_seq_len));
+                    splits = splits.max(attention_splits(sms, attention_units(n_heads, n_kv_heads, persistent).0, plan.max_seq_len));
                     attention_floats = attention_floats.max(n_heads * splits as usize * (head_dim + ATTN_PARTIAL_HEAD));
                 }
                 _ => {}
@@ -286,12 +309,13 @@ impl Scratch {
 impl DeviceLayout {
     /// Zero bases and greedy sampling on `sms` SMs: device pointers are then offsets, for
     /// computing launch shapes without a GPU (at compile time).
-    pub fn placeholder(plan: &Plan, sms: u32) -> DeviceLayout {
+    pub fn placeholder(plan: &Plan, sms: u32, persistent: bool) -> DeviceLayout {
         let sm = match plan.target {
             Target::Cuda { sm } => sm,
             Target::Cpu => 0,
         };
-        DeviceLayout { weights: 0, arena: 0, scratch: Scratch::for_plan(plan, plan.arena_bytes, sms), sms, sm, sampling: SamplingParams::GREEDY }
+        let scratch = Scratch::for_plan(plan, plan.arena_bytes, sms, persistent);
+        DeviceLayout { weights: 0, arena: 0, scratch, sms, sm, sampling: SamplingParams::GREEDY, persistent }
     }
 
     pub(super) fn ptr(&self, slot: &Slot) -> u64 {
@@ -488,13 +512,14 @@ impl DeviceLayout {
                 if n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) || n_heads / n_kv_heads > ATTN_MAX_GROUP {
                     return Err(unsupported(format!("{n_heads} query heads over {n_kv_heads} KV heads (at most {ATTN_MAX_GROUP} per KV head)")));
                 }
-                if !(8..=ATTN_MAX_HEAD_DIM).contains(&head_dim) || !head_dim.is_power_of_two() || n_kv_heads > COUNTERS - ATTENTION_COUNTERS {
+                let (units, unit_heads) = attention_units(n_heads, n_kv_heads, self.persistent);
+                if !(8..=ATTN_MAX_HEAD_DIM).contains(&head_dim) || !head_dim.is_power_of_two() || units > COUNTERS - ATTENTION_COUNTERS {
                     return Err(unsupported(format!(
-                        "head_dim {head_dim} (a power of two from 8 to {ATTN_MAX_HEAD_DIM}) or {n_kv_heads} KV heads (at most {})",
+                        "head_dim {head_dim} (a power of two from 8 to {ATTN_MAX_HEAD_DIM}) or {units} blocks of query heads (at most {})",
                         COUNTERS - ATTENTION_COUNTERS
                     )));
                 }
-                let splits = attention_splits(sms, n_kv_heads, plan.max_seq_len);
+                let splits = attention_splits(sms, units, plan.max_seq_len);
                 if splits > ATTN_MAX_SPLITS {
                     return Err(unsupported(format!(
                         "a context of {} positions (at most {}; compile with a smaller --max-seq-len)",
@@ -515,8 +540,9 @@ impl DeviceLayout {
                     int(head_dim),
                     int(plan.max_seq_len),
                     int(attn_min_chunk()),
+                    int(unit_heads),
                 ];
-                ("attention", (n_kv_heads as u32, splits, 1), ATTN_THREADS, args)
+                ("attention", (units as u32, splits, 1), ATTN_THREADS, args)
             }
             Op::Sample => return Ok(self.sample(&ins[0], &outs[0], &plan.io.position, &step.label)),
             ref op => return Err(Error::Internal(format!("plan step `{}` reached the CUDA backend, which has no kernel for it", op.kind()))),

@@ -101,7 +101,7 @@ fn context() -> Result<Arc<CudaContext>> {
 /// run (GQA group, head_dim, K alignment, shared memory, context) is refused here with its
 /// reason, so `llmc compile` refuses it rather than the load or the first prompt.
 pub fn launch_shapes(plan: &Plan, sms: u32) -> Result<(Vec<Launch>, Vec<Launch>)> {
-    let layout = DeviceLayout::placeholder(plan, sms);
+    let layout = DeviceLayout::placeholder(plan, sms, plan.program.is_some());
     let decode = layout.launches(plan)?;
     let chunk = plan.prefill_layout(prefill::PREFILL_CHUNK.min(plan.max_seq_len))?;
     let device = PrefillDevice { arena: 0, qkv: 0, normed: 0, partial: 0, counters: 0, weight_maps: 0 };
@@ -180,7 +180,8 @@ impl CudaBackend {
         let sms = plan.program.as_ref().map_or(device_sms, |p| p.sms);
         // A plan compiled before a refusal existed is refused before anything is uploaded.
         launch_shapes(plan, sms)?;
-        let scratch = Scratch::for_plan(plan, plan.arena_bytes, sms);
+        let persistent = plan.program.is_some();
+        let scratch = Scratch::for_plan(plan, plan.arena_bytes, sms, persistent);
         let prefill_layout = plan.prefill_layout(prefill::PREFILL_CHUNK.min(plan.max_seq_len))?;
         let qkv_at = prefill_layout.bytes.div_ceil(256) * 256;
         let normed_at = qkv_at + prefill::prefill_qkv_bytes(&plan.steps, prefill_layout.chunk).div_ceil(256) * 256;
@@ -211,7 +212,7 @@ impl CudaBackend {
         // for (and a pageable upload may still be in flight when the call returns).
         ctx.synchronize().map_err(cuda_err("uploading the weights"))?;
 
-        let layout = DeviceLayout { weights: weights.ptr, arena: arena.ptr, scratch, sms, sm, sampling };
+        let layout = DeviceLayout { weights: weights.ptr, arena: arena.ptr, scratch, sms, sm, sampling, persistent };
         let functions = functions(&module, launch::KERNEL_NAMES.iter().copied(), sm)?;
         let mut launches = layout.launches(plan)?;
         let mut program_tables = None;
@@ -667,10 +668,13 @@ mod tests {
         paths.sort();
         for path in paths {
             let config = crate::load::config::ModelConfig::from_file(&path).unwrap();
-            let plan = crate::plan::build(&config, no_tokenizer(), 4096, Target::Cuda { sm: 90 }).unwrap();
+            let mut plan = crate::plan::build(&config, no_tokenizer(), 4096, Target::Cuda { sm: 90 }).unwrap();
             let (decode, prefill) = launch_shapes(&plan, 132).unwrap();
+            // the persistent kernel's instructions are its own launches (attention's blocks differ)
             let program = persistent::schedule(&plan, 132).unwrap();
-            let persistent = DeviceProgram::new(&plan, &program, &decode).unwrap().launch(0, 0);
+            plan.program = Some(program.clone());
+            let (instructions, _) = launch_shapes(&plan, 132).unwrap();
+            let persistent = DeviceProgram::new(&plan, &program, &instructions).unwrap().launch(0, 0);
             for l in decode.iter().chain(&prefill).chain([&persistent]) {
                 assert_eq!(Some(&l.args.len()), params.get(l.kernel), "{}: {} for {}: arguments vs the PTX's parameters", path.display(), l.kernel, l.label);
             }

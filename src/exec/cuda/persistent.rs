@@ -49,7 +49,7 @@ pub fn default_sms(sm: u32) -> u32 {
 /// refused here, with its reason, never at load.
 pub fn schedule(plan: &Plan, sms: u32) -> Result<Program> {
     // The launches the steps would get one kernel each: only their shapes and tasks count here.
-    let launches = DeviceLayout::placeholder(plan, sms).launches(plan)?;
+    let launches = DeviceLayout::placeholder(plan, sms, true).launches(plan)?;
     let mut work = Vec::with_capacity(plan.steps.len());
     for (step, launch) in plan.steps.iter().zip(&launches) {
         if matches!(step.op, Op::Sample) {
@@ -102,7 +102,7 @@ impl DeviceProgram {
             }
             let desc = &mut descs[i * DESC_WORDS..(i + 1) * DESC_WORDS];
             desc[0] = kind;
-            desc[1] = u64::from(launch.grid.1); // attention: the splits per KV head
+            desc[1] = u64::from(launch.grid.1); // attention: the splits per block of query heads
             desc[2..2 + launch.args.len()].copy_from_slice(&launch.args);
             shared = shared.max(launch.shared);
         }
