@@ -208,26 +208,31 @@ pub struct Scratch {
     pub sample_blocks: u32,
 }
 
-/// Query heads an attention block serves (they share a KV head). One head a block for the graph
-/// path: a block's dependent chains (scores, softmax, sums: per head) are then one head long, and
-/// its KV rows, read by the group's blocks at about the same time, come from L2 after the first
-/// (H200, Qwen2.5-1.5B, graph decode after 32 / 1,024 / 4,096 prompt tokens: 1.361 / 1.412 /
-/// 1.607 ms/token with the group of 6 a block, 1.258 / 1.335 / 1.462 with one). The persistent
-/// kernel keeps the group: its one worker per SM runs the units of a wider launch one after
-/// another (1.358 / 1.453 / 1.678 with the group, 1.353 / 1.490 / 1.767 with one; both
-/// bench/results/2026-11-30-h200-attention-unit-heads.log). `LLMC_ATTN_UNIT_HEADS` overrides it
-/// with a divisor of the group.
+/// Query heads an attention block serves (they share a KV head). One on the graph path: a
+/// block's dependent chains (scores, softmax, sums: per head) are then one head long, and its KV
+/// rows, read by the group's blocks at about the same time, come from L2 after the first. The
+/// persistent kernel, whose one worker per SM runs a unit at a time (its splits capped at a unit
+/// a worker, `attention_splits`), takes the smallest divisor of the group from two: one head
+/// leaves too few splits for long contexts. H200, Qwen2.5-1.5B (a group of 6), decode after 32 /
+/// 1,024 / 4,096 prompt tokens, ms/token: graph 1.361 / 1.412 / 1.607 with the group a block,
+/// 1.258 / 1.335 / 1.462 with one head; persistent 1.353 / 1.447 / 1.677 with the group, 1.29 /
+/// 1.382 / 1.567 with two heads, 1.295 / 1.523 / 1.834 with one
+/// (bench/results/2026-11-30-h200-attention-unit-heads.log, -persistent-unit-heads.log).
+/// `LLMC_ATTN_UNIT_HEADS` overrides it with a divisor of the group.
 fn attn_unit_heads(group: usize, persistent: bool) -> usize {
-    let default = if persistent { group } else { 1 };
+    let default = if persistent { (2..=group).find(|h| group.is_multiple_of(*h)).unwrap_or(1) } else { 1 };
     std::env::var("LLMC_ATTN_UNIT_HEADS").ok().and_then(|v| v.parse().ok()).filter(|&h: &usize| h >= 1 && group.is_multiple_of(h)).unwrap_or(default)
 }
 
 /// Splits per block of query heads (`units` of them) for flash-decoding at the longest context:
-/// at most two blocks per SM over all units and ATTN_WANT_SPLITS, no more than slices of
-/// ATTN_MIN_CHUNK positions need, and enough that no slice exceeds ATTN_CHUNK. The kernel uses
-/// only as many as `pos` needs.
-fn attention_splits(sms: u32, units: usize, max_seq: usize) -> u32 {
-    let want = ((2 * sms as usize) / units.max(1)).clamp(1, ATTN_WANT_SPLITS).min(max_seq.div_ceil(attn_min_chunk()));
+/// at most two blocks per SM over all units (one on the persistent path: a worker runs its
+/// units one after another, and its share of a step is a contiguous range of them, so two of a
+/// unit's first splits, the ones active at short contexts, would fall to one worker) and
+/// ATTN_WANT_SPLITS, no more than slices of ATTN_MIN_CHUNK positions need, and enough that no
+/// slice exceeds ATTN_CHUNK. The kernel uses only as many as `pos` needs.
+fn attention_splits(sms: u32, units: usize, max_seq: usize, persistent: bool) -> u32 {
+    let blocks = if persistent { sms } else { 2 * sms } as usize;
+    let want = (blocks / units.max(1)).clamp(1, ATTN_WANT_SPLITS).min(max_seq.div_ceil(attn_min_chunk()));
     want.max(max_seq.div_ceil(ATTN_CHUNK)) as u32
 }
 
@@ -285,7 +290,7 @@ impl Scratch {
             match step.op {
                 Op::QkvRope { n_heads, n_kv_heads, head_dim, .. } => qkv_rows = qkv_rows.max((n_heads + 2 * n_kv_heads) * head_dim),
                 Op::Attention { n_heads, n_kv_heads, head_dim } => {
-                    splits = splits.max(attention_splits(sms, attention_units(n_heads, n_kv_heads, persistent).0, plan.max_seq_len));
+                    splits = splits.max(attention_splits(sms, attention_units(n_heads, n_kv_heads, persistent).0, plan.max_seq_len, persistent));
                     attention_floats = attention_floats.max(n_heads * splits as usize * (head_dim + ATTN_PARTIAL_HEAD));
                 }
                 _ => {}
@@ -519,7 +524,7 @@ impl DeviceLayout {
                         COUNTERS - ATTENTION_COUNTERS
                     )));
                 }
-                let splits = attention_splits(sms, units, plan.max_seq_len);
+                let splits = attention_splits(sms, units, plan.max_seq_len, self.persistent);
                 if splits > ATTN_MAX_SPLITS {
                     return Err(unsupported(format!(
                         "a context of {} positions (at most {}; compile with a smaller --max-seq-len)",
