@@ -341,23 +341,16 @@ struct Bf16Weights {
     const bf16* w;
 };
 
-// The first of a warp's epilogue tasks and the stride to its next ones, as gemv_tasks runs them
-// (t is the warp's first task, or a block-format block's first tile; `rows` the rows of a task), so
-// a task function may load their operands ahead (epilogue_ahead): a bf16 warp's are its own
-// tasks t, t + stride, ...; a block-format warp w's are the tasks w, w + warps, ... of its
-// block's first tile (none, past any task, for a warp beyond the tile's tasks).
+// Whether a warp's first epilogues are its tasks t, t + stride, ... (TASKS of them), as the bf16
+// gemv_tasks runs them (a block-format warp's epilogues are rows of its block's tile instead), so
+// a task function may load their operands ahead (epilogue_ahead).
 template <class W>
-struct EpilogueTasks {
-    __device__ static int first(int t, int) { return t; }
-    __device__ static int stride(int stride) { return stride; }
+struct FirstTasksAhead {
+    static constexpr bool value = false;
 };
-template <class F>
-struct EpilogueTasks<QWeights<F>> {
-    __device__ static int first(int tile, int rows) {
-        const int warp = threadIdx.x >> 5, tile_tasks = GEMV_Q_ROWS / rows;
-        return warp < tile_tasks ? tile * tile_tasks + warp : 0x7fffffff;
-    }
-    __device__ static int stride(int) { return blockDim.x >> 5; }
+template <>
+struct FirstTasksAhead<Bf16Weights> {
+    static constexpr bool value = true;
 };
 
 // A wait followed by `then` (the same Wait::load): what a task function needs of an earlier
@@ -375,13 +368,12 @@ struct WaitThen {
     __device__ __forceinline__ static T load(const T* p) { return Wait::load(p); }
 };
 
-// Of a warp's first TASKS epilogue tasks t, t + stride, ..., the value `ahead` holds for task u,
-// or load() for another task (unrolled: a register array indexed at run time would be local
-// memory).
+// Of a warp's first TASKS tasks t, t + stride, ..., the value `ahead` holds for task u, or
+// load() for a later task (unrolled: a register array indexed at run time would be local memory).
 template <int TASKS, class Load>
 __device__ __forceinline__ float epilogue_ahead(const float (&ahead)[TASKS], bool valid, int t, int stride, int u, Load load) {
     const int j = (u - t) / stride;
-    if (valid && u >= t && (u - t) % stride == 0 && j < TASKS) {
+    if (valid && j < TASKS) {
         float v = 0.f;
 #pragma unroll
         for (int i = 0; i < TASKS; i++)
@@ -450,23 +442,23 @@ __device__ __forceinline__ int grid_task_stride() { return gridDim.x * GEMV_WARP
 
 // Linear and LinearResidual: y = x.W[r] + (bias[r] + residual[r]); bias/residual may be null.
 // Tasks are rows; this runs rows t, t + stride, ... below `end`.
-// The residual of a warp's first epilogue tasks is loaded right after the wait (WaitThen).
+// The residual of a bf16 warp's first tasks is loaded right after the wait (WaitThen).
 template <int TASKS, int BATCH, int THREADS, class W, class Wait>
 __device__ __forceinline__ void linear_tasks(int t, int stride, int end, const float* x, W w, const bf16* bias,
                                              const float* residual, float* out, int k, Wait wait) {
-    const bool ahead = residual && (threadIdx.x & 31) == 0;
-    const int first = EpilogueTasks<W>::first(t, 1), ahead_stride = EpilogueTasks<W>::stride(stride);
+    const bool ahead = FirstTasksAhead<W>::value && residual && (threadIdx.x & 31) == 0;
     float residual_ahead[TASKS];
     auto load_ahead = [&]() {
 #pragma unroll
         for (int j = 0; j < TASKS; j++)
-            if (ahead && first < end && j * ahead_stride < end - first) residual_ahead[j] = Wait::load(residual + first + j * ahead_stride);
+            if (ahead && t + j * stride < end) residual_ahead[j] = Wait::load(residual + t + j * stride);
     };
+    const int first = t;
     gemv_tasks<1, TASKS, BATCH, THREADS>(
         w, t, stride, end, k, x, nullptr, 0.f, [&](int t, long long (&rows)[1]) { rows[0] = t; },
         [&](int t, const float (&acc)[1]) {
             if ((threadIdx.x & 31) != 0) return;
-            const float res = residual ? epilogue_ahead(residual_ahead, ahead && first < end, first, ahead_stride, t, [&] { return Wait::load(residual + t); }) : 0.f;
+            const float res = residual ? epilogue_ahead(residual_ahead, ahead, first, stride, t, [&] { return Wait::load(residual + t); }) : 0.f;
             out[t] = acc[0] + ((bias ? bf16_to_f32(bias[t]) : 0.f) + res);
         },
         WaitThen<Wait, decltype(load_ahead)>{wait, load_ahead});

@@ -66,16 +66,16 @@ __device__ __forceinline__ void qkv_rope_tasks(int t, int stride, int end, const
                                                unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq,
                                                const bf16* norm_w, float norm_eps, Wait wait) {
     const int half = d / 2;
-    // A warp's first epilogue task's position, bias and rotation, before the wait (the position
-    // is stable for the step, bias and inv_freq are weights): their loads and the sine and cosine
+    // A bf16 warp's first task's position, bias and rotation, before the wait (the position is
+    // stable for the step, bias and inv_freq are weights): their loads and the sine and cosine
     // come off the path that follows the dot products.
-    const int first = EpilogueTasks<W>::first(t, 2);
-    const bool ahead = first < end;
+    const int first = t;
+    const bool ahead = FirstTasksAhead<W>::value && t < end;
     int pos_ahead = -1;
     float bias_a = 0.f, bias_b = 0.f, sin_ahead = 0.f, cos_ahead = 1.f;
     if (ahead) {
         pos_ahead = *pos_p;
-        const int i = first % half, r = first / half * d + i;
+        const int i = t % half, r = t / half * d + i;
         if (bias) bias_a = bf16_to_f32(bias[r]), bias_b = bf16_to_f32(bias[r + half]);
         sincosf((float)pos_ahead * inv_freq[i], &sin_ahead, &cos_ahead);
     }
