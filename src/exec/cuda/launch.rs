@@ -570,6 +570,25 @@ impl DeviceLayout {
 mod tests {
     use super::*;
 
+    /// Attention blocks serve one query head on the graph path; on the persistent path the
+    /// smallest divisor of the group from two, with no more units over their splits than workers
+    /// (one an SM) unless slices of ATTN_CHUNK positions need more.
+    #[test]
+    fn attention_blocks_by_decode_path() {
+        // (query heads, KV heads, heads of a persistent unit): Qwen2.5-1.5B, Qwen3-1.7B,
+        // Llama-3.2-3B, Qwen2-7B, and multi-head attention
+        for (heads, kv, unit_heads) in [(12, 2, 2), (16, 8, 2), (24, 8, 3), (28, 4, 7), (8, 8, 1)] {
+            assert_eq!(attention_units(heads, kv, false), (heads, 1), "{heads} heads over {kv}");
+            assert_eq!(attention_units(heads, kv, true), (heads / unit_heads, unit_heads), "{heads} heads over {kv}");
+            for max_seq in [64usize, 4096, 32768] {
+                let (units, floor) = (heads / unit_heads, max_seq.div_ceil(ATTN_CHUNK));
+                let splits = attention_splits(132, units, max_seq, true) as usize;
+                assert!(units * splits <= 132 || splits == floor, "{units} units x {splits} splits for {max_seq} positions");
+                assert!(splits >= floor && attention_splits(132, heads, max_seq, false) as usize >= floor);
+            }
+        }
+    }
+
     /// A `_q` GEMV's blocks never ask for more warps than an SM holds at its launch bounds, cover
     /// every tile at once when the SMs allow, and stage x within the shared memory they ask for.
     #[test]
