@@ -74,8 +74,9 @@ __device__ __forceinline__ void attn_load_pass(const float* __restrict__ base, i
 }
 
 // One block's work: the `group` query heads unit * group.. (a KV head's or a part of them) over
-// slice `split` of `splits`. Every thread calls it; returns are uniform over the block, and wait() (called by every thread that gets past them) comes before
-// anything this step wrote is read.
+// slice `split` of `splits`. Every thread calls it; returns are uniform over the block, and
+// wait() (called by every thread that gets past them) comes before anything this step wrote is
+// read.
 template <class Wait>
 __device__ __forceinline__ void attention_unit(const float* __restrict__ q, const float* __restrict__ k_cache,
                                                const float* __restrict__ v_cache, const int* __restrict__ pos_p,
@@ -219,9 +220,9 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     }
     if (direct || !is_last_block(counters + unit, active)) return;
 
-    // Merge the active splits of the unit's heads. A warp per head reads every split's (max, sum) in one
-    // pass (online rescaling, the maxima parked in s), then threads own 4 output elements and
-    // load ATTN_MERGE_LOADS splits' 4 at once.
+    // Merge the active splits of the unit's heads. A warp per head reads every split's (max, sum)
+    // in one pass (online rescaling, the maxima parked in s), then threads own 4 output elements
+    // and load ATTN_MERGE_LOADS splits' 4 at once.
     for (int h = warp; h < group; h += ATTN_WARPS) {
         const float* p = partial + (long long)(head0 + h) * splits * stride;
         float mx = -INFINITY, sum = 0.f;
