@@ -8,7 +8,8 @@
 # full scale vs transformers f32 on both paths; then decode of the Qwen2.5-1.5B shape, bf16 on
 # both paths after 32 (two rounds), 1,024 and 4,096 prompt tokens, and --quantize q4_k / q8_0
 # beside .bin/llmc_before (the same kernels without the operands ahead). The second call,
-# 2026-11-30-h200-final-h-peers.sh, runs llama.cpp and llmc on the same GGUF files.
+# 2026-11-30-h200-final-h-peers.sh, was to run llama.cpp and llmc on the same GGUF files (not run:
+# the device time went to verifying the revert of this call's block-format change).
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 mkdir -p /work && [ -e /work/main ] || ln -s "$PWD" /work/main
