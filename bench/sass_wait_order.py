@@ -6,12 +6,13 @@ side by side. No GPU: NVRTC compiles every kernel file as `llmc compile --target
 (sm_90a), nvdisasm (the PyPI wheel nvidia-cuda-nvdisasm) disassembles the CUBIN.
 
 Why: a load written after the wait in the source may be hoisted above it by ptxas when it is
-`ld.global.nc` (`__ldg`, GridWait::load), which the compiler may treat as never changing during
-the kernel: a677c8f's residual loads did exactly that (one `LDG.E.CONSTANT` more before each
-`ACQBULK` of linear_q than at its parent, none after; its q8_0 decode read stale residuals,
-bench/results/2026-11-30-h200-a677c8f-q8_0.log), while the same load as `__ldcg` stays after the
-wait (`LDG.E.STRONG.GPU` first after it). A load of an earlier kernel's output must be after the
-wait in the SASS, not only in the source.
+`ld.global.nc` (`__ldg`, GridWait::load until 2026-12-01), which the compiler may treat as never
+changing during the kernel: a677c8f's residual loads did exactly that (one `LDG.E.CONSTANT` more
+before each `ACQBULK` of linear_q than at its parent, none after; its q8_0 decode read stale
+residuals, bench/results/2026-11-30-h200-a677c8f-q8_0.log), while the same load as `__ldcg` stays
+after the wait (`LDG.E.STRONG.GPU` first after it), as does `__ldca` (`LDG.E.STRONG.SM`),
+GridWait::load since. A load of an earlier kernel's output must be after the wait in the SASS,
+not only in the source.
 
   python3 bench/sass_wait_order.py kernels [OTHER_KERNELS_DIR] --kernels linear_q,qkv_rope_q \
       --nvrtc-lib DIR --nvdisasm PATH

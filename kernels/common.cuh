@@ -90,11 +90,14 @@ __device__ __forceinline__ void grid_dep_wait() {
 
 // The standalone kernels' `wait` argument (the kernels' bodies are templates over it: the
 // persistent decode kernel passes a counter wait, persistent.cu). `load` reads an activation an
-// earlier kernel wrote: the read-only path may cache it, since nothing writes it during the launch.
+// earlier kernel wrote, cached in L1 (ld.global.ca): not on the read-only path (`__ldg`,
+// ld.global.nc), which ptxas may hoist above griddepcontrol.wait as if the bytes never changed
+// (a677c8f's residual loads were, bench/sass_wait_order.py shows it), reading them before the
+// earlier kernel has written them.
 struct GridWait {
     __device__ __forceinline__ void operator()() const { grid_dep_wait(); }
     template <class T>
-    __device__ __forceinline__ static T load(const T* p) { return __ldg(p); }
+    __device__ __forceinline__ static T load(const T* p) { return __ldca(p); }
 };
 
 __device__ __forceinline__ void grid_dep_launch() {
