@@ -9,12 +9,14 @@
 #                                              # background and converts the model meanwhile
 #   bash bench/peer_llamacpp.sh BIN_DIR bench   # the next call, on the same warm machine
 # Results: $OUT/peers.log (everything), $OUT/llama-bench.md, $OUT/llmc-bench-*.txt, $OUT/baseline.json.
+# Environment: PROMPTS (prompt lengths, default below), TRANSFORMERS=0 skips the transformers
+# baseline.
 set -uo pipefail
 BIN=$(realpath "${1:?BIN_DIR}")
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 W=/tmp/peers
 LCPP=$W/llama.cpp
-PROMPTS=32,256,1024,4096,8192
+PROMPTS=${PROMPTS:-32,256,1024,4096,8192}
 mkdir -p $W
 exec > >(tee -a $OUT/peers.log) 2>&1
 echo "== $(date -u '+%Y-%m-%d %H:%M:%S UTC') peer_llamacpp.sh $2, llmc $(cat $BIN/COMMIT 2>/dev/null)"
@@ -49,6 +51,7 @@ bench)
     echo "== llmc bench $f"
     timeout 150 $BIN/llmc bench $W/$f.plan --prompt-len $PROMPTS --gen 128 2>&1 | tee $OUT/llmc-bench-$f.txt | grep -v "^ *$"
   done
+  [ "${TRANSFORMERS:-1}" = 0 ] && exit 0
   echo "== transformers eager (same shape, random bf16 weights)"
   timeout 150 python3 bench/transformers_baseline.py --out $OUT/baseline.json --skip-compile --reps 3 2>&1 | tail -4
   ;;

@@ -36,7 +36,8 @@ def kernel_files():
     return sources, headers
 
 
-def cubin(nvrtc_lib, directory):
+def cubin(nvrtc_lib, directory, defines=()):
+    """The CUBIN of every kernel file in `directory`, with `defines` (NAME=VALUE) as -D options."""
     sources, headers = kernel_files()
     # NVRTC opens its builtins library by name at compile time: loaded first, it is found
     ctypes.CDLL(os.path.join(nvrtc_lib, "libnvrtc-builtins.so.13.0"), mode=ctypes.RTLD_GLOBAL)
@@ -47,7 +48,7 @@ def cubin(nvrtc_lib, directory):
     prog = ctypes.c_void_p()
     strings = ctypes.c_char_p * len(names)
     lib.nvrtcCreateProgram(ctypes.byref(prog), unit, b"llmc_kernels.cu", len(names), strings(*texts), strings(*[n.encode() for n in names]))
-    opts = [b"--gpu-architecture=sm_90a", b"--std=c++17"]
+    opts = [b"--gpu-architecture=sm_90a", b"--std=c++17"] + [f"-D{d}".encode() for d in defines]
     status = lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
     size = ctypes.c_size_t()
     if status != 0:
@@ -86,11 +87,12 @@ def main():
     ap.add_argument("--kernels", default="linear,linear_q,qkv_rope,qkv_rope_q,gate_up_silu,gate_up_silu_q")
     ap.add_argument("--nvrtc-lib", required=True, help="the folder of libnvrtc.so.13 (scripts/test.sh's NVRTC_LIB)")
     ap.add_argument("--nvdisasm", required=True, help="nvdisasm (pip download nvidia-cuda-nvdisasm)")
+    ap.add_argument("--define", action="append", default=[], help="NAME=VALUE, as LLMC_EXPERIMENT_DEFINES sets (repeatable)")
     args = ap.parse_args()
     sass = []
     for tree in args.trees:
         with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-            f.write(cubin(args.nvrtc_lib, tree))
+            f.write(cubin(args.nvrtc_lib, tree, args.define))
             f.flush()
             sass.append(subprocess.run([args.nvdisasm, "-c", f.name], check=True, capture_output=True, text=True).stdout)
     for kernel in args.kernels.split(","):

@@ -26,7 +26,12 @@
 
 #define GEMV_WARPS 4
 #define GEMV_THREADS (32 * GEMV_WARPS)
-#define GEMV_BATCH 16  // 16-byte loads in flight per lane
+// 16-byte loads in flight per lane (settable for experiments, LLMC_EXPERIMENT_DEFINES; H200,
+// Qwen2.5-1.5B, ms/token after 32 / 1,024 tokens: 8 1.58 / 1.63, 12 1.49 / 1.61, 16 1.254 /
+// 1.341, 20 1.264 / 1.324: bench/results/2026-12-01-h200-gemv-batch*.log)
+#ifndef GEMV_BATCH
+#define GEMV_BATCH 16
+#endif
 // The `_q` kernels (tensor cores): a tile of rows (mma's M) and the most warps a block has
 // (launch bounds: at most 128 registers a thread; the host picks 4 to 16 warps a block,
 // launch.rs); the chunks a warp has in flight are its format's BATCH (quant.cu).
