@@ -98,27 +98,35 @@ enum Command {
         #[arg(long, value_enum)]
         backend: Option<BackendKind>,
     },
-    /// Measure decoding on the GPU (needs one): a synthetic prompt, then greedy tokens; reports
-    /// ms/token, tok/s, % of the memory roofline, time to first token and kernels per token.
-    Bench {
-        plan: PathBuf,
-        /// Prompt lengths, comma-separated: decode is measured after the first; each one's
-        /// time to first token is reported (best of two).
-        #[arg(long, default_value = "32", value_delimiter = ',')]
-        prompt_len: Vec<usize>,
-        #[arg(long, default_value_t = 128)]
-        gen: usize,
-        /// Feed the prompt token by token through the decode step (the pre-prefill baseline).
-        #[arg(long)]
-        token_by_token: bool,
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Persistent plans: after the run, trace one more decode step with the kernel's
-        /// timestamps and write every instruction's timing to this JSON file.
-        #[arg(long)]
-        trace: Option<PathBuf>,
-    },
+    /// Measure decoding on the GPU (needs one): synthetic prompts, then greedy tokens; reports
+    /// ms/token (mean and spread of --reps runs), tok/s, % of the memory roofline, time to first
+    /// token and kernels per token.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    plan: PathBuf,
+    /// Prompt lengths, comma-separated: after each, decode is measured (--reps runs of --gen
+    /// tokens) and its time to first token (best of two).
+    #[arg(long, default_value = "32", value_delimiter = ',')]
+    prompt_len: Vec<usize>,
+    #[arg(long, default_value_t = 128)]
+    gen: usize,
+    /// Decode runs per prompt length (after one warm-up run): the mean is reported, with the
+    /// sample standard deviation.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Feed the prompt token by token through the decode step (the pre-prefill baseline).
+    #[arg(long)]
+    token_by_token: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Persistent plans: after the run, trace one more decode step with the kernel's
+    /// timestamps and write every instruction's timing to this JSON file.
+    #[arg(long)]
+    trace: Option<PathBuf>,
 }
 
 /// How tokens are chosen, and which backend runs the plan (`run` and `chat`).
@@ -213,7 +221,7 @@ fn main() {
         Command::Serve { plan, host, port, queue, backend } => {
             llmc::serve::serve(&plan, &llmc::serve::ServeOptions { host, port, queue, backend }).map(|()| 0).map_err(Into::into)
         }
-        Command::Bench { plan, prompt_len, gen, token_by_token, json, trace } => bench(plan, prompt_len, gen, token_by_token, json, trace),
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -494,10 +502,18 @@ impl Backend for StepOnly<'_> {
     }
 }
 
-fn bench(path: PathBuf, prompt_lens: Vec<usize>, gen: usize, token_by_token: bool, json: bool, trace: Option<PathBuf>) -> Result<i32> {
-    let prompt_len = prompt_lens.first().copied().unwrap_or(0);
-    if prompt_lens.contains(&0) || gen < 2 {
-        bail!("--prompt-len must be at least 1 and --gen at least 2");
+/// Mean and sample standard deviation (0 for one value).
+fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 { values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+fn bench(args: BenchArgs) -> Result<i32> {
+    let BenchArgs { plan: path, prompt_len: prompt_lens, gen, reps, token_by_token, json, trace } = args;
+    if prompt_lens.is_empty() || prompt_lens.contains(&0) || gen < 2 || reps == 0 {
+        bail!("--prompt-len must be at least 1, --gen at least 2 and --reps at least 1");
     }
     let file = PlanFile::open(&path)?;
     let plan = &file.plan;
@@ -509,76 +525,99 @@ fn bench(path: PathBuf, prompt_lens: Vec<usize>, gen: usize, token_by_token: boo
     let (weight_bytes, kernels_per_token) = (cuda.weight_bytes(), cuda.kernels_per_token());
     let mut step_only = StepOnly(&mut cuda);
     let backend: &mut dyn Backend = if token_by_token { &mut step_only } else { step_only.0 };
-    // A fixed pseudo-random prompt: token ids are all the bench needs.
-    let prompt: Vec<u32> = (0..prompt_len).map(|i| ((i * 7919 + 13) % vocab) as u32).collect();
+    // Fixed pseudo-random prompts: token ids are all the bench needs.
+    let prompt = |len: usize| (0..len).map(|i| ((i * 7919 + 13) % vocab) as u32).collect::<Vec<u32>>();
     // No EOS, so every run decodes exactly `gen` tokens.
     let opts = GenerateOptions { max_tokens: gen, eos_ids: Vec::new(), max_seq_len: plan.max_seq_len };
-    let generation = exec::generate(backend, &prompt, &opts, |_| Ok(true))?;
-    // Time to first token per prompt length, best of two (the first run above warms up).
-    let mut ttft = serde_json::Map::new();
+    let first_token = GenerateOptions { max_tokens: 1, eos_ids: Vec::new(), max_seq_len: plan.max_seq_len };
+    // A warm-up run (the CUDA graph's first replays, the caches), then per prompt length its
+    // decode runs and its time to first token, best of two.
+    let warm_up = exec::generate(backend, &prompt(prompt_lens[0]), &opts, |_| Ok(true))?;
+    let mut by_len = Vec::new();
     for &len in &prompt_lens {
-        let prompt: Vec<u32> = (0..len).map(|i| ((i * 7919 + 13) % vocab) as u32).collect();
-        let opts = GenerateOptions { max_tokens: 1, eos_ids: Vec::new(), max_seq_len: plan.max_seq_len };
-        let best = (0..2).map(|_| exec::generate(backend, &prompt, &opts, |_| Ok(true)).map(|g| g.ttft_ms)).collect::<Result<Vec<f64>, _>>()?;
-        ttft.insert(len.to_string(), serde_json::json!(best.iter().cloned().fold(f64::MAX, f64::min)));
+        let ms =
+            (0..reps).map(|_| exec::generate(backend, &prompt(len), &opts, |_| Ok(true)).map(|g| 1e3 / g.decode_tok_s)).collect::<Result<Vec<f64>, _>>()?;
+        let ttft = (0..2).map(|_| exec::generate(backend, &prompt(len), &first_token, |_| Ok(true)).map(|g| g.ttft_ms)).collect::<Result<Vec<f64>, _>>()?;
+        by_len.push((len, ms, ttft.into_iter().fold(f64::MAX, f64::min)));
     }
     if let (Some(out), Some(program)) = (&trace, &plan.program) {
-        // One more step after the prompt and the generated tokens, timestamped in the kernel.
-        let pos = (prompt_len + gen).min(plan.max_seq_len - 1);
-        let stamps = cuda.traced_step(generation.generated_ids.last().copied().unwrap_or(0), pos)?;
+        // One more step after the first prompt and the warm-up's tokens, timestamped in the kernel.
+        let pos = (prompt_lens[0] + gen).min(plan.max_seq_len - 1);
+        let stamps = cuda.traced_step(warm_up.generated_ids.last().copied().unwrap_or(0), pos)?;
         let rows = exec::cuda::persistent::trace_rows(plan, program, &stamps);
         std::fs::write(out, serde_json::to_string(&rows)?).with_context(|| format!("writing {}", out.display()))?;
     } else if trace.is_some() {
         bail!("--trace needs a persistent plan (llmc compile --decode persistent)");
     }
-    let ms_per_token = 1e3 / generation.decode_tok_s;
     let roofline_ms = weight_bytes as f64 / bandwidth * 1e3;
     let read_roofline_ms = weight_bytes as f64 / read_bandwidth * 1e3;
-    let report = serde_json::json!({
+    let decode = |ms: &[f64]| {
+        let (mean, sd) = mean_sd(ms);
+        serde_json::json!({
+            "ms_per_token": mean,
+            "ms_per_token_sd": sd,
+            "ms_per_token_runs": ms,
+            "tok_s": 1e3 / mean,
+            "roofline_pct": 100.0 * roofline_ms / mean,
+            "read_roofline_pct": 100.0 * read_roofline_ms / mean,
+        })
+    };
+    let (first_len, first_ms, first_ttft) = &by_len[0];
+    let (ms_per_token, sd) = mean_sd(first_ms);
+    let mut report = serde_json::json!({
         "plan": path.display().to_string(),
         "target": plan.target.to_string(),
-        "prompt_len": prompt_len,
-        "generated": generation.generated_ids.len(),
+        "prompt_len": first_len,
+        "generated": gen,
+        "reps": reps,
         "load_s": load_s,
-        "ttft_ms": generation.ttft_ms,
-        "ttft_ms_by_prompt_len": ttft,
-        "ms_per_token": ms_per_token,
-        "tok_s": generation.decode_tok_s,
+        "ttft_ms": first_ttft,
+        "ttft_ms_by_prompt_len": by_len.iter().map(|(len, _, ttft)| (len.to_string(), serde_json::json!(ttft))).collect::<serde_json::Map<_, _>>(),
+        "decode_by_prompt_len": by_len.iter().map(|(len, ms, _)| (len.to_string(), decode(ms))).collect::<serde_json::Map<_, _>>(),
         "weight_bytes": weight_bytes,
         "copy_bandwidth_gb_s": bandwidth / 1e9,
         "roofline_ms_per_token": roofline_ms,
-        "roofline_pct": 100.0 * roofline_ms / ms_per_token,
         "read_bandwidth_gb_s": read_bandwidth / 1e9,
         "read_roofline_ms_per_token": read_roofline_ms,
-        "read_roofline_pct": 100.0 * read_roofline_ms / ms_per_token,
         "kernels_per_token": kernels_per_token,
         "decode": if plan.program.is_some() { "persistent" } else { "graph" },
         "graphs_per_token": 1,
         "prefill": if token_by_token { "token_by_token" } else { "batched" },
     });
+    // The first prompt length's decode at the top level, as before --reps.
+    for (key, value) in decode(first_ms).as_object().into_iter().flatten() {
+        report[key.as_str()] = value.clone();
+    }
     if json {
         println!("{report}");
-    } else {
+        return Ok(0);
+    }
+    println!(
+        "{}: {:.3} ms/token, {:.1} tok/s, {:.1}% of roofline ({:.3} ms: {} weight bytes at {:.0} GB/s device copy bandwidth), \
+         {:.1}% of the read-only roofline ({:.3} ms at {:.0} GB/s); after {} prompt tokens, mean of {} runs of {} tokens, sd {:.4} ms",
+        path.display(),
+        ms_per_token,
+        1e3 / ms_per_token,
+        100.0 * roofline_ms / ms_per_token,
+        roofline_ms,
+        weight_bytes,
+        bandwidth / 1e9,
+        100.0 * read_roofline_ms / ms_per_token,
+        read_roofline_ms,
+        read_bandwidth / 1e9,
+        first_len,
+        reps,
+        gen,
+        sd
+    );
+    for (len, ms, ttft) in &by_len {
+        let (mean, sd) = mean_sd(ms);
         println!(
-            "{}: {:.3} ms/token, {:.1} tok/s, {:.1}% of roofline ({:.3} ms: {} weight bytes at {:.0} GB/s device copy bandwidth), \
-             {:.1}% of the read-only roofline ({:.3} ms at {:.0} GB/s)\n\
-             TTFT {:.1} ms for {} prompt tokens (best of two by prompt length: {}); {} kernels per token in one CUDA graph; load {:.2} s",
-            path.display(),
-            ms_per_token,
-            generation.decode_tok_s,
-            100.0 * roofline_ms / ms_per_token,
-            roofline_ms,
-            weight_bytes,
-            bandwidth / 1e9,
-            100.0 * read_roofline_ms / ms_per_token,
-            read_roofline_ms,
-            read_bandwidth / 1e9,
-            generation.ttft_ms,
-            prompt_len,
-            ttft.iter().map(|(k, v)| format!("{k}: {:.2} ms", v.as_f64().unwrap_or(0.0))).collect::<Vec<_>>().join(", "),
-            kernels_per_token,
-            load_s
+            "  prompt {len}: decode {mean:.3} ms/token (sd {sd:.4}), {:.1} tok/s, {:.1}% of roofline; TTFT {ttft:.2} ms (best of two)",
+            1e3 / mean,
+            100.0 * roofline_ms / mean
         );
     }
+    println!("{kernels_per_token} kernels per token in one CUDA graph; load {load_s:.2} s");
     Ok(0)
 }

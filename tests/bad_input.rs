@@ -331,6 +331,15 @@ fn prompt_longer_than_the_context() {
 }
 
 #[test]
+fn bench_settings_that_measure_nothing() {
+    // Refused before the plan is opened (so on a machine without a GPU too).
+    for args in [["--reps", "0"], ["--gen", "1"], ["--prompt-len", "0"]] {
+        let err = fails(&[&["bench", "missing.plan"], &args[..]].concat());
+        assert!(err.contains("--reps at least 1"), "{err}");
+    }
+}
+
+#[test]
 fn empty_prompt() {
     let dir = tempfile::tempdir().unwrap();
     let plan = good_plan(dir.path());
