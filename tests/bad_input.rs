@@ -339,6 +339,24 @@ fn bench_settings_that_measure_nothing() {
     }
 }
 
+/// On a machine without an NVIDIA driver (CI), a GPU plan: `run` names the CPU executor, which
+/// runs every plan; `bench`, which has no other backend, says only what is missing.
+#[test]
+fn a_gpu_plan_without_a_gpu() {
+    if Path::new("/proc/driver/nvidia").exists() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("gpu.plan");
+    let (fixture, out) = (fixture_dir("qwen2_tied"), plan.to_str().unwrap());
+    let compiled = Command::new(env!("CARGO_BIN_EXE_llmc")).args(["compile", fixture.to_str().unwrap(), "-o", out, "--target", "sm_90"]).output().unwrap();
+    assert!(compiled.status.success(), "{}", String::from_utf8_lossy(&compiled.stderr));
+    let err = fails(&["run", out, "--prompt", "hi"]);
+    assert!(err.contains("no NVIDIA driver") && err.contains("--backend cpu"), "{err}");
+    let err = fails(&["bench", out]);
+    assert!(err.contains("no NVIDIA driver") && !err.contains("--backend"), "{err}");
+}
+
 #[test]
 fn empty_prompt() {
     let dir = tempfile::tempdir().unwrap();

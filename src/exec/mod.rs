@@ -53,11 +53,15 @@ impl BackendKind {
     }
 }
 
-/// The `kind` backend running `file`, choosing tokens with `sampling`.
+/// The `kind` backend running `file`, choosing tokens with `sampling`. Where no GPU can run it,
+/// the error names the CPU executor, which runs every plan.
 pub fn open(file: &PlanFile, kind: BackendKind, sampling: SamplingParams) -> Result<Box<dyn Backend + '_>> {
     Ok(match kind {
         BackendKind::Cpu => Box::new(cpu::CpuExecutor::new(file, sampling)?),
-        BackendKind::Cuda => Box::new(cuda::CudaBackend::new(file, sampling)?),
+        BackendKind::Cuda => Box::new(cuda::CudaBackend::new(file, sampling).map_err(|e| match e {
+            Error::Unavailable(why) => Error::Unavailable(format!("{why} (use --backend cpu)")),
+            e => e,
+        })?),
     })
 }
 

@@ -91,7 +91,7 @@ fn sm_count(ctx: &CudaContext) -> Result<u32> {
 fn context() -> Result<Arc<CudaContext>> {
     // SAFETY: only tries to dlopen libcuda.
     if !unsafe { sys::is_culib_present() } {
-        return Err(Error::Unavailable("libcuda is not loadable: no NVIDIA driver on this machine (use --backend cpu)".into()));
+        return Err(Error::Unavailable("libcuda is not loadable: no NVIDIA driver on this machine".into()));
     }
     CudaContext::new(0).map_err(cuda_err("opening GPU 0"))
 }
