@@ -267,7 +267,7 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
 attention(const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache,
           const int* __restrict__ pos_p, float* __restrict__ out, float* __restrict__ partial,
           unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq, int min_chunk, int unit_heads) {
-    grid_dep_launch();
+    DECODE_KERNEL_BEGIN();
     attention_unit(q, k_cache, v_cache, pos_p, out, partial, counters, n_heads, n_kv, d, max_seq, min_chunk, unit_heads, blockIdx.x,
                    blockIdx.y, gridDim.y, GridWait{});
 }

@@ -82,10 +82,12 @@ __device__ __forceinline__ unsigned short ld_weight2(const void* p) {
 // it reads or writes anything an earlier kernel touches (weights never change, so GEMVs request
 // their first weights before waiting). The wait returns once the predecessor grid has completed
 // and its writes are visible, and that grid waited on its own predecessor, so order is transitive.
+__device__ __forceinline__ void trace_wait_returned();
 __device__ __forceinline__ void grid_dep_wait() {
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+    trace_wait_returned();
 }
 
 // The standalone kernels' `wait` argument (the kernels' bodies are templates over it: the
@@ -105,6 +107,66 @@ __device__ __forceinline__ void grid_dep_launch() {
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
+
+// Block timestamps for `llmc bench --trace` on a graph plan, compiled in only when TRACE_BLOCKS
+// is defined (LLMC_EXPERIMENT_DEFINES="TRACE_BLOCKS=1" at `llmc compile`; otherwise
+// BLOCK_TRACE_SCOPE is nothing). Thread 0 of each block of every decode kernel
+// takes a slot of its SM's TRACE_BLOCK_SLOTS (block_trace_count[sm] counts them; the host zeroes
+// the counts before the traced step, exec/cuda/block_trace.rs) and records its grid (%gridid,
+// which orders the launches), block and SM and %globaltimer when the block starts, when its wait
+// returns and when thread 0 leaves the kernel.
+#ifdef TRACE_BLOCKS
+#define TRACE_MAX_SMS 256
+#define TRACE_BLOCK_SLOTS 2048
+struct BlockStamp {
+    unsigned long long grid, start, wait, end;
+    unsigned block, sm, unused[2];
+};
+__device__ BlockStamp block_trace[TRACE_MAX_SMS * TRACE_BLOCK_SLOTS];
+__device__ unsigned block_trace_count[TRACE_MAX_SMS];
+
+__device__ __forceinline__ unsigned long long trace_now() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+// This block's slot (thread 0's; -1 when the SM's slots ran out).
+__device__ __forceinline__ int& block_trace_slot() {
+    __shared__ int slot;
+    return slot;
+}
+struct BlockTraceScope {
+    __device__ BlockTraceScope() {
+        if (threadIdx.x | threadIdx.y | threadIdx.z) return;
+        unsigned sm;
+        unsigned long long grid;
+        asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+        asm volatile("mov.u64 %0, %%gridid;" : "=l"(grid));
+        const unsigned i = sm < TRACE_MAX_SMS ? atomicAdd(block_trace_count + sm, 1u) : TRACE_BLOCK_SLOTS;
+        block_trace_slot() = i < TRACE_BLOCK_SLOTS ? (int)(sm * TRACE_BLOCK_SLOTS + i) : -1;
+        if (block_trace_slot() < 0) return;
+        BlockStamp& b = block_trace[block_trace_slot()];
+        b.grid = grid, b.start = trace_now(), b.wait = 0, b.end = 0, b.sm = sm;
+        b.block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    }
+    __device__ ~BlockTraceScope() {
+        if (!(threadIdx.x | threadIdx.y | threadIdx.z) && block_trace_slot() >= 0) block_trace[block_trace_slot()].end = trace_now();
+    }
+};
+__device__ __forceinline__ void trace_wait_returned() {
+    if (!(threadIdx.x | threadIdx.y | threadIdx.z) && block_trace_slot() >= 0 && block_trace[block_trace_slot()].wait == 0)
+        block_trace[block_trace_slot()].wait = trace_now();
+}
+#define BLOCK_TRACE_SCOPE BlockTraceScope block_trace_scope
+#else
+__device__ __forceinline__ void trace_wait_returned() {}
+#define BLOCK_TRACE_SCOPE (void)0
+#endif
+// The first statement of every decode-graph kernel but the last (`advance`, which has no
+// dependent to let start: BLOCK_TRACE_SCOPE alone).
+#define DECODE_KERNEL_BEGIN() \
+    BLOCK_TRACE_SCOPE;        \
+    grid_dep_launch()
 
 // "Last block done" handshake for single-kernel reductions across blocks: each block publishes
 // its partial results, then takes a ticket; the block drawing the last ticket sees every

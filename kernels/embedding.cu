@@ -11,7 +11,7 @@
 
 extern "C" __global__ void embedding(const bf16* __restrict__ table, const int* __restrict__ token,
                                      float* __restrict__ out, int hidden, int vocab) {
-    grid_dep_launch();
+    DECODE_KERNEL_BEGIN();
     grid_dep_wait();
     const int id = *token;
     const bool valid = id >= 0 && id < vocab;
@@ -51,7 +51,7 @@ __device__ __forceinline__ void embed_row_q(const unsigned char* table, int id, 
 
 extern "C" __global__ void embedding_q(const unsigned char* __restrict__ table, const int* __restrict__ token,
                                        float* __restrict__ out, int hidden, int vocab, int fmt) {
-    grid_dep_launch();
+    DECODE_KERNEL_BEGIN();
     grid_dep_wait();
     const int id = *token;
     Q_DISPATCH(fmt, embed_row_q<F>(table, id, vocab, hidden, out))

@@ -471,7 +471,7 @@ __device__ __forceinline__ void linear_tasks(int t, int stride, int end, const f
 
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 linear(const float* x, const bf16* w, const bf16* bias, const float* residual, float* out, int n, int k) {
-    grid_dep_launch();
+    DECODE_KERNEL_BEGIN();
     linear_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, Bf16Weights{w}, bias, residual, out, k, GridWait{});
 }
 
@@ -479,7 +479,7 @@ linear(const float* x, const bf16* w, const bf16* bias, const float* residual, f
 // tile of GEMV_Q_ROWS rows at once (the host sizes the grid and the block so).
 extern "C" __global__ void __launch_bounds__(32 * GEMV_Q_MAX_WARPS, 1)
 linear_q(const float* x, const unsigned char* w, const bf16* bias, const float* residual, float* out, int n, int k, int fmt) {
-    grid_dep_launch();
+    DECODE_KERNEL_BEGIN();
     Q_DISPATCH(fmt, linear_tasks<1, GEMV_BATCH, GEMV_THREADS>(blockIdx.x, gridDim.x, n, x, QWeights<F>{w, (long long)n * (k / F::BLOCK)},
                                                           bias, residual, out, k, GridWait{}))
 }
@@ -498,13 +498,13 @@ __device__ __forceinline__ void lm_head_tasks(int t, int stride, int end, const 
 
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 lm_head(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out, int n, int k) {
-    grid_dep_launch();
+    DECODE_KERNEL_BEGIN();
     lm_head_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, Bf16Weights{w}, norm_w, eps, out, k, GridWait{});
 }
 
 extern "C" __global__ void __launch_bounds__(32 * GEMV_Q_MAX_WARPS, 1)
 lm_head_q(const float* x, const unsigned char* w, const bf16* norm_w, float eps, float* out, int n, int k, int fmt) {
-    grid_dep_launch();
+    DECODE_KERNEL_BEGIN();
     Q_DISPATCH(fmt, lm_head_tasks<1, GEMV_BATCH, GEMV_THREADS>(blockIdx.x, gridDim.x, n, x, QWeights<F>{w, (long long)n * (k / F::BLOCK)},
                                                            norm_w, eps, out, k, GridWait{}))
 }
@@ -529,13 +529,13 @@ __device__ __forceinline__ void gate_up_silu_tasks(int t, int stride, int end, c
 
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 gate_up_silu(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out, int f, int k) {
-    grid_dep_launch();
+    DECODE_KERNEL_BEGIN();
     gate_up_silu_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), f, x, Bf16Weights{w}, norm_w, eps, out, f, k, GridWait{});
 }
 
 extern "C" __global__ void __launch_bounds__(32 * GEMV_Q_MAX_WARPS, 1)
 gate_up_silu_q(const float* x, const unsigned char* w, const bf16* norm_w, float eps, float* out, int f, int k, int fmt) {
-    grid_dep_launch();
+    DECODE_KERNEL_BEGIN();
     Q_DISPATCH(fmt, gate_up_silu_tasks<1, GEMV_BATCH, GEMV_THREADS>(blockIdx.x, gridDim.x, f, x,
                                                                 QWeights<F>{w, 2LL * f * (k / F::BLOCK)}, norm_w, eps, out, f, k, GridWait{}))
 }

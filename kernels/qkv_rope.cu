@@ -132,7 +132,7 @@ extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 qkv_rope(const float* x, const bf16* w, const bf16* bias, const bf16* q_norm, const bf16* k_norm, float eps,
          const float* inv_freq, const int* pos_p, float* q_out, float* k_cache, float* v_cache, float* scratch,
          unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq, const bf16* norm_w, float norm_eps) {
-    grid_dep_launch();
+    DECODE_KERNEL_BEGIN();
     qkv_rope_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), (n_heads + 2 * n_kv) * (d / 2), x, Bf16Weights{w}, bias, q_norm, k_norm, eps,
                    inv_freq, pos_p, q_out, k_cache, v_cache, scratch, counter, n_heads, n_kv, d, k, max_seq, norm_w,
                    norm_eps, GridWait{});
@@ -142,7 +142,7 @@ extern "C" __global__ void __launch_bounds__(32 * GEMV_Q_MAX_WARPS, 1)
 qkv_rope_q(const float* x, const unsigned char* w, const bf16* bias, const bf16* q_norm, const bf16* k_norm, float eps,
            const float* inv_freq, const int* pos_p, float* q_out, float* k_cache, float* v_cache, float* scratch,
            unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq, const bf16* norm_w, float norm_eps, int fmt) {
-    grid_dep_launch();
+    DECODE_KERNEL_BEGIN();
     const int rows = (n_heads + 2 * n_kv) * d;
     Q_DISPATCH(fmt, qkv_rope_tasks<1, GEMV_BATCH, GEMV_THREADS>(blockIdx.x, gridDim.x, rows / 2, x,
                                                             QWeights<F>{w, (long long)rows * (k / F::BLOCK)}, bias, q_norm, k_norm, eps,

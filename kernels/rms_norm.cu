@@ -9,7 +9,7 @@
 
 extern "C" __global__ void __launch_bounds__(RMS_THREADS)
 rms_norm(const float* __restrict__ x, const bf16* __restrict__ w, float* __restrict__ out, int hidden, float eps) {
-    grid_dep_launch();
+    DECODE_KERNEL_BEGIN();
     grid_dep_wait();
     const float* row = x + (long long)blockIdx.x * hidden;
     float* dst = out + (long long)blockIdx.x * hidden;

@@ -37,7 +37,7 @@ __device__ __forceinline__ Best block_best(Best b) {
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
 sample_greedy(const float* __restrict__ logits, int vocab, int* __restrict__ next_token,
               float* __restrict__ partial_value, int* __restrict__ partial_index, unsigned* __restrict__ counter) {
-    grid_dep_launch();
+    DECODE_KERNEL_BEGIN();
     grid_dep_wait();
     Best b{-INFINITY, 0x7fffffff};
     for (int i = blockIdx.x * SAMPLE_THREADS + threadIdx.x; i < vocab; i += gridDim.x * SAMPLE_THREADS) {
@@ -241,7 +241,7 @@ extern "C" __global__ void __launch_bounds__(TOP_THREADS)
 sample_top(const float* __restrict__ logits, int vocab, const int* __restrict__ position, int* __restrict__ next_token,
            unsigned long long* __restrict__ weights, float temperature, int top_k, float top_p, unsigned long long seed) {
     __shared__ float maxes[32];
-    grid_dep_launch();
+    DECODE_KERNEL_BEGIN();
     grid_dep_wait();
     float m = -INFINITY;
     int bad = 0;

@@ -7,6 +7,7 @@
 
 extern "C" __global__ void advance(const int* __restrict__ next_token, int* __restrict__ token,
                                    int* __restrict__ position) {
+    BLOCK_TRACE_SCOPE;
     grid_dep_wait();
     const int next = *next_token;
     if (next >= 0) *token = next;

@@ -123,8 +123,9 @@ struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
-    /// Persistent plans: after the run, trace one more decode step with the kernel's
-    /// timestamps and write every instruction's timing to this JSON file.
+    /// After the run, trace one more decode step and write its timing to this JSON file: every
+    /// instruction's of a persistent plan, every block's of a graph plan compiled with
+    /// LLMC_EXPERIMENT_DEFINES="TRACE_BLOCKS=1" (kernels/common.cuh).
     #[arg(long)]
     trace: Option<PathBuf>,
 }
@@ -521,6 +522,9 @@ fn bench(args: BenchArgs) -> Result<i32> {
     let start = std::time::Instant::now();
     let mut cuda = exec::cuda::CudaBackend::new(&file, SamplingParams::GREEDY)?;
     let load_s = start.elapsed().as_secs_f64();
+    if trace.is_some() {
+        cuda.check_traceable()?;
+    }
     let (bandwidth, read_bandwidth) = (cuda.copy_bandwidth()?, cuda.read_bandwidth()?);
     let (weight_bytes, kernels_per_token) = (cuda.weight_bytes(), cuda.kernels_per_token());
     let mut step_only = StepOnly(&mut cuda);
@@ -540,14 +544,15 @@ fn bench(args: BenchArgs) -> Result<i32> {
         let ttft = (0..2).map(|_| exec::generate(backend, &prompt(len), &first_token, |_| Ok(true)).map(|g| g.ttft_ms)).collect::<Result<Vec<f64>, _>>()?;
         by_len.push((len, ms, ttft.into_iter().fold(f64::MAX, f64::min)));
     }
-    if let (Some(out), Some(program)) = (&trace, &plan.program) {
-        // One more step after the first prompt and the warm-up's tokens, timestamped in the kernel.
+    if let Some(out) = &trace {
+        // One more step after the first prompt and the warm-up's tokens, timestamped in the kernels.
         let pos = (prompt_lens[0] + gen).min(plan.max_seq_len - 1);
-        let stamps = cuda.traced_step(warm_up.generated_ids.last().copied().unwrap_or(0), pos)?;
-        let rows = exec::cuda::persistent::trace_rows(plan, program, &stamps);
-        std::fs::write(out, serde_json::to_string(&rows)?).with_context(|| format!("writing {}", out.display()))?;
-    } else if trace.is_some() {
-        bail!("--trace needs a persistent plan (llmc compile --decode persistent)");
+        let token = warm_up.generated_ids.last().copied().unwrap_or(0);
+        let rows = match &plan.program {
+            Some(program) => serde_json::to_string(&exec::cuda::persistent::trace_rows(plan, program, &cuda.traced_step(token, pos)?))?,
+            None => serde_json::to_string(&cuda.traced_graph_step(token, pos)?)?,
+        };
+        std::fs::write(out, rows).with_context(|| format!("writing {}", out.display()))?;
     }
     let roofline_ms = weight_bytes as f64 / bandwidth * 1e3;
     let read_roofline_ms = weight_bytes as f64 / read_bandwidth * 1e3;

@@ -6,6 +6,7 @@
 //! read of the next token; token and position are written only when the caller's input differs
 //! from what the graph fed itself (the prompt, or a token the caller chose).
 
+pub mod block_trace;
 pub mod launch;
 pub mod persistent;
 pub mod prefill;
@@ -19,6 +20,7 @@ use crate::kernels::{define, KernelImage};
 use crate::plan::file::PlanFile;
 use crate::plan::prefill::PrefillLayout;
 use crate::plan::{Plan, Step, StepIo, Target};
+use block_trace::{BlockRow, BlockTrace};
 use cudarc::driver::{result as cu, sys, CudaContext, CudaGraph, CudaStream, DriverError};
 use launch::{DeviceLayout, Launch, Scratch};
 
@@ -135,6 +137,8 @@ pub struct CudaBackend {
     _program: Option<DeviceBuffer>,
     /// The persistent kernel's trace buffer (device address, bytes), if the plan has a program.
     trace: Option<(u64, usize)>,
+    /// A graph plan's block timestamps, if its kernels were compiled with them.
+    block_trace: Option<BlockTrace>,
     _arena: DeviceBuffer,
     _weights: DeviceBuffer,
     /// top_logprobs' output: the token's log-probability, then (id, log-probability) pairs.
@@ -244,6 +248,7 @@ impl CudaBackend {
         // Programmatic dependent launch needs sm_90 (the kernels' griddepcontrol is compiled there).
         let pdl = sm >= 90;
         let graph = capture(&stream, &functions, &launches, pdl)?;
+        let block_trace = if persistent { None } else { BlockTrace::find(module.0) };
         let prefill_buffer = DeviceBuffer::new(prefill_bytes as usize, "prefill arena")?;
         // The split-K counters start at zero (each tile's last split re-arms its own).
         // SAFETY: the counters lie inside the buffer (prefill_bytes counts them).
@@ -278,6 +283,7 @@ impl CudaBackend {
             _module: module,
             _program: program_tables,
             trace,
+            block_trace,
             token: arena.ptr + io.token.offset,
             position: arena.ptr + io.position.offset,
             next_token: arena.ptr + io.next_token.offset,
@@ -312,6 +318,27 @@ impl CudaBackend {
         unsafe { cu::memcpy_htod_async(at, &[0u64], self.stream.cu_stream()) }.map_err(cuda_err("disarming the trace"))?;
         self.sync()?;
         Ok(out.split_off(1))
+    }
+
+    /// Whether a decode step can be traced: a persistent plan, or a graph plan whose kernels
+    /// were compiled with block timestamps.
+    pub fn check_traceable(&self) -> Result<()> {
+        match self.trace.is_some() || self.block_trace.is_some() {
+            true => Ok(()),
+            false => Err(Error::Input(
+                "this plan's kernels carry no timestamps: compile it with --decode persistent, or with LLMC_EXPERIMENT_DEFINES=\"TRACE_BLOCKS=1\" for block timestamps".into(),
+            )),
+        }
+    }
+
+    /// Runs one decode step of a graph plan whose kernels carry block timestamps and returns
+    /// every block's (block_trace.rs).
+    pub fn traced_graph_step(&mut self, token: u32, pos: usize) -> Result<Vec<BlockRow>> {
+        self.check_traceable()?;
+        let trace = self.block_trace.expect("checked");
+        trace.arm(self.stream.cu_stream())?;
+        self.step(token, pos)?;
+        trace.rows(&self.launches)
     }
 
     /// Kernels in the captured graph: the plan's steps plus `advance`.
