@@ -39,8 +39,13 @@ pub struct BlockRow {
 }
 
 impl BlockTrace {
-    /// The buffers, if the module's kernels were compiled with TRACE_BLOCKS.
-    pub(super) fn find(module: sys::CUmodule) -> Option<BlockTrace> {
+    /// The buffers, if the module's kernels (`ptx`, its source) were compiled with TRACE_BLOCKS.
+    /// The PTX is searched first: asking the driver for a symbol the module lacks is an API error,
+    /// which compute-sanitizer reports.
+    pub(super) fn find(module: sys::CUmodule, ptx: &str) -> Option<BlockTrace> {
+        if !ptx.contains("block_trace_count") {
+            return None;
+        }
         let global = |name: &str| {
             // SAFETY: the module is loaded; a missing symbol is an error value, not a fault.
             unsafe { cu::module::get_global(module, CString::new(name).expect("no NUL")) }.ok()

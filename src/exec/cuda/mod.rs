@@ -248,7 +248,7 @@ impl CudaBackend {
         // Programmatic dependent launch needs sm_90 (the kernels' griddepcontrol is compiled there).
         let pdl = sm >= 90;
         let graph = capture(&stream, &functions, &launches, pdl)?;
-        let block_trace = if persistent { None } else { BlockTrace::find(module.0) };
+        let block_trace = if persistent { None } else { BlockTrace::find(module.0, &image.ptx) };
         let prefill_buffer = DeviceBuffer::new(prefill_bytes as usize, "prefill arena")?;
         // The split-K counters start at zero (each tile's last split re-arms its own).
         // SAFETY: the counters lie inside the buffer (prefill_bytes counts them).
