@@ -74,39 +74,86 @@ impl BlockTrace {
             cu::memcpy_dtoh_sync(&mut counts[..], self.counts).map_err(read_err)?;
             cu::memcpy_dtoh_sync(&mut words[..], self.stamps).map_err(read_err)?;
         }
-        let mut grids: BTreeMap<u64, Vec<[u64; 6]>> = BTreeMap::new();
-        for (sm, &taken) in counts.iter().enumerate() {
-            if taken as usize > self.slots {
-                return Err(Error::Input(format!("SM {sm} ran {taken} blocks in one step, more than the trace's {} slots", self.slots)));
-            }
-            for slot in 0..taken as usize {
-                let at = (sm * self.slots + slot) * STAMP_BYTES / 8;
-                let stamp: [u64; 6] = words[at..at + 6].try_into().expect("six words");
-                grids.entry(stamp[0]).or_default().push(stamp);
-            }
+        rows_of(&counts, &words, self.slots, launches)
+    }
+}
+
+/// [`BlockTrace::rows`] from what it read: `counts[sm]` slots taken of each SM's `slots`, and
+/// the stamps (six words each: grid, start, wait, end, block | sm << 32, unused).
+fn rows_of(counts: &[u32], words: &[u64], slots: usize, launches: &[Launch]) -> Result<Vec<BlockRow>> {
+    let mut grids: BTreeMap<u64, Vec<[u64; 6]>> = BTreeMap::new();
+    for (sm, &taken) in counts.iter().enumerate() {
+        if taken as usize > slots {
+            return Err(Error::Input(format!("SM {sm} ran {taken} blocks in one step, more than the trace's {slots} slots")));
         }
-        let blocks = |l: &Launch| (l.grid.0 * l.grid.1 * l.grid.2) as usize;
-        if grids.len() != launches.len() || grids.values().zip(launches).any(|(g, l)| g.len() != blocks(l)) {
-            let traced: Vec<usize> = grids.values().map(Vec::len).collect();
-            let planned: Vec<usize> = launches.iter().map(blocks).collect();
-            return Err(Error::Internal(format!("the trace's grids (blocks {traced:?}) do not match the graph's launches ({planned:?})")));
+        for slot in 0..taken as usize {
+            let at = (sm * slots + slot) * STAMP_BYTES / 8;
+            let stamp: [u64; 6] = words[at..at + 6].try_into().expect("six words");
+            grids.entry(stamp[0]).or_default().push(stamp);
         }
-        let origin = grids.values().flatten().map(|s| s[1]).min().unwrap_or(0) as i64;
-        let mut rows = Vec::new();
-        for (launch, (stamps, l)) in grids.values().zip(launches).enumerate() {
-            for s in stamps {
-                rows.push(BlockRow {
-                    launch,
-                    kernel: l.kernel,
-                    label: l.label.clone(),
-                    block: s[4] as u32,
-                    sm: (s[4] >> 32) as u32,
-                    started_ns: s[1] as i64 - origin,
-                    waited_ns: (s[2] != 0).then(|| s[2] as i64 - origin),
-                    left_ns: s[3] as i64 - origin,
-                });
-            }
+    }
+    let blocks = |l: &Launch| (l.grid.0 * l.grid.1 * l.grid.2) as usize;
+    if grids.len() != launches.len() || grids.values().zip(launches).any(|(g, l)| g.len() != blocks(l)) {
+        let traced: Vec<usize> = grids.values().map(Vec::len).collect();
+        let planned: Vec<usize> = launches.iter().map(blocks).collect();
+        return Err(Error::Internal(format!("the trace's grids (blocks {traced:?}) do not match the graph's launches ({planned:?})")));
+    }
+    let origin = grids.values().flatten().map(|s| s[1]).min().unwrap_or(0) as i64;
+    let mut rows = Vec::new();
+    for (launch, (stamps, l)) in grids.values().zip(launches).enumerate() {
+        for s in stamps {
+            rows.push(BlockRow {
+                launch,
+                kernel: l.kernel,
+                label: l.label.clone(),
+                block: s[4] as u32,
+                sm: (s[4] >> 32) as u32,
+                started_ns: s[1] as i64 - origin,
+                waited_ns: (s[2] != 0).then(|| s[2] as i64 - origin),
+                left_ns: s[3] as i64 - origin,
+            });
         }
-        Ok(rows)
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch(kernel: &'static str, blocks: u32) -> Launch {
+        Launch { kernel, grid: (blocks, 1, 1), block: 128, shared: 0, args: Vec::new(), label: format!("{kernel} step"), tasks: blocks }
+    }
+
+    /// Two SMs of four slots; each stamp (grid, start, wait, end, block, sm).
+    fn device(stamps: &[(u64, u64, u64, u64, u32, u32)]) -> (Vec<u32>, Vec<u64>) {
+        let (sms, slots) = (2, 4);
+        let (mut counts, mut words) = (vec![0u32; sms], vec![0u64; sms * slots * 6]);
+        for &(grid, start, wait, end, block, sm) in stamps {
+            let at = (sm as usize * slots + counts[sm as usize] as usize) * 6;
+            words[at..at + 5].copy_from_slice(&[grid, start, wait, end, u64::from(block) | u64::from(sm) << 32]);
+            counts[sm as usize] += 1;
+        }
+        (counts, words)
+    }
+
+    #[test]
+    fn grids_become_the_launches_in_id_order() {
+        // grid 9 (the second launch) on both SMs, grid 7 (the first) on SM 1; times from 1,000 ns
+        let (counts, words) = device(&[(9, 1_500, 2_000, 2_600, 1, 0), (7, 1_000, 0, 1_900, 0, 1), (9, 1_600, 2_100, 2_500, 0, 1)]);
+        let rows = rows_of(&counts, &words, 4, &[launch("embedding", 1), launch("linear", 2)]).unwrap();
+        let seen: Vec<_> = rows.iter().map(|r| (r.launch, r.kernel, r.block, r.sm, r.started_ns, r.waited_ns, r.left_ns)).collect();
+        assert_eq!(seen, [(0, "embedding", 0, 1, 0, None, 900), (1, "linear", 1, 0, 500, Some(1_000), 1_600), (1, "linear", 0, 1, 600, Some(1_100), 1_500)]);
+    }
+
+    #[test]
+    fn a_trace_that_does_not_match_the_graph_is_refused() {
+        let (counts, words) = device(&[(7, 1_000, 0, 1_900, 0, 0), (9, 1_500, 2_000, 2_600, 0, 1)]);
+        // one block short of the second launch's grid
+        let err = rows_of(&counts, &words, 4, &[launch("embedding", 1), launch("linear", 2)]).unwrap_err();
+        assert!(err.to_string().contains("do not match"), "{err}");
+        // more blocks on an SM than it has slots
+        let err = rows_of(&[5, 0], &words, 4, &[launch("embedding", 1)]).unwrap_err();
+        assert!(err.to_string().contains("more than the trace's 4 slots"), "{err}");
     }
 }
