@@ -52,17 +52,19 @@ def main():
         handoff = max(0, release - prev_exit)
         work = l["last_exit"] - max(release, prev_exit)
         l["handoff"], l["work"] = handoff, work
-        k = kinds.setdefault(l["kernel"], {"n": 0, "handoff": 0, "work": 0, "late": 0})
+        # a kernel that runs in both halves of a layer (linear: o_proj, down) is counted per half
+        part = l["label"].rsplit(".", 1)[-1] if l["label"].startswith("layers.") else ""
+        k = kinds.setdefault(f"{l['kernel']} {part}".strip(), {"n": 0, "handoff": 0, "work": 0, "late": 0})
         k["n"] += 1
         k["handoff"] += handoff
         k["work"] += work
         k["late"] += max(0, l["last_start"] - release)
         prev_exit = l["last_exit"]
     print(f"step: {len(ls)} launches, {total / 1e3:.1f} us from the first block's start to the last block's exit")
-    print(f"{'kernel':16s} {'launches':>8s} {'handoff us':>11s} {'work us':>9s} {'share':>6s} {'per launch':>17s} {'late starts us':>15s}")
+    print(f"{'kernel (layer part)':20s} {'launches':>8s} {'handoff us':>11s} {'work us':>9s} {'share':>6s} {'per launch':>17s} {'late starts us':>15s}")
     for name, k in sorted(kinds.items(), key=lambda kv: -(kv[1]["handoff"] + kv[1]["work"])):
         own = k["handoff"] + k["work"]
-        print(f"{name:16s} {k['n']:8d} {k['handoff'] / 1e3:11.1f} {k['work'] / 1e3:9.1f} {100 * own / total:5.1f}% "
+        print(f"{name:20s} {k['n']:8d} {k['handoff'] / 1e3:11.1f} {k['work'] / 1e3:9.1f} {100 * own / total:5.1f}% "
               f"{k['handoff'] / k['n'] / 1e3:7.2f} + {k['work'] / k['n'] / 1e3:6.2f} {k['late'] / k['n'] / 1e3:15.2f}")
     handoffs = sum(l["handoff"] for l in ls)
     print(f"handoffs in all: {handoffs / 1e3:.1f} us ({100 * handoffs / total:.1f}%)")
