@@ -12,7 +12,7 @@ Blocks that start after the handoff (no room for them on the SMs before) show as
 """
 import argparse
 import json
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 
 def launches(rows):
@@ -29,6 +29,8 @@ def launches(rows):
             "label": blocks[0]["label"],
             "blocks": len(blocks),
             "sms": len({b["sm"] for b in blocks}),
+            # the most blocks one SM ran (one after another past the four resident at once)
+            "most_on_an_sm": max(Counter(b["sm"] for b in blocks).values()),
             "first_start": min(b["started_ns"] for b in blocks),
             "last_start": max(b["started_ns"] for b in blocks),
             "release": min(waits) if waits else None,
@@ -72,7 +74,7 @@ def main():
     print(f"\nlaunches from {layer} (us from the step's start): first start, last start, release, first exit, last exit; handoff, work")
     for l in ls[layer:layer + args.launches]:
         us = lambda v: f"{v / 1e3:8.2f}" if v is not None else "       -"
-        print(f"{l['launch']:4d} {l['kernel']:14s} {l['blocks']:5d} blocks {l['sms']:3d} SMs {us(l['first_start'])} {us(l['last_start'])} "
+        print(f"{l['launch']:4d} {l['kernel']:14s} {l['blocks']:5d} blocks {l['sms']:3d} SMs (<= {l['most_on_an_sm']} each) {us(l['first_start'])} {us(l['last_start'])} "
               f"{us(l['release'])} {us(l['first_exit'])} {us(l['last_exit'])}; {l['handoff'] / 1e3:5.2f} {l['work'] / 1e3:6.2f}  {l['label']}")
 
 
