@@ -13,11 +13,9 @@ the K-quants 4 a chunk and 3 chunks, Q6_K 4 a chunk and 4 chunks).
 """
 import argparse
 import re
-import subprocess
-import tempfile
 from collections import Counter
 
-from sass_wait_order import cubin
+from sass_wait_order import cubin, disassemble
 
 INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)")
 
@@ -55,10 +53,7 @@ def main():
     ap.add_argument("--nvdisasm", required=True, help="nvdisasm (pip download nvidia-cuda-nvdisasm)")
     ap.add_argument("--define", action="append", default=[], help="NAME=VALUE, as LLMC_EXPERIMENT_DEFINES sets (repeatable)")
     args = ap.parse_args()
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(cubin(args.nvrtc_lib, args.tree, args.define))
-        f.flush()
-        sass = subprocess.run([args.nvdisasm, "-c", f.name], check=True, capture_output=True, text=True).stdout
+    sass = disassemble(args.nvdisasm, cubin(args.nvrtc_lib, args.tree, args.define))
     lines = functions(sass)[args.kernel]
     print(f"{args.kernel}: {sum(bool(INSTRUCTION.search(l)) for l in lines)} instructions")
     for body in innermost_loops(lines):

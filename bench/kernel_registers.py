@@ -9,10 +9,8 @@ four; at 129 only three), and so whether the next kernel's blocks can start befo
 import argparse
 import re
 import struct
-import subprocess
-import tempfile
 
-from sass_wait_order import cubin
+from sass_wait_order import cubin, disassemble
 
 EIATTR_REGCOUNT = 0x2F
 
@@ -61,10 +59,7 @@ def main():
     ap.add_argument("--define", action="append", default=[], help="NAME=VALUE, as LLMC_EXPERIMENT_DEFINES sets (repeatable)")
     args = ap.parse_args()
     image = cubin(args.nvrtc_lib, args.tree, args.define)
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(image)
-        f.flush()
-        sass = subprocess.run([args.nvdisasm, "-c", f.name], check=True, capture_output=True, text=True).stdout
+    sass = disassemble(args.nvdisasm, image)
     local, kernel = {}, None
     for line in sass.split("\n"):
         m = re.match(r"\s*\.text\.(\w+):", line)

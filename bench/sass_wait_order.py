@@ -62,6 +62,14 @@ def cubin(nvrtc_lib, directory, defines=()):
     return image.raw
 
 
+def disassemble(nvdisasm, image):
+    """The SASS text of a CUBIN image."""
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(image)
+        f.flush()
+        return subprocess.run([nvdisasm, "-c", f.name], check=True, capture_output=True, text=True).stdout
+
+
 def waits(sass, kernel):
     """Per wait of `kernel`: (instruction index, {load kind: count since the previous wait}, first loads after it)."""
     start = sass.index(f".text.{kernel}:")
@@ -89,12 +97,7 @@ def main():
     ap.add_argument("--nvdisasm", required=True, help="nvdisasm (pip download nvidia-cuda-nvdisasm)")
     ap.add_argument("--define", action="append", default=[], help="NAME=VALUE, as LLMC_EXPERIMENT_DEFINES sets (repeatable)")
     args = ap.parse_args()
-    sass = []
-    for tree in args.trees:
-        with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-            f.write(cubin(args.nvrtc_lib, tree, args.define))
-            f.flush()
-            sass.append(subprocess.run([args.nvdisasm, "-c", f.name], check=True, capture_output=True, text=True).stdout)
+    sass = [disassemble(args.nvdisasm, cubin(args.nvrtc_lib, tree, args.define)) for tree in args.trees]
     for kernel in args.kernels.split(","):
         for tree, text in zip(args.trees, sass):
             print(f"{kernel} ({tree}):")
