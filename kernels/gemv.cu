@@ -215,8 +215,12 @@ __device__ __forceinline__ void gemv_tasks(QWeights<F> m, int tile, int stride, 
     constexpr int TILE_TASKS = GEMV_Q_ROWS / ROWS, PER_BLOCK = F::BLOCK / F::CHUNK;
     constexpr int NB = F::BATCH;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5, g = lane >> 2, t = lane & 3;
-    const int chunks = k / F::CHUNK, tiles = (tasks + TILE_TASKS - 1) / TILE_TASKS;
-    long long first[2];  // the first block of rows g, g + 8
+    const int chunks = k / F::CHUNK, tiles = (tasks + TILE_TASKS - 1) / TILE_TASKS, row_blocks = k / F::BLOCK;
+    // A warp's chunks w, w + warps, ... are all its blocks' chunk c: warps is a multiple of
+    // PER_BLOCK (a power of two from 4, launch.rs), so c and every pointer into a block are
+    // fixed for the warp and a chunk's addresses are a row pointer plus its block times BODY.
+    const int c = warp % PER_BLOCK;
+    typename F::Lane lanes[2];  // rows g, g + 8
     typename F::Slice slice[NB][2];
     auto name_rows = [&](int tile) {
 #pragma unroll
@@ -224,17 +228,17 @@ __device__ __forceinline__ void gemv_tasks(QWeights<F> m, int tile, int stride, 
             const int i = g + 8 * h;
             long long r[ROWS];
             rows_of(min(tile * TILE_TASKS + i % TILE_TASKS, tasks - 1), r);
-            first[h] = r[i / TILE_TASKS] * (k / F::BLOCK);
+            lanes[h] = F::lane(m.w, m.blocks, r[i / TILE_TASKS] * row_blocks, c, t);
         }
     };
-    // chunks past the row's end re-read its last (predicated loads issued later: q8_0 1.80 ->
-    // 1.69 ms/token unconditional, H200)
+    // chunks past the row's end re-read its last block's (predicated loads issued later: q8_0
+    // 1.80 -> 1.69 ms/token unconditional, H200)
     auto load = [&](int c0) {
 #pragma unroll
         for (int v = 0; v < NB; v++) {
-            const int ch = min(c0 + warps * v, chunks - 1);
+            const unsigned b = min((c0 + warps * v) / PER_BLOCK, row_blocks - 1);
 #pragma unroll
-            for (int h = 0; h < 2; h++) slice[v][h] = F::load(m.w, m.blocks, first[h], ch, t);
+            for (int h = 0; h < 2; h++) slice[v][h] = F::load(lanes[h], b);
         }
     };
     if (tile < tiles) {
@@ -254,7 +258,7 @@ __device__ __forceinline__ void gemv_tasks(QWeights<F> m, int tile, int stride, 
             for (int v = 0; v < NB; v++) {
                 const int ch = c0 + warps * v;
                 if (ch >= chunks) break;
-                const int c = ch % PER_BLOCK, first_el = ch / PER_BLOCK * F::BLOCK;
+                const int first_el = ch / PER_BLOCK * F::BLOCK;
                 unsigned a[2][F::RUNS][2], b[F::RUNS][2];
                 float alpha[2][F::RUNS], beta[2][F::RUNS];
 #pragma unroll

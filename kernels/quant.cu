@@ -19,9 +19,11 @@
 // a warp, in chunks of CHUNK elements of each row (a Q8_0/Q4_0 block, a quarter of a K-quant's):
 // RUNS = CHUNK / 16 runs a chunk, a run 16 elements that share their coefficients (one mma's K).
 // Lane (g, t) = (lane / 4, lane % 4) holds four elements (slots) of each run of rows g and g + 8.
-// Each format gives
-//   load(w, blocks, first, ch, t) -> Slice: lane t's loads of chunk ch of the row whose first
-//     block is `first`,
+// A warp multiplies the same chunk c of every block of its rows (gemv.cu), so each format gives
+//   lane(w, blocks, first, c, t) -> Lane: lane t's pointers to chunk c of the first block of
+//     the row whose first block is `first` (once a tile),
+//   load(lane, b) -> Slice: its loads of that chunk of the row's block b (a pointer plus b
+//     times a constant each: one IMAD.WIDE an address),
 //   frag(slice, c, a, alpha, beta): for the block's chunk c, each run's A registers (two
 //     f16x2: slots 0, 1 and 2, 3), whose values are s * Q * 2^-24 exactly (Q's bits placed in
 //     the mantissa of an f16 with a zero exponent, a subnormal; s = 16 where a high nibble is
@@ -105,10 +107,13 @@ struct FmtQ8_0 {
         uint2 q;
         float d;
     };
-    __device__ static Slice load(const unsigned char* w, long long blocks, long long first, int ch, int t) {
-        const long long b = first + ch;
-        return Slice{ld8(w + b * BODY + 8 * t), f16_at(w + blocks * BODY + 2 * b)};
+    struct Lane {
+        const unsigned char *q, *d;
+    };
+    __device__ static Lane lane(const unsigned char* w, long long blocks, long long first, int, int t) {
+        return Lane{w + first * BODY + 8 * t, w + blocks * BODY + 2 * first};
     }
+    __device__ static Slice load(const Lane& p, unsigned b) { return Slice{ld8(p.q + b * BODY), f16_at(p.d + 2 * b)}; }
     __device__ static void frag(const Slice& s, int, unsigned (&a)[RUNS][2], float (&alpha)[RUNS], float (&beta)[RUNS]) {
         const unsigned words[2] = {s.q.x ^ 0x80808080u, s.q.y ^ 0x80808080u};
 #pragma unroll
@@ -149,10 +154,13 @@ struct FmtQ4_0 {
         unsigned q;
         float d;
     };
-    __device__ static Slice load(const unsigned char* w, long long blocks, long long first, int ch, int t) {
-        const long long b = first + ch;
-        return Slice{ld4(w + b * BODY + 4 * t), f16_at(w + blocks * BODY + 2 * b)};
+    struct Lane {
+        const unsigned char *q, *d;
+    };
+    __device__ static Lane lane(const unsigned char* w, long long blocks, long long first, int, int t) {
+        return Lane{w + first * BODY + 4 * t, w + blocks * BODY + 2 * first};
     }
+    __device__ static Slice load(const Lane& p, unsigned b) { return Slice{ld4(p.q + b * BODY), f16_at(p.d + 2 * b)}; }
     __device__ static void frag(const Slice& s, int, unsigned (&a)[RUNS][2], float (&alpha)[RUNS], float (&beta)[RUNS]) {
         a[0][0] = nibbles_f16<false, false>(s.q);
         a[0][1] = nibbles_f16<false, true>(s.q);
@@ -222,9 +230,15 @@ struct FmtK {
         uint4 hd;
         uint2 q, qh;
     };
-    __device__ static Slice load(const unsigned char* w, long long, long long first, int ch, int t) {
-        const unsigned char* blk = w + (first + ch / 4) * BODY;
-        return Slice{ld16(blk), ld8(blk + QS + 32 * (ch % 4) + 8 * t), FIFTH ? ld8(blk + 16 + 8 * t) : make_uint2(0, 0)};
+    struct Lane {
+        const unsigned char *hd, *q, *qh;
+    };
+    __device__ static Lane lane(const unsigned char* w, long long, long long first, int c, int t) {
+        const unsigned char* row = w + first * BODY;
+        return Lane{row, row + QS + 32 * c + 8 * t, row + 16 + 8 * t};
+    }
+    __device__ static Slice load(const Lane& p, unsigned b) {
+        return Slice{ld16(p.hd + b * BODY), ld8(p.q + b * BODY), FIFTH ? ld8(p.qh + b * BODY) : make_uint2(0, 0)};
     }
     __device__ static void frag(const Slice& s, int c, unsigned (&a)[RUNS][2], float (&alpha)[RUNS], float (&beta)[RUNS]) {
         const unsigned words[2] = {s.q.x, s.q.y}, high[2] = {s.qh.x, s.qh.y};
@@ -297,12 +311,17 @@ struct FmtQ6_K {
         uint2 scales;
         float d;
     };
-    __device__ static Slice load(const unsigned char* w, long long blocks, long long first, int ch, int t) {
-        const long long b = first + ch / 4;
-        const unsigned char* blk = w + b * BODY;
-        const int h = (ch % 4) >> 1, l = 16 * (ch & 1) + 4 * t;
-        return Slice{{ld4(blk + 64 * h + l), ld4(blk + 64 * h + 32 + l)}, ld4(blk + 128 + 32 * h + l), ld8(blk + 192 + 8 * h),
-                     f16_at(w + blocks * BODY + 2 * b)};
+    struct Lane {
+        const unsigned char *ql, *qh, *scales, *d;
+    };
+    __device__ static Lane lane(const unsigned char* w, long long blocks, long long first, int c, int t) {
+        const unsigned char* row = w + first * BODY;
+        const int h = c >> 1, l = 16 * (c & 1) + 4 * t;
+        return Lane{row + 64 * h + l, row + 128 + 32 * h + l, row + 192 + 8 * h, w + blocks * BODY + 2 * first};
+    }
+    __device__ static Slice load(const Lane& p, unsigned b) {
+        const unsigned char* ql = p.ql + b * BODY;
+        return Slice{{ld4(ql), ld4(ql + 32)}, ld4(p.qh + b * BODY), ld8(p.scales + b * BODY), f16_at(p.d + 2 * b)};
     }
     __device__ static void frag(const Slice& s, int c, unsigned (&a)[RUNS][2], float (&alpha)[RUNS], float (&beta)[RUNS]) {
 #pragma unroll
