@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `_q` GEMV chunk addresses from per-tile lane pointers (a1f0db1: one multiply an address
+# instead of a 64-bit block address per chunk and row; Q8_0's loop 268 -> 216 instructions,
+# Q4_K 451 -> 373, Q6_K 897 -> 714) against llmc_base (7100821), interleaved. Qwen2.5-1.5B
+# shape, random weights, --quantize q4_k / q8_0 / q6_k and bf16, graph decode, 128 tokens after
+# 32 (two rounds) and 1,024; a traced q4_k step; every GPU test; memcheck of block-format plans.
+# .bin: llmc, llmc_base, cuda_vs_cpu, cuda_faults, blockfix6k.
+set -uo pipefail
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+mkdir -p /work && [ -e /work/main ] || ln -s "$PWD" /work/main
+exec > >(tee $OUT/q-lanes.log) 2>&1
+echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cat .bin/COMMIT)"; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+python3 bench/make_random_qwen.py /tmp/w/m 2>&1 | tail -1
+QS="q4_k q8_0 q6_k bf16"; BS="llmc_base llmc"
+weights() { [ $1 = bf16 ] && echo "--weights bf16" || echo "--quantize $1"; }
+pids=""  # (a bare `wait` would wait for the tee above too)
+for q in $QS; do for b in $BS; do .bin/$b compile /tmp/w/m -o /tmp/w/$b-$q.plan $(weights $q) --max-seq-len 1152 2>&1 | tail -1 | cut -c1-40 & pids="$pids $!"; done; done
+LLMC_EXPERIMENT_DEFINES="TRACE_BLOCKS=1" .bin/llmc compile /tmp/w/m -o /tmp/w/traced.plan --quantize q4_k --max-seq-len 1152 2>&1 | tail -1 | cut -c1-40 & pids="$pids $!"
+wait $pids
+bench() { echo "[$1 $2 $3] $(timeout 60 .bin/$1 bench /tmp/w/$1-$2.plan --prompt-len $3 --gen 128 --reps 2 2>&1 | grep 'prompt ' | head -1 | cut -c1-70)"; }
+for round in 1 2; do for q in $QS; do for b in $BS; do bench $b $q 32; done; done; done
+for q in $QS; do for b in $BS; do bench $b $q 1024; done; done
+.bin/llmc bench /tmp/w/traced.plan --prompt-len 32 --gen 128 --reps 2 --trace $OUT/q4k-32.json 2>&1 | grep 'prompt '
+python3 bench/graph_trace_summary.py $OUT/q4k-32.json --launches 12; gzip -9 $OUT/q4k-32.json
+echo "== tests"
+timeout 200 .bin/cuda_vs_cpu --ignored --nocapture --test-threads 1 2>&1 | grep -E "^test |replays|FFN|worst|panicked|result" | head -40
+timeout 30 .bin/cuda_faults --ignored --test-threads 1 2>&1 | grep -E "^test |panicked|result"
+for w in q8_0 q4_k q6_k q5_k q4_0; do
+  .bin/llmc compile .bin/blockfix6k -o /tmp/bf-$w.plan --quantize $w --max-seq-len 128 2>&1 | tail -1 | cut -c1-30
+  echo "== compute-sanitizer memcheck, $w, FFN 6144"
+  timeout 60 compute-sanitizer --tool memcheck --error-exitcode 9 .bin/llmc run /tmp/bf-$w.plan --prompt-ids 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20 --max-tokens 8 --ignore-eos 2>&1 | tail -1; echo "exit ${PIPESTATUS[0]}"
+done
