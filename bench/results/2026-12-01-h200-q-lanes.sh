@@ -4,13 +4,16 @@
 # Q4_K 451 -> 373, Q6_K 897 -> 714) against llmc_base (7100821), interleaved. Qwen2.5-1.5B
 # shape, random weights, --quantize q4_k / q8_0 / q6_k and bf16, graph decode, 128 tokens after
 # 32 (two rounds) and 1,024; a traced q4_k step; every GPU test; memcheck of block-format plans.
-# .bin: llmc, llmc_base, cuda_vs_cpu, cuda_faults, blockfix6k.
+# .bin: llmc, llmc_base, cuda_vs_cpu, cuda_faults (stripped); the block fixture with FFN 6,144
+# (tests/common's, random bf16 weights) made here.
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 mkdir -p /work && [ -e /work/main ] || ln -s "$PWD" /work/main
 exec > >(tee $OUT/q-lanes.log) 2>&1
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cat .bin/COMMIT)"; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 python3 bench/make_random_qwen.py /tmp/w/m 2>&1 | tail -1
+python3 -c "import json; c = json.load(open('tests/fixtures/qwen2_tied/config.json')); c.update(hidden_size=256, intermediate_size=6144, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=False); json.dump(c, open('/tmp/blockfix6k.json', 'w'))"
+python3 bench/make_synthetic_model.py /tmp/blockfix6k.json /tmp/w/blockfix6k 2>&1 | tail -1
 QS="q4_k q8_0 q6_k bf16"; BS="llmc_base llmc"
 weights() { [ $1 = bf16 ] && echo "--weights bf16" || echo "--quantize $1"; }
 pids=""  # (a bare `wait` would wait for the tee above too)
@@ -26,7 +29,7 @@ echo "== tests"
 timeout 200 .bin/cuda_vs_cpu --ignored --nocapture --test-threads 1 2>&1 | grep -E "^test |replays|FFN|worst|panicked|result" | head -40
 timeout 30 .bin/cuda_faults --ignored --test-threads 1 2>&1 | grep -E "^test |panicked|result"
 for w in q8_0 q4_k q6_k q5_k q4_0; do
-  .bin/llmc compile .bin/blockfix6k -o /tmp/bf-$w.plan --quantize $w --max-seq-len 128 2>&1 | tail -1 | cut -c1-30
+  .bin/llmc compile /tmp/w/blockfix6k -o /tmp/bf-$w.plan --quantize $w --max-seq-len 128 2>&1 | tail -1 | cut -c1-30
   echo "== compute-sanitizer memcheck, $w, FFN 6144"
   timeout 60 compute-sanitizer --tool memcheck --error-exitcode 9 .bin/llmc run /tmp/bf-$w.plan --prompt-ids 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20 --max-tokens 8 --ignore-eos 2>&1 | tail -1; echo "exit ${PIPESTATUS[0]}"
 done
