@@ -15,6 +15,8 @@ echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cat .bin/COMMIT)"; nvidia
 python3 bench/make_random_qwen.py /tmp/w/m 2>&1 | tail -1
 python3 -c "import json; c = json.load(open('tests/fixtures/qwen2_tied/config.json')); c.update(hidden_size=256, intermediate_size=6144, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=False); json.dump(c, open('/tmp/blockfix6k.json', 'w'))"
 python3 bench/make_synthetic_model.py /tmp/blockfix6k.json /tmp/w/blockfix6k 2>&1 | tail -1
+.bin/llmc compile /tmp/w/blockfix6k -o /tmp/bf-first.plan --quantize q4_k --max-seq-len 128 2>&1 | tail -1 | cut -c1-30
+.bin/llmc run /tmp/bf-first.plan --prompt-ids 1,2,3 --max-tokens 4 --ignore-eos > /tmp/first.txt 2>&1 || { echo "first run failed:"; tail -5 /tmp/first.txt; exit 1; }
 QS="q4_k q8_0 q6_k"; BS="llmc_lanes llmc"
 weights() { [ $1 = bf16 ] && echo "--weights bf16" || echo "--quantize $1"; }
 pids=""  # (a bare `wait` would wait for the tee above too)
@@ -22,7 +24,7 @@ for q in $QS; do for b in $BS; do .bin/$b compile /tmp/w/m -o /tmp/w/$b-$q.plan 
 LLMC_EXPERIMENT_DEFINES="TRACE_BLOCKS=1" .bin/llmc compile /tmp/w/m -o /tmp/w/traced.plan --quantize q4_k --max-seq-len 1152 2>&1 | tail -1 | cut -c1-40 & pids="$pids $!"
 .bin/llmc compile /tmp/w/m -o /tmp/w/llmc-bf16.plan --weights bf16 --max-seq-len 1152 2>&1 | tail -1 | cut -c1-40 & pids="$pids $!"
 wait $pids
-bench() { echo "[$1 $2 $3] $(timeout 60 .bin/$1 bench /tmp/w/$1-$2.plan --prompt-len $3 --gen 128 --reps 2 2>&1 | grep 'prompt ' | head -1 | cut -c1-70)"; }
+bench() { echo "[$1 $2 $3] $(timeout 60 .bin/$1 bench /tmp/w/$1-$2.plan --prompt-len $3 --gen 128 --reps 2 2>&1 | grep -E "prompt |rror" | head -1 | cut -c1-110)"; }
 for round in 1 2; do for q in $QS; do for b in $BS; do bench $b $q 32; done; done; done
 for q in $QS; do for b in $BS; do bench $b $q 1024; done; done
 bench llmc bf16 32

@@ -93,11 +93,11 @@ pub fn large_shared(kernel: &str, sm: u32) -> Option<usize> {
     LARGE_SHARED.iter().chain(wgmma).chain(&q).find(|(k, _)| *k == kernel).map(|&(_, bytes)| bytes)
 }
 
-/// The shared memory a `_q` GEMV's block may take on compute capability `sm`, and an SM's in
-/// all (sm_90: 227 and 228 KiB; elsewhere the 96 KiB every sm_80+ GPU grants a block, one
-/// block's worth an SM counted).
+/// The dynamic shared memory a `_q` GEMV's block may take on compute capability `sm`, and an
+/// SM's in all (sm_90: 227 KiB a block less the kernel's static tile sums, 228 KiB an SM;
+/// elsewhere the 96 KiB every sm_80+ GPU grants a block, one block's worth an SM counted).
 pub(super) fn gemv_q_shared(sm: u32) -> (usize, usize) {
-    if sm >= 90 { (227 * 1024, 228 * 1024) } else { (GEMV_MAX_SHARED, GEMV_MAX_SHARED) }
+    if sm >= 90 { (227 * 1024 - GEMV_Q_SUMS_BYTES, 228 * 1024) } else { (GEMV_MAX_SHARED, GEMV_MAX_SHARED) }
 }
 const ATTN_THREADS: u32 = define("ATTN_THREADS") as u32;
 const SAMPLE_THREADS: u32 = define("SAMPLE_THREADS") as u32;
@@ -627,12 +627,12 @@ mod tests {
     /// x staged as f16 parts and a (sum, scale) per run (4.5 bytes an element, a folded norm or
     /// not) beside four warps' weight staging bounds K: on sm_90 the rows of today's models fit
     /// (FFN down projections up to Qwen2.5-7B's 18,944, hidden sizes up to 8,192 with a norm)
-    /// with room to 43,456; in the 96 KiB of other GPUs to 13,640. Past the bound the launch is
+    /// with room to 43,000; in the 96 KiB of other GPUs to 13,640. Past the bound the launch is
     /// refused, not shrunk.
     #[test]
     fn quantized_gemv_refuses_rows_whose_x_does_not_fit() {
         let fits = |k: usize, sm: u32| gemv_shape(64, 1, k, true, true, 132, sm).is_some();
-        assert!(fits(8_960, 90) && fits(18_944, 90) && fits(43_456, 90) && fits(13_640, 80));
-        assert!(!fits(43_464, 90) && !fits(13_648, 80) && !fits(18_944, 80));
+        assert!(fits(8_960, 90) && fits(18_944, 90) && fits(43_000, 90) && fits(13_640, 80));
+        assert!(!fits(43_008, 90) && !fits(13_648, 80) && !fits(18_944, 80));
     }
 }
