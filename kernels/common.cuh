@@ -60,26 +60,21 @@ __device__ __forceinline__ uint4 ld_weight16(const void* p) {
         : "l"(p), "l"(weight_policy()));
     return v;
 }
+__device__ __forceinline__ uint2 ld_weight8(const void* p) {
+    uint2 v;
+    asm("ld.global.nc.L2::cache_hint.v2.u32 {%0, %1}, [%2], %3;" : "=r"(v.x), "=r"(v.y) : "l"(p), "l"(weight_policy()));
+    return v;
+}
+__device__ __forceinline__ unsigned ld_weight4(const void* p) {
+    unsigned v;
+    asm("ld.global.nc.L2::cache_hint.u32 %0, [%1], %2;" : "=r"(v) : "l"(p), "l"(weight_policy()));
+    return v;
+}
 __device__ __forceinline__ unsigned short ld_weight2(const void* p) {
     unsigned short v;
     asm("ld.global.nc.L2::cache_hint.u16 %0, [%1], %2;" : "=h"(v) : "l"(p), "l"(weight_policy()));
     return v;
 }
-
-// Weight copies into shared memory (the `_q` GEMVs' staging, gemv.cu), with the loads' policy:
-// `dst` a shared-space address, BYTES 4, 8 or 16 and both addresses aligned to it.
-template <int BYTES>
-__device__ __forceinline__ void cp_weight(unsigned dst, const void* src) {
-    if (BYTES == 16)
-        asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "l"(weight_policy()) : "memory");
-    else
-        asm volatile("cp.async.ca.shared.global.L2::cache_hint [%0], [%1], %2, %3;" ::"r"(dst), "l"(src), "n"(BYTES), "l"(weight_policy()) : "memory");
-}
-// cp.async groups: each thread's copies since its last commit form a group; wait<N> returns
-// when at most N of its groups are still in flight (the rest are visible to the thread).
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
 // Programmatic dependent launch (sm_90+; no-ops before). The runtime launches every kernel but
 // the first of the step so that it may start while its predecessor is still finishing: each

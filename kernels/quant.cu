@@ -22,12 +22,8 @@
 // A warp multiplies the same chunk c of every block of its rows (gemv.cu), so each format gives
 //   lane(w, blocks, first, c, t) -> Lane: lane t's pointers to chunk c of the first block of
 //     the row whose first block is `first` (once a tile),
-//   stage(lane, b, dst, l): lane l's copies (cp.async) of that chunk of the row's block b (a
-//     pointer plus b times a constant each) to shared memory at dst, STAGED bytes a lane, each
-//     field lane-interleaved (field f of lane l at dst + 32 * offset(f) + l * size(f), so a
-//     warp reads a field back conflict-free),
-//   unstage(src, l, odd) -> Slice: lane l's staged fields (`odd`: the block's f16 scale is the
-//     high half of its staged word, for formats with their scales apart),
+//   load(lane, b) -> Slice: its loads of that chunk of the row's block b (a pointer plus b
+//     times a constant each: one IMAD.WIDE an address),
 //   frag(slice, c, a, alpha, beta): for the block's chunk c, each run's A registers (two
 //     f16x2: slots 0, 1 and 2, 3), whose values are s * Q * 2^-24 exactly (Q's bits placed in
 //     the mantissa of an f16 with a zero exponent, a subnormal; s = 16 where a high nibble is
@@ -37,9 +33,7 @@
 //     (mma's K order is free as long as A and B agree; x is staged in this order),
 //   run_first(c, j): the first of run j's 16 consecutive elements; PAIRED: runs 2i and 2i + 1
 //     share coefficients (given at 2i) and are the 32 consecutive elements from run_first(c, 2i),
-//   BATCH: the chunks of a stage (Q_BATCH, or fewer where its STAGED bytes would not fit
-//     Q_STAGE_LANE_BYTES with the two rows a chunk has: the staging's size is the same for
-//     every format, and the host sizes it).
+//   BATCH: the chunks a warp has in flight (Q_BATCH, or fewer where a smaller loop ran faster).
 // Tensor cores keep f16 subnormals, and the products are exact, so the only roundings are the
 // f32 sums' (no offset to cancel, unlike a 1024 + Q encoding). x is staged as f16 parts (hi +
 // lo, scaled by a power of two to below 2^15) in B's columns (gemv.cu, stage_x_q).
@@ -56,8 +50,7 @@
 #define Q_FMT_Q6_K 5
 #define Q_RUN 16                // elements of a run
 #define Q_UNIT (2 * Q_RUN)      // elements of a unit
-#define Q_BATCH 4               // chunks of a GEMV warp's stage (8 of Q8_0's in registers ran slower, H200)
-#define Q_STAGE_LANE_BYTES 144  // bytes a lane stages a stage: Q4_K's 3 chunks of 2 rows of 24
+#define Q_BATCH 4               // chunks a GEMV warp has in flight (8 of Q8_0's ran slower, H200)
 
 __device__ __forceinline__ float f16_to_f32(unsigned short h) {
     float f;
@@ -69,6 +62,8 @@ __device__ __forceinline__ float f16_at(const unsigned char* p) { return f16_to_
 
 __device__ __forceinline__ uint4 ld16(const unsigned char* p) { return ld_weight16(p); }
 
+__device__ __forceinline__ unsigned ld4(const unsigned char* p) { return ld_weight4(p); }
+__device__ __forceinline__ uint2 ld8(const unsigned char* p) { return ld_weight8(p); }
 
 // The element order of a lane's slots in a run whose A registers take bytes 0 and 2 of a word,
 // then 1 and 3 (a nibble mask keeps bytes 0, 2 in place; a shift by 8 brings 1, 3 there).
@@ -79,13 +74,6 @@ __device__ __forceinline__ unsigned nibbles_f16(unsigned w) { return (ODD ? w >>
 
 // A byte 0..255 as an f32, exactly: placed in the mantissa of 2^23, less 2^23.
 __device__ __forceinline__ float byte_f32(unsigned w, int k) { return __uint_as_float(__byte_perm(w, 0x4B000000u, 0x7440u | k)) - 8388608.f; }
-
-// The 4-byte word holding the f16 at p (2-byte aligned), and that f16 of a word: its high half
-// when `odd` (p was 2 past the word).
-__device__ __forceinline__ const unsigned char* word_of(const unsigned char* p) {
-    return reinterpret_cast<const unsigned char*>(reinterpret_cast<unsigned long long>(p) & ~3ull);
-}
-__device__ __forceinline__ float half_f32(unsigned w, bool odd) { return f16_to_f32(odd ? w >> 16 : w & 0xffff); }
 
 // Applies `f` to each word of a 16-byte load (its index j passed too).
 template <class Fn>
@@ -125,14 +113,7 @@ struct FmtQ8_0 {
     __device__ static Lane lane(const unsigned char* w, long long blocks, long long first, int, int t) {
         return Lane{w + first * BODY + 8 * t, w + blocks * BODY + 2 * first};
     }
-    static constexpr int STAGED = 12;  // q (8), the 4-byte word holding d (4)
-    __device__ static void stage(const Lane& p, unsigned b, unsigned dst, int l) {
-        cp_weight<8>(dst + 8 * l, p.q + b * BODY);
-        cp_weight<4>(dst + 256 + 4 * l, word_of(p.d + 2 * b));
-    }
-    __device__ static Slice unstage(const unsigned char* src, int l, bool odd) {
-        return Slice{*reinterpret_cast<const uint2*>(src + 8 * l), half_f32(*reinterpret_cast<const unsigned*>(src + 256 + 4 * l), odd)};
-    }
+    __device__ static Slice load(const Lane& p, unsigned b) { return Slice{ld8(p.q + b * BODY), f16_at(p.d + 2 * b)}; }
     __device__ static void frag(const Slice& s, int, unsigned (&a)[RUNS][2], float (&alpha)[RUNS], float (&beta)[RUNS]) {
         const unsigned words[2] = {s.q.x ^ 0x80808080u, s.q.y ^ 0x80808080u};
 #pragma unroll
@@ -179,14 +160,7 @@ struct FmtQ4_0 {
     __device__ static Lane lane(const unsigned char* w, long long blocks, long long first, int, int t) {
         return Lane{w + first * BODY + 4 * t, w + blocks * BODY + 2 * first};
     }
-    static constexpr int STAGED = 8;  // q (4), the word holding d (4)
-    __device__ static void stage(const Lane& p, unsigned b, unsigned dst, int l) {
-        cp_weight<4>(dst + 4 * l, p.q + b * BODY);
-        cp_weight<4>(dst + 128 + 4 * l, word_of(p.d + 2 * b));
-    }
-    __device__ static Slice unstage(const unsigned char* src, int l, bool odd) {
-        return Slice{*reinterpret_cast<const unsigned*>(src + 4 * l), half_f32(*reinterpret_cast<const unsigned*>(src + 128 + 4 * l), odd)};
-    }
+    __device__ static Slice load(const Lane& p, unsigned b) { return Slice{ld4(p.q + b * BODY), f16_at(p.d + 2 * b)}; }
     __device__ static void frag(const Slice& s, int, unsigned (&a)[RUNS][2], float (&alpha)[RUNS], float (&beta)[RUNS]) {
         a[0][0] = nibbles_f16<false, false>(s.q);
         a[0][1] = nibbles_f16<false, true>(s.q);
@@ -248,8 +222,9 @@ struct FmtK {
     }
     // Chunk c of a block is 64 elements: lane t's qs[32c + 8t..+7] (words 0, 1 runs 0, 1: low
     // nibbles, sub-block 2c; runs 2, 3 their high nibbles, 2c + 1), the block's first 16 bytes
-    // (d, dmin, scales) and, Q5_K, qh[8t..8t+7]. Three a stage (Q5_K two): Q_STAGE_LANE_BYTES.
-    static constexpr int CHUNK = 64, RUNS = 4, BATCH = FIFTH ? 2 : 3;
+    // (d, dmin, scales) and, Q5_K, qh[8t..8t+7]. Three in flight: the smaller loop beat four
+    // (H200, Q4_K decode 1.409 -> 1.385 ms/token).
+    static constexpr int CHUNK = 64, RUNS = 4, BATCH = 3;
     static constexpr bool PAIRED = true;
     struct Slice {
         uint4 hd;
@@ -262,15 +237,8 @@ struct FmtK {
         const unsigned char* row = w + first * BODY;
         return Lane{row, row + QS + 32 * c + 8 * t, row + 16 + 8 * t};
     }
-    static constexpr int STAGED = FIFTH ? 32 : 24;  // hd (16), q (8), Q5_K's qh (8)
-    __device__ static void stage(const Lane& p, unsigned b, unsigned dst, int l) {
-        cp_weight<16>(dst + 16 * l, p.hd + b * BODY);
-        cp_weight<8>(dst + 512 + 8 * l, p.q + b * BODY);
-        if (FIFTH) cp_weight<8>(dst + 768 + 8 * l, p.qh + b * BODY);
-    }
-    __device__ static Slice unstage(const unsigned char* src, int l, bool) {
-        return Slice{*reinterpret_cast<const uint4*>(src + 16 * l), *reinterpret_cast<const uint2*>(src + 512 + 8 * l),
-                     FIFTH ? *reinterpret_cast<const uint2*>(src + 768 + 8 * l) : make_uint2(0, 0)};
+    __device__ static Slice load(const Lane& p, unsigned b) {
+        return Slice{ld16(p.hd + b * BODY), ld8(p.q + b * BODY), FIFTH ? ld8(p.qh + b * BODY) : make_uint2(0, 0)};
     }
     __device__ static void frag(const Slice& s, int c, unsigned (&a)[RUNS][2], float (&alpha)[RUNS], float (&beta)[RUNS]) {
         const unsigned words[2] = {s.q.x, s.q.y}, high[2] = {s.qh.x, s.qh.y};
@@ -335,8 +303,8 @@ struct FmtQ6_K {
     }
     // Chunk c of a block is half h = c/2's elements l = 16 (c % 2) + 0..15 of each k (run k,
     // scale 8h + c % 2 + 2k); lane t has l = 16 (c % 2) + 4t..+3: its ql bytes for k = 0, 2
-    // (low, high nibbles) and 1, 3, its qh bytes, and the half's 8 scales. Three a stage.
-    static constexpr int CHUNK = 64, RUNS = 4, BATCH = 3;
+    // (low, high nibbles) and 1, 3, its qh bytes, and the half's 8 scales.
+    static constexpr int CHUNK = 64, RUNS = 4, BATCH = Q_BATCH;
     static constexpr bool PAIRED = false;
     struct Slice {
         unsigned ql[2], qh;
@@ -351,18 +319,9 @@ struct FmtQ6_K {
         const int h = c >> 1, l = 16 * (c & 1) + 4 * t;
         return Lane{row + 64 * h + l, row + 128 + 32 * h + l, row + 192 + 8 * h, w + blocks * BODY + 2 * first};
     }
-    static constexpr int STAGED = 24;  // scales (8), ql (4 + 4), qh (4), the word holding d (4)
-    __device__ static void stage(const Lane& p, unsigned b, unsigned dst, int l) {
+    __device__ static Slice load(const Lane& p, unsigned b) {
         const unsigned char* ql = p.ql + b * BODY;
-        cp_weight<8>(dst + 8 * l, p.scales + b * BODY);
-        cp_weight<4>(dst + 256 + 4 * l, ql);
-        cp_weight<4>(dst + 384 + 4 * l, ql + 32);
-        cp_weight<4>(dst + 512 + 4 * l, p.qh + b * BODY);
-        cp_weight<4>(dst + 640 + 4 * l, word_of(p.d + 2 * b));
-    }
-    __device__ static Slice unstage(const unsigned char* src, int l, bool odd) {
-        const auto u32 = [&](int at) { return *reinterpret_cast<const unsigned*>(src + at + 4 * l); };
-        return Slice{{u32(256), u32(384)}, u32(512), *reinterpret_cast<const uint2*>(src + 8 * l), half_f32(u32(640), odd)};
+        return Slice{{ld4(ql), ld4(ql + 32)}, ld4(p.qh + b * BODY), ld8(p.scales + b * BODY), f16_at(p.d + 2 * b)};
     }
     __device__ static void frag(const Slice& s, int c, unsigned (&a)[RUNS][2], float (&alpha)[RUNS], float (&beta)[RUNS]) {
 #pragma unroll

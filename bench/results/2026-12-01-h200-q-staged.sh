@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Not kept (measured slower, reverted; the kernels of 1e5ca85 + c1ee617): q4_k 1.171-1.176 -> 1.420-1.423 ms/token,
+# q8_0 1.333 -> 1.430-1.434, q6_k 1.422 -> 1.532-1.536 after 32 tokens; every test and sanitizer clean.
 # `_q` GEMV warps stage their weights in shared memory by cp.async, one batch ahead of the
 # batch they multiply (across tiles; the first before the wait), against llmc_lanes (a1f0db1:
 # weights loaded into registers a batch at a time, the next batch requested only after the

@@ -56,10 +56,6 @@ const Q_PARTS: usize = define("Q_PARTS");
 const Q_BATCH_ELEMENTS: usize = define("Q_BATCH") * 64;
 /// The most warps of a `_q` GEMV's block, and of an SM (its launch bounds: 128 registers a thread).
 const GEMV_Q_MAX_WARPS: usize = define("GEMV_Q_MAX_WARPS");
-/// Shared memory a `_q` GEMV's warp stages its weights in (gemv.cu's q_staging).
-const GEMV_Q_STAGING_WARP: usize = define("Q_STAGES") * 32 * define("Q_STAGE_LANE_BYTES");
-/// gemv.cu's gemv_q_sums: each warp's row sums of a tile, double-buffered (static shared memory).
-const GEMV_Q_SUMS_BYTES: usize = 2 * GEMV_Q_MAX_WARPS * GEMV_Q_ROWS * 4;
 const Q_RUN: usize = define("Q_RUN");
 pub(super) const GEMV_THREADS: u32 = define("GEMV_THREADS") as u32;
 /// GEMV blocks per SM before warps take several tasks each: 16 warps, each with a batch of
@@ -70,11 +66,15 @@ const GEMV_BLOCKS_PER_SM: usize = 4;
 pub const GEMV_MAX_SHARED: usize = 96 * 1024;
 /// The kernels that take more than the default 48 KiB of dynamic shared memory, and the most
 /// each may take (set at load).
-pub const LARGE_SHARED: [(&str, usize); 11] = [
+pub const LARGE_SHARED: [(&str, usize); 15] = [
     ("linear", GEMV_MAX_SHARED),
     ("lm_head", GEMV_MAX_SHARED),
     ("gate_up_silu", GEMV_MAX_SHARED),
     ("qkv_rope", GEMV_MAX_SHARED),
+    ("linear_q", GEMV_MAX_SHARED),
+    ("lm_head_q", GEMV_MAX_SHARED),
+    ("gate_up_silu_q", GEMV_MAX_SHARED),
+    ("qkv_rope_q", GEMV_MAX_SHARED),
     ("prefill_gemm", super::prefill::PGB_SHARED),
     ("prefill_gemm_q", super::prefill::PG_SHARED),
     ("prefill_gemm_split_k", super::prefill::PGB_SHARED),
@@ -85,19 +85,11 @@ pub const LARGE_SHARED: [(&str, usize); 11] = [
 ];
 
 /// The most dynamic shared memory `kernel` takes, where past the default 48 KiB: LARGE_SHARED,
-/// the `_q` GEMVs' (gemv_q_shared), and on sm_90 the wgmma prefill GEMMs (elsewhere they are
-/// never launched, and up to 227 KiB would exceed what older GPUs grant).
+/// and on sm_90 the wgmma prefill GEMMs (elsewhere they are never launched, and up to 227 KiB
+/// would exceed what older GPUs grant).
 pub fn large_shared(kernel: &str, sm: u32) -> Option<usize> {
     let wgmma = if sm == 90 { &super::prefill::WGMMA_SHARED[..] } else { &[] };
-    let q = ["linear_q", "lm_head_q", "gate_up_silu_q", "qkv_rope_q"].map(|k| (k, gemv_q_shared(sm).0));
-    LARGE_SHARED.iter().chain(wgmma).chain(&q).find(|(k, _)| *k == kernel).map(|&(_, bytes)| bytes)
-}
-
-/// The dynamic shared memory a `_q` GEMV's block may take on compute capability `sm`, and an
-/// SM's in all (sm_90: 227 KiB a block less the kernel's static tile sums, 228 KiB an SM;
-/// elsewhere the 96 KiB every sm_80+ GPU grants a block, one block's worth an SM counted).
-pub(super) fn gemv_q_shared(sm: u32) -> (usize, usize) {
-    if sm >= 90 { (227 * 1024 - GEMV_Q_SUMS_BYTES, 228 * 1024) } else { (GEMV_MAX_SHARED, GEMV_MAX_SHARED) }
+    LARGE_SHARED.iter().chain(wgmma).find(|(k, _)| *k == kernel).map(|&(_, bytes)| bytes)
 }
 const ATTN_THREADS: u32 = define("ATTN_THREADS") as u32;
 const SAMPLE_THREADS: u32 = define("SAMPLE_THREADS") as u32;
@@ -260,37 +252,34 @@ pub(super) struct GemvShape {
 }
 
 /// The launch of a GEMV-family kernel over `tasks` tasks of `rows_per_task` rows of `k`
-/// (`normed`: an input RMSNorm is folded in) on `sms` SMs of compute capability `sm`: one task
-/// per warp, at most GEMV_BLOCKS_PER_SM blocks per SM. For a block format (`quant`, the `_q`
-/// twin): a block per tile of GEMV_Q_ROWS rows at a time, with as many warps (a power of two,
-/// 4 to GEMV_Q_MAX_WARPS) as fill the SMs with GEMV_Q_MAX_WARPS warps and give each warp at
-/// most about one batch of loads of a row (Q_BATCH_ELEMENTS), halved while x's sums and f16
-/// parts and the warps' weight staging (gemv.cu) would not fit a block's shared memory; as
-/// many blocks as are resident at once. None when x does not fit.
-pub(super) fn gemv_shape(tasks: usize, rows_per_task: usize, k: usize, normed: bool, quant: bool, sms: u32, sm: u32) -> Option<GemvShape> {
+/// (`normed`: an input RMSNorm is folded in): one task per warp, at most GEMV_BLOCKS_PER_SM
+/// blocks per SM. For a block format (`quant`, the `_q` twin): a block per tile of GEMV_Q_ROWS
+/// rows at a time, with as many warps (a power of two, 4 to GEMV_Q_MAX_WARPS) as fill the SMs
+/// with GEMV_Q_MAX_WARPS warps and give each warp at most about one batch of loads of a row
+/// (Q_BATCH_ELEMENTS), as many blocks as are resident at once; gemv.cu's sums and f16 parts of x
+/// take the shared memory. None when x does not fit.
+pub(super) fn gemv_shape(tasks: usize, rows_per_task: usize, k: usize, normed: bool, quant: bool, sms: u32) -> Option<GemvShape> {
     let sms = sms.max(1) as usize;
-    if !quant {
-        let shape = GemvShape {
+    let shape = match quant {
+        true => {
+            let tiles = tasks.div_ceil(GEMV_Q_ROWS / rows_per_task);
+            let fill = (GEMV_Q_MAX_WARPS * sms).div_ceil(tiles);
+            let warps = fill.max(k.div_ceil(Q_BATCH_ELEMENTS)).next_power_of_two().clamp(4, GEMV_Q_MAX_WARPS);
+            // gemv.cu's q_parts_offset (floats: a float2 per run), then the parts (halves)
+            let parts_offset = (2 * (k / Q_RUN)).next_multiple_of(4);
+            GemvShape {
+                grid: (tiles.clamp(1, GEMV_Q_MAX_WARPS / warps * sms) as u32, 1, 1),
+                threads: 32 * warps as u32,
+                shared: (4 * parts_offset + 2 * Q_PARTS * (k + 8)) as u32,
+            }
+        }
+        false => GemvShape {
             grid: (tasks.div_ceil(GEMV_WARPS).clamp(1, GEMV_BLOCKS_PER_SM * sms) as u32, 1, 1),
             threads: GEMV_THREADS,
             shared: (4 * k + if normed { 2 * k } else { 0 }) as u32,
-        };
-        return (shape.shared as usize <= GEMV_MAX_SHARED).then_some(shape);
-    }
-    let (block_shared, sm_shared) = gemv_q_shared(sm);
-    let tiles = tasks.div_ceil(GEMV_Q_ROWS / rows_per_task);
-    let fill = (GEMV_Q_MAX_WARPS * sms).div_ceil(tiles);
-    let mut warps = fill.max(k.div_ceil(Q_BATCH_ELEMENTS)).next_power_of_two().clamp(4, GEMV_Q_MAX_WARPS);
-    // gemv.cu's q_parts_offset (floats: a float2 per run), the parts (halves), then q_staging
-    let x_bytes = (4 * (2 * (k / Q_RUN)).next_multiple_of(4) + 2 * Q_PARTS * (k + 8)).next_multiple_of(16);
-    while warps > 4 && x_bytes + warps * GEMV_Q_STAGING_WARP > block_shared {
-        warps /= 2;
-    }
-    let shared = x_bytes + warps * GEMV_Q_STAGING_WARP;
-    // an SM's blocks: as many as its warps and its shared memory (a KiB of it each the
-    // driver's, and the tile sums' static array) hold
-    let resident = (GEMV_Q_MAX_WARPS / warps).min(sm_shared / (shared + 1024 + GEMV_Q_SUMS_BYTES)).max(1);
-    (shared <= block_shared).then_some(GemvShape { grid: (tiles.clamp(1, resident * sms) as u32, 1, 1), threads: 32 * warps as u32, shared: shared as u32 })
+        },
+    };
+    (shape.shared as usize <= GEMV_MAX_SHARED).then_some(shape)
 }
 
 impl Scratch {
@@ -419,8 +408,8 @@ impl DeviceLayout {
         };
         let gemv_shape = |tasks: usize, k: usize, normed: bool| {
             let rows_per_task = if matches!(step.op, Op::GateUpSilu { .. } | Op::QkvRope { .. }) { 2 } else { 1 };
-            gemv_shape(tasks, rows_per_task, k, normed, ins[1].ty.dtype.is_block_format(), self.sms, self.sm)
-                .ok_or_else(|| unsupported(format!("rows of {k} do not fit the GEMV's shared memory")))
+            gemv_shape(tasks, rows_per_task, k, normed, ins[1].ty.dtype.is_block_format(), self.sms)
+                .ok_or_else(|| unsupported(format!("rows of {k} do not fit the GEMV's {GEMV_MAX_SHARED} bytes of shared memory")))
         };
         let sms = self.sms;
         // An input RMSNorm folded into a GEMV: its weight is the op's last input (Op docs).
@@ -600,24 +589,21 @@ mod tests {
         }
     }
 
-    /// A `_q` GEMV's blocks never ask for more warps than an SM holds at its launch bounds nor
-    /// more shared memory than a block may take, and cover every tile at once when the SMs
-    /// hold that many blocks (by warps, or by shared memory where its staging limits them).
+    /// A `_q` GEMV's blocks never ask for more warps than an SM holds at its launch bounds, cover
+    /// every tile at once when the SMs allow, and stage x within the shared memory they ask for.
     #[test]
     fn quantized_gemv_launches_fit_the_sms() {
-        for (sm, sms) in [(80, 1), (80, 108), (90, 1), (90, 8), (90, 132)] {
-            let (block_shared, sm_shared) = gemv_q_shared(sm);
+        for sms in [1, 8, 132] {
             for (tasks, rows_per_task) in [(1, 1), (8, 2), (1024, 2), (1536, 1), (8960, 2), (151_936, 1)] {
-                for k in [256, 1536, 8960, 18_944].into_iter().filter(|&k| sm >= 90 || k < 13_640) {
+                for k in [256, 1536, 8960] {
                     for normed in [false, true] {
-                        let shape = gemv_shape(tasks, rows_per_task, k, normed, true, sms, sm).expect("today's rows fit");
-                        let (blocks, warps, shared) = (shape.grid.0 as usize, shape.threads as usize / 32, shape.shared as usize);
+                        let Some(shape) = gemv_shape(tasks, rows_per_task, k, normed, true, sms) else { continue };
+                        let (blocks, warps) = (shape.grid.0 as usize, shape.threads as usize / 32);
                         assert!(warps.is_power_of_two() && (4..=GEMV_Q_MAX_WARPS).contains(&warps), "{warps} warps");
-                        assert!(shared <= block_shared && shared >= warps * GEMV_Q_STAGING_WARP + 4 * k, "{shared} bytes for {warps} warps of k {k}");
-                        let per_sm = (GEMV_Q_MAX_WARPS / warps).min(sm_shared / (shared + 1024 + GEMV_Q_SUMS_BYTES)).max(1) * sms as usize;
-                        assert!(blocks >= 1 && blocks <= per_sm, "{blocks} blocks of {warps} warps on {sms} SMs");
+                        assert!(blocks >= 1 && blocks * warps <= GEMV_Q_MAX_WARPS * sms as usize, "{blocks} blocks of {warps} warps on {sms} SMs");
                         let tiles = tasks.div_ceil(GEMV_Q_ROWS / rows_per_task);
-                        assert!(blocks == tiles || blocks == per_sm, "{blocks} blocks for {tiles} tiles");
+                        assert!(blocks == tiles || blocks * warps > GEMV_Q_MAX_WARPS * sms as usize - warps, "{blocks} blocks for {tiles} tiles");
+                        assert!(shape.shared as usize <= GEMV_MAX_SHARED);
                     }
                 }
             }
@@ -625,14 +611,13 @@ mod tests {
     }
 
     /// x staged as f16 parts and a (sum, scale) per run (4.5 bytes an element, a folded norm or
-    /// not) beside four warps' weight staging bounds K: on sm_90 the rows of today's models fit
-    /// (FFN down projections up to Qwen2.5-7B's 18,944, hidden sizes up to 8,192 with a norm)
-    /// with room to 43,000; in the 96 KiB of other GPUs to 13,640. Past the bound the launch is
-    /// refused, not shrunk.
+    /// not) bounds K: the rows of today's models fit (FFN down projections up to Qwen2.5-7B's
+    /// 18,944, hidden sizes up to 8,192 with a norm), and past the bound the launch is refused,
+    /// not shrunk.
     #[test]
     fn quantized_gemv_refuses_rows_whose_x_does_not_fit() {
-        let fits = |k: usize, sm: u32| gemv_shape(64, 1, k, true, true, 132, sm).is_some();
-        assert!(fits(8_960, 90) && fits(18_944, 90) && fits(43_000, 90) && fits(13_640, 80));
-        assert!(!fits(43_008, 90) && !fits(13_648, 80) && !fits(18_944, 80));
+        let fits = |k: usize, normed: bool| gemv_shape(64, 1, k, normed, true, 132).is_some();
+        assert!(fits(8_960, false) && fits(18_944, false) && fits(1_536, true) && fits(8_192, true) && fits(21_760, true));
+        assert!(!fits(21_888, false) && !fits(21_888, true) && !fits(24_576, false));
     }
 }

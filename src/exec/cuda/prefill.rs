@@ -472,7 +472,7 @@ impl DeviceLayout {
                     }
                     let x = rows_ptr(&ins[0]) + ((n - 1) * row * ins[0].ty.dtype.size()) as u64;
                     let vocab = outs[0].ty.elements();
-                    let gemv = gemv_shape(vocab, 1, k, norm.is_some(), ins[1].ty.dtype.is_block_format(), self.sms, self.sm)
+                    let gemv = gemv_shape(vocab, 1, k, norm.is_some(), ins[1].ty.dtype.is_block_format(), self.sms)
                         .ok_or_else(|| unsupported(format!("LM head rows of {k} do not fit the GEMV's shared memory")))?;
                     let (norm_w, eps) = match norm {
                         Some(eps) => (self.ptr(ins.last().expect("a normed op has inputs")), float(eps)),
