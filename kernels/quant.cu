@@ -33,7 +33,8 @@
 //     (mma's K order is free as long as A and B agree; x is staged in this order),
 //   run_first(c, j): the first of run j's 16 consecutive elements; PAIRED: runs 2i and 2i + 1
 //     share coefficients (given at 2i) and are the 32 consecutive elements from run_first(c, 2i),
-//   BATCH: the chunks a warp has in flight (Q_BATCH, or fewer where a smaller loop ran faster).
+//   BATCH: the chunks a warp has in flight (Q_BATCH, Q8_0 more, the K-quants fewer: what ran
+//     fastest).
 // Tensor cores keep f16 subnormals, and the products are exact, so the only roundings are the
 // f32 sums' (no offset to cancel, unlike a 1024 + Q encoding). x is staged as f16 parts (hi +
 // lo, scaled by a power of two to below 2^15) in B's columns (gemv.cu, stage_x_q).
@@ -50,7 +51,12 @@
 #define Q_FMT_Q6_K 5
 #define Q_RUN 16                // elements of a run
 #define Q_UNIT (2 * Q_RUN)      // elements of a unit
-#define Q_BATCH 4               // chunks a GEMV warp has in flight (8 of Q8_0's ran slower, H200)
+#define Q_BATCH 4  // chunks a GEMV warp has in flight
+// Q8_0's (settable for experiments): H200, Qwen2.5-1.5B, ms/token after 32 tokens, 4 1.336, 6
+// 1.254 (bench/results/2026-12-01-h200-q-shape.log; 8 in registers that spilled ran slower)
+#ifndef Q8_BATCH
+#define Q8_BATCH 6
+#endif
 
 __device__ __forceinline__ float f16_to_f32(unsigned short h) {
     float f;
@@ -101,7 +107,7 @@ struct FmtQ8_0 {
         b[0] = b[1] = -128.f * raw.d;
     }
     // A chunk is a block, lane t's qs[8t..8t+7] (run j its word j; Q = q + 128 by the sign bit).
-    static constexpr int CHUNK = 32, RUNS = 2, BATCH = Q_BATCH;
+    static constexpr int CHUNK = 32, RUNS = 2, BATCH = Q8_BATCH;
     static constexpr bool PAIRED = true;
     struct Slice {
         uint2 q;
