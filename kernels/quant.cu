@@ -57,6 +57,9 @@
 #ifndef Q8_BATCH
 #define Q8_BATCH 6
 #endif
+#ifndef Q6_BATCH
+#define Q6_BATCH 4
+#endif
 
 __device__ __forceinline__ float f16_to_f32(unsigned short h) {
     float f;
@@ -310,7 +313,7 @@ struct FmtQ6_K {
     // Chunk c of a block is half h = c/2's elements l = 16 (c % 2) + 0..15 of each k (run k,
     // scale 8h + c % 2 + 2k); lane t has l = 16 (c % 2) + 4t..+3: its ql bytes for k = 0, 2
     // (low, high nibbles) and 1, 3, its qh bytes, and the half's 8 scales.
-    static constexpr int CHUNK = 64, RUNS = 4, BATCH = Q_BATCH;
+    static constexpr int CHUNK = 64, RUNS = 4, BATCH = Q6_BATCH;
     static constexpr bool PAIRED = false;
     struct Slice {
         unsigned ql[2], qh;
