@@ -33,7 +33,7 @@
 //     (mma's K order is free as long as A and B agree; x is staged in this order),
 //   run_first(c, j): the first of run j's 16 consecutive elements; PAIRED: runs 2i and 2i + 1
 //     share coefficients (given at 2i) and are the 32 consecutive elements from run_first(c, 2i),
-//   BATCH: the chunks a warp has in flight (Q_BATCH, Q8_0 more, the K-quants fewer: what ran
+//   BATCH: the chunks a warp has in flight (Q_BATCH; Q8_0 more, the K-quants fewer: what ran
 //     fastest).
 // Tensor cores keep f16 subnormals, and the products are exact, so the only roundings are the
 // f32 sums' (no offset to cancel, unlike a 1024 + Q encoding). x is staged as f16 parts (hi +
@@ -52,13 +52,14 @@
 #define Q_RUN 16                // elements of a run
 #define Q_UNIT (2 * Q_RUN)      // elements of a unit
 #define Q_BATCH 4  // chunks a GEMV warp has in flight
-// Q8_0's (settable for experiments): H200, Qwen2.5-1.5B, ms/token after 32 tokens, 4 1.336, 6
-// 1.254 (bench/results/2026-12-01-h200-q-shape.log; 8 in registers that spilled ran slower)
+// Q8_0's and Q6_K's (settable for experiments). H200, Qwen2.5-1.5B, ms/token after 32 tokens:
+// q8_0 4 1.336, 6 1.254, 8 1.297-1.300 (bench/results/2026-12-01-h200-q-shape.log, -q8-batch);
+// q6_k 2 1.441, 3 1.353, 4 1.415, a Q4_K_M file 1.234, 1.209, 1.229 (-q6-batch.log)
 #ifndef Q8_BATCH
 #define Q8_BATCH 6
 #endif
 #ifndef Q6_BATCH
-#define Q6_BATCH 4
+#define Q6_BATCH 3
 #endif
 
 __device__ __forceinline__ float f16_to_f32(unsigned short h) {
