@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Not run: the device time ran out; Q6_BATCH went back to 4 (untested 3 not landed).
 # f71a631 (Q6_K three chunks in flight): the block-format GPU test (every format, FFN 512 and
 # 6,144, GPU vs CPU) and compute-sanitizer memcheck and racecheck of a Q6_K plan.
 # .bin: llmc, cuda_vs_cpu (stripped).
