@@ -8,8 +8,9 @@ disassembles them; a loop is a backward branch and the instructions from its tar
   python3 bench/kernel_loops.py kernels --kernel linear_q --nvrtc-lib DIR --nvdisasm PATH [--define N=V]
 
 A kernel with several instantiations (the `_q` kernels: one per block format) lists each loop;
-tell them apart by their HMMA count (a batch of chunks: Q8_0 and Q4_0 2 a chunk and 4 chunks,
-the K-quants 4 a chunk and 3 chunks, Q6_K 4 a chunk and 4 chunks).
+tell them apart by their HMMA count (a batch of chunks: Q8_0 2 a chunk and 6 chunks, Q4_0 2 a
+chunk and 4 chunks, the K-quants 4 a chunk and 3 chunks, Q6_K 4 a chunk and 4 chunks: quant.cu's
+BATCH of each format).
 """
 import argparse
 import re
