@@ -50,9 +50,10 @@ pub const KERNEL_NAMES: [&str; 31] = [
 const GEMV_WARPS: usize = define("GEMV_WARPS");
 const GEMV_Q_ROWS: usize = define("GEMV_Q_ROWS");
 const Q_PARTS: usize = define("Q_PARTS");
-/// Elements of a row a `_q` GEMV's warp has in flight: Q_BATCH chunks of the K-quants' 64
-/// (Q8_0's and Q4_0's are half as long, the K-quants keep 3 in flight; warps sized for each
-/// would differ by at most one power of two).
+/// Elements of a row a `_q` GEMV's warp has in flight, about: Q_BATCH chunks of the K-quants'
+/// 64 (quant.cu's BATCH differs by format: Q8_0 6 blocks of 32, Q4_0 4, Q4_K and Q5_K 3 chunks
+/// of 64, Q6_K 4; warps sized for each would differ by at most one power of two, and halving
+/// them for Q8_0 measured slower, bench/results/2026-12-01-h200-q8-batch.log).
 const Q_BATCH_ELEMENTS: usize = define("Q_BATCH") * 64;
 /// The most warps of a `_q` GEMV's block, and of an SM (its launch bounds: 128 registers a thread).
 const GEMV_Q_MAX_WARPS: usize = define("GEMV_Q_MAX_WARPS");
