@@ -234,7 +234,8 @@ struct FmtK {
     // Chunk c of a block is 64 elements: lane t's qs[32c + 8t..+7] (words 0, 1 runs 0, 1: low
     // nibbles, sub-block 2c; runs 2, 3 their high nibbles, 2c + 1), the block's first 16 bytes
     // (d, dmin, scales) and, Q5_K, qh[8t..8t+7]. Three in flight: the smaller loop beat four
-    // (H200, Q4_K decode 1.409 -> 1.385 ms/token).
+    // (H200, Q4_K decode 1.409 -> 1.385 ms/token; again at a1f0db1, 1.216-1.220 against
+    // 1.173-1.177, bench/results/2026-12-01-h200-q-shape.log).
     static constexpr int CHUNK = 64, RUNS = 4, BATCH = 3;
     static constexpr bool PAIRED = true;
     struct Slice {
