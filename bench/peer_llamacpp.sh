@@ -8,6 +8,9 @@
 #   bash bench/peer_llamacpp.sh BIN_DIR build   # starts llama.cpp's build (~6 min) in the
 #                                              # background and converts the model meanwhile
 #   bash bench/peer_llamacpp.sh BIN_DIR bench   # the next call, on the same warm machine
+#   bash bench/peer_llamacpp.sh BIN_DIR files   # the GGUF files alone, in one call (~90 s): a
+#                                              # CPU-only llama-quantize, no llama-bench
+#                                              # (bench/results/2026-12-01-h200-gguf-files.sh)
 # Results: $OUT/peers.log (everything), $OUT/llama-bench.md, $OUT/llmc-bench-*.txt, $OUT/baseline.json.
 # Environment: PROMPTS (prompt lengths, default below), TRANSFORMERS=0 skips the transformers
 # baseline.
@@ -21,12 +24,8 @@ mkdir -p $W
 exec > >(tee -a $OUT/peers.log) 2>&1
 echo "== $(date -u '+%Y-%m-%d %H:%M:%S UTC') peer_llamacpp.sh $2, llmc $(cat $BIN/COMMIT 2>/dev/null)"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-case $2 in
-build)
-  tar xJf $BIN/llama.cpp-src.tar.xz -C $W
-  (cd $LCPP && setsid nohup bash -c "cmake -B build -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
-      -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DCMAKE_BUILD_TYPE=Release > $W/build.log 2>&1 \
-      && cmake --build build -j 16 --target llama-bench llama-quantize >> $W/build.log 2>&1; echo \$? > $W/built" > /dev/null 2>&1 &)
+# The random model converted to $W/bf16.gguf (the converter is llama.cpp's Python).
+convert() {
   python3 - <<'PY' 2>&1 | tail -1
 import sys; sys.path.insert(0, "bench")
 from common import make_config, random_model, save_model
@@ -34,6 +33,27 @@ save_model(random_model(make_config("qwen2.5-1.5b"), "cuda"), "/tmp/peers/model"
 print("model written")
 PY
   timeout 300 python3 bench/peer_gguf.py $LCPP /tmp/peers/model $W/bf16.gguf 2>&1 | tail -2
+}
+case $2 in
+build)
+  tar xJf $BIN/llama.cpp-src.tar.xz -C $W
+  (cd $LCPP && setsid nohup bash -c "cmake -B build -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+      -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DCMAKE_BUILD_TYPE=Release > $W/build.log 2>&1 \
+      && cmake --build build -j 16 --target llama-bench llama-quantize >> $W/build.log 2>&1; echo \$? > $W/built" > /dev/null 2>&1 &)
+  convert
+  ls -la $W/*.gguf
+  ;;
+files)
+  tar xJf $BIN/llama.cpp-src.tar.xz -C $W
+  (cd $LCPP && cmake -B build -DGGML_CUDA=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
+     -DCMAKE_BUILD_TYPE=Release > $W/build.log 2>&1 && cmake --build build -j 16 --target llama-quantize >> $W/build.log 2>&1; echo $? > $W/built) &
+  build=$!
+  convert
+  wait $build
+  echo "llama-quantize build exit $(cat $W/built)"
+  pids=""  # (a bare `wait` would wait for the tee above too)
+  for q in Q8_0 Q4_K_M; do ($LCPP/build/bin/llama-quantize $W/bf16.gguf $W/$q.gguf $q 2>&1 | tail -1) & pids="$pids $!"; done
+  wait $pids
   ls -la $W/*.gguf
   ;;
 bench)
