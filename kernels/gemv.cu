@@ -278,6 +278,14 @@ __device__ __forceinline__ void gemv_tasks(QWeights<F> m, int tile, int stride, 
 #pragma unroll
                     for (int q = j; q < j + GROUP; q++) mma_f16(d, a[0][q][0], a[1][q][0], a[0][q][1], a[1][q][1], b[q][0], b[q][1]);
                     const float2 group = groups[(first_el + F::run_first(c, j)) / Q_RUN];  // (sum of x, 2^(24 - e))
+#if Q_FOLD_OFFSET
+                    if (F::offset(j) != 0.f) {  // beta = offset * alpha: one sum a row
+                        const float offset_x = F::offset(j) * group.x;
+#pragma unroll
+                        for (int h = 0; h < 2; h++) acc[2 * h] = fmaf(alpha[h][j], fmaf(d[2 * h] + d[2 * h + 1], group.y, offset_x), acc[2 * h]);
+                        continue;
+                    }
+#endif
 #pragma unroll
                     for (int h = 0; h < 2; h++) {
                         const float a = alpha[h][j] * group.y;

@@ -62,6 +62,13 @@
 #ifndef Q6_BATCH
 #define Q6_BATCH 4
 #endif
+// 1 applies a run's offset where it is a multiple of its scale (beta = offset(j) * alpha: Q8_0,
+// Q4_0, Q6_K) through one sum a row: alpha * (sum * 2^(24 - e) + offset * sum of x), Q6_K's
+// loop 714 -> 666 instructions, Q8_0's 324 -> 312. An experiment (LLMC_EXPERIMENT_DEFINES), not
+// yet run on a GPU: bench/results/2026-12-01-h200-q6-check.sh.
+#ifndef Q_FOLD_OFFSET
+#define Q_FOLD_OFFSET 0
+#endif
 
 __device__ __forceinline__ float f16_to_f32(unsigned short h) {
     float f;
@@ -114,6 +121,7 @@ struct FmtQ8_0 {
     // A chunk is a block, lane t's qs[8t..8t+7] (run j its word j; Q = q + 128 by the sign bit).
     static constexpr int CHUNK = 32, RUNS = 2, BATCH = Q8_BATCH;
     static constexpr bool PAIRED = true;
+    __device__ static constexpr float offset(int) { return -128.f; }  // beta / alpha
     struct Slice {
         uint2 q;
         float d;
@@ -161,6 +169,7 @@ struct FmtQ4_0 {
     // A chunk is a block, lane t's qs[4t..4t+3] (run 0 their low nibbles, run 1 the high).
     static constexpr int CHUNK = 32, RUNS = 2, BATCH = Q_BATCH;
     static constexpr bool PAIRED = false;
+    __device__ static constexpr float offset(int j) { return j ? -128.f : -8.f; }  // beta / alpha (run 1: 16 Q)
     struct Slice {
         unsigned q;
         float d;
@@ -238,6 +247,7 @@ struct FmtK {
     // 1.173-1.177, bench/results/2026-12-01-h200-q-shape.log).
     static constexpr int CHUNK = 64, RUNS = 4, BATCH = 3;
     static constexpr bool PAIRED = true;
+    __device__ static constexpr float offset(int) { return 0.f; }  // mins apart from scales
     struct Slice {
         uint4 hd;
         uint2 q, qh;
@@ -318,6 +328,7 @@ struct FmtQ6_K {
     // (low, high nibbles) and 1, 3, its qh bytes, and the half's 8 scales.
     static constexpr int CHUNK = 64, RUNS = 4, BATCH = Q6_BATCH;
     static constexpr bool PAIRED = false;
+    __device__ static constexpr float offset(int k) { return k < 2 ? -32.f : -512.f; }  // beta / alpha (k >= 2: 16 Q)
     struct Slice {
         unsigned ql[2], qh;
         uint2 scales;
