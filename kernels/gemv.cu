@@ -32,9 +32,6 @@
 #ifndef GEMV_BATCH
 #define GEMV_BATCH 16
 #endif
-#ifndef GEMV_LATE_ONE_ROW
-#define GEMV_LATE_ONE_ROW 0  // see gemv_tasks (bf16); not yet run on a GPU
-#endif
 // The `_q` kernels (tensor cores): a tile of rows (mma's M) and the most warps a block has
 // (launch bounds: at most 128 registers a thread; the host picks 4 to 16 warps a block,
 // launch.rs); the chunks a warp has in flight are its format's BATCH (quant.cu).
@@ -281,14 +278,6 @@ __device__ __forceinline__ void gemv_tasks(QWeights<F> m, int tile, int stride, 
 #pragma unroll
                     for (int q = j; q < j + GROUP; q++) mma_f16(d, a[0][q][0], a[1][q][0], a[0][q][1], a[1][q][1], b[q][0], b[q][1]);
                     const float2 group = groups[(first_el + F::run_first(c, j)) / Q_RUN];  // (sum of x, 2^(24 - e))
-#if Q_FOLD_OFFSET
-                    if (F::offset(j) != 0.f) {  // beta = offset * alpha: one sum a row
-                        const float offset_x = F::offset(j) * group.x;
-#pragma unroll
-                        for (int h = 0; h < 2; h++) acc[2 * h] = fmaf(alpha[h][j], fmaf(d[2 * h] + d[2 * h + 1], group.y, offset_x), acc[2 * h]);
-                        continue;
-                    }
-#endif
 #pragma unroll
                     for (int h = 0; h < 2; h++) {
                         const float a = alpha[h][j] * group.y;
@@ -427,17 +416,12 @@ __device__ __forceinline__ void gemv_tasks(Bf16Weights m, int t, int stride, int
             for (int i = 0; i < ROWS; i++) rows[j * ROWS + i] = valid ? m.w + r[i] * k : nullptr;
         }
     };
-    // GEMV_LATE_ONE_ROW (an experiment, LLMC_EXPERIMENT_DEFINES): the one-row GEMVs (o_proj,
-    // down, LM head) ask for their first weights after the wait, so blocks that start early do
-    // not compete with the previous kernel's tail for HBM.
-    constexpr bool late = GEMV_LATE_ONE_ROW && ROWS == 1;
     if (t < tasks) {
         name_rows(t);
-        if (!late) load_batch<R, BATCH, (TASKS > 1)>(rows, 0, chunks, w);
+        load_batch<R, BATCH, (TASKS > 1)>(rows, 0, chunks, w);
     }
     stage_norm_weight(norm_w, k, THREADS);
     wait();
-    if (late && t < tasks) load_batch<R, BATCH, (TASKS > 1)>(rows, 0, chunks, w);
     stage_x<Wait>(x, norm_w, eps, k, THREADS);
     for (; t < tasks; t += TASKS * stride) {
         float acc[R];

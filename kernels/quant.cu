@@ -54,20 +54,13 @@
 #define Q_BATCH 4  // chunks a GEMV warp has in flight
 // Q8_0's and Q6_K's (settable for experiments). H200, Qwen2.5-1.5B, ms/token after 32 tokens:
 // q8_0 4 1.336, 6 1.254, 8 1.297-1.300 (bench/results/2026-12-01-h200-q-shape.log, -q8-batch);
-// q6_k 2 1.441, 3 1.353, 4 1.415, a Q4_K_M file 1.234, 1.209, 1.229 (-q6-batch.log). Q6_K's
-// stays 4 until 3 has passed the GPU tests (the device time ran out first).
+// q6_k 2 1.441, 3 1.353-1.369, 4 1.415-1.425, a Q4_K_M file 1.234, 1.209-1.219, 1.229-1.237
+// (-q6-batch.log, -q6-check.log).
 #ifndef Q8_BATCH
 #define Q8_BATCH 6
 #endif
 #ifndef Q6_BATCH
-#define Q6_BATCH 4
-#endif
-// 1 applies a run's offset where it is a multiple of its scale (beta = offset(j) * alpha: Q8_0,
-// Q4_0, Q6_K) through one sum a row: alpha * (sum * 2^(24 - e) + offset * sum of x), Q6_K's
-// loop 714 -> 666 instructions, Q8_0's 324 -> 312. An experiment (LLMC_EXPERIMENT_DEFINES), not
-// yet run on a GPU: bench/results/2026-12-01-h200-q6-check.sh.
-#ifndef Q_FOLD_OFFSET
-#define Q_FOLD_OFFSET 0
+#define Q6_BATCH 3
 #endif
 
 __device__ __forceinline__ float f16_to_f32(unsigned short h) {
@@ -121,7 +114,6 @@ struct FmtQ8_0 {
     // A chunk is a block, lane t's qs[8t..8t+7] (run j its word j; Q = q + 128 by the sign bit).
     static constexpr int CHUNK = 32, RUNS = 2, BATCH = Q8_BATCH;
     static constexpr bool PAIRED = true;
-    __device__ static constexpr float offset(int) { return -128.f; }  // beta / alpha
     struct Slice {
         uint2 q;
         float d;
@@ -169,7 +161,6 @@ struct FmtQ4_0 {
     // A chunk is a block, lane t's qs[4t..4t+3] (run 0 their low nibbles, run 1 the high).
     static constexpr int CHUNK = 32, RUNS = 2, BATCH = Q_BATCH;
     static constexpr bool PAIRED = false;
-    __device__ static constexpr float offset(int j) { return j ? -128.f : -8.f; }  // beta / alpha (run 1: 16 Q)
     struct Slice {
         unsigned q;
         float d;
@@ -247,7 +238,6 @@ struct FmtK {
     // 1.173-1.177, bench/results/2026-12-01-h200-q-shape.log).
     static constexpr int CHUNK = 64, RUNS = 4, BATCH = 3;
     static constexpr bool PAIRED = true;
-    __device__ static constexpr float offset(int) { return 0.f; }  // mins apart from scales
     struct Slice {
         uint4 hd;
         uint2 q, qh;
@@ -328,7 +318,6 @@ struct FmtQ6_K {
     // (low, high nibbles) and 1, 3, its qh bytes, and the half's 8 scales.
     static constexpr int CHUNK = 64, RUNS = 4, BATCH = Q6_BATCH;
     static constexpr bool PAIRED = false;
-    __device__ static constexpr float offset(int k) { return k < 2 ? -32.f : -512.f; }  // beta / alpha (k >= 2: 16 Q)
     struct Slice {
         unsigned ql[2], qh;
         uint2 scales;
