@@ -34,7 +34,9 @@
 // 16-byte aligned (d % 8 == 0).
 #define ATTN_PARTIAL_HEAD 4
 // Positions a thread's loads cover per pass (scores and P.V), in flight together.
+#ifndef ATTN_POS
 #define ATTN_POS 4
+#endif
 // Splits whose partial rows a merging thread loads at once.
 #define ATTN_MERGE_LOADS 16
 // attn_load_pass phases.
