@@ -38,7 +38,7 @@
 #define ATTN_POS 4
 #endif
 // Splits whose partial rows a merging thread loads at once.
-#define ATTN_MERGE_LOADS 16
+#define ATTN_MERGE_LOADS 8
 // attn_load_pass phases.
 #define ATTN_BEFORE_WAIT 0
 #define ATTN_AFTER_WAIT 1
@@ -222,43 +222,39 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     }
     if (direct || !is_last_block(counters + unit, active)) return;
 
-    // Merge the active splits of the unit's heads. A warp per head reads every split's (max, sum)
-    // in one pass (online rescaling, the maxima parked in s), then threads own 4 output elements
-    // and load ATTN_MERGE_LOADS splits' 4 at once.
-    for (int h = warp; h < group; h += ATTN_WARPS) {
-        const float* p = partial + (long long)(head0 + h) * splits * stride;
-        float mx = -INFINITY, sum = 0.f;
-        for (int sp = lane; sp < active; sp += 32) {
-            const float2 ml = __ldcg(reinterpret_cast<const float2*>(p + sp * stride));  // every active split saw a position
-            const float m = fmaxf(mx, ml.x);
-            sum = sum * expf(mx - m) + ml.y * expf(ml.x - m);
-            mx = m;
-            s[h][sp] = ml.x;
-        }
-        const float m = warp_max(mx);
-        sum = warp_sum(mx == -INFINITY ? 0.f : sum * expf(mx - m));
-        __syncwarp();
-        for (int sp = lane; sp < active; sp += 32) s[h][sp] = expf(s[h][sp] - m);
-        if (lane == 0) l_sm[h] = sum;
-    }
-    __syncthreads();
+    // Merge the active splits of the unit's heads. A thread owns 4 output elements of a head and
+    // loads ATTN_MERGE_LOADS splits' (max, sum) with their 4 elements at once, one trip through
+    // L2 a batch, rescaling online (every thread of a head repeats its (max, sum) sums: a few
+    // instructions, against a second dependent trip through L2 and a barrier).
     for (int e = 4 * tid; e < group * d; e += 4 * ATTN_THREADS) {
         const int h = e / d, i = e % d;
-        const float* p = partial + (long long)(head0 + h) * splits * stride + ATTN_PARTIAL_HEAD + i;
+        const float* p = partial + (long long)(head0 + h) * splits * stride;
+        float mx = -INFINITY, sum = 0.f;
         float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll 1
         for (int sp0 = 0; sp0 < active; sp0 += ATTN_MERGE_LOADS) {
+            float2 ml[ATTN_MERGE_LOADS];
             float4 v[ATTN_MERGE_LOADS];
 #pragma unroll
-            for (int u = 0; u < ATTN_MERGE_LOADS; u++)
-                v[u] = sp0 + u < active ? __ldcg(reinterpret_cast<const float4*>(p + (sp0 + u) * stride)) : make_float4(0.f, 0.f, 0.f, 0.f);
+            for (int u = 0; u < ATTN_MERGE_LOADS; u++) {
+                const bool in = sp0 + u < active;
+                ml[u] = in ? __ldcg(reinterpret_cast<const float2*>(p + (sp0 + u) * stride)) : make_float2(-INFINITY, 0.f);
+                v[u] = in ? __ldcg(reinterpret_cast<const float4*>(p + (sp0 + u) * stride + ATTN_PARTIAL_HEAD + i)) : make_float4(0.f, 0.f, 0.f, 0.f);
+            }
+            float m = mx;  // every active split saw a position: its max is finite
+#pragma unroll
+            for (int u = 0; u < ATTN_MERGE_LOADS; u++) m = fmaxf(m, ml[u].x);
+            const float r = expf(mx - m);
+            sum *= r, a.x *= r, a.y *= r, a.z *= r, a.w *= r;
 #pragma unroll
             for (int u = 0; u < ATTN_MERGE_LOADS; u++) {
-                const float w = sp0 + u < active ? s[h][sp0 + u] : 0.f;
+                const float w = expf(ml[u].x - m);  // 0 past the active splits
+                sum = fmaf(w, ml[u].y, sum);
                 a.x = fmaf(w, v[u].x, a.x), a.y = fmaf(w, v[u].y, a.y), a.z = fmaf(w, v[u].z, a.z), a.w = fmaf(w, v[u].w, a.w);
             }
+            mx = m;
         }
-        const float inv = 1.0f / l_sm[h];
+        const float inv = 1.0f / sum;
         float* o = out + (head0 + h) * d + i;
         o[0] = a.x * inv, o[1] = a.y * inv, o[2] = a.z * inv, o[3] = a.w * inv;
     }
