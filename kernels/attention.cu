@@ -33,7 +33,10 @@
 // A split's partial result per head: (max, sum, 2 floats of padding) then acc[d], so that acc is
 // 16-byte aligned (d % 8 == 0).
 #define ATTN_PARTIAL_HEAD 4
-// Positions a thread's loads cover per pass (scores and P.V), in flight together.
+// Positions a thread's loads cover per pass (scores and P.V), in flight together (settable for
+// experiments). H200, Qwen2.5-1.5B, graph decode, ms/token after 32 / 1,024 tokens: 4 1.262-1.266
+// / 1.343-1.344, 8 (176 registers) 1.301-1.302 / 1.492-1.493; with slices of >= 128 positions
+// 1.252-1.254 / 1.338-1.340 against 1.265-1.267 / 1.342-1.343 (bench/results/2026-12-01-h200-attn-pos.log).
 #ifndef ATTN_POS
 #define ATTN_POS 4
 #endif

@@ -171,28 +171,12 @@ __device__ __forceinline__ void trace_wait_returned() {}
 // "Last block done" handshake for single-kernel reductions across blocks: each block publishes
 // its partial results, then takes a ticket; the block drawing the last ticket sees every
 // partial and finishes the job, then re-arms the counter for the next graph replay.
-// LAST_BLOCK_ONE_FENCE (an experiment, LLMC_EXPERIMENT_DEFINES): only thread 0 fences, after
-// the barrier (cooperative groups' grid sync does the same: the fence is cumulative over the
-// block's writes that the barrier ordered before it), instead of every thread before it.
-#ifndef LAST_BLOCK_ONE_FENCE
-#define LAST_BLOCK_ONE_FENCE 0
-#endif
 __device__ __forceinline__ bool is_last_block(unsigned* counter, unsigned blocks) {
     __shared__ bool last;
-#if LAST_BLOCK_ONE_FENCE
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        __threadfence();
-        last = atomicAdd(counter, 1u) == blocks - 1;
-        if (last) __threadfence();
-    }
-    __syncthreads();
-#else
     __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == blocks - 1;
     __syncthreads();
     if (last) __threadfence();
-#endif
     return last;
 }
