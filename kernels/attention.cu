@@ -9,7 +9,14 @@
 // Each thread requests its first K and V rows before grid_dep_wait (rows before `pos` were
 // written by earlier steps), the row at `pos` (this step's qkv_rope output) after it. One active
 // slice writes the output directly; several (flash-decoding) each publish (max, sum, acc[d]) per
-// head and the last one of the block's heads merges them.
+// head and the last one of the block's heads merges them. With `cluster` > 1 (graph path,
+// launched in clusters of that many blocks along the splits: LLMC_ATTN_CLUSTER, launch.rs) the
+// blocks of a cluster keep their (max, sum, acc[d]) in shared memory and merge them through
+// distributed shared memory, each block its share of the elements, between two cluster barriers:
+// no ticket and no trip through L2 while the active slices fit one cluster; past that, each
+// cluster publishes its merged part and the last block merges the parts as above. A cluster with
+// an active slice stays whole (its blocks past the active slices contribute empty parts), one
+// without exits at once.
 // In a block: (1) teams of d/8 lanes (8 elements per lane) score ATTN_POS positions each per
 // pass against each of its query heads, scores kept in shared memory; (2) a warp per head
 // takes the max and the exponentials; (3) threads own (8-element chunk of V, slice of positions)
@@ -19,7 +26,8 @@
 // Everything is f32. Bytes: 2 * (pos+1) * d * 4 per KV head from HBM (K and V; the blocks of a
 // group read the same rows at about the same time, L2 hits after the first) + partials when split.
 // Limits (checked on the host): unit_heads <= ATTN_MAX_GROUP, d a power of two in 8..=ATTN_MAX_D,
-// splits >= max_seq / ATTN_CHUNK, splits <= ATTN_MAX_SPLITS.
+// splits >= max_seq / ATTN_CHUNK, splits <= ATTN_MAX_SPLITS, cluster <= ATTN_MAX_CLUSTER dividing
+// splits.
 
 #pragma once
 #include "common.cuh"
@@ -42,10 +50,40 @@
 #endif
 // Splits whose partial rows a merging thread loads at once.
 #define ATTN_MERGE_LOADS 8
+// The most blocks of a cluster (the portable cluster size).
+#define ATTN_MAX_CLUSTER 8
 // attn_load_pass phases.
 #define ATTN_BEFORE_WAIT 0
 #define ATTN_AFTER_WAIT 1
 #define ATTN_ALL_ROWS 2
+
+// Thread block clusters (sm_90): this block's rank in its cluster, a barrier of every thread of
+// the cluster (release/acquire: shared-memory writes before it are seen by the other blocks
+// after it), and a float of another block's shared memory at the address of `p` in this one.
+// Before sm_90 there are no clusters (the host never asks for them there).
+__device__ __forceinline__ unsigned cluster_rank() {
+    unsigned r = 0;
+#if __CUDA_ARCH__ >= 900
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+#endif
+    return r;
+}
+__device__ __forceinline__ void cluster_sync() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ float cluster_load(const float* p, unsigned rank) {
+#if __CUDA_ARCH__ >= 900
+    unsigned local = static_cast<unsigned>(__cvta_generic_to_shared(p)), remote;
+    float v;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(rank));
+    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
+    return v;
+#else
+    return *p;
+#endif
+}
 
 // Elements i0..i0+7 of a row (zeros past d; d % 8 == 0, checked on the host), as two 16-byte
 // loads with Wait::load (the row at `pos` may have been written during a persistent launch).
@@ -87,17 +125,21 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
                                                const float* __restrict__ v_cache, const int* __restrict__ pos_p,
                                                float* __restrict__ out, float* __restrict__ partial,
                                                unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq,
-                                               int min_chunk, int group, int unit, int split, int splits, Wait wait) {
+                                               int min_chunk, int group, int unit, int split, int splits, int cluster,
+                                               Wait wait) {
     // The position is stable for the whole step (the previous step's `advance`, or the host,
     // wrote it), and so are the cache rows before it: both are read before the wait.
     const int pos = *pos_p;
     if (pos < 0 || pos >= max_seq) return;
     const int len = pos + 1, chunk = max((len + splits - 1) / splits, min_chunk);
     const int active = (len + chunk - 1) / chunk;
-    if (split >= active) return;
+    // With clusters, the parts merged through L2 are the active clusters' (see the header).
+    const bool clustered = cluster > 1 && active > 1;
+    const int parts = clustered ? (active + cluster - 1) / cluster : active;
+    if (clustered ? split / cluster >= parts : split >= active) return;
     // the unit's first head, and its KV head
     const int head0 = unit * group, g = head0 / (n_heads / n_kv), row = n_kv * d, stride = d + ATTN_PARTIAL_HEAD;
-    const int t0 = split * chunk, n = min(len, t0 + chunk) - t0, pos_row = pos - t0;
+    const int t0 = split * chunk, n = max(min(len, t0 + chunk) - t0, 0), pos_row = pos - t0;  // n = 0: an empty part
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     // A row is cpr 8-element chunks (a power of two, at most 32: d is checked on the host).
     // Scores: lane c of a team of cpr lanes holds K elements 8c..8c+7 of the team's positions.
@@ -200,6 +242,9 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
             for (int e = 0; e < 8; e++) acc[h][e] += __shfl_xor_sync(0xffffffffu, acc[h][e], o);
     }
     const bool direct = active == 1;
+    // Clustered, a block keeps its part in shared memory: (max, sum) in m_sm and l_sm, acc[d] of
+    // head h at own[h * d] in the scores' place (free once P.V is done).
+    float* const own = &s[0][0];
 #pragma unroll
     for (int h = 0; h < ATTN_MAX_GROUP; h++) {
         if (h >= group) break;
@@ -218,12 +263,49 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
             for (int w = 0; w < ATTN_WARPS; w++) a += buf[w * d + tid];
             if (direct)
                 out[head * d + tid] = a / l_sm[h];
+            else if (clustered)
+                own[h * d + tid] = a;
             else
                 p[ATTN_PARTIAL_HEAD + tid] = a;
         }
-        if (!direct && tid == 0) *reinterpret_cast<float2*>(p) = make_float2(m_sm[h], l_sm[h]);
+        if (!direct && !clustered && tid == 0) *reinterpret_cast<float2*>(p) = make_float2(m_sm[h], l_sm[h]);
     }
-    if (direct || !is_last_block(counters + unit, active)) return;
+    if (direct) return;
+    if (clustered) {
+        // Block r of the cluster merges elements r * share.. of the unit's heads from every
+        // block's part; with one active cluster it writes the output, else the cluster's part.
+        cluster_sync();
+        const int elements = group * d, share = (elements + cluster - 1) / cluster, r = cluster_rank();
+        for (int e = r * share + tid; e < min(elements, (r + 1) * share); e += ATTN_THREADS) {
+            const int h = e / d, i = e % d;
+            float m[ATTN_MAX_CLUSTER], l[ATTN_MAX_CLUSTER], v[ATTN_MAX_CLUSTER], mx = -INFINITY;
+#pragma unroll
+            for (int b = 0; b < ATTN_MAX_CLUSTER; b++) {
+                if (b >= cluster) break;
+                m[b] = cluster_load(&m_sm[h], b), l[b] = cluster_load(&l_sm[h], b), v[b] = cluster_load(&own[e], b);
+            }
+#pragma unroll
+            for (int b = 0; b < ATTN_MAX_CLUSTER; b++)
+                if (b < cluster) mx = fmaxf(mx, m[b]);  // the cluster's first block saw a position
+            float sum = 0.f, a = 0.f;
+#pragma unroll
+            for (int b = 0; b < ATTN_MAX_CLUSTER; b++) {
+                if (b >= cluster) break;
+                const float w = expf(m[b] - mx);  // 0 for an empty part
+                sum = fmaf(w, l[b], sum), a = fmaf(w, v[b], a);
+            }
+            if (parts == 1) {
+                out[(head0 + h) * d + i] = a / sum;
+            } else {
+                float* p = partial + ((long long)(head0 + h) * splits + split / cluster) * stride;
+                p[ATTN_PARTIAL_HEAD + i] = a;
+                if (i == 0) p[0] = mx, p[1] = sum;
+            }
+        }
+        cluster_sync();  // no block leaves while another reads its part
+        if (parts == 1) return;
+    }
+    if (!is_last_block(counters + unit, clustered ? parts * cluster : active)) return;
 
     // Merge the active splits of the unit's heads. A thread owns 4 output elements of a head and
     // loads ATTN_MERGE_LOADS splits' (max, sum) with their 4 elements at once, one trip through
@@ -235,12 +317,12 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
         float mx = -INFINITY, sum = 0.f;
         float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll 1
-        for (int sp0 = 0; sp0 < active; sp0 += ATTN_MERGE_LOADS) {
+        for (int sp0 = 0; sp0 < parts; sp0 += ATTN_MERGE_LOADS) {
             float2 ml[ATTN_MERGE_LOADS];
             float4 v[ATTN_MERGE_LOADS];
 #pragma unroll
             for (int u = 0; u < ATTN_MERGE_LOADS; u++) {
-                const bool in = sp0 + u < active;
+                const bool in = sp0 + u < parts;
                 ml[u] = in ? __ldcg(reinterpret_cast<const float2*>(p + (sp0 + u) * stride)) : make_float2(-INFINITY, 0.f);
                 v[u] = in ? __ldcg(reinterpret_cast<const float4*>(p + (sp0 + u) * stride + ATTN_PARTIAL_HEAD + i)) : make_float4(0.f, 0.f, 0.f, 0.f);
             }
@@ -267,8 +349,9 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
 extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
 attention(const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache,
           const int* __restrict__ pos_p, float* __restrict__ out, float* __restrict__ partial,
-          unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq, int min_chunk, int unit_heads) {
+          unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq, int min_chunk, int unit_heads,
+          int cluster) {
     DECODE_KERNEL_BEGIN();
     attention_unit(q, k_cache, v_cache, pos_p, out, partial, counters, n_heads, n_kv, d, max_seq, min_chunk, unit_heads, blockIdx.x,
-                   blockIdx.y, gridDim.y, GridWait{});
+                   blockIdx.y, gridDim.y, cluster, GridWait{});
 }

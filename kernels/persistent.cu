@@ -143,7 +143,7 @@ __device__ __forceinline__ void pk_attention(const unsigned long long* a, int sp
         attention_unit(reinterpret_cast<const float*>(a[0]), reinterpret_cast<const float*>(a[1]),
                        reinterpret_cast<const float*>(a[2]), reinterpret_cast<const int*>(a[3]), reinterpret_cast<float*>(a[4]),
                        reinterpret_cast<float*>(a[5]), reinterpret_cast<unsigned*>(a[6]), (int)a[7], (int)a[8], (int)a[9],
-                       (int)a[10], (int)a[11], (int)a[12], u / splits, u % splits, splits, wait);
+                       (int)a[10], (int)a[11], (int)a[12], u / splits, u % splits, splits, 1, wait);
         __syncthreads();  // the unit's shared memory is free for the next
     }
 }

@@ -3,7 +3,9 @@
 //! relative L2 error of 1e-2 -- both round to bf16 at the same stores -- and identical greedy
 //! tokens. Each fixture runs twice: with the default attention (slices of 16 positions: one
 //! block per KV head up to position 15, flash-decoding splits and their merge past it) and with
-//! `LLMC_ATTN_MIN_CHUNK=8`, so more splits merge, and every check runs for both decode paths
+//! `LLMC_ATTN_MIN_CHUNK=8`, so more splits merge, and on the graph path with that and
+//! `LLMC_ATTN_CLUSTER` 4 and 8 (splits merged through distributed shared memory: two clusters
+//! then a merge through L2, or one cluster alone); every check runs for both decode paths
 //! (one kernel per step; one persistent kernel). Needs an NVIDIA GPU and NVRTC: `cargo test --release --test cuda_vs_cpu -- --ignored`.
 
 mod common;
@@ -28,13 +30,19 @@ const DECODE_PATHS: [Decode; 2] = [Decode::Graph, Decode::Persistent];
 fn cuda_matches_cpu_on_every_fixture() {
     let sm = device_sm().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cases = DECODE_PATHS.iter().flat_map(|&d| FIXTURES.iter().flat_map(move |n| [(d, n, None), (d, n, Some("8"))]));
-    for (decode, name, min_chunk) in cases {
+    // (attention min chunk, attention cluster); clusters are the graph path's only
+    const ATTENTION: [(Option<&str>, Option<&str>); 4] = [(None, None), (Some("8"), None), (Some("8"), Some("4")), (Some("8"), Some("8"))];
+    let cases = DECODE_PATHS.iter().flat_map(|&d| {
+        FIXTURES.iter().flat_map(move |n| ATTENTION.iter().filter(move |a| a.1.is_none() || d == Decode::Graph).map(move |&(m, c)| (d, n, m, c)))
+    });
+    for (decode, name, min_chunk, cluster) in cases {
         // SAFETY: this test is the only one of its binary touching the environment, and the
-        // backend reads the variable while it is being created, on this thread.
-        match min_chunk {
-            Some(c) => unsafe { std::env::set_var("LLMC_ATTN_MIN_CHUNK", c) },
-            None => unsafe { std::env::remove_var("LLMC_ATTN_MIN_CHUNK") },
+        // backend reads the variables while it is being created, on this thread.
+        for (var, value) in [("LLMC_ATTN_MIN_CHUNK", min_chunk), ("LLMC_ATTN_CLUSTER", cluster)] {
+            match value {
+                Some(v) => unsafe { std::env::set_var(var, v) },
+                None => unsafe { std::env::remove_var(var) },
+            }
         }
         let path = dir.path().join(format!("{name}.plan"));
         let opts = CompileOptions { weights: Default::default(), max_seq_len: 64, target: Target::Cuda { sm }, decode, sms: None, progress: false };
@@ -57,8 +65,9 @@ fn cuda_matches_cpu_on_every_fixture() {
             next = got;
         }
         println!(
-            "{name} {decode:?} (attention min chunk {}): sm_{sm}, {} positions, worst relative logit error {worst:.2e}, greedy tokens identical",
+            "{name} {decode:?} (attention min chunk {}, cluster {}): sm_{sm}, {} positions, worst relative logit error {worst:.2e}, greedy tokens identical",
             min_chunk.unwrap_or("default"),
+            cluster.unwrap_or("1"),
             tokens.len()
         );
     }

@@ -122,7 +122,7 @@ mod tests {
     use super::*;
 
     fn launch(kernel: &'static str, blocks: u32) -> Launch {
-        Launch { kernel, grid: (blocks, 1, 1), block: 128, shared: 0, args: Vec::new(), label: format!("{kernel} step"), tasks: blocks }
+        Launch { kernel, grid: (blocks, 1, 1), block: 128, shared: 0, args: Vec::new(), label: format!("{kernel} step"), tasks: blocks, cluster: 1 }
     }
 
     /// Two SMs of four slots; each stamp (grid, start, wait, end, block, sm).

@@ -124,6 +124,15 @@ const ATTN_WANT_SPLITS: usize = 32;
 /// run the split-and-merge path on short contexts.
 const ATTN_MIN_CHUNK: usize = 64;
 
+/// Blocks of an attention cluster on the graph path (kernels/attention.cu): 1 (none) unless
+/// `LLMC_ATTN_CLUSTER` asks for 2, 4 or 8 (an experiment: its slices merge through distributed
+/// shared memory instead of L2; the persistent path has no clusters).
+const ATTN_MAX_CLUSTER: usize = define("ATTN_MAX_CLUSTER");
+
+fn attn_cluster() -> usize {
+    std::env::var("LLMC_ATTN_CLUSTER").ok().and_then(|v| v.parse().ok()).filter(|&c: &usize| c.is_power_of_two() && c <= ATTN_MAX_CLUSTER).unwrap_or(1)
+}
+
 fn attn_min_chunk() -> usize {
     std::env::var("LLMC_ATTN_MIN_CHUNK").ok().and_then(|v| v.parse().ok()).filter(|&c| (1..=ATTN_CHUNK).contains(&c)).unwrap_or(ATTN_MIN_CHUNK)
 }
@@ -142,6 +151,8 @@ pub struct Launch {
     /// Units of work: warp tasks of a GEMV-family kernel, blocks of any other. The persistent
     /// decode program divides these among its workers.
     pub tasks: u32,
+    /// Blocks of a thread block cluster, consecutive along the grid's y (1: no clusters).
+    pub cluster: u32,
 }
 
 /// The kernel that reads weight `w`: `kernel` for bf16, its `_q` twin for a block format, whose
@@ -231,11 +242,12 @@ fn attn_unit_heads(group: usize, persistent: bool) -> usize {
 /// units one after another, and its share of a step is a contiguous range of them, so two of a
 /// unit's first splits, the ones active at short contexts, would fall to one worker) and
 /// ATTN_WANT_SPLITS, no more than slices of ATTN_MIN_CHUNK positions need, and enough that no
-/// slice exceeds ATTN_CHUNK. The kernel uses only as many as `pos` needs.
-fn attention_splits(sms: u32, units: usize, max_seq: usize, persistent: bool) -> u32 {
+/// slice exceeds ATTN_CHUNK, rounded up to whole clusters of `cluster` blocks. The kernel uses
+/// only as many as `pos` needs.
+fn attention_splits(sms: u32, units: usize, max_seq: usize, persistent: bool, cluster: usize) -> u32 {
     let blocks = if persistent { sms } else { 2 * sms } as usize;
     let want = (blocks / units.max(1)).clamp(1, ATTN_WANT_SPLITS).min(max_seq.div_ceil(attn_min_chunk()));
-    want.max(max_seq.div_ceil(ATTN_CHUNK)) as u32
+    want.max(max_seq.div_ceil(ATTN_CHUNK)).next_multiple_of(cluster) as u32
 }
 
 /// The attention launch's blocks of query heads and the heads each serves.
@@ -292,7 +304,8 @@ impl Scratch {
             match step.op {
                 Op::QkvRope { n_heads, n_kv_heads, head_dim, .. } => qkv_rows = qkv_rows.max((n_heads + 2 * n_kv_heads) * head_dim),
                 Op::Attention { n_heads, n_kv_heads, head_dim } => {
-                    splits = splits.max(attention_splits(sms, attention_units(n_heads, n_kv_heads, persistent).0, plan.max_seq_len, persistent));
+                    let cluster = if persistent { 1 } else { attn_cluster() };
+                    splits = splits.max(attention_splits(sms, attention_units(n_heads, n_kv_heads, persistent).0, plan.max_seq_len, persistent, cluster));
                     attention_floats = attention_floats.max(n_heads * splits as usize * (head_dim + ATTN_PARTIAL_HEAD));
                 }
                 _ => {}
@@ -369,7 +382,7 @@ impl DeviceLayout {
             ];
             ("sample_top", 1, TOP_THREADS, TOP_SHARED as u32, args)
         };
-        Launch { kernel, grid: (grid, 1, 1), block, shared, args, label: label.to_string(), tasks: grid }
+        Launch { kernel, grid: (grid, 1, 1), block, shared, args, label: label.to_string(), tasks: grid, cluster: 1 }
     }
 
     /// The launches of one decode step: the plan's steps, then `advance`, which feeds the
@@ -391,6 +404,7 @@ impl DeviceLayout {
             args: vec![self.ptr(&io.next_token), self.ptr(&io.token), self.ptr(&io.position)],
             label: "advance".into(),
             tasks: 1,
+            cluster: 1,
         }
     }
 
@@ -414,6 +428,7 @@ impl DeviceLayout {
                 .ok_or_else(|| unsupported(format!("rows of {k} do not fit the GEMV's {GEMV_MAX_SHARED} bytes of shared memory")))
         };
         let sms = self.sms;
+        let attention_cluster = if self.persistent || self.sm < 90 { 1 } else { attn_cluster() };
         // An input RMSNorm folded into a GEMV: its weight is the op's last input (Op docs).
         let norm_args = |norm: Option<f32>| -> Result<(u64, u64)> {
             match norm {
@@ -526,7 +541,7 @@ impl DeviceLayout {
                         COUNTERS - ATTENTION_COUNTERS
                     )));
                 }
-                let splits = attention_splits(sms, units, plan.max_seq_len, self.persistent);
+                let splits = attention_splits(sms, units, plan.max_seq_len, self.persistent, attention_cluster);
                 if splits > ATTN_MAX_SPLITS {
                     return Err(unsupported(format!(
                         "a context of {} positions (at most {}; compile with a smaller --max-seq-len)",
@@ -548,6 +563,7 @@ impl DeviceLayout {
                     int(plan.max_seq_len),
                     int(attn_min_chunk()),
                     int(unit_heads),
+                    int(attention_cluster),
                 ];
                 ("attention", (units as u32, splits, 1), ATTN_THREADS, args)
             }
@@ -555,6 +571,7 @@ impl DeviceLayout {
             ref op => return Err(Error::Internal(format!("plan step `{}` reached the CUDA backend, which has no kernel for it", op.kind()))),
         };
         let tasks = warp_tasks.map_or(grid.0 * grid.1 * grid.2, |t| t as u32);
+        let cluster = if kernel == "attention" { attention_cluster as u32 } else { 1 };
         let mut args = args;
         // The embedding's table is its first input, every GEMV's weight its second (Op docs).
         let kernel = match step.op {
@@ -564,7 +581,7 @@ impl DeviceLayout {
             }
             _ => kernel,
         };
-        Ok(Launch { kernel, grid, block, shared, args, label: step.label.clone(), tasks })
+        Ok(Launch { kernel, grid, block, shared, args, label: step.label.clone(), tasks, cluster })
     }
 }
 
@@ -584,9 +601,14 @@ mod tests {
             assert_eq!(attention_units(heads, kv, true), (heads / unit_heads, unit_heads), "{heads} heads over {kv}");
             for max_seq in [64usize, 4096, 32768] {
                 let (units, floor) = (heads / unit_heads, max_seq.div_ceil(ATTN_CHUNK));
-                let splits = attention_splits(132, units, max_seq, true) as usize;
+                let splits = attention_splits(132, units, max_seq, true, 1) as usize;
                 assert!(units * splits <= 132 || splits == floor, "{units} units x {splits} splits for {max_seq} positions");
-                assert!(splits >= floor && attention_splits(132, heads, max_seq, false) as usize >= floor);
+                assert!(splits >= floor && attention_splits(132, heads, max_seq, false, 1) as usize >= floor);
+                // Clusters take whole multiples of their blocks, and no more than one cluster extra.
+                for cluster in [2, 4, 8] {
+                    let (alone, clustered) = (attention_splits(132, heads, max_seq, false, 1), attention_splits(132, heads, max_seq, false, cluster));
+                    assert!(clustered.is_multiple_of(cluster as u32) && clustered >= alone && clustered < alone + cluster as u32, "{clustered} splits");
+                }
             }
         }
     }

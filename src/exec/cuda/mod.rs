@@ -380,6 +380,7 @@ impl CudaBackend {
             args: vec![buffer.ptr, buffer.ptr + BYTES as u64],
             label: "the read bandwidth probe".into(),
             tasks: blocks,
+            cluster: 1,
         };
         Ok(BYTES as f64 / self.device_seconds(|| enqueue(&self.stream, &self.prefill.functions, std::slice::from_ref(&probe), false))?)
     }
@@ -469,7 +470,7 @@ fn enqueue(stream: &CudaStream, functions: &HashMap<&'static str, sys::CUfunctio
         let mut words = l.args.clone();
         let mut params: Vec<*mut c_void> = words.iter_mut().map(|w| w as *mut u64 as *mut c_void).collect();
         // SAFETY: zeroed attributes are plain data; the value union is written before use.
-        let mut attrs: [sys::CUlaunchAttribute; 2] = unsafe { std::mem::zeroed() };
+        let mut attrs: [sys::CUlaunchAttribute; 3] = unsafe { std::mem::zeroed() };
         let mut n = 0;
         if pdl && i > 0 {
             attrs[n].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
@@ -480,6 +481,13 @@ fn enqueue(stream: &CudaStream, functions: &HashMap<&'static str, sys::CUfunctio
             // Its workers wait on each other: the driver must make all of them resident or fail.
             attrs[n].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
             attrs[n].value.cooperative = 1;
+            n += 1;
+        }
+        if l.cluster > 1 {
+            attrs[n].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+            attrs[n].value.clusterDim.x = 1;
+            attrs[n].value.clusterDim.y = l.cluster;
+            attrs[n].value.clusterDim.z = 1;
             n += 1;
         }
         let config = sys::CUlaunchConfig {
@@ -613,6 +621,7 @@ impl Backend for CudaBackend {
             args: vec![self.logits, launch::int(self.vocab), launch::int(token as usize), launch::int(k), self.logprobs_out.ptr],
             label: "logprobs".into(),
             tasks: 1,
+            cluster: 1,
         };
         enqueue(&self.stream, &self.prefill.functions, &[launch], false)?;
         let mut out = vec![0f32; 1 + 2 * k];

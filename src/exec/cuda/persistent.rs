@@ -155,6 +155,7 @@ impl DeviceProgram {
             args: vec![instructions, starts, waits, descs, sync, self.steps as u64, trace],
             label: "decode (persistent)".into(),
             tasks: self.workers,
+            cluster: 1,
         }
     }
 }

@@ -333,7 +333,16 @@ impl DeviceLayout {
                     };
                     let kernel = for_weight(name, w, &mut args)?;
                     let tasks = grid.0 * grid.1 * grid.2;
-                    launches.push(Launch { kernel, grid, block: tiles.threads, shared: tiles.shared as u32, args, label: step.label.clone(), tasks });
+                    launches.push(Launch {
+                        kernel,
+                        grid,
+                        block: tiles.threads,
+                        shared: tiles.shared as u32,
+                        args,
+                        label: step.label.clone(),
+                        tasks,
+                        cluster: 1,
+                    });
                     Ok(())
                 };
                 // sm_90 multiplies bf16 weights by wgmma (sm_90a), older GPUs by mma.sync.
@@ -366,6 +375,7 @@ impl DeviceLayout {
                 args,
                 label: step.label.clone(),
                 tasks: grid.0 * grid.1 * grid.2,
+                cluster: 1,
             };
             // The GEMM's input rows: with an RMSNorm folded into the op (its weight is the last
             // input), the chunk's rows are normalized into `dev.normed` first, as decode's GEMV
