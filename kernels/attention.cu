@@ -10,13 +10,11 @@
 // written by earlier steps), the row at `pos` (this step's qkv_rope output) after it. One active
 // slice writes the output directly; several (flash-decoding) each publish (max, sum, acc[d]) per
 // head and the last one of the block's heads merges them. With `cluster` > 1 (graph path,
-// launched in clusters of that many blocks along the splits: LLMC_ATTN_CLUSTER, launch.rs) the
-// blocks of a cluster keep their (max, sum, acc[d]) in shared memory and merge them through
-// distributed shared memory, each block its share of the elements, between two cluster barriers:
-// no ticket and no trip through L2 while the active slices fit one cluster; past that, each
-// cluster publishes its merged part and the last block merges the parts as above. A cluster with
-// an active slice stays whole (its blocks past the active slices contribute empty parts), one
-// without exits at once.
+// launched in clusters of that many blocks along the splits: LLMC_ATTN_CLUSTER, launch.rs) and
+// no more active slices than that, the first cluster's blocks keep their (max, sum, acc[d]) in
+// shared memory and merge them through distributed shared memory, each block its share of the
+// elements, between two cluster barriers: no ticket and no trip through L2. Its blocks past the
+// active slices stay for the barriers and contribute empty parts; more slices merge as above.
 // In a block: (1) teams of d/8 lanes (8 elements per lane) score ATTN_POS positions each per
 // pass against each of its query heads, scores kept in shared memory; (2) a warp per head
 // takes the max and the exponentials; (3) threads own (8-element chunk of V, slice of positions)
@@ -133,10 +131,9 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     if (pos < 0 || pos >= max_seq) return;
     const int len = pos + 1, chunk = max((len + splits - 1) / splits, min_chunk);
     const int active = (len + chunk - 1) / chunk;
-    // With clusters, the parts merged through L2 are the active clusters' (see the header).
-    const bool clustered = cluster > 1 && active > 1;
-    const int parts = clustered ? (active + cluster - 1) / cluster : active;
-    if (clustered ? split / cluster >= parts : split >= active) return;
+    // Slices that fit the first cluster merge in it (see the header); its idle blocks stay.
+    const bool clustered = cluster > 1 && active > 1 && active <= cluster;
+    if (split >= (clustered ? cluster : active)) return;
     // the unit's first head, and its KV head
     const int head0 = unit * group, g = head0 / (n_heads / n_kv), row = n_kv * d, stride = d + ATTN_PARTIAL_HEAD;
     const int t0 = split * chunk, n = max(min(len, t0 + chunk) - t0, 0), pos_row = pos - t0;  // n = 0: an empty part
@@ -273,7 +270,7 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     if (direct) return;
     if (clustered) {
         // Block r of the cluster merges elements r * share.. of the unit's heads from every
-        // block's part; with one active cluster it writes the output, else the cluster's part.
+        // block's part and writes them out.
         cluster_sync();
         const int elements = group * d, share = (elements + cluster - 1) / cluster, r = cluster_rank();
         for (int e = r * share + tid; e < min(elements, (r + 1) * share); e += ATTN_THREADS) {
@@ -294,18 +291,12 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
                 const float w = expf(m[b] - mx);  // 0 for an empty part
                 sum = fmaf(w, l[b], sum), a = fmaf(w, v[b], a);
             }
-            if (parts == 1) {
-                out[(head0 + h) * d + i] = a / sum;
-            } else {
-                float* p = partial + ((long long)(head0 + h) * splits + split / cluster) * stride;
-                p[ATTN_PARTIAL_HEAD + i] = a;
-                if (i == 0) p[0] = mx, p[1] = sum;
-            }
+            out[(head0 + h) * d + i] = a / sum;
         }
         cluster_sync();  // no block leaves while another reads its part
-        if (parts == 1) return;
+        return;
     }
-    if (!is_last_block(counters + unit, clustered ? parts * cluster : active)) return;
+    if (!is_last_block(counters + unit, active)) return;
 
     // Merge the active splits of the unit's heads. A thread owns 4 output elements of a head and
     // loads ATTN_MERGE_LOADS splits' (max, sum) with their 4 elements at once, one trip through
@@ -317,12 +308,12 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
         float mx = -INFINITY, sum = 0.f;
         float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll 1
-        for (int sp0 = 0; sp0 < parts; sp0 += ATTN_MERGE_LOADS) {
+        for (int sp0 = 0; sp0 < active; sp0 += ATTN_MERGE_LOADS) {
             float2 ml[ATTN_MERGE_LOADS];
             float4 v[ATTN_MERGE_LOADS];
 #pragma unroll
             for (int u = 0; u < ATTN_MERGE_LOADS; u++) {
-                const bool in = sp0 + u < parts;
+                const bool in = sp0 + u < active;
                 ml[u] = in ? __ldcg(reinterpret_cast<const float2*>(p + (sp0 + u) * stride)) : make_float2(-INFINITY, 0.f);
                 v[u] = in ? __ldcg(reinterpret_cast<const float4*>(p + (sp0 + u) * stride + ATTN_PARTIAL_HEAD + i)) : make_float4(0.f, 0.f, 0.f, 0.f);
             }

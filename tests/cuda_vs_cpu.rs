@@ -4,8 +4,8 @@
 //! tokens. Each fixture runs twice: with the default attention (slices of 16 positions: one
 //! block per KV head up to position 15, flash-decoding splits and their merge past it) and with
 //! `LLMC_ATTN_MIN_CHUNK=8`, so more splits merge, and on the graph path with that and
-//! `LLMC_ATTN_CLUSTER` 4 and 8 (splits merged through distributed shared memory: two clusters
-//! then a merge through L2, or one cluster alone); every check runs for both decode paths
+//! `LLMC_ATTN_CLUSTER` 4 and 8 (up to that many active splits merged through distributed shared
+//! memory, more through L2 as without clusters); every check runs for both decode paths
 //! (one kernel per step; one persistent kernel). Needs an NVIDIA GPU and NVRTC: `cargo test --release --test cuda_vs_cpu -- --ignored`.
 
 mod common;
