@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepared for the next device session (not run): decode attention with thread block clusters
-# (LLMC_ATTN_CLUSTER, graph path, off by default) as of f3c4c6b's successor, where a step merges
+# (LLMC_ATTN_CLUSTER, graph path, off by default) as of 030c383, where a step merges
 # through distributed shared memory only when its active slices fit the first cluster.
 # -attn-cluster.log (the first form, every cluster merging and the clusters' parts merged through
 # L2) measured clusters of 4 at 1.220 ms/token after 32 tokens against 1.239-1.252 without, but
