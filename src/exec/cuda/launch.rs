@@ -120,8 +120,9 @@ const ATTN_WANT_SPLITS: usize = 32;
 /// split adds a merge (H200, Qwen2.5-1.5B, 128 tokens after 32: persistent 1.385 -> 1.368
 /// ms/token, graph 1.422 -> 1.399; no change after 4,096; bench/results/2026-11-30-h200-attn-min-chunk.log,
 /// -attention-probe.log). With the merge in one trip through L2, 128 against 64: graph 1.240 /
-/// 1.233-1.234 after 32 tokens, 1.321-1.322 / 1.326-1.329 after 1,024 (2026-12-01-h200-attn-merge.log). `LLMC_ATTN_MIN_CHUNK` overrides it (1..=ATTN_CHUNK), so the tests can
-/// run the split-and-merge path on short contexts.
+/// 1.233-1.234 after 32 tokens, 1.321-1.322 / 1.326-1.329 after 1,024
+/// (2026-12-01-h200-attn-merge.log). `LLMC_ATTN_MIN_CHUNK` overrides it (1..=ATTN_CHUNK), so
+/// the tests can run the split-and-merge path on short contexts.
 const ATTN_MIN_CHUNK: usize = 64;
 
 /// Blocks of an attention cluster on the graph path (kernels/attention.cu): 1 (none) unless
