@@ -1,7 +1,7 @@
 // Shared by every kernel file, which includes it (NVRTC gets every file as an in-memory header).
 // bf16 (the weights) is stored as its 16 bits: it is the top half of an f32, so widening is a
 // shift. Activations are f32; nothing is narrowed on the device except prefill's tensor-core
-// operands (prefill_gemm.cu).
+// operands (prefill_gemm.cu; a block-format weight rounded to bf16 for them, dequantize.cu).
 // No CUDA headers are included, so NVRTC needs no include path.
 #pragma once
 
@@ -10,6 +10,13 @@ typedef unsigned short bf16;
 #define INFINITY __int_as_float(0x7f800000)
 
 __device__ __forceinline__ float bf16_to_f32(bf16 x) { return __uint_as_float(((unsigned)x) << 16); }
+
+// Two f32 rounded to a packed bf16 pair (first in the low half) in one instruction (sm_80+).
+__device__ __forceinline__ unsigned pack_bf16x2(float first, float second) {
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(second), "f"(first));
+    return r;
+}
 
 // The low and high bf16 of a 32-bit word (little-endian: element 0 is the low half).
 __device__ __forceinline__ float lo_f32(unsigned w) { return __uint_as_float(w << 16); }

@@ -16,8 +16,9 @@ pub const HEADERS: [(&str, &str); 1] = [("common.cuh", include_str!("../kernels/
 /// `#include` (`qkv_rope.cu` includes `gemv.cu`, whose dot product it reuses; `persistent.cu` every
 /// file whose bodies it runs), every file `#pragma once`: the unit is one `#include` per file, in
 /// any order.
-pub const SOURCES: [(&str, &str); 15] = [
+pub const SOURCES: [(&str, &str); 16] = [
     ("quant.cu", include_str!("../kernels/quant.cu")),
+    ("dequantize.cu", include_str!("../kernels/dequantize.cu")),
     ("gemv.cu", include_str!("../kernels/gemv.cu")),
     ("qkv_rope.cu", include_str!("../kernels/qkv_rope.cu")),
     ("attention.cu", include_str!("../kernels/attention.cu")),
@@ -277,8 +278,8 @@ mod tests {
     fn define_reads_a_kernel_constant_and_evaluates_its_expression() {
         assert_eq!(define("GEMV_WARPS"), 4);
         assert_eq!(define("GEMV_THREADS"), 32 * 4);
-        // (PG_A_BYTES + 4 * PG_BN * PG_LDB * 2), PG_A_BYTES = 2 * PG_BM * PG_LDA * 4, PG_LD* = PG_BK + 8
-        assert_eq!(define("PG_SHARED"), 2 * 64 * 72 * 4 + 4 * 64 * 72 * 2);
+        // (PGB_X_BYTES + PGB_W_BYTES + 2 * PGB_SPLIT_BYTES): stages 4, BM = BN = 128, BK 32, LD = BK + 8
+        assert_eq!(define("PGB_SHARED"), 4 * 128 * 32 * 4 + 4 * 128 * 40 * 2 + 2 * (2 * 128 * 40 * 2));
         // (TOP_WARPS * (1 << TOP_FIRST_BITS) * 8) with a `//` comment after it
         assert_eq!(define("TOP_SHARED"), 32 * 256 * 8);
     }

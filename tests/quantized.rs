@@ -2,7 +2,8 @@
 //! tests/cuda_vs_cpu.rs): `llmc compile --quantize` of a model whose rows are whole blocks stores
 //! every matrix in the format and the executor reads the blocks; its logits stay within the
 //! format's quantization error of the bf16 plan's (a wrong nibble, scale or row is an error of
-//! order 1); prefill equals decoding the prompt token by token; a format whose blocks do not fit
+//! order 1); prefill (which reads the blocks rounded to bf16) stays within that rounding of
+//! decoding the prompt token by token; a format whose blocks do not fit
 //! a row is refused before anything is written.
 
 mod common;
@@ -50,13 +51,17 @@ fn every_block_format_runs_on_the_cpu_close_to_bf16() {
         println!("{dtype}: {} weight bytes (bf16 {}), relative logit error vs bf16 {err:.2e}", plan.plan.weight_bytes, bf16.plan.weight_bytes);
         assert!(err <= bound(dtype), "{dtype}: relative logit error {err} vs the bf16 plan");
 
-        // Prefill (the GEMM over blocks) equals the decode step (the GEMV over blocks), token by token.
+        // Prefill (the GEMMs over the blocks rounded to bf16) against decode steps (the GEMVs
+        // over the exact blocks), token by token: they differ by bf16's rounding of the weights
+        // (4.6e-3 to 5.6e-3 measured on this fixture, every format), an error in a block's
+        // decoding by order 1.
         let mut stepped = CpuExecutor::new(&plan, SamplingParams::GREEDY).unwrap();
         for (pos, &t) in PROMPT.iter().enumerate() {
             stepped.step(t, pos).unwrap();
         }
         let err = rel_l2_error(&stepped.logits().unwrap(), &got);
-        assert!(err <= 1e-5, "{dtype}: prefill vs step-by-step {err}");
+        println!("{dtype}: prefill vs step-by-step {err:.2e}");
+        assert!(err <= 1e-2, "{dtype}: prefill vs step-by-step {err}");
     }
 }
 

@@ -2,7 +2,8 @@
 //! at once, activations laid out by [`PrefillLayout`] (row `t` = prompt token `t`). The GEMMs
 //! dot each weight row with every row of the chunk while it is hot in cache, so the weights are
 //! read once per chunk instead of once per token. Same kernels and stores as decode, so the
-//! results match token-by-token decode up to f32 summation order.
+//! results match token-by-token decode up to f32 summation order, but for block-format weights,
+//! which a prompt's GEMMs read rounded to bf16 as the GPU's do.
 
 use super::*;
 use crate::plan::prefill::PrefillLayout;
@@ -59,7 +60,10 @@ impl<T> OutPtr<T> {
 /// `out[t, r] = f(t, r, x[t] . W[r])` for the `n` rows of `x` ([n, K]) and every row of `w`
 /// ([N, K]); `out` is [n, N]. Parallel over blocks of weight rows; within a block each row of x
 /// is dotted with the block's weight rows, so both stay in cache and every weight byte comes
-/// from memory once per chunk. (A per-row RMSNorm prologue would scale the rows of `x` here.)
+/// from memory once per chunk. A block-format weight's rows are rounded to bf16 first, as the
+/// GPU's prompt GEMMs read them (kernels/dequantize.cu): a prompt multiplies what `--weights
+/// bf16` would store, decode the exact values. (A per-row RMSNorm prologue would scale the rows
+/// of `x` here.)
 fn gemm<T: Send>(x: &[f32], n: usize, w: &Matrix, out: &mut [T], f: impl Fn(usize, usize, f32) -> T + Sync) {
     const BLOCK: usize = 8;
     let k = x.len() / n;
@@ -69,12 +73,28 @@ fn gemm<T: Send>(x: &[f32], n: usize, w: &Matrix, out: &mut [T], f: impl Fn(usiz
     let ptr = OutPtr(out.as_mut_ptr());
     (0..rows.div_ceil(BLOCK)).into_par_iter().for_each(|b| {
         let block = b * BLOCK..((b + 1) * BLOCK).min(rows);
+        let rounded: Vec<bf16> = match w {
+            Matrix::Bf16 { .. } => Vec::new(),
+            Matrix::Blocks(_) => {
+                let mut row = vec![0f32; k];
+                block
+                    .clone()
+                    .flat_map(|r| {
+                        w.row_into(r, &mut row);
+                        row.iter().map(|&v| bf16::from_f32(v)).collect::<Vec<_>>()
+                    })
+                    .collect()
+            }
+        };
         for t in 0..n {
             let xt = &x[t * k..(t + 1) * k];
             for r in block.clone() {
-                let v = f(t, r, w.dot_row(r, xt));
+                let acc = match w {
+                    Matrix::Bf16 { .. } => w.dot_row(r, xt),
+                    Matrix::Blocks(_) => dot(xt, &rounded[(r - block.start) * k..][..k]),
+                };
                 // SAFETY: (t, r) is written by this block only; t < n, r < rows.
-                unsafe { ptr.put(t * rows + r, v) };
+                unsafe { ptr.put(t * rows + r, f(t, r, acc)) };
             }
         }
     });

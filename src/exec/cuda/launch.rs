@@ -11,7 +11,7 @@ use crate::kernels::define;
 use crate::plan::{Plan, Region, Slot, Step, StepIo, Target};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
-pub const KERNEL_NAMES: [&str; 31] = [
+pub const KERNEL_NAMES: [&str; 30] = [
     "embedding",
     "rms_norm",
     "linear",
@@ -24,8 +24,7 @@ pub const KERNEL_NAMES: [&str; 31] = [
     "gate_up_silu_q",
     "qkv_rope_q",
     "prefill_embedding_q",
-    "prefill_gemm_q",
-    "prefill_gemm_split_k_q",
+    "dequantize_bf16",
     "attention",
     "sample_greedy",
     "sample_top",
@@ -67,7 +66,7 @@ const GEMV_BLOCKS_PER_SM: usize = 4;
 pub const GEMV_MAX_SHARED: usize = 96 * 1024;
 /// The kernels that take more than the default 48 KiB of dynamic shared memory, and the most
 /// each may take (set at load).
-pub const LARGE_SHARED: [(&str, usize); 15] = [
+pub const LARGE_SHARED: [(&str, usize); 13] = [
     ("linear", GEMV_MAX_SHARED),
     ("lm_head", GEMV_MAX_SHARED),
     ("gate_up_silu", GEMV_MAX_SHARED),
@@ -77,9 +76,7 @@ pub const LARGE_SHARED: [(&str, usize); 15] = [
     ("gate_up_silu_q", GEMV_MAX_SHARED),
     ("qkv_rope_q", GEMV_MAX_SHARED),
     ("prefill_gemm", super::prefill::PGB_SHARED),
-    ("prefill_gemm_q", super::prefill::PG_SHARED),
     ("prefill_gemm_split_k", super::prefill::PGB_SHARED),
-    ("prefill_gemm_split_k_q", super::prefill::PG_SHARED),
     ("prefill_attention", super::prefill::PA_SHARED),
     ("sample_top", TOP_SHARED),
     ("decode_persistent", super::persistent::MAX_SHARED as usize),
@@ -125,13 +122,21 @@ const ATTN_WANT_SPLITS: usize = 32;
 /// the tests can run the split-and-merge path on short contexts.
 const ATTN_MIN_CHUNK: usize = 64;
 
-/// Blocks of an attention cluster on the graph path (kernels/attention.cu): 1 (none) unless
-/// `LLMC_ATTN_CLUSTER` asks for 2, 4 or 8 (an experiment: its slices merge through distributed
-/// shared memory instead of L2; the persistent path has no clusters).
+/// Blocks of an attention cluster on the graph path (kernels/attention.cu; the persistent path
+/// has none): a step whose active slices fit one cluster merges them through distributed shared
+/// memory instead of L2. 4 against none on the H200 (2026-12-01-h200-attn-cluster-check.log,
+/// 128 tokens): bf16 1.218-1.219 / 1.235-1.241 ms after 32 tokens, 1.325-1.326 / 1.318-1.319
+/// after 1,024; Q4_K_M 1.167 / 1.191, Q8_0 1.179-1.181 / 1.210-1.214. Clusters of 8 lost 0.06 ms
+/// after 1,024. `LLMC_ATTN_CLUSTER` overrides it (1, 2, 4 or 8).
+const ATTN_CLUSTER: usize = 4;
 const ATTN_MAX_CLUSTER: usize = define("ATTN_MAX_CLUSTER");
 
 fn attn_cluster() -> usize {
-    std::env::var("LLMC_ATTN_CLUSTER").ok().and_then(|v| v.parse().ok()).filter(|&c: &usize| c.is_power_of_two() && c <= ATTN_MAX_CLUSTER).unwrap_or(1)
+    std::env::var("LLMC_ATTN_CLUSTER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&c: &usize| c.is_power_of_two() && c <= ATTN_MAX_CLUSTER)
+        .unwrap_or(ATTN_CLUSTER)
 }
 
 fn attn_min_chunk() -> usize {
@@ -156,18 +161,23 @@ pub struct Launch {
     pub cluster: u32,
 }
 
-/// The kernel that reads weight `w`: `kernel` for bf16, its `_q` twin for a block format, whose
-/// Q_FMT_* id (kernels/quant.cu) is then pushed as the last argument.
-pub(super) fn for_weight(kernel: &'static str, w: &Slot, args: &mut Vec<u64>) -> Result<&'static str> {
-    let id = match w.ty.dtype {
+/// The Q_FMT_* id (kernels/quant.cu) of a block-format weight `w`, None for bf16.
+pub(super) fn format_id(w: &Slot) -> Result<Option<usize>> {
+    Ok(Some(match w.ty.dtype {
         DType::Q8_0 => define("Q_FMT_Q8_0"),
         DType::Q4_0 => define("Q_FMT_Q4_0"),
         DType::Q4K => define("Q_FMT_Q4_K"),
         DType::Q5K => define("Q_FMT_Q5_K"),
         DType::Q6K => define("Q_FMT_Q6_K"),
-        DType::BF16 => return Ok(kernel),
+        DType::BF16 => return Ok(None),
         other => return Err(Error::Internal(format!("{}: weights of {other} reach no kernel", w.name))),
-    };
+    }))
+}
+
+/// The kernel that reads weight `w`: `kernel` for bf16, its `_q` twin for a block format, whose
+/// Q_FMT_* id is then pushed as the last argument.
+pub(super) fn for_weight(kernel: &'static str, w: &Slot, args: &mut Vec<u64>) -> Result<&'static str> {
+    let Some(id) = format_id(w)? else { return Ok(kernel) };
     args.push(int(id));
     Ok(match kernel {
         "embedding" => "embedding_q",
@@ -176,8 +186,6 @@ pub(super) fn for_weight(kernel: &'static str, w: &Slot, args: &mut Vec<u64>) ->
         "lm_head" => "lm_head_q",
         "gate_up_silu" => "gate_up_silu_q",
         "qkv_rope" => "qkv_rope_q",
-        "prefill_gemm" => "prefill_gemm_q",
-        "prefill_gemm_split_k" => "prefill_gemm_split_k_q",
         other => return Err(Error::Internal(format!("kernel {other} has no twin for block-format weights"))),
     })
 }

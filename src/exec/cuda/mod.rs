@@ -106,7 +106,7 @@ pub fn launch_shapes(plan: &Plan, sms: u32) -> Result<(Vec<Launch>, Vec<Launch>)
     let layout = DeviceLayout::placeholder(plan, sms, plan.program.is_some());
     let decode = layout.launches(plan)?;
     let chunk = plan.prefill_layout(prefill::PREFILL_CHUNK.min(plan.max_seq_len))?;
-    let device = PrefillDevice { arena: 0, qkv: 0, normed: 0, partial: 0, counters: 0, weight_maps: 0 };
+    let device = PrefillDevice { arena: 0, qkv: 0, normed: 0, partial: 0, counters: 0, weight_maps: 0, dequantized: 0 };
     let prefill = layout.prefill_launches(&plan.steps, &plan.io, &chunk, &device, chunk.chunk, 0, true)?;
     Ok((decode, prefill))
 }
@@ -192,7 +192,8 @@ impl CudaBackend {
         let partial_at = normed_at + prefill::prefill_normed_bytes(&plan.steps, prefill_layout.chunk).div_ceil(256) * 256;
         let counters_at = partial_at + prefill::split_partial_bytes(sms).div_ceil(256) * 256;
         let maps_at = counters_at + prefill::split_counter_bytes(sms).div_ceil(256) * 256;
-        let prefill_bytes = maps_at + (prefill::MAP_BYTES * plan.steps.len()) as u64;
+        let dequantized_at = (maps_at + (prefill::MAP_BYTES * plan.steps.len()) as u64).div_ceil(256) * 256;
+        let prefill_bytes = dequantized_at + prefill::dequantized_bytes(&plan.steps);
         // Checked up front, so a plan too big for this GPU fails with the sizes before anything
         // is uploaded, rather than with a bare CUDA_ERROR_OUT_OF_MEMORY part way through.
         let needed = plan.weight_bytes + plan.arena_bytes + scratch.bytes + prefill_bytes;
@@ -254,7 +255,7 @@ impl CudaBackend {
         // SAFETY: the counters lie inside the buffer (prefill_bytes counts them).
         unsafe { cu::memset_d8_sync(prefill_buffer.ptr + counters_at, 0, prefill::split_counter_bytes(sms) as usize) }
             .map_err(cuda_err("clearing the prefill counters"))?;
-        let maps = prefill::weight_maps(&plan.steps, &layout)?;
+        let maps = prefill::weight_maps(&plan.steps, &layout, prefill_buffer.ptr + dequantized_at)?;
         // SAFETY: the table lies inside the buffer (prefill_bytes counts it).
         unsafe { cu::memcpy_htod_sync(prefill_buffer.ptr + maps_at, &maps[..]) }.map_err(cuda_err("uploading the weights' tensor maps"))?;
         ctx.synchronize().map_err(cuda_err("clearing the prefill counters"))?;
@@ -268,6 +269,7 @@ impl CudaBackend {
                 partial: prefill_buffer.ptr + partial_at,
                 counters: prefill_buffer.ptr + counters_at,
                 weight_maps: prefill_buffer.ptr + maps_at,
+                dequantized: prefill_buffer.ptr + dequantized_at,
             },
             layout: prefill_layout,
             dev_layout: layout,

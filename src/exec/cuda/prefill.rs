@@ -1,9 +1,9 @@
-//! Launch shapes of batched prefill (kernels/prefill_gemm.cu and prefill_attention.cu, the
-//! prefill kernels in embedding.cu and qkv_rope.cu, and the decode kernels prefill reuses on a
-//! chunk's rows): the GEMM tiles, the prefill buffers' sizes, and the launches of one
+//! Launch shapes of batched prefill (kernels/prefill_gemm*.cu, dequantize.cu and
+//! prefill_attention.cu, the prefill kernels in embedding.cu and qkv_rope.cu, and the decode
+//! kernels prefill reuses on a chunk's rows): the GEMM tiles, the prefill buffers' sizes, and the launches of one
 //! pass over a chunk of prompt tokens. Decode's launches are in `launch.rs`.
 
-use super::launch::{float, for_weight, gemv_shape, int, DeviceLayout, Launch, NORM_THREADS};
+use super::launch::{float, for_weight, format_id, gemv_shape, int, DeviceLayout, Launch, NORM_THREADS};
 use crate::error::{Error, Result};
 use crate::ir::Op;
 use crate::kernels::define;
@@ -16,9 +16,9 @@ use cudarc::driver::sys;
 /// 2 x 52 of them for Qwen2.5-1.5B at 512 rows) fill the SMs, small enough that the widened
 /// activations stay a few hundred MB (Qwen2-7B: gate/up's f32 output 155 MB at 2,048 rows).
 pub const PREFILL_CHUNK: usize = 2_048;
-// Tiles, block sizes and limits of prefill_gemm_wgmma.cu, prefill_gemm_bf16.cu, prefill_gemm.cu
+// Tiles, block sizes and limits of prefill_gemm_wgmma.cu, prefill_gemm_bf16.cu, dequantize.cu
 // and prefill_attention.cu (`kernels::define`).
-/// A prefill GEMM kernel: its names (without and with split K; block formats add `_q`), tokens x
+/// A prefill GEMM kernel: its names (without and with split K), tokens x
 /// weight rows of its output tile, K step, threads and dynamic shared memory.
 #[derive(Clone, Copy, Debug)]
 struct GemmTiles {
@@ -69,21 +69,8 @@ const BF16_TILES: GemmTiles = GemmTiles {
     per_sm: 1,
     wgmma: false,
 };
-/// prefill_gemm.cu: block-format weights dequantized into bf16 hi + lo tiles.
-const QUANT_TILES: GemmTiles = GemmTiles {
-    kernel: "prefill_gemm",
-    split_kernel: Some("prefill_gemm_split_k"),
-    rows: define("PG_BM"),
-    cols: define("PG_BN"),
-    k_step: define("PG_BK"),
-    threads: define("PG_THREADS") as u32,
-    shared: define("PG_SHARED"),
-    per_sm: 2,
-    wgmma: false,
-};
-const ALL_TILES: [GemmTiles; 5] = [WGMMA_WIDE, WGMMA_NARROW, WGMMA_SHORT, BF16_TILES, QUANT_TILES];
+const ALL_TILES: [GemmTiles; 4] = [WGMMA_WIDE, WGMMA_NARROW, WGMMA_SHORT, BF16_TILES];
 pub(super) const PGB_SHARED: usize = BF16_TILES.shared;
-pub(super) const PG_SHARED: usize = QUANT_TILES.shared;
 /// The wgmma kernels (with and without split K) and their shared memory.
 pub(super) const WGMMA_SHARED: [(&str, usize); 5] = [
     (WGMMA_WIDE.kernel, WGMMA_WIDE.shared),
@@ -160,6 +147,20 @@ pub struct PrefillDevice {
     pub counters: u64,
     /// A tensor map a step ([`weight_maps`]): the wgmma kernels' weights.
     pub weight_maps: u64,
+    /// The block-format weight of the GEMM at hand rounded to bf16 ([`dequantized_bytes`]).
+    pub dequantized: u64,
+}
+
+const DQ_THREADS: u32 = define("DQ_THREADS") as u32;
+const Q_UNIT: usize = define("Q_UNIT");
+
+/// Bytes of the scratch a block-format GEMM weight is rounded to bf16 in before a prompt's GEMM
+/// multiplies it (kernels/dequantize.cu): the largest such weight's, 0 if the plan has none.
+/// Decode's GEMVs read the blocks themselves; a prompt's GEMMs read every weight once per 128
+/// tokens, so they take the bf16 kernels' speed for one extra pass over the weight (read the
+/// blocks, write the bf16 rows, which the GEMM then reads back, largely from L2).
+pub fn dequantized_bytes(steps: &[Step]) -> u64 {
+    steps.iter().filter_map(gemm_weight).filter(|w| w.ty.dtype.is_block_format()).map(|w| 2 * w.ty.elements() as u64).max().unwrap_or(0)
 }
 
 /// A GEMM splits K only while its tiles are fewer than the SMs, into as many blocks as the SMs
@@ -185,14 +186,16 @@ fn gemm_weight(step: &Step) -> Option<&Slot> {
     matches!(step.op, Op::Linear { .. } | Op::LinearResidual { .. } | Op::GateUpSilu { .. } | Op::QkvRope { .. }).then(|| &step.inputs[1])
 }
 
-/// The tensor-map table of the wgmma GEMMs (sm_90): MAP_BYTES a step, for each step whose GEMM
-/// weight is bf16 the CUtensorMap through which the bulk tensor copy engine (TMA) reads it in
-/// boxes of PGW_BOX_ROWS rows x PGW_BK elements with the 128-byte swizzle the kernel's shared
-/// tiles use (kernels/prefill_gemm_wgmma.cu), zeros elsewhere. Uploaded once at load.
-pub fn weight_maps(steps: &[Step], layout: &DeviceLayout) -> Result<Vec<u8>> {
+/// The tensor-map table of the wgmma GEMMs (sm_90): MAP_BYTES a step, for each step with a
+/// GEMM the CUtensorMap through which the bulk tensor copy engine (TMA) reads its weight (a
+/// block-format one as rounded into `dequantized`) in boxes of PGW_BOX_ROWS rows x PGW_BK
+/// elements with the 128-byte swizzle the kernel's shared tiles use
+/// (kernels/prefill_gemm_wgmma.cu), zeros elsewhere. Uploaded once at load.
+pub fn weight_maps(steps: &[Step], layout: &DeviceLayout, dequantized: u64) -> Result<Vec<u8>> {
     let mut table = vec![0u8; MAP_BYTES * steps.len()];
     for (i, step) in steps.iter().enumerate() {
-        let Some(w) = gemm_weight(step).filter(|w| !w.ty.dtype.is_block_format() && layout.sm == 90) else { continue };
+        let Some(w) = gemm_weight(step).filter(|_| layout.sm == 90) else { continue };
+        let address = if w.ty.dtype.is_block_format() { dequantized } else { layout.ptr(w) };
         let k = w.ty.last_dim();
         let dims = [k as u64, (w.ty.elements() / k) as u64];
         let strides = [(2 * k) as u64];
@@ -200,13 +203,13 @@ pub fn weight_maps(steps: &[Step], layout: &DeviceLayout) -> Result<Vec<u8>> {
         let unit = [1u32, 1];
         let mut map = sys::CUtensorMap { opaque: [0; 16] };
         // SAFETY: every pointer names a live local of the rank (2) the call is given; the address
-        // is the weight's in the uploaded weights, which outlive the table.
+        // is the weight's in the uploaded weights, or the scratch, both outliving the table.
         unsafe {
             sys::cuTensorMapEncodeTiled(
                 &mut map,
                 sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
                 2,
-                layout.ptr(w) as *mut std::ffi::c_void,
+                address as *mut std::ffi::c_void,
                 dims.as_ptr(),
                 strides.as_ptr(),
                 boxes.as_ptr(),
@@ -305,12 +308,32 @@ impl DeviceLayout {
         for (step_index, step) in steps.iter().enumerate() {
             let (ins, outs) = (&step.inputs, &step.outputs);
             let unsupported = |why: String| Error::Unsupported(format!("prefill of {} ({}): {why}", step.label, step.op.kind()));
-            // A block-format weight's tiles are dequantized by the GEMM (prefill_gemm_q).
+            // A block-format weight is rounded to bf16 into `dev.dequantized` first, then
+            // multiplied as a bf16 one.
             let gemm = |launches: &mut Vec<Launch>, w: &Slot, cols: usize, mode: usize, x: u64, bias: u64, residual: u64, out: u64| -> Result<()> {
                 let k = w.ty.last_dim();
                 if !k.is_multiple_of(8) {
                     return Err(unsupported(format!("the prefill GEMM needs K divisible by 8, got {k}")));
                 }
+                let weight = match format_id(w)? {
+                    None => self.ptr(w),
+                    Some(fmt) => {
+                        let elements = w.ty.elements();
+                        let blocks = elements.div_ceil(Q_UNIT).div_ceil(DQ_THREADS as usize) as u32;
+                        let args = vec![self.ptr(w), dev.dequantized, elements as u64, int(fmt)];
+                        launches.push(Launch {
+                            kernel: "dequantize_bf16",
+                            grid: (blocks, 1, 1),
+                            block: DQ_THREADS,
+                            shared: 0,
+                            args,
+                            label: step.label.clone(),
+                            tasks: blocks,
+                            cluster: 1,
+                        });
+                        dev.dequantized
+                    }
+                };
                 let gate_up = mode == PG_GATE_UP;
                 // One launch of `tiles` over its column tiles first..last (None: through the end).
                 let mut push = |tiles: GemmTiles, first: usize, last: Option<usize>| -> Result<()> {
@@ -318,7 +341,7 @@ impl DeviceLayout {
                     let gx = last.unwrap_or(gx) - first;
                     let splits = split_k(gx * gy, k, &tiles, self.sms as usize);
                     let grid = (gx as u32, gy as u32, splits as u32);
-                    let mut args = vec![x, self.ptr(w), bias, residual, out, int(mode), int(n), int(cols), int(k), dev.partial, dev.counters];
+                    let mut args = vec![x, weight, bias, residual, out, int(mode), int(n), int(cols), int(k), dev.partial, dev.counters];
                     if tiles.wgmma {
                         if !gemm_weight(step).is_some_and(|mapped| std::ptr::eq(mapped, w)) {
                             return Err(Error::Internal(format!("{}: no tensor map for {}", step.label, w.name)));
@@ -331,10 +354,9 @@ impl DeviceLayout {
                         (true, Some(split)) => split,
                         (true, None) => return Err(Error::Internal(format!("{} split K over {} tiles", tiles.kernel, gx * gy))),
                     };
-                    let kernel = for_weight(name, w, &mut args)?;
                     let tasks = grid.0 * grid.1 * grid.2;
                     launches.push(Launch {
-                        kernel,
+                        kernel: name,
                         grid,
                         block: tiles.threads,
                         shared: tiles.shared as u32,
@@ -346,11 +368,10 @@ impl DeviceLayout {
                     Ok(())
                 };
                 // sm_90 multiplies bf16 weights by wgmma (sm_90a), older GPUs by mma.sync.
-                let tiles = match (w.ty.dtype.is_block_format(), self.sm == 90) {
-                    (true, _) => QUANT_TILES,
-                    (false, false) => BF16_TILES,
-                    (false, true) if n <= WGMMA_SHORT.rows => WGMMA_SHORT,
-                    (false, true) => {
+                let tiles = match self.sm == 90 {
+                    false => BF16_TILES,
+                    true if n <= WGMMA_SHORT.rows => WGMMA_SHORT,
+                    true => {
                         let (gx, gy) = WGMMA_WIDE.count(n, cols, gate_up);
                         let (nx, ny) = WGMMA_NARROW.count(n, cols, gate_up);
                         if !wide_is_faster(gx * gy, nx * ny, self.sms as usize) {
@@ -598,9 +619,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(split_k(24, 8_960, &QUANT_TILES, 132), 11);
-        assert_eq!(split_k(24, 1_536, &QUANT_TILES, 132), 8);
-        assert_eq!(split_k(280, 1_536, &QUANT_TILES, 132), 1);
+        // the mma.sync kernel (sm_80, sm_89) at up to 128 rows: down 12 tiles, q/k/v 16
+        assert_eq!(split_k(12, 8_960, &BF16_TILES, 132), 11);
+        assert_eq!(split_k(16, 1_536, &BF16_TILES, 132), 8);
+        assert_eq!(split_k(140, 1_536, &BF16_TILES, 132), 1);
         // the wgmma kernel at 1,024 rows of Qwen2.5-1.5B: q/k/v 64 tiles, o_proj and down 48
         assert_eq!(split_k(128, 1_536, &WGMMA_NARROW, 132), 1);
         assert_eq!(split_k(96, 8_960, &WGMMA_NARROW, 132), 1);
