@@ -39,6 +39,9 @@ pub const SOURCES: [(&str, &str); 16] = [
 /// so a constant the host shares with a kernel (block size, limit, tile) is defined once, in the
 /// kernel file. The value is an integer expression of literals, other defines, parentheses and
 /// `+ - * / <<`; a name defined nowhere, defined twice, or as anything else stops the build.
+/// Call it only where a constant is required (a `const` item or block): anywhere else it would
+/// scan every kernel source at run time, ~0.5 ms a call (once per block-format GEMM of a prompt
+/// chunk before 2026-12-01, 12-20 ms of a 1.5B model's TTFT).
 pub const fn define(name: &str) -> usize {
     let mut found: Option<usize> = None;
     let mut file = 0;

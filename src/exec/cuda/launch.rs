@@ -161,17 +161,25 @@ pub struct Launch {
     pub cluster: u32,
 }
 
-/// The Q_FMT_* id (kernels/quant.cu) of a block-format weight `w`, None for bf16.
+/// The Q_FMT_* ids of kernels/quant.cu. (`define` scans the kernel sources: evaluated here at
+/// build time, never per launch.)
+const Q_FORMATS: [(DType, usize); 5] = [
+    (DType::Q8_0, define("Q_FMT_Q8_0")),
+    (DType::Q4_0, define("Q_FMT_Q4_0")),
+    (DType::Q4K, define("Q_FMT_Q4_K")),
+    (DType::Q5K, define("Q_FMT_Q5_K")),
+    (DType::Q6K, define("Q_FMT_Q6_K")),
+];
+
+/// The Q_FMT_* id of a block-format weight `w`, None for bf16.
 pub(super) fn format_id(w: &Slot) -> Result<Option<usize>> {
-    Ok(Some(match w.ty.dtype {
-        DType::Q8_0 => define("Q_FMT_Q8_0"),
-        DType::Q4_0 => define("Q_FMT_Q4_0"),
-        DType::Q4K => define("Q_FMT_Q4_K"),
-        DType::Q5K => define("Q_FMT_Q5_K"),
-        DType::Q6K => define("Q_FMT_Q6_K"),
-        DType::BF16 => return Ok(None),
-        other => return Err(Error::Internal(format!("{}: weights of {other} reach no kernel", w.name))),
-    }))
+    if w.ty.dtype == DType::BF16 {
+        return Ok(None);
+    }
+    match Q_FORMATS.iter().find(|(dtype, _)| *dtype == w.ty.dtype) {
+        Some(&(_, id)) => Ok(Some(id)),
+        None => Err(Error::Internal(format!("{}: weights of {} reach no kernel", w.name, w.ty.dtype))),
+    }
 }
 
 /// The kernel that reads weight `w`: `kernel` for bf16, its `_q` twin for a block format, whose

@@ -372,12 +372,13 @@ impl CudaBackend {
         // SAFETY: the buffer holds BYTES + 256 bytes; the probe's sink is the last 4.
         unsafe { cu::memset_d8_async(buffer.ptr, 0, BYTES + 256, self.stream.cu_stream()) }.map_err(cuda_err("clearing the bandwidth probe"))?;
         const WORDS_PER_BLOCK: usize = define("BW_WORDS_PER_BLOCK");
+        const THREADS: u32 = define("BW_THREADS") as u32;
         const { assert!((BYTES / 16).is_multiple_of(WORDS_PER_BLOCK)) };
         let blocks = (BYTES / 16 / WORDS_PER_BLOCK) as u32;
         let probe = Launch {
             kernel: "read_probe",
             grid: (blocks, 1, 1),
-            block: define("BW_THREADS") as u32,
+            block: THREADS,
             shared: 0,
             args: vec![buffer.ptr, buffer.ptr + BYTES as u64],
             label: "the read bandwidth probe".into(),
