@@ -32,9 +32,8 @@ impl std::str::FromStr for Decode {
     }
 }
 
-/// How weights are stored in the plan (`llmc compile --weights`, `--quantize`). bf16 stays the
-/// default until the block-format GEMVs decode faster than the bf16 ones (README, "Quantized
-/// weights": on an H200 they do not yet).
+/// How weights are stored in the plan (`llmc compile --weights`, `--quantize`). The library's
+/// default is bf16; `llmc compile` picks [`Weights::default_for`] its target.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Weights {
     /// A GGUF's Q8_0, Q4_0, Q4_K, Q5_K and Q6_K matrices keep their blocks (read as stored,
@@ -45,6 +44,21 @@ pub enum Weights {
     Bf16,
     /// Every matrix (projections, embedding, LM head) quantized to this block format now.
     Quantize(DType),
+}
+
+impl Weights {
+    /// What `llmc compile` stores when neither `--weights` nor `--quantize` is given: a GGUF's
+    /// blocks as stored for the GPU's graph decode (H200, Qwen2.5-1.5B-shape Q4_K_M file: 869
+    /// against 826 tok/s, 19.6 against 17.6 ms to the first token of 1,024, a third of the
+    /// bytes; bench/results/2026-12-01-h200-ttft-files.log); bf16 for the CPU executor, whose
+    /// block decoding runs at half its bf16 speed (the real Q4_K_M model on 2 cores: 3.2 against
+    /// 6.4 tok/s), and for the persistent kernel, which reads bf16 only.
+    pub fn default_for(target: Target, decode: Decode) -> Weights {
+        match (target, decode) {
+            (Target::Cuda { .. }, Decode::Graph) => Weights::AsStored,
+            _ => Weights::Bf16,
+        }
+    }
 }
 
 impl std::str::FromStr for Weights {
@@ -198,4 +212,17 @@ pub fn compile(model_path: &Path, output: &Path, opts: &CompileOptions) -> Resul
     report(total);
     bar.finish_and_clear();
     Ok(CompileReport { plan, seconds: start.elapsed().as_secs_f64() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_default_to_as_stored_where_blocks_decode_faster() {
+        assert_eq!(Weights::default_for(Target::Cuda { sm: 90 }, Decode::Graph), Weights::AsStored);
+        assert_eq!(Weights::default_for(Target::Cuda { sm: 80 }, Decode::Graph), Weights::AsStored);
+        assert_eq!(Weights::default_for(Target::Cuda { sm: 90 }, Decode::Persistent), Weights::Bf16);
+        assert_eq!(Weights::default_for(Target::Cpu, Decode::Graph), Weights::Bf16);
+    }
 }

@@ -54,10 +54,11 @@ enum Command {
         /// the target, else 132 for sm_90 (H100/H200 SXM) and 108 before.
         #[arg(long)]
         sms: Option<u32>,
-        /// How weights are stored: `bf16` (the default: every weight dequantized to bf16) or
-        /// `as-stored` (a GGUF's Q8_0, Q4_0, Q4_K, Q5_K and Q6_K matrices keep their blocks, 2-3x
-        /// fewer bytes, dequantized in registers; on the GPU decode about as fast as bf16 and
-        /// prompts about 3x slower for now, see the README).
+        /// How weights are stored: `as-stored` (a GGUF's Q8_0, Q4_0, Q4_K, Q5_K and Q6_K
+        /// matrices keep their blocks, 2-3x fewer bytes, dequantized in registers: on the GPU
+        /// decode is 3-5% faster than bf16 and prompts ~10% slower) or `bf16` (every weight
+        /// dequantized to bf16). Default: as-stored for a GPU target with graph decode; bf16 for
+        /// the CPU (its block decoding is half as fast) and for --decode persistent (bf16 only).
         #[arg(long)]
         weights: Option<llmc::compile::Weights>,
         /// Quantize every matrix (projections, embedding, LM head) to this block format now:
@@ -212,7 +213,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compile { model, output, max_seq_len, target, decode, sms, weights, quantize } => {
-            let weights = quantize.map_or(weights.unwrap_or_default(), llmc::compile::Weights::Quantize);
+            let weights = quantize.map(llmc::compile::Weights::Quantize).or(weights);
             compile(model, output, max_seq_len, target, decode, sms, weights)
         }
         Command::Inspect { plan, json, before_fusion } => inspect_plan(plan, json, before_fusion),
@@ -244,11 +245,12 @@ fn compile(
     target: Option<Target>,
     decode: Option<llmc::compile::Decode>,
     sms: Option<u32>,
-    weights: llmc::compile::Weights,
+    weights: Option<llmc::compile::Weights>,
 ) -> Result<i32> {
     let local_sm = llmc::exec::cuda::device_sm().ok();
     let target = target.unwrap_or(local_sm.map_or(Target::Cpu, |sm| Target::Cuda { sm }));
     let decode = decode.unwrap_or_default();
+    let weights = weights.unwrap_or(llmc::compile::Weights::default_for(target, decode));
     // Schedule for this machine's GPU when it is the target.
     let sms = sms.or_else(|| (Some(target) == local_sm.map(|sm| Target::Cuda { sm })).then(llmc::exec::cuda::device_sms).and_then(|r| r.ok()));
     let config = llmc::load::config::ModelConfig::from_file(&model.join("config.json")).ok();
