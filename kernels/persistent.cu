@@ -26,6 +26,7 @@
 #include "gemv.cu"
 #include "qkv_rope.cu"
 #include "attention.cu"
+#include "embedding.cu"
 
 #define PK_THREADS ATTN_THREADS
 #define PK_WARPS (PK_THREADS / 32)
@@ -46,6 +47,17 @@
 #define PK_GATE_UP 4
 #define PK_QKV 5
 #define PK_ATTENTION 6
+// ... and those of a block-format weight (the `_q` kernels' bodies; the format's Q_FMT_* id is the
+// last argument), compiled in only for a persistent plan that has such weights
+// (PK_BLOCK_FORMATS=1, src/compile.rs): five kinds of five formats triple NVRTC's time.
+#ifndef PK_BLOCK_FORMATS
+#define PK_BLOCK_FORMATS 0
+#endif
+#define PK_EMBEDDING_Q 7
+#define PK_LINEAR_Q 8
+#define PK_LM_HEAD_Q 9
+#define PK_GATE_UP_Q 10
+#define PK_QKV_Q 11
 
 // The spin's load. Relaxed, not acquire: an acquire load waits for the thread's earlier loads
 // (the weights it requested before waiting), which delayed every wait by their latency (measured
@@ -137,6 +149,57 @@ __device__ __forceinline__ void pk_qkv(const unsigned long long* a, int t, int e
                    (int)a[16], (int)a[17], reinterpret_cast<const bf16*>(a[18]), __int_as_float((int)a[19]), wait);
 }
 
+#if PK_BLOCK_FORMATS
+// Block-format GEMVs (gemv.cu's `_q` overload of gemv_tasks): a task is a tile of GEMV_Q_ROWS
+// weight rows that every warp of the worker works on, so an instruction's [begin, end) are
+// tiles: the bodies start at tile `begin` with a stride of 1 and bound the tasks at the range's
+// last row task (`tasks` of `rows_per_task` rows each in the whole step).
+__device__ __forceinline__ int pk_tile_end(int end, int rows_per_task, int tasks) { return min(end * (GEMV_Q_ROWS / rows_per_task), tasks); }
+
+__device__ __forceinline__ void pk_embedding_q(const unsigned long long* a, CounterWait wait) {
+    wait();
+    const int id = *reinterpret_cast<const int*>(a[1]);
+    Q_DISPATCH((int)a[5], embed_row_q<F>(reinterpret_cast<const unsigned char*>(a[0]), id, (int)a[4], (int)a[3], reinterpret_cast<float*>(a[2])))
+}
+
+__device__ __forceinline__ void pk_linear_q(const unsigned long long* a, int begin, int end, CounterWait wait) {
+    const int n = (int)a[5], k = (int)a[6];
+    Q_DISPATCH((int)a[7], linear_tasks<1, GEMV_BATCH, PK_THREADS>(begin, 1, pk_tile_end(end, 1, n), reinterpret_cast<const float*>(a[0]),
+                                                              QWeights<F>{reinterpret_cast<const unsigned char*>(a[1]), (long long)n * (k / F::BLOCK)},
+                                                              reinterpret_cast<const bf16*>(a[2]), reinterpret_cast<const float*>(a[3]),
+                                                              reinterpret_cast<float*>(a[4]), k, wait))
+}
+
+__device__ __forceinline__ void pk_lm_head_q(const unsigned long long* a, int begin, int end, CounterWait wait) {
+    const int n = (int)a[5], k = (int)a[6];
+    Q_DISPATCH((int)a[7], lm_head_tasks<1, GEMV_BATCH, PK_THREADS>(begin, 1, pk_tile_end(end, 1, n), reinterpret_cast<const float*>(a[0]),
+                                                               QWeights<F>{reinterpret_cast<const unsigned char*>(a[1]), (long long)n * (k / F::BLOCK)},
+                                                               reinterpret_cast<const bf16*>(a[2]), __int_as_float((int)a[3]),
+                                                               reinterpret_cast<float*>(a[4]), k, wait))
+}
+
+__device__ __forceinline__ void pk_gate_up_q(const unsigned long long* a, int begin, int end, CounterWait wait) {
+    const int f = (int)a[5], k = (int)a[6];
+    Q_DISPATCH((int)a[7], gate_up_silu_tasks<1, GEMV_BATCH, PK_THREADS>(begin, 1, pk_tile_end(end, 2, f), reinterpret_cast<const float*>(a[0]),
+                                                                    QWeights<F>{reinterpret_cast<const unsigned char*>(a[1]), 2LL * f * (k / F::BLOCK)},
+                                                                    reinterpret_cast<const bf16*>(a[2]), __int_as_float((int)a[3]),
+                                                                    reinterpret_cast<float*>(a[4]), f, k, wait))
+}
+
+__device__ __forceinline__ void pk_qkv_q(const unsigned long long* a, int begin, int end, CounterWait wait) {
+    const int n_heads = (int)a[13], n_kv = (int)a[14], d = (int)a[15], k = (int)a[16], rows = (n_heads + 2 * n_kv) * d;
+    Q_DISPATCH((int)a[20], qkv_rope_tasks<1, GEMV_BATCH, PK_THREADS>(begin, 1, pk_tile_end(end, 2, rows / 2), reinterpret_cast<const float*>(a[0]),
+                                                                 QWeights<F>{reinterpret_cast<const unsigned char*>(a[1]), (long long)rows * (k / F::BLOCK)},
+                                                                 reinterpret_cast<const bf16*>(a[2]), reinterpret_cast<const bf16*>(a[3]),
+                                                                 reinterpret_cast<const bf16*>(a[4]), __int_as_float((int)a[5]),
+                                                                 reinterpret_cast<const float*>(a[6]), reinterpret_cast<const int*>(a[7]),
+                                                                 reinterpret_cast<float*>(a[8]), reinterpret_cast<float*>(a[9]),
+                                                                 reinterpret_cast<float*>(a[10]), reinterpret_cast<float*>(a[11]),
+                                                                 reinterpret_cast<unsigned*>(a[12]), n_heads, n_kv, d, k, (int)a[17],
+                                                                 reinterpret_cast<const bf16*>(a[18]), __int_as_float((int)a[19]), wait))
+}
+#endif
+
 // Attention units begin..end-1, one after another (the whole block on each).
 __device__ __forceinline__ void pk_attention(const unsigned long long* a, int splits, int begin, int end, CounterWait wait) {
     for (int u = begin; u < end; u++) {
@@ -173,7 +236,14 @@ decode_persistent(const uint4* __restrict__ program, const unsigned* __restrict_
         case PK_GATE_UP: pk_gate_up(a, t, end, wait); break;
         case PK_QKV: pk_qkv(a, t, end, wait); break;
         case PK_ATTENTION: pk_attention(a, (int)desc[1], ins.y, end, wait); break;
-        default: break;
+#if PK_BLOCK_FORMATS
+        case PK_EMBEDDING_Q: pk_embedding_q(a, wait); break;
+        case PK_LINEAR_Q: pk_linear_q(a, ins.y, end, wait); break;
+        case PK_LM_HEAD_Q: pk_lm_head_q(a, ins.y, end, wait); break;
+        case PK_GATE_UP_Q: pk_gate_up_q(a, ins.y, end, wait); break;
+        case PK_QKV_Q: pk_qkv_q(a, ins.y, end, wait); break;
+#endif
+        default: __trap();  // a kind this build lacks: never silently skip a step
         }
         // A body may return before its wait (an inactive attention slice); waiting here keeps the
         // signal below a promise that this step's dependencies are complete too. Its barrier: every

@@ -178,7 +178,8 @@ pub fn compile(model_path: &Path, output: &Path, opts: &CompileOptions) -> Resul
                 plan.program = Some(crate::exec::cuda::persistent::schedule(&plan, sms)?);
             }
             say(format!("compiling the CUDA kernels for sm_{sm}..."));
-            plan.kernels = Some(crate::kernels::compile(sm)?);
+            let persistent_blocks = decode == Decode::Persistent && plan.weights.iter().any(|w| w.ty.dtype.is_block_format());
+            plan.kernels = Some(crate::kernels::compile(sm, persistent_blocks)?);
         }
         (Target::Cpu, Decode::Persistent) => {
             return Err(crate::error::Error::Input("--decode persistent needs a GPU target (--target sm_XX)".into()));

@@ -202,8 +202,10 @@ pub fn nvrtc_available() -> bool {
     unsafe { sys::is_culib_present() }
 }
 
-/// Compiles every kernel for `sm_{sm}`.
-pub fn compile(sm: u32) -> Result<KernelImage> {
+/// Compiles every kernel for `sm_{sm}`; with `persistent_blocks`, the persistent decode kernel
+/// runs block-format steps too (PK_BLOCK_FORMATS: only a persistent plan with such weights pays
+/// for their code, NVRTC's time about tripled).
+pub fn compile(sm: u32, persistent_blocks: bool) -> Result<KernelImage> {
     if !nvrtc_available() {
         return Err(Error::Unavailable(
             "libnvrtc is not loadable: install the CUDA 13 NVRTC library (e.g. `pip install nvidia-cuda-nvrtc==13.0.88`) and put its lib folder on LD_LIBRARY_PATH".into(),
@@ -230,6 +232,9 @@ pub fn compile(sm: u32) -> Result<KernelImage> {
     // as every plan's does).
     let arch = if sm == 90 { "sm_90a".to_string() } else { format!("sm_{sm}") };
     let mut options = vec![format!("--gpu-architecture={arch}"), "--std=c++17".to_string()];
+    if persistent_blocks {
+        options.push("-DPK_BLOCK_FORMATS=1".to_string());
+    }
     options.extend(std::env::var("LLMC_EXPERIMENT_DEFINES").unwrap_or_default().split_whitespace().map(|d| format!("-D{d}")));
     // SAFETY: `prog` is live until `guard` drops.
     let compiled = unsafe { nvrtc::compile_program(guard.0, &options) };

@@ -76,10 +76,25 @@ fn a_format_whose_blocks_do_not_fit_the_rows_is_refused() {
     compile_with(&fixture_dir("qwen2_tied"), &out, Target::Cpu, Weights::Quantize(DType::Q8_0), 64);
 }
 
+/// The persistent program runs a block-format GEMV by tiles of 16 weight rows (8 tasks of two
+/// rows: gate/up, q/k/v), all of a worker's warps on each, as the standalone `_q` kernels do;
+/// other steps keep their units.
 #[test]
-fn the_persistent_kernel_refuses_block_formats_at_compile_time() {
+fn the_persistent_program_cuts_block_format_gemvs_into_tiles() {
+    use llmc::ir::Op;
     let dir = tempfile::tempdir().unwrap();
-    let opts = options(Weights::Quantize(DType::Q8_0), Target::Cuda { sm: 90 }, Decode::Persistent);
-    let err = compile_refused(&fixture_dir("qwen2_tied"), &dir.path().join("p.plan"), &opts);
-    assert!(err.contains("reads bf16 weights only") && err.contains("q8_0") && err.contains("--decode graph"), "{err}");
+    let file = compile_with(&fixture_dir("qwen2_tied"), &dir.path().join("q.plan"), Target::Cpu, Weights::Quantize(DType::Q8_0), 64);
+    let program = llmc::exec::cuda::persistent::schedule(&file.plan, 132).unwrap();
+    let mut gemvs = 0;
+    for (step, &tasks) in file.plan.steps.iter().zip(&program.tasks) {
+        let want = match step.op {
+            Op::Linear { .. } | Op::LinearResidual { .. } | Op::LmHead { .. } => step.outputs[0].ty.elements().div_ceil(16),
+            Op::GateUpSilu { .. } => step.outputs[0].ty.elements().div_ceil(8),
+            Op::QkvRope { n_heads, n_kv_heads, head_dim, .. } => ((n_heads + 2 * n_kv_heads) * head_dim / 2).div_ceil(8),
+            _ => continue,
+        };
+        assert_eq!(tasks as usize, want, "{}", step.label);
+        gemvs += 1;
+    }
+    assert!(gemvs >= 9, "{gemvs} GEMV steps");
 }

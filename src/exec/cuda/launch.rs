@@ -154,7 +154,8 @@ pub struct Launch {
     pub shared: u32,
     pub args: Vec<u64>,
     pub label: String,
-    /// Units of work: warp tasks of a GEMV-family kernel, blocks of any other. The persistent
+    /// Units of work: warp tasks of a bf16 GEMV-family kernel, tiles of GEMV_Q_ROWS rows of a
+    /// `_q` one (all its block's warps work on a tile), blocks of any other. The persistent
     /// decode program divides these among its workers.
     pub tasks: u32,
     /// Blocks of a thread block cluster, consecutive along the grid's y (1: no clusters).
@@ -439,9 +440,11 @@ impl DeviceLayout {
             }
             Ok(k)
         };
+        // A GEMV task's weight rows; a `_q` GEMV's tasks are tiles of GEMV_Q_ROWS rows.
+        let rows_per_task = if matches!(step.op, Op::GateUpSilu { .. } | Op::QkvRope { .. }) { 2 } else { 1 };
+        let quant = ins.get(1).is_some_and(|w| w.ty.dtype.is_block_format());
         let gemv_shape = |tasks: usize, k: usize, normed: bool| {
-            let rows_per_task = if matches!(step.op, Op::GateUpSilu { .. } | Op::QkvRope { .. }) { 2 } else { 1 };
-            gemv_shape(tasks, rows_per_task, k, normed, ins[1].ty.dtype.is_block_format(), self.sms)
+            gemv_shape(tasks, rows_per_task, k, normed, quant, self.sms)
                 .ok_or_else(|| unsupported(format!("rows of {k} do not fit the GEMV's {GEMV_MAX_SHARED} bytes of shared memory")))
         };
         let sms = self.sms;
@@ -587,7 +590,11 @@ impl DeviceLayout {
             Op::Sample => return Ok(self.sample(&ins[0], &outs[0], &plan.io.position, &step.label)),
             ref op => return Err(Error::Internal(format!("plan step `{}` reached the CUDA backend, which has no kernel for it", op.kind()))),
         };
-        let tasks = warp_tasks.map_or(grid.0 * grid.1 * grid.2, |t| t as u32);
+        let tasks = match warp_tasks {
+            None => grid.0 * grid.1 * grid.2,
+            Some(tasks) if quant => tasks.div_ceil(GEMV_Q_ROWS / rows_per_task) as u32,
+            Some(tasks) => tasks as u32,
+        };
         let cluster = if kernel == "attention" { attention_cluster as u32 } else { 1 };
         let mut args = args;
         // The embedding's table is its first input, every GEMV's weight its second (Op docs).

@@ -700,7 +700,7 @@ mod tests {
     /// the compiled PTX (NVRTC, as scripts/test.sh installs it).
     #[test]
     fn launch_tables_of_the_published_configs() {
-        let image = crate::kernels::compile(90).unwrap_or_else(|e| panic!("{e}"));
+        let image = crate::kernels::compile(90, false).unwrap_or_else(|e| panic!("{e}"));
         let params = ptx_params(&image.ptx);
         let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/configs");
         let mut paths: Vec<_> = std::fs::read_dir(&configs).unwrap().map(|e| e.unwrap().path()).collect();

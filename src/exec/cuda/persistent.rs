@@ -30,9 +30,18 @@ const KINDS: [(&str, usize); 6] = [
     ("qkv_rope", define("PK_QKV")),
     ("attention", define("PK_ATTENTION")),
 ];
+/// ... and those of block-format weights (a table of its own: one constant evaluating eleven
+/// `define`s runs past the compiler's patience).
+const QUANT_KINDS: [(&str, usize); 5] = [
+    ("embedding_q", define("PK_EMBEDDING_Q")),
+    ("linear_q", define("PK_LINEAR_Q")),
+    ("lm_head_q", define("PK_LM_HEAD_Q")),
+    ("gate_up_silu_q", define("PK_GATE_UP_Q")),
+    ("qkv_rope_q", define("PK_QKV_Q")),
+];
 
 fn kind(kernel: &str) -> Option<u64> {
-    KINDS.iter().find(|(name, _)| *name == kernel).map(|&(_, kind)| kind as u64)
+    KINDS.iter().chain(&QUANT_KINDS).find(|(name, _)| *name == kernel).map(|&(_, kind)| kind as u64)
 }
 
 /// SMs to schedule for when compiling for `sm` without that GPU at hand: the data-center part
@@ -57,9 +66,6 @@ pub fn schedule(plan: &Plan, sms: u32) -> Result<Program> {
             continue;
         }
         let refuse = |why: String| Error::Unsupported(format!("--decode persistent: {} ({}): {why}; compile with --decode graph", step.label, step.op.kind()));
-        if let Some(w) = step.inputs.iter().find(|i| i.ty.dtype.is_block_format()) {
-            return Err(refuse(format!("the persistent kernel reads bf16 weights only, and {} is {} (or compile with --weights bf16)", w.name, w.ty.dtype)));
-        }
         if kind(launch.kernel).is_none() {
             return Err(refuse(format!("the persistent kernel has no `{}` instruction", launch.kernel)));
         }
