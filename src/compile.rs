@@ -52,7 +52,9 @@ impl Weights {
     /// against 826 tok/s, 19.6 against 17.6 ms to the first token of 1,024, a third of the
     /// bytes; bench/results/2026-12-01-h200-ttft-files.log); bf16 for the CPU executor, whose
     /// block decoding runs at half its bf16 speed (the real Q4_K_M model on 2 cores: 3.2 against
-    /// 6.4 tok/s), and for the persistent kernel, which reads bf16 only.
+    /// 6.4 tok/s), and for the persistent kernel, whose block-format steps run with 8 warps an
+    /// SM where the `_q` kernels want 16 (Q4_K_M file 2.10 ms/token against 1.154 on the graph
+    /// path, bench/results/2026-12-01-h200-persistent-q.log).
     pub fn default_for(target: Target, decode: Decode) -> Weights {
         match (target, decode) {
             (Target::Cuda { .. }, Decode::Graph) => Weights::AsStored,

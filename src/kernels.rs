@@ -299,15 +299,16 @@ mod tests {
     }
 
     /// Every kernel compiles for the oldest and the newest supported architecture, so a kernel
-    /// that does not compile never lands. Needs NVRTC, which scripts/test.sh installs.
+    /// that does not compile never lands; sm_90's with the persistent kernel's block-format steps
+    /// (a superset of the code without them). Needs NVRTC, which scripts/test.sh installs.
     #[test]
     fn every_kernel_compiles_for_sm80_and_sm90() {
         assert!(
             nvrtc_available(),
             "libnvrtc is not loadable: run scripts/test.sh, or `pip install nvidia-cuda-nvrtc==13.0.88` and put its nvidia/cu13/lib on LD_LIBRARY_PATH"
         );
-        for sm in [80, 90] {
-            let image = compile(sm).unwrap_or_else(|e| panic!("{e}"));
+        for (sm, persistent_blocks) in [(80, false), (90, true)] {
+            let image = compile(sm, persistent_blocks).unwrap_or_else(|e| panic!("{e}"));
             assert!(image.cubin.len() > 1000, "sm_{sm}: CUBIN of {} bytes", image.cubin.len());
             for kernel in crate::exec::cuda::launch::KERNEL_NAMES {
                 assert!(image.ptx.contains(&format!(".entry {kernel}(")), "sm_{sm}: kernel {kernel} missing from the PTX");

@@ -58,7 +58,7 @@ enum Command {
         /// matrices keep their blocks, 2-3x fewer bytes, dequantized in registers: on the GPU
         /// decode is 3-5% faster than bf16 and prompts ~10% slower) or `bf16` (every weight
         /// dequantized to bf16). Default: as-stored for a GPU target with graph decode; bf16 for
-        /// the CPU (its block decoding is half as fast) and for --decode persistent (bf16 only).
+        /// the CPU and for --decode persistent, where blocks decode at half the speed.
         #[arg(long)]
         weights: Option<llmc::compile::Weights>,
         /// Quantize every matrix (projections, embedding, LM head) to this block format now:
