@@ -1,7 +1,7 @@
 //! Launch shapes of batched prefill (kernels/prefill_gemm*.cu, dequantize.cu and
 //! prefill_attention.cu, the prefill kernels in embedding.cu and qkv_rope.cu, and the decode
-//! kernels prefill reuses on a chunk's rows): the GEMM tiles, the prefill buffers' sizes, and the launches of one
-//! pass over a chunk of prompt tokens. Decode's launches are in `launch.rs`.
+//! kernels prefill reuses on a chunk's rows): the GEMM tiles, the prefill buffers' sizes, and
+//! the launches of one pass over a chunk of prompt tokens. Decode's launches are in `launch.rs`.
 
 use super::launch::{float, for_weight, format_id, gemv_shape, int, DeviceLayout, Launch, NORM_THREADS};
 use crate::error::{Error, Result};
