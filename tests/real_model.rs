@@ -41,31 +41,44 @@ fn run(args: &[&str]) -> serde_json::Value {
 }
 
 /// The Q4_K and Q6_K blocks kept as stored (exact values) against the same blocks rounded to
-/// bf16: after a prompt the logits differ by bf16's rounding of the weights (relative L2 below
-/// 2e-2) and agree on the next token. (Greedy completions follow each other until a near-tie:
-/// rounding moves the argmax there, so whole completions are not compared.)
+/// bf16, greedy from "def fibonacci(n):": at every position the logits differ by bf16's rounding
+/// of the weights (relative L2 below 2e-2; measured 1.3-3.4e-3), and the two plans choose the
+/// same tokens until a near-tie, where rounding may move the argmax: the first token they differ
+/// on must be one whose logit is within NEAR_TIE of the other's in both plans. (Measured on
+/// 2026-12-01: the texts agree for 10 tokens, then `return 0` / `return "Invalid input"`, whose
+/// first tokens the bf16 plan scores 18.175 and 18.175.)
 #[test]
 #[ignore = "needs the real model; scripts/test.sh runs it"]
 fn as_stored_blocks_agree_with_the_bf16_plan() {
     use llmc::exec::{cpu::CpuExecutor, sampling::SamplingParams, Backend};
+    const NEAR_TIE: f32 = 0.1;
+    const STEPS: usize = 24;
     let stored_path = compile("as-stored");
     let inspect = Command::new(env!("CARGO_BIN_EXE_llmc")).arg("inspect").arg(&stored_path).output().unwrap();
     let listing = String::from_utf8_lossy(&inspect.stdout);
     assert!(listing.contains("q4_k 85 tensors") && listing.contains("q6_k 15 tensors"), "{listing}");
     let (stored, bf16) = (PlanFile::open(&stored_path).unwrap(), PlanFile::open(plan()).unwrap());
     let prompt = Text::new(&bf16.plan.tokenizer).unwrap().encode("def fibonacci(n):", true).unwrap();
-    let logits = |file: &PlanFile| {
-        let mut cpu = CpuExecutor::new(file, SamplingParams::GREEDY).unwrap();
-        let next = cpu.prefill(&prompt, 0).unwrap();
-        (next, cpu.logits().unwrap())
-    };
-    let ((got_next, got), (want_next, want)) = (logits(&stored), logits(&bf16));
-    assert!(got.iter().all(|v| v.is_finite()));
-    let diff: f32 = got.iter().zip(&want).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
-    let err = diff / want.iter().map(|b| b * b).sum::<f32>().sqrt();
-    println!("as-stored vs bf16 after {} prompt tokens: relative L2 logit difference {err:.2e}, next token {got_next} / {want_next}", prompt.len());
-    assert!(err < 2e-2, "relative logit difference {err}");
-    assert_eq!(got_next, want_next);
+    let (mut got_cpu, mut want_cpu) = (CpuExecutor::new(&stored, SamplingParams::GREEDY).unwrap(), CpuExecutor::new(&bf16, SamplingParams::GREEDY).unwrap());
+    let (mut got_next, mut want_next) = (got_cpu.prefill(&prompt, 0).unwrap(), want_cpu.prefill(&prompt, 0).unwrap());
+    let mut agreed = 0;
+    for pos in prompt.len()..prompt.len() + STEPS {
+        let (got, want) = (got_cpu.logits().unwrap(), want_cpu.logits().unwrap());
+        assert!(got.iter().all(|v| v.is_finite()));
+        let diff: f32 = got.iter().zip(&want).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
+        let err = diff / want.iter().map(|b| b * b).sum::<f32>().sqrt();
+        assert!(err < 2e-2, "position {pos}: relative logit difference {err}");
+        if got_next != want_next {
+            let gap = |logits: &[f32]| (logits[got_next as usize] - logits[want_next as usize]).abs();
+            println!("position {pos}: as stored {got_next}, bf16 {want_next}: logit gaps {} / {}", gap(&got), gap(&want));
+            assert!(gap(&got) < NEAR_TIE && gap(&want) < NEAR_TIE, "position {pos}: the plans part at no near-tie");
+            break;
+        }
+        agreed += 1;
+        (got_next, want_next) = (got_cpu.step(got_next, pos).unwrap(), want_cpu.step(want_next, pos).unwrap());
+    }
+    println!("as stored vs bf16 after {} prompt tokens: the same {agreed} greedy tokens", prompt.len());
+    assert!(agreed >= 1, "the plans differ on the first token");
     // Only the bf16 plan is shared; this one would stay in /tmp after every run.
     drop(stored);
     std::fs::remove_dir_all(stored_path.parent().unwrap()).unwrap();
