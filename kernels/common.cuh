@@ -53,8 +53,9 @@ __device__ __forceinline__ float block_max(float v) { return block_reduce(v, max
 // once per decode step, so its line is the first L2 evicts (an evict_first policy), and the
 // step's activations, KV cache rows, kernel code and next layer's inputs stay in L2 under the
 // stream of weights. H200, Qwen2.5-1.5B shape, decode ms/token: bf16 1.455 -> 1.408, q4_k
-// 1.447 -> 1.409, q8_0 1.673 -> 1.553. (Prefill's block-format tiles, re-read by each tile of
-// prompt rows, go through the same loads; its bf16 tiles come by cp.async.)
+// 1.447 -> 1.409, q8_0 1.673 -> 1.553. (Prefill's rounding of a block-format weight to bf16,
+// dequantize.cu, reads each block once through the same loads; its GEMMs read bf16 tiles by
+// cp.async or the tensor copy engine.)
 __device__ __forceinline__ unsigned long long weight_policy() {
     unsigned long long p;
     asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(p));
