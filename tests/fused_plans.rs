@@ -30,6 +30,12 @@ fn check(name: &str, config_file: &str) {
     assert!(!plan.ops_after_fusion.contains_key("rms_norm"), "{name}: an RMSNorm kernel survived");
     assert_eq!(plan.kernels_per_token(), 5 * plan.config.num_layers + 3, "{name}");
     plan.check_arena().unwrap();
+    // On the graph path (132 SMs) each layer's gate/up and down projections are one `mlp`
+    // launch (kernels/mlp.cu); the persistent program keeps them apart.
+    let (decode, _) = llmc::exec::cuda::launch_shapes(&plan, 132).unwrap();
+    let count = |kernel: &str| decode.iter().filter(|l| l.kernel == kernel).count();
+    assert_eq!((count("mlp"), count("gate_up_silu"), count("linear")), (plan.config.num_layers, 0, plan.config.num_layers), "{name}");
+    assert_eq!(decode.len(), plan.kernels_per_token() - plan.config.num_layers + 1, "{name}: the steps less one a layer, and `advance`");
     // The persistent decode program for an H100/H200 (132 SMs): which steps wait on which,
     // tasks and instructions per step, bytes per worker.
     let program = llmc::exec::cuda::persistent::schedule(&plan, 132).unwrap();

@@ -11,13 +11,14 @@ use crate::kernels::define;
 use crate::plan::{Plan, Region, Slot, Step, StepIo, Target};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
-pub const KERNEL_NAMES: [&str; 30] = [
+pub const KERNEL_NAMES: [&str; 31] = [
     "embedding",
     "rms_norm",
     "linear",
     "lm_head",
     "gate_up_silu",
     "qkv_rope",
+    "mlp",
     "embedding_q",
     "linear_q",
     "lm_head_q",
@@ -66,11 +67,12 @@ const GEMV_BLOCKS_PER_SM: usize = 4;
 pub const GEMV_MAX_SHARED: usize = 96 * 1024;
 /// The kernels that take more than the default 48 KiB of dynamic shared memory, and the most
 /// each may take (set at load).
-pub const LARGE_SHARED: [(&str, usize); 13] = [
+pub const LARGE_SHARED: [(&str, usize); 14] = [
     ("linear", GEMV_MAX_SHARED),
     ("lm_head", GEMV_MAX_SHARED),
     ("gate_up_silu", GEMV_MAX_SHARED),
     ("qkv_rope", GEMV_MAX_SHARED),
+    ("mlp", GEMV_MAX_SHARED),
     ("linear_q", GEMV_MAX_SHARED),
     ("lm_head_q", GEMV_MAX_SHARED),
     ("gate_up_silu_q", GEMV_MAX_SHARED),
@@ -90,6 +92,9 @@ pub fn large_shared(kernel: &str, sm: u32) -> Option<usize> {
     LARGE_SHARED.iter().chain(wgmma).find(|(k, _)| *k == kernel).map(|&(_, bytes)| bytes)
 }
 const ATTN_THREADS: u32 = define("ATTN_THREADS") as u32;
+const MLP_THREADS: u32 = define("MLP_THREADS") as u32;
+const MLP_UNIT: usize = define("MLP_UNIT");
+const MLP_MAX_SLOTS: usize = define("MLP_MAX_SLOTS");
 const SAMPLE_THREADS: u32 = define("SAMPLE_THREADS") as u32;
 const TOP_THREADS: u32 = define("TOP_THREADS") as u32;
 /// sample_top's histograms: a warp's first-level bins, two u32 halves each.
@@ -98,8 +103,9 @@ pub(super) const NORM_THREADS: u32 = define("RMS_THREADS") as u32;
 const ATTN_MAX_GROUP: usize = define("ATTN_MAX_GROUP");
 const ATTN_MAX_HEAD_DIM: usize = define("ATTN_MAX_D");
 /// Cross-block counters: qkv_rope one per head from 0, sample at SAMPLE_COUNTER, attention one
-/// per block of query heads from ATTENTION_COUNTERS.
-const COUNTERS: usize = 512;
+/// per block of query heads from ATTENTION_COUNTERS up to MLP_COUNTER, mlp's at MLP_COUNTER.
+const COUNTERS: usize = 513;
+const MLP_COUNTER: usize = 512;
 const QKV_MAX_HEADS: usize = 256;
 const SAMPLE_COUNTER: usize = 256;
 const ATTENTION_COUNTERS: usize = 257;
@@ -405,10 +411,57 @@ impl DeviceLayout {
 
     /// The launches of one decode step: the plan's steps, then `advance`, which feeds the
     /// sampled token and the next position back so the captured graph can replay on its own.
+    /// A layer's gate/up and down projections run as one `mlp` kernel where `mlp` allows it.
     pub fn launches(&self, plan: &Plan) -> Result<Vec<Launch>> {
-        let mut launches = plan.steps.iter().map(|s| self.launch(plan, s)).collect::<Result<Vec<_>>>()?;
+        let mut launches = Vec::with_capacity(plan.steps.len() + 1);
+        let mut steps = plan.steps.iter().peekable();
+        while let Some(step) = steps.next() {
+            match steps.peek().and_then(|down| self.mlp(step, down)) {
+                Some(mlp) => {
+                    launches.push(mlp);
+                    steps.next();
+                }
+                None => launches.push(self.launch(plan, step)?),
+            }
+        }
         launches.push(self.advance(&plan.io));
         Ok(launches)
+    }
+
+    /// `gate_up` and `down` as one `mlp` launch (kernels/mlp.cu): on the graph path, where
+    /// `down` is the linear_residual that projects `gate_up`'s output and adds `gate_up`'s input
+    /// back, both weights are bf16, and the shapes fit the kernel (F a multiple of MLP_UNIT, at
+    /// most 8 * MLP_MAX_SLOTS units a block, x in GEMV_MAX_SHARED) with out apart from x, which
+    /// the blocks read while they add into out. None otherwise: the two kernels run as before.
+    /// `LLMC_FUSE_MLP=0` turns it off (to measure or test the two kernels).
+    fn mlp(&self, gate_up: &Step, down: &Step) -> Option<Launch> {
+        let Op::GateUpSilu { norm } = gate_up.op else { return None };
+        if self.persistent || down.op != (Op::LinearResidual { bias: false }) || std::env::var("LLMC_FUSE_MLP").is_ok_and(|v| v == "0") {
+            return None;
+        }
+        let (x, w_gate_up, act) = (&gate_up.inputs[0], &gate_up.inputs[1], &gate_up.outputs[0]);
+        let (w_down, out) = (&down.inputs[1], &down.outputs[0]);
+        let (f, k) = (act.ty.elements(), x.ty.elements());
+        let overlap = x.region == out.region && x.offset < out.offset + out.bytes() && out.offset < x.offset + x.bytes();
+        let shapes = w_gate_up.ty.last_dim() == k && w_down.ty.last_dim() == f && out.ty.elements() == k;
+        let bf16 = w_gate_up.ty.dtype == DType::BF16 && w_down.ty.dtype == DType::BF16;
+        if down.inputs[0] != *act || down.inputs[2] != *x || !shapes || !bf16 || overlap || !k.is_multiple_of(8) || !f.is_multiple_of(MLP_UNIT) {
+            return None;
+        }
+        let units = f / MLP_UNIT;
+        let blocks = units.min(self.sms.max(1) as usize);
+        let block_units = units.div_ceil(blocks);
+        let shared = if norm.is_some() { 6 * k } else { 4 * k } + 4 * MLP_UNIT * block_units + 4 * k;
+        if block_units > 8 * MLP_MAX_SLOTS || shared > GEMV_MAX_SHARED {
+            return None;
+        }
+        let (norm_w, eps) = match norm {
+            Some(eps) => (self.ptr(gate_up.inputs.last().expect("a normed op has inputs")), float(eps)),
+            None => (0, 0),
+        };
+        let args = vec![self.ptr(x), self.ptr(w_gate_up), norm_w, eps, self.ptr(w_down), self.ptr(out), int(f), int(k), self.counter(MLP_COUNTER)];
+        let grid = (blocks as u32, 1, 1);
+        Some(Launch { kernel: "mlp", grid, block: MLP_THREADS, shared: shared as u32, args, label: gate_up.label.clone(), tasks: blocks as u32, cluster: 1 })
     }
 
     /// `advance` (kernels/step_io.cu): the sampled token becomes the next step's input and the
@@ -555,10 +608,10 @@ impl DeviceLayout {
                     return Err(unsupported(format!("{n_heads} query heads over {n_kv_heads} KV heads (at most {ATTN_MAX_GROUP} per KV head)")));
                 }
                 let (units, unit_heads) = attention_units(n_heads, n_kv_heads, self.persistent);
-                if !(8..=ATTN_MAX_HEAD_DIM).contains(&head_dim) || !head_dim.is_power_of_two() || units > COUNTERS - ATTENTION_COUNTERS {
+                if !(8..=ATTN_MAX_HEAD_DIM).contains(&head_dim) || !head_dim.is_power_of_two() || units > MLP_COUNTER - ATTENTION_COUNTERS {
                     return Err(unsupported(format!(
                         "head_dim {head_dim} (a power of two from 8 to {ATTN_MAX_HEAD_DIM}) or {units} blocks of query heads (at most {})",
-                        COUNTERS - ATTENTION_COUNTERS
+                        MLP_COUNTER - ATTENTION_COUNTERS
                     )));
                 }
                 let splits = attention_splits(sms, units, plan.max_seq_len, self.persistent, attention_cluster);
