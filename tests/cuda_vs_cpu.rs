@@ -36,7 +36,9 @@ fn cuda_matches_cpu_on_every_fixture() {
     type Env = (Option<&'static str>, Option<&'static str>, Option<&'static str>);
     const ENV: [Env; 5] = [(None, None, None), (Some("8"), None, None), (Some("8"), Some("1"), None), (Some("8"), Some("8"), None), (None, None, Some("0"))];
     let cases = DECODE_PATHS.iter().flat_map(|&d| {
-        FIXTURES.iter().flat_map(move |n| ENV.iter().filter(move |e| (e.1.is_none() && e.2.is_none()) || d == Decode::Graph).map(move |&(m, c, f)| (d, n, m, c, f)))
+        FIXTURES
+            .iter()
+            .flat_map(move |n| ENV.iter().filter(move |e| (e.1.is_none() && e.2.is_none()) || d == Decode::Graph).map(move |&(m, c, f)| (d, n, m, c, f)))
     });
     for (decode, name, min_chunk, cluster, fuse_mlp) in cases {
         // SAFETY: this test is the only one of its binary touching the environment, and the
