@@ -13,9 +13,9 @@
 //     warps (mlp_gate_up), x staged and normalized in shared memory as gemv.cu stages it ->
 //     the sums gu (shared memory);
 //  2. down: each of W_down's K rows [K, F] holds the block's channels in the 16-byte chunks of
-//     units u0 = c0 / 8 .. (c1 - 1) / 8; 8 lanes take a row's chunks (a lane every 8th), dot
-//     them with act = silu(gate) * up (zero for the channels of a unit's neighbour block, which
-//     adds them itself) and sum by shuffles -> the block's part of out (shared memory), its first
+//     units u0 = c0 / 8 .. (c1 - 1) / 8; a segment of as many lanes takes a row's chunks
+//     (mlp_down), dots them with act = silu(gate) * up (zero for the channels of a unit's
+//     neighbour block, which adds them itself) and sums them by shuffles -> the block's part of out (shared memory), its first
 //     batch of down loads requested before act is complete (weights never wait for activations);
 //  3. the part is added to out with vector reductions (red.global.add.v4.f32).
 // out starts as x: the first block to arrive after the grid wait copies it and sets a flag, and
@@ -32,7 +32,7 @@
 // of the most a block touches: ceil(most / 8) + 1), the part of out (K * 4 bytes).
 // Bytes: W_gu and W_down once (2F * K * 2 + K * F * 2; the 16-byte chunk two neighbours share
 // is read by both, an L2 hit for the second), x per block (L2), out's reductions (G * K * 4,
-// L2). Requires K % 8 == 0 (gemv.cu), F % MLP_UNIT == 0 and at most MLP_MAX_SLOTS * 8 units a
+// L2). Requires K % 8 == 0 (gemv.cu), F % MLP_UNIT == 0 and at most MLP_MAX_UNITS units a
 // block (launch.rs checks them and otherwise launches the two kernels).
 
 #pragma once
@@ -47,9 +47,8 @@
 #define MLP_SLOTS (GEMV_BATCH / 2)
 // Down's FFN channels a lane reads at once: one 16-byte chunk of a bf16 row.
 #define MLP_UNIT 8
-// A down lane's chunks of a row: units u, u + 8, ... of its block (so up to 8 * MLP_MAX_SLOTS
-// units a block).
-#define MLP_MAX_SLOTS 3
+// The most units a block's channels touch: a row's chunks are one segment of a warp's lanes.
+#define MLP_MAX_UNITS 32
 // The counter's flag bit: out holds x.
 #define MLP_FLAG (1u << 24)
 
@@ -120,56 +119,51 @@ __device__ __forceinline__ void mlp_gate_up(const bf16* __restrict__ w_gate_up, 
     if (s0 < s1) flush();
 }
 
-// Phase 2 for S chunks a lane of each row (S = ceil(units / 8)): rows 4 (warp + W i) + lane / 8,
-// GEMV_BATCH / S rows' chunks in flight a lane. The first batch is requested before act is
-// complete; `act_ready` completes it (between two block barriers).
-template <int S, class ActReady>
+// Phase 2: a warp step covers `per` = 32 / units consecutive rows, a segment of `units` lanes
+// each (lane g * units + u reads unit u of the step's row g, dots it with act's unit u; lanes
+// past per * units idle), so a step's loads are the rows' contiguous chunks and every row's sum
+// takes five guarded shuffles within its segment. Warp w takes steps w, w + W, ..., GEMV_BATCH
+// of them in flight a lane, the first requested before act is complete; `act_ready` completes it
+// (between two block barriers).
+template <class ActReady>
 __device__ __forceinline__ void mlp_down(const bf16* __restrict__ w_down, const float* act, float* part, int first, int units, int f, int k,
                                          ActReady act_ready) {
-    constexpr int RB = GEMV_BATCH / S;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5, rr = lane >> 3, q8 = lane & 7;
-    uint4 w[RB][S];
-    auto row_of = [&](int i) { return 4 * (warp + warps * i) + rr; };
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    const int per = 32 / units, g = lane / units, u = lane - g * units, steps = (k + per - 1) / per;
+    const bool active = g < per;
+    uint4 w[GEMV_BATCH];
+    auto row_of = [&](int i) { return per * (warp + warps * i) + g; };
     auto load = [&](int i0) {
 #pragma unroll
-        for (int b = 0; b < RB; b++) {
+        for (int b = 0; b < GEMV_BATCH; b++) {
             const int row = row_of(i0 + b);
-#pragma unroll
-            for (int s = 0; s < S; s++) {
-                const int u = q8 + 8 * s;
-                if (row < k && u < units) w[b][s] = ld_weight16(w_down + (long long)row * f + first + MLP_UNIT * u);
-            }
+            if (active && row < k) w[b] = ld_weight16(w_down + (long long)row * f + first + MLP_UNIT * u);
         }
     };
     load(0);
     __syncthreads();  // gate/up's sums complete
     act_ready();
     __syncthreads();
-    const float4* act4 = reinterpret_cast<const float4*>(act);
-    float4 a[S][2];
+    const float4 a0 = reinterpret_cast<const float4*>(act)[2 * u], a1 = reinterpret_cast<const float4*>(act)[2 * u + 1];
+    for (int i0 = 0; warp + warps * i0 < steps; i0 += GEMV_BATCH) {  // warp-uniform: every lane shuffles
+        float sum[GEMV_BATCH];
 #pragma unroll
-    for (int s = 0; s < S; s++) {
-        const int u = min(q8 + 8 * s, units - 1);
-        a[s][0] = act4[2 * u], a[s][1] = act4[2 * u + 1];
-    }
-    for (int i0 = 0; 4 * (warp + warps * i0) < k; i0 += RB) {  // warp-uniform: every lane shuffles
-        float sum[RB];
-#pragma unroll
-        for (int b = 0; b < RB; b++) {
+        for (int b = 0; b < GEMV_BATCH; b++) {
             sum[b] = 0.f;
-#pragma unroll
-            for (int s = 0; s < S; s++)
-                if (q8 + 8 * s < units) fma8(sum[b], w[b][s], a[s][0], a[s][1]);
+            if (active && row_of(i0 + b) < k) fma8(sum[b], w[b], a0, a1);
         }
-        if (4 * (warp + warps * (i0 + RB)) < k) load(i0 + RB);
+        if (warp + warps * (i0 + GEMV_BATCH) < steps) load(i0 + GEMV_BATCH);
 #pragma unroll
-        for (int b = 0; b < RB; b++) {
+        for (int b = 0; b < GEMV_BATCH; b++) {
             float v = sum[b];
-            v += __shfl_xor_sync(0xffffffffu, v, 1);
-            v += __shfl_xor_sync(0xffffffffu, v, 2);
-            v += __shfl_xor_sync(0xffffffffu, v, 4);
+#pragma unroll
+            for (int o = 1; o < 32; o <<= 1) {
+                if (o >= units) break;
+                const float t = __shfl_down_sync(0xffffffffu, v, o);
+                if (u + o < units) v += t;
+            }
             const int row = row_of(i0 + b);
-            if (q8 == 0 && row < k) part[row] = v;
+            if (active && u == 0 && row < k) part[row] = v;
         }
     }
 }
@@ -208,11 +202,7 @@ mlp(const float* x, const bf16* w_gate_up, const bf16* norm_w, float eps, const 
             act[i] = v;
         }
     };
-    switch ((units + 7) / 8) {
-        case 1: mlp_down<1>(w_down, act, part, first, units, f, k, act_ready); break;
-        case 2: mlp_down<2>(w_down, act, part, first, units, f, k, act_ready); break;
-        default: mlp_down<MLP_MAX_SLOTS>(w_down, act, part, first, units, f, k, act_ready); break;
-    }
+    mlp_down(w_down, act, part, first, units, f, k, act_ready);
     __syncthreads();
     if (threadIdx.x == 0 && ticket != 0)
         while (!(*(volatile unsigned*)counter & MLP_FLAG)) {

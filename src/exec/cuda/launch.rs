@@ -94,7 +94,7 @@ pub fn large_shared(kernel: &str, sm: u32) -> Option<usize> {
 const ATTN_THREADS: u32 = define("ATTN_THREADS") as u32;
 const MLP_MAX_THREADS: usize = define("MLP_MAX_THREADS");
 const MLP_UNIT: usize = define("MLP_UNIT");
-const MLP_MAX_SLOTS: usize = define("MLP_MAX_SLOTS");
+const MLP_MAX_UNITS: usize = define("MLP_MAX_UNITS");
 const SAMPLE_THREADS: u32 = define("SAMPLE_THREADS") as u32;
 const TOP_THREADS: u32 = define("TOP_THREADS") as u32;
 /// sample_top's histograms: a warp's first-level bins, two u32 halves each.
@@ -445,7 +445,7 @@ impl DeviceLayout {
     /// `gate_up` and `down` as one `mlp` launch (kernels/mlp.cu): on the graph path, where
     /// `down` is the linear_residual that projects `gate_up`'s output and adds `gate_up`'s input
     /// back, both weights are bf16, and the shapes fit the kernel (F a multiple of MLP_UNIT, at
-    /// most 8 * MLP_MAX_SLOTS units a block, x in GEMV_MAX_SHARED) with out apart from x, which
+    /// most MLP_MAX_UNITS units a block, x in GEMV_MAX_SHARED) with out apart from x, which
     /// the blocks read while they add into out. None otherwise: the two kernels run as before.
     /// `LLMC_FUSE_MLP=0` turns it off (to measure or test the two kernels).
     fn mlp(&self, gate_up: &Step, down: &Step) -> Option<Launch> {
@@ -468,7 +468,7 @@ impl DeviceLayout {
         let block_units = most.div_ceil(MLP_UNIT) + 1;
         let x_bytes = if norm.is_some() { 6 * k } else { 4 * k };
         let shared = x_bytes + 8 * most.next_multiple_of(4) + 4 * MLP_UNIT * block_units + 4 * k;
-        if block_units > 8 * MLP_MAX_SLOTS || shared > GEMV_MAX_SHARED {
+        if block_units > MLP_MAX_UNITS || shared > GEMV_MAX_SHARED {
             return None;
         }
         let (norm_w, eps) = match norm {
