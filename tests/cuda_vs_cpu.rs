@@ -4,9 +4,8 @@
 //! block per KV head over the fixtures' 52 positions) and with `LLMC_ATTN_MIN_CHUNK=8`, so several
 //! slices merge. The graph path's attention runs in clusters of 4 by default (up to that many
 //! active slices merged through distributed shared memory, more through L2), so at min chunk 8 it
-//! also runs with `LLMC_ATTN_CLUSTER` 1 and 8; it runs with `LLMC_FUSE_MLP=0` (gate/up and down
-//! as two kernels, as block-format weights run them) and with the fused MLP's grids of 5 blocks
-//! (channels split mid-unit) and 1 (`ENV`). Every check runs for both decode paths (one kernel
+//! also runs with `LLMC_ATTN_CLUSTER` 1 and 8; it runs once more with `LLMC_FUSE_MLP=0` (gate/up
+//! and down as two kernels, as block-format weights run them). Every check runs for both decode paths (one kernel
 //! per step; one persistent kernel). Needs an NVIDIA GPU and NVRTC:
 //! `cargo test --release --test cuda_vs_cpu -- --ignored`.
 
@@ -26,36 +25,27 @@ use llmc::plan::Target;
 const TOLERANCE: f32 = 1e-4;
 const GREEDY_STEPS: usize = 40;
 const DECODE_PATHS: [Decode; 2] = [Decode::Graph, Decode::Persistent];
-const MIN_CHUNK: &str = "LLMC_ATTN_MIN_CHUNK";
-const ENV_VARS: [&str; 5] = [MIN_CHUNK, "LLMC_ATTN_CLUSTER", "LLMC_FUSE_MLP", "LLMC_MLP_BLOCKS", "LLMC_MLP_WARPS"];
-/// The overrides each fixture runs under (the other ENV_VARS unset). Only the attention's min
-/// chunk also applies to the persistent path; clusters and the fused MLP are the graph path's.
-const ENV: [&[(&str, &str)]; 7] = [
-    &[],
-    &[(MIN_CHUNK, "8")],
-    &[(MIN_CHUNK, "8"), ("LLMC_ATTN_CLUSTER", "1")],
-    &[(MIN_CHUNK, "8"), ("LLMC_ATTN_CLUSTER", "8")],
-    &[("LLMC_FUSE_MLP", "0")],
-    // blocks whose channels start mid-unit, and a channel's gate/up slots across warps
-    &[("LLMC_MLP_BLOCKS", "5"), ("LLMC_MLP_WARPS", "4")],
-    // one block: two chunks a down lane
-    &[("LLMC_MLP_BLOCKS", "1")],
-];
 
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn cuda_matches_cpu_on_every_fixture() {
     let sm = device_sm().unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // (attention min chunk, attention cluster, fused MLP); clusters and the fused MLP are the
+    // graph path's only
+    type Env = (Option<&'static str>, Option<&'static str>, Option<&'static str>);
+    const ENV: [Env; 5] = [(None, None, None), (Some("8"), None, None), (Some("8"), Some("1"), None), (Some("8"), Some("8"), None), (None, None, Some("0"))];
     let cases = DECODE_PATHS.iter().flat_map(|&d| {
-        FIXTURES.iter().flat_map(move |n| ENV.iter().filter(move |e| d == Decode::Graph || e.iter().all(|(v, _)| *v == MIN_CHUNK)).map(move |e| (d, n, *e)))
+        FIXTURES
+            .iter()
+            .flat_map(move |n| ENV.iter().filter(move |e| (e.1.is_none() && e.2.is_none()) || d == Decode::Graph).map(move |&(m, c, f)| (d, n, m, c, f)))
     });
-    for (decode, name, env) in cases {
+    for (decode, name, min_chunk, cluster, fuse_mlp) in cases {
         // SAFETY: this test is the only one of its binary touching the environment, and the
         // backend reads the variables while it is being created, on this thread.
-        for var in ENV_VARS {
-            match env.iter().find(|(v, _)| *v == var) {
-                Some((_, value)) => unsafe { std::env::set_var(var, value) },
+        for (var, value) in [("LLMC_ATTN_MIN_CHUNK", min_chunk), ("LLMC_ATTN_CLUSTER", cluster), ("LLMC_FUSE_MLP", fuse_mlp)] {
+            match value {
+                Some(v) => unsafe { std::env::set_var(var, v) },
                 None => unsafe { std::env::remove_var(var) },
             }
         }
@@ -79,7 +69,13 @@ fn cuda_matches_cpu_on_every_fixture() {
             tokens.push(got);
             next = got;
         }
-        println!("{name} {decode:?} {env:?}: sm_{sm}, {} positions, worst relative logit error {worst:.2e}, greedy tokens identical", tokens.len());
+        println!(
+            "{name} {decode:?} (attention min chunk {}, cluster {}, fused MLP {}): sm_{sm}, {} positions, worst relative logit error {worst:.2e}, greedy tokens identical",
+            min_chunk.unwrap_or("default"),
+            cluster.unwrap_or("default"),
+            fuse_mlp.unwrap_or("default"),
+            tokens.len()
+        );
     }
 }
 

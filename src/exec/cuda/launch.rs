@@ -92,9 +92,9 @@ pub fn large_shared(kernel: &str, sm: u32) -> Option<usize> {
     LARGE_SHARED.iter().chain(wgmma).find(|(k, _)| *k == kernel).map(|&(_, bytes)| bytes)
 }
 const ATTN_THREADS: u32 = define("ATTN_THREADS") as u32;
-const MLP_MAX_THREADS: usize = define("MLP_MAX_THREADS");
+const MLP_THREADS: u32 = define("MLP_THREADS") as u32;
 const MLP_UNIT: usize = define("MLP_UNIT");
-const MLP_MAX_UNITS: usize = define("MLP_MAX_UNITS");
+const MLP_MAX_SLOTS: usize = define("MLP_MAX_SLOTS");
 const SAMPLE_THREADS: u32 = define("SAMPLE_THREADS") as u32;
 const TOP_THREADS: u32 = define("TOP_THREADS") as u32;
 /// sample_top's histograms: a warp's first-level bins, two u32 halves each.
@@ -143,20 +143,6 @@ fn attn_cluster() -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|&c: &usize| c.is_power_of_two() && c <= ATTN_MAX_CLUSTER)
         .unwrap_or(ATTN_CLUSTER)
-}
-
-/// Warps of an `mlp` block (kernels/mlp.cu; one block an SM). `LLMC_MLP_WARPS` overrides it
-/// (4 to MLP_MAX_THREADS / 32).
-const MLP_WARPS: usize = 16;
-
-fn mlp_warps() -> usize {
-    std::env::var("LLMC_MLP_WARPS").ok().and_then(|v| v.parse().ok()).filter(|w| (4..=MLP_MAX_THREADS / 32).contains(w)).unwrap_or(MLP_WARPS)
-}
-
-/// `LLMC_MLP_BLOCKS`: an `mlp` grid of that many blocks instead of one an SM (at most F / 8), so
-/// that the tests' small FFNs also split channels mid-unit and over two chunks a lane.
-fn mlp_blocks() -> Option<usize> {
-    std::env::var("LLMC_MLP_BLOCKS").ok().and_then(|v| v.parse().ok()).filter(|&b: &usize| b >= 1)
 }
 
 fn attn_min_chunk() -> usize {
@@ -445,7 +431,7 @@ impl DeviceLayout {
     /// `gate_up` and `down` as one `mlp` launch (kernels/mlp.cu): on the graph path, where
     /// `down` is the linear_residual that projects `gate_up`'s output and adds `gate_up`'s input
     /// back, both weights are bf16, and the shapes fit the kernel (F a multiple of MLP_UNIT, at
-    /// most MLP_MAX_UNITS units a block, x in GEMV_MAX_SHARED) with out apart from x, which
+    /// most 8 * MLP_MAX_SLOTS units a block, x in GEMV_MAX_SHARED) with out apart from x, which
     /// the blocks read while they add into out. None otherwise: the two kernels run as before.
     /// `LLMC_FUSE_MLP=0` turns it off (to measure or test the two kernels).
     fn mlp(&self, gate_up: &Step, down: &Step) -> Option<Launch> {
@@ -462,13 +448,11 @@ impl DeviceLayout {
         if down.inputs[0] != *act || down.inputs[2] != *x || !shapes || !bf16 || overlap || !k.is_multiple_of(8) || !f.is_multiple_of(MLP_UNIT) {
             return None;
         }
-        let blocks = mlp_blocks().unwrap_or(self.sms.max(1) as usize).min(f / MLP_UNIT);
-        // a block's most channels, the units they touch (one more where they start mid-unit)
-        let most = f.div_ceil(blocks);
-        let block_units = most.div_ceil(MLP_UNIT) + 1;
-        let x_bytes = if norm.is_some() { 6 * k } else { 4 * k };
-        let shared = x_bytes + 8 * most.next_multiple_of(4) + 4 * MLP_UNIT * block_units + 4 * k;
-        if block_units > MLP_MAX_UNITS || shared > GEMV_MAX_SHARED {
+        let units = f / MLP_UNIT;
+        let blocks = units.min(self.sms.max(1) as usize);
+        let block_units = units.div_ceil(blocks);
+        let shared = if norm.is_some() { 6 * k } else { 4 * k } + 4 * MLP_UNIT * block_units + 4 * k;
+        if block_units > 8 * MLP_MAX_SLOTS || shared > GEMV_MAX_SHARED {
             return None;
         }
         let (norm_w, eps) = match norm {
@@ -477,16 +461,7 @@ impl DeviceLayout {
         };
         let args = vec![self.ptr(x), self.ptr(w_gate_up), norm_w, eps, self.ptr(w_down), self.ptr(out), int(f), int(k), self.counter(MLP_COUNTER)];
         let grid = (blocks as u32, 1, 1);
-        Some(Launch {
-            kernel: "mlp",
-            grid,
-            block: 32 * mlp_warps() as u32,
-            shared: shared as u32,
-            args,
-            label: gate_up.label.clone(),
-            tasks: blocks as u32,
-            cluster: 1,
-        })
+        Some(Launch { kernel: "mlp", grid, block: MLP_THREADS, shared: shared as u32, args, label: gate_up.label.clone(), tasks: blocks as u32, cluster: 1 })
     }
 
     /// `advance` (kernels/step_io.cu): the sampled token becomes the next step's input and the
