@@ -11,12 +11,15 @@ use llmc::plan::file::PlanFile;
 use llmc::text::Text;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
-/// Compiles the model with `--weights <weights>` (bf16 or as-stored) into a plan kept for the run.
+/// Compiles the model with `--weights <weights>` (bf16 or as-stored) into a plan kept for the run,
+/// under Cargo's target/tmp: each run overwrites the last one's (3.5 GB for bf16) instead of
+/// leaving another copy in /tmp.
 fn compile(weights: &str) -> PathBuf {
     let gguf = std::env::var("LLMC_GGUF").expect("set LLMC_GGUF to the model (scripts/fetch-model.sh prints its path)");
-    let dir = tempfile::tempdir().unwrap().keep();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real_model");
+    std::fs::create_dir_all(&dir).unwrap();
     let plan = dir.join(format!("coder-{weights}.plan"));
     let out = Command::new(env!("CARGO_BIN_EXE_llmc"))
         .args(["compile", &gguf, "-o", plan.to_str().unwrap(), "--max-seq-len", "512", "--weights", weights])
@@ -32,29 +35,10 @@ fn plan() -> &'static PathBuf {
     PLAN.get_or_init(|| compile("bf16"))
 }
 
-/// The as-stored plan (1.2 GB), compiled once for the tests that hold it at the same time (the
-/// two `as_stored_*` tests start together) and deleted when the last lets go, even on a panic:
-/// unlike the bf16 plan it must not stay in /tmp after every run.
-struct StoredPlan(PathBuf);
-
-static STORED: Mutex<(Option<PathBuf>, usize)> = Mutex::new((None, 0));
-
-fn stored_plan() -> StoredPlan {
-    let mut held = STORED.lock().unwrap_or_else(|e| e.into_inner());
-    let path = held.0.get_or_insert_with(|| compile("as-stored")).clone();
-    held.1 += 1;
-    StoredPlan(path)
-}
-
-impl Drop for StoredPlan {
-    fn drop(&mut self) {
-        let mut held = STORED.lock().unwrap_or_else(|e| e.into_inner());
-        held.1 -= 1;
-        if held.1 == 0 {
-            held.0 = None;
-            std::fs::remove_dir_all(self.0.parent().unwrap()).unwrap();
-        }
-    }
+/// The as-stored plan (1.2 GB), shared like the bf16 one.
+fn stored_plan() -> &'static PathBuf {
+    static PLAN: OnceLock<PathBuf> = OnceLock::new();
+    PLAN.get_or_init(|| compile("as-stored"))
 }
 
 fn run_plan(plan: &PathBuf, args: &[&str]) -> serde_json::Value {
@@ -81,10 +65,10 @@ fn as_stored_blocks_agree_with_the_bf16_plan() {
     const NEAR_TIE: f32 = 0.1;
     const STEPS: usize = 24;
     let stored_path = stored_plan();
-    let inspect = Command::new(env!("CARGO_BIN_EXE_llmc")).arg("inspect").arg(&stored_path.0).output().unwrap();
+    let inspect = Command::new(env!("CARGO_BIN_EXE_llmc")).arg("inspect").arg(&stored_path).output().unwrap();
     let listing = String::from_utf8_lossy(&inspect.stdout);
     assert!(listing.contains("q4_k 85 tensors") && listing.contains("q6_k 15 tensors"), "{listing}");
-    let (stored, bf16) = (PlanFile::open(&stored_path.0).unwrap(), PlanFile::open(plan()).unwrap());
+    let (stored, bf16) = (PlanFile::open(&stored_path).unwrap(), PlanFile::open(plan()).unwrap());
     let prompt = Text::new(&bf16.plan.tokenizer).unwrap().encode("def fibonacci(n):", true).unwrap();
     let (mut got_cpu, mut want_cpu) = (CpuExecutor::new(&stored, SamplingParams::GREEDY).unwrap(), CpuExecutor::new(&bf16, SamplingParams::GREEDY).unwrap());
     let (mut got_next, mut want_next) = (got_cpu.prefill(&prompt, 0).unwrap(), want_cpu.prefill(&prompt, 0).unwrap());
@@ -126,7 +110,7 @@ fn as_stored_logits_are_closer_to_gguf_py_f32_than_bf16() {
     const STORED_TOL: f64 = 2e-2;
     let gguf = std::env::var("LLMC_GGUF").expect("set LLMC_GGUF to the model (scripts/fetch-model.sh prints its path)");
     let stored_path = stored_plan();
-    let (stored, bf16) = (PlanFile::open(&stored_path.0).unwrap(), PlanFile::open(plan()).unwrap());
+    let (stored, bf16) = (PlanFile::open(&stored_path).unwrap(), PlanFile::open(plan()).unwrap());
     let prompt = Text::new(&bf16.plan.tokenizer).unwrap().encode("def fibonacci(n):", true).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
