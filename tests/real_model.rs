@@ -65,10 +65,10 @@ fn as_stored_blocks_agree_with_the_bf16_plan() {
     const NEAR_TIE: f32 = 0.1;
     const STEPS: usize = 24;
     let stored_path = stored_plan();
-    let inspect = Command::new(env!("CARGO_BIN_EXE_llmc")).arg("inspect").arg(&stored_path).output().unwrap();
+    let inspect = Command::new(env!("CARGO_BIN_EXE_llmc")).arg("inspect").arg(stored_path).output().unwrap();
     let listing = String::from_utf8_lossy(&inspect.stdout);
     assert!(listing.contains("q4_k 85 tensors") && listing.contains("q6_k 15 tensors"), "{listing}");
-    let (stored, bf16) = (PlanFile::open(&stored_path).unwrap(), PlanFile::open(plan()).unwrap());
+    let (stored, bf16) = (PlanFile::open(stored_path).unwrap(), PlanFile::open(plan()).unwrap());
     let prompt = Text::new(&bf16.plan.tokenizer).unwrap().encode("def fibonacci(n):", true).unwrap();
     let (mut got_cpu, mut want_cpu) = (CpuExecutor::new(&stored, SamplingParams::GREEDY).unwrap(), CpuExecutor::new(&bf16, SamplingParams::GREEDY).unwrap());
     let (mut got_next, mut want_next) = (got_cpu.prefill(&prompt, 0).unwrap(), want_cpu.prefill(&prompt, 0).unwrap());
@@ -110,7 +110,7 @@ fn as_stored_logits_are_closer_to_gguf_py_f32_than_bf16() {
     const STORED_TOL: f64 = 2e-2;
     let gguf = std::env::var("LLMC_GGUF").expect("set LLMC_GGUF to the model (scripts/fetch-model.sh prints its path)");
     let stored_path = stored_plan();
-    let (stored, bf16) = (PlanFile::open(&stored_path).unwrap(), PlanFile::open(plan()).unwrap());
+    let (stored, bf16) = (PlanFile::open(stored_path).unwrap(), PlanFile::open(plan()).unwrap());
     let prompt = Text::new(&bf16.plan.tokenizer).unwrap().encode("def fibonacci(n):", true).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
