@@ -8,6 +8,7 @@
 #![allow(long_running_const_eval)]
 
 pub mod arena;
+mod avx2;
 pub mod compile;
 pub mod error;
 pub mod exec;

@@ -11,6 +11,7 @@
 //! A concatenated weight (`qkv_proj`, `gate_up_proj`) of one format is one matrix: the bodies of
 //! all its parts, then all their scales.
 
+use crate::avx2::avx2_dispatch;
 use crate::error::{Error, Result};
 use crate::ir::DType;
 use crate::load::gguf::dequant::{q4_0, q4_k, q5_k, q6_k, q8_0};
@@ -65,11 +66,13 @@ pub struct Matrix<'a> {
 }
 
 impl Matrix<'_> {
+    #[inline(always)]
     fn blocks_per_row(&self) -> usize {
         self.k / self.dtype.block().0
     }
 
     /// Block `b` (of all rows') back in GGUF order, in `buf`.
+    #[inline(always)]
     fn native_block<'b>(&self, b: usize, buf: &'b mut [u8; MAX_BLOCK_BYTES]) -> &'b [u8] {
         let block_bytes = self.dtype.block().1;
         let Layout { body, scale_at } = layout(self.dtype);
@@ -87,6 +90,7 @@ impl Matrix<'_> {
     }
 
     /// Block `b` decoded to f32 exactly as ggml (and gguf-py) compute it; returns its elements.
+    #[inline(always)]
     fn decode(&self, b: usize, out: &mut [f32; MAX_BLOCK]) -> usize {
         let mut buf = [0u8; MAX_BLOCK_BYTES];
         let native = self.native_block(b, &mut buf);
@@ -106,29 +110,42 @@ impl Matrix<'_> {
 
     /// Row `r` as f32 values into `out` (`k` of them).
     pub fn row_into(&self, r: usize, out: &mut [f32]) {
-        let mut values = [0f32; MAX_BLOCK];
-        let per_row = self.blocks_per_row();
-        for (j, chunk) in out.chunks_exact_mut(self.dtype.block().0).enumerate() {
-            let n = self.decode(r * per_row + j, &mut values);
-            chunk.copy_from_slice(&values[..n]);
-        }
+        row_into(self, r, out)
     }
 
     /// `x . W[r]`, block by block (no allocation), in 16 independent lanes so it vectorizes.
     pub fn dot_row(&self, r: usize, x: &[f32]) -> f32 {
-        let mut values = [0f32; MAX_BLOCK];
-        let mut acc = [0f32; 16];
-        let per_row = self.blocks_per_row();
-        for (j, xs) in x.chunks_exact(self.dtype.block().0).enumerate() {
-            let n = self.decode(r * per_row + j, &mut values);
-            for (xc, wc) in xs.chunks_exact(16).zip(values[..n].chunks_exact(16)) {
-                for i in 0..16 {
-                    acc[i] += xc[i] * wc[i];
-                }
+        dot_row(self, r, x)
+    }
+}
+
+avx2_dispatch! { fn row_into(m: &Matrix<'_>, r: usize, out: &mut [f32]) => row_into_lanes }
+avx2_dispatch! { fn dot_row(m: &Matrix<'_>, r: usize, x: &[f32]) -> f32 => dot_row_lanes }
+
+#[inline(always)]
+fn row_into_lanes(m: &Matrix<'_>, r: usize, out: &mut [f32]) {
+    let mut values = [0f32; MAX_BLOCK];
+    let per_row = m.blocks_per_row();
+    for (j, chunk) in out.chunks_exact_mut(m.dtype.block().0).enumerate() {
+        let n = m.decode(r * per_row + j, &mut values);
+        chunk.copy_from_slice(&values[..n]);
+    }
+}
+
+#[inline(always)]
+fn dot_row_lanes(m: &Matrix<'_>, r: usize, x: &[f32]) -> f32 {
+    let mut values = [0f32; MAX_BLOCK];
+    let mut acc = [0f32; 16];
+    let per_row = m.blocks_per_row();
+    for (j, xs) in x.chunks_exact(m.dtype.block().0).enumerate() {
+        let n = m.decode(r * per_row + j, &mut values);
+        for (xc, wc) in xs.chunks_exact(16).zip(values[..n].chunks_exact(16)) {
+            for i in 0..16 {
+                acc[i] += xc[i] * wc[i];
             }
         }
-        acc.iter().sum()
     }
+    acc.iter().sum()
 }
 
 /// Checks that a weight of shape `[.., k]` can be stored as `dtype`.
@@ -303,6 +320,28 @@ mod tests {
             }
             assert_eq!(all.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), direct.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{dtype}");
         }
+    }
+
+    /// The AVX2 copies of the block loops (where this CPU has AVX2; else the test compares the
+    /// baseline with itself, and says so) give the baseline's bits for every format.
+    #[test]
+    fn the_avx2_loops_give_the_baseline_bits() {
+        let (rows, k) = (4, 1024);
+        let (w, x) = (ramp(rows * k, 2), ramp(k, 3));
+        for dtype in DType::BLOCK_FORMATS {
+            let (mut bytes, scales) = split_blocks(dtype, &quantize(dtype, &w));
+            bytes.extend(scales);
+            let m = Matrix { dtype, bytes: &bytes, rows, k };
+            let (mut got, mut want) = (vec![0f32; k], vec![1f32; k]);
+            for r in 0..rows {
+                assert_eq!(m.dot_row(r, &x).to_bits(), dot_row_lanes(&m, r, &x).to_bits(), "{dtype} row {r}");
+                m.row_into(r, &mut got);
+                row_into_lanes(&m, r, &mut want);
+                assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{dtype} row {r}");
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        println!("AVX2 on this CPU: {}", std::arch::is_x86_feature_detected!("avx2"));
     }
 
     #[test]

@@ -228,11 +228,13 @@ fn blocks<const BLOCK: usize, const BYTES: usize>(bytes: &[u8], decode: fn(&[u8;
     out
 }
 
+#[inline(always)]
 fn f16_at(b: &[u8], i: usize) -> f32 {
     f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
 }
 
 /// block_q4_0: d (f16), qs[16]; low nibbles are elements 0..16, high nibbles 16..32.
+#[inline(always)]
 pub(crate) fn q4_0(b: &[u8; 18], y: &mut [f32; 32]) {
     let d = f16_at(b, 0);
     for (j, &q) in b[2..].iter().enumerate() {
@@ -278,6 +280,7 @@ fn q5_1(b: &[u8; 24], y: &mut [f32; 32]) {
 }
 
 /// block_q8_0: d (f16), qs[32] (i8).
+#[inline(always)]
 pub(crate) fn q8_0(b: &[u8; 34], y: &mut [f32; 32]) {
     let d = f16_at(b, 0);
     for (y, &q) in y.iter_mut().zip(&b[2..]) {
@@ -288,6 +291,7 @@ pub(crate) fn q8_0(b: &[u8; 34], y: &mut [f32; 32]) {
 /// ggml's `get_scale_min_k4`: the 6-bit scale and min of sub-block `j` (0..8) from the 12 packed
 /// bytes. Sub-blocks 0..4 use the low 6 bits of bytes j and j+4; 4..8 combine a nibble of byte
 /// j+4 with the top 2 bits of bytes j-4 and j.
+#[inline(always)]
 fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
@@ -298,6 +302,7 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 
 /// block_q4_K: d, dmin (f16), scales[12], qs[128]. Each 64 elements share 32 bytes of qs: low
 /// nibbles are the first sub-block of 32, high nibbles the second.
+#[inline(always)]
 pub(crate) fn q4_k(b: &[u8; 144], y: &mut [f32; QK_K]) {
     let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
     let (scales, qs) = (&b[4..16], &b[16..]);
@@ -315,6 +320,7 @@ pub(crate) fn q4_k(b: &[u8; 144], y: &mut [f32; QK_K]) {
 
 /// block_q5_K: d, dmin (f16), scales[12], qh[32], qs[128]. As Q4_K, plus a fifth bit per element:
 /// bit 2*chunk of qh[l] for the first sub-block of a 64-element chunk, bit 2*chunk+1 for the second.
+#[inline(always)]
 pub(crate) fn q5_k(b: &[u8; 176], y: &mut [f32; QK_K]) {
     let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
     let (scales, qh, qs) = (&b[4..16], &b[16..48], &b[48..]);
@@ -336,6 +342,7 @@ pub(crate) fn q5_k(b: &[u8; 176], y: &mut [f32; QK_K]) {
 /// block_q6_K: ql[128] (low 4 bits), qh[64] (high 2 bits), scales[16] (i8), d (f16). Each half of
 /// 128 elements uses 64 bytes of ql and 32 of qh; element l + 32*k takes its low nibble from
 /// ql[l] or ql[l+32] (low or high nibble) and its high bits from qh[l] >> 2k.
+#[inline(always)]
 pub(crate) fn q6_k(b: &[u8; 210], y: &mut [f32; QK_K]) {
     let d = f16_at(b, 208);
     let (ql, qh, scales) = (&b[..128], &b[128..192], &b[192..208]);
