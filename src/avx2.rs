@@ -4,8 +4,8 @@
 //! only widens the vectors): they give the same bits, which `tests` checks for every weight
 //! format. What a loop calls is `#[inline(always)]`, so it is compiled into the AVX2 copy too.
 //! Measured on this project's 2-core CI machine (the real Qwen2.5-Coder-1.5B on the CPU executor,
-//! 32 tokens, the whole binary built for x86-64-v3 against the baseline): bf16 10.2 -> 12.9
-//! tok/s, the blocks kept as stored 4.6 -> 8.2.
+//! 32 tokens, three alternating runs against the baseline-only binary): bf16 9.6-10.3 -> 10.5-11.6
+//! tok/s, the blocks kept as stored 4.5-4.6 -> 8.1-8.4.
 
 /// `$vis fn $name(args) [-> ret]` that runs `$body` (a function of the same arguments, marked
 /// `#[inline(always)]`) compiled with AVX2 where this CPU has it (`is_x86_feature_detected!`,

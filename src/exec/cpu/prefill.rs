@@ -76,14 +76,12 @@ fn gemm<T: Send>(x: &[f32], n: usize, w: &Matrix, out: &mut [T], f: impl Fn(usiz
         let rounded: Vec<bf16> = match w {
             Matrix::Bf16 { .. } => Vec::new(),
             Matrix::Blocks(_) => {
-                let mut row = vec![0f32; k];
-                block
-                    .clone()
-                    .flat_map(|r| {
-                        w.row_into(r, &mut row);
-                        row.iter().map(|&v| bf16::from_f32(v)).collect::<Vec<_>>()
-                    })
-                    .collect()
+                let (mut row, mut rounded) = (vec![0f32; k], vec![bf16::ZERO; block.len() * k]);
+                for (r, out) in block.clone().zip(rounded.chunks_exact_mut(k)) {
+                    w.row_into(r, &mut row);
+                    round_to_bf16(&row, out);
+                }
+                rounded
             }
         };
         for t in 0..n {
@@ -98,6 +96,23 @@ fn gemm<T: Send>(x: &[f32], n: usize, w: &Matrix, out: &mut [T], f: impl Fn(usiz
             }
         }
     });
+}
+
+avx2_dispatch! {
+    /// `x` rounded to bf16 into `out`, as `bf16::from_f32` rounds (to nearest even; a NaN stays
+    /// a quiet NaN with its sign and top payload bits), but without its branches, so it
+    /// vectorizes.
+    fn round_to_bf16(x: &[f32], out: &mut [bf16]) => round_to_bf16_lanes
+}
+
+#[inline(always)]
+fn round_to_bf16_lanes(x: &[f32], out: &mut [bf16]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        let b = v.to_bits();
+        let nearest_even = b.wrapping_add(0x7FFF + ((b >> 16) & 1)) >> 16;
+        let quiet_nan = (b >> 16) | 0x40;
+        *o = bf16::from_bits(if b & 0x7FFF_FFFF > 0x7F80_0000 { quiet_nan } else { nearest_even } as u16);
+    }
 }
 
 impl CpuExecutor<'_> {
@@ -272,5 +287,24 @@ impl CpuExecutor<'_> {
         let io = &plan.io;
         self.write::<i32>(&io.position)[0] = (start + n - 1) as i32;
         Ok(self.read::<i32>(&io.next_token)[0] as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The branch-free rounding gives `bf16::from_f32`'s bits for every sign, exponent and the
+    /// mantissa patterns around a tie (infinities, NaNs, subnormals and overflow included).
+    #[test]
+    fn rounding_to_bf16_matches_half() {
+        let mantissas = [0u32, 1, 0x7FFF, 0x8000, 0x8001, 0xFFFF, 0x1_0000, 0x1_7FFF, 0x1_8000, 0x1_8001, 0x40_0000, 0x7F_7FFF, 0x7F_8000, 0x7F_FFFF];
+        let bits: Vec<u32> = (0..2u32).flat_map(|s| (0..256u32).flat_map(move |e| mantissas.map(|m| s << 31 | e << 23 | m))).collect();
+        let x: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+        let mut got = vec![bf16::ZERO; x.len()];
+        round_to_bf16(&x, &mut got);
+        for ((v, g), b) in x.iter().zip(&got).zip(&bits) {
+            assert_eq!(g.to_bits(), bf16::from_f32(*v).to_bits(), "{b:#010x}");
+        }
     }
 }
