@@ -2,8 +2,8 @@
 # The test suite, as CI runs it on a machine without a GPU: installs NVRTC from PyPI (so every
 # CUDA kernel is compiled for sm_80 and sm_90), the openai client (tests/serve.rs drives
 # `llmc serve` with it) and gguf-py, which brings numpy (tests/real_model.rs's f32 reference),
-# fetches the real model (cached under ~/.cache), then checks formatting, runs every test (the real-model tests on the CPU executor included) and
-# the lints (clippy, warnings are errors).
+# fetches the real model (cached under ~/.cache), then checks formatting, runs every test (the
+# real-model tests on the CPU executor included) and the lints (clippy, warnings are errors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check nvidia-cuda-nvrtc==13.0.88 openai==3.57.0 gguf==0.19.0
