@@ -5,7 +5,9 @@
 //! format. What a loop calls is `#[inline(always)]`, so it is compiled into the AVX2 copy too.
 //! Measured on this project's 2-core CI machine (the real Qwen2.5-Coder-1.5B on the CPU executor,
 //! 32 tokens, three alternating runs against the baseline-only binary): bf16 9.6-10.3 -> 10.5-11.6
-//! tok/s, the blocks kept as stored 4.5-4.6 -> 8.1-8.4.
+//! tok/s, the blocks kept as stored 4.5-4.6 -> 8.1-8.4. The block formats' rows are now read by
+//! AVX2 intrinsics instead (`crate::quant`'s `dot_avx2`, same bits again), which the compiler's
+//! widening of the portable loop could not match.
 
 /// `$vis fn $name(args) [-> ret]` that runs `$body` (a function of the same arguments, marked
 /// `#[inline(always)]`) compiled with AVX2 where this CPU has it (`is_x86_feature_detected!`,

@@ -11,11 +11,13 @@
 //! A concatenated weight (`qkv_proj`, `gate_up_proj`) of one format is one matrix: the bodies of
 //! all its parts, then all their scales.
 
-use crate::avx2::avx2_dispatch;
 use crate::error::{Error, Result};
 use crate::ir::DType;
 use crate::load::gguf::dequant::{q4_0, q4_k, q5_k, q6_k, q8_0};
 use half::f16;
+
+#[cfg(target_arch = "x86_64")]
+mod dot_avx2;
 
 /// Elements of the largest block (the k-quants' super-block).
 pub const MAX_BLOCK: usize = 256;
@@ -110,17 +112,24 @@ impl Matrix<'_> {
 
     /// Row `r` as f32 values into `out` (`k` of them).
     pub fn row_into(&self, r: usize, out: &mut [f32]) {
-        row_into(self, r, out)
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: this CPU has AVX2.
+            return unsafe { dot_avx2::row_into(self, r, out) };
+        }
+        row_into_lanes(self, r, out)
     }
 
     /// `x . W[r]`, block by block (no allocation), in 16 independent lanes so it vectorizes.
     pub fn dot_row(&self, r: usize, x: &[f32]) -> f32 {
-        dot_row(self, r, x)
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: this CPU has AVX2.
+            return unsafe { dot_avx2::dot_row(self, r, x) };
+        }
+        dot_row_lanes(self, r, x)
     }
 }
-
-avx2_dispatch! { fn row_into(m: &Matrix<'_>, r: usize, out: &mut [f32]) => row_into_lanes }
-avx2_dispatch! { fn dot_row(m: &Matrix<'_>, r: usize, x: &[f32]) -> f32 => dot_row_lanes }
 
 #[inline(always)]
 fn row_into_lanes(m: &Matrix<'_>, r: usize, out: &mut [f32]) {

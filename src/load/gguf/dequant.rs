@@ -292,7 +292,7 @@ pub(crate) fn q8_0(b: &[u8; 34], y: &mut [f32; 32]) {
 /// bytes. Sub-blocks 0..4 use the low 6 bits of bytes j and j+4; 4..8 combine a nibble of byte
 /// j+4 with the top 2 bits of bytes j-4 and j.
 #[inline(always)]
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
