@@ -11,6 +11,7 @@ Blocks that start after the handoff (no room for them on the SMs before) show as
   python3 bench/graph_trace_summary.py t.json [--launches 12]
 """
 import argparse
+import gzip
 import json
 from collections import Counter, OrderedDict
 
@@ -45,7 +46,9 @@ def main():
     ap.add_argument("trace")
     ap.add_argument("--launches", type=int, default=12, help="launches to list one by one (from the second layer's first)")
     args = ap.parse_args()
-    ls = launches(json.load(open(args.trace)))
+    opener = gzip.open if args.trace.endswith(".gz") else open
+    rows = json.load(opener(args.trace, "rt"))
+    ls = launches(rows)
     total = ls[-1]["last_exit"] - ls[0]["first_start"]
     kinds = OrderedDict()
     prev_exit = ls[0]["first_start"]
@@ -71,6 +74,23 @@ def main():
     handoffs = sum(l["handoff"] for l in ls)
     print(f"handoffs in all: {handoffs / 1e3:.1f} us ({100 * handoffs / total:.1f}%)")
     layer = next((i for i, l in enumerate(ls) if ".1." in l["label"] or "layers.1" in l["label"]), 0)
+    # Where the post-wait chain goes: per kernel, medians over its blocks that passed the marks
+    # (trace_mark: GEMVs x staged / first rows summed, attention q loaded / P.V done, the fused
+    # MLP gate/up done / down done), in us after the block's own wait returned.
+    marked = OrderedDict()
+    for r in rows:
+        if r.get("marks_ns") and r["waited_ns"] is not None:
+            part = r["label"].rsplit(".", 1)[-1] if r["label"].startswith("layers.") else ""
+            m = marked.setdefault(f"{r['kernel']} {part}".strip(), [[], [], []])
+            for i, t in enumerate(r["marks_ns"]):
+                if t is not None:
+                    m[i].append(t - r["waited_ns"])
+            m[2].append(r["left_ns"] - r["waited_ns"])
+    if any(m[0] or m[1] for m in marked.values()):
+        med = lambda v: f"{sorted(v)[len(v) // 2] / 1e3:7.2f}" if v else "      -"
+        print(f"\nafter a block's wait, us (median over blocks): {'mark 0':>7s} {'mark 1':>7s} {'exit':>7s}")
+        for name, m in marked.items():
+            print(f"{name:20s} {' ' * 23}{med(m[0])} {med(m[1])} {med(m[2])}")
     print(f"\nlaunches from {layer} (us from the step's start): first start, last start, release, first exit, last exit; handoff, work")
     for l in ls[layer:layer + args.launches]:
         us = lambda v: f"{v / 1e3:8.2f}" if v is not None else "       -"

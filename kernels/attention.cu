@@ -160,6 +160,7 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     const int qn = group * d;
     for (int e = tid; e < qn; e += ATTN_THREADS) buf[e] = Wait::load(q + (long long)head0 * d + e);
     __syncthreads();
+    trace_mark(0);
 
     // (1) Scores. Loops over heads and passes stay rolled: the code stays small enough for the
     // instruction cache beside the GEMVs in the persistent kernel.
@@ -238,6 +239,7 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
 #pragma unroll
             for (int e = 0; e < 8; e++) acc[h][e] += __shfl_xor_sync(0xffffffffu, acc[h][e], o);
     }
+    trace_mark(1);
     const bool direct = active == 1;
     // Clustered, a block keeps its part in shared memory: (max, sum) in m_sm and l_sm, acc[d] of
     // head h at own[h * d] in the scores' place (free once P.V is done).

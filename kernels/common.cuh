@@ -154,7 +154,7 @@ struct BlockTraceScope {
         block_trace_slot() = i < TRACE_BLOCK_SLOTS ? (int)(sm * TRACE_BLOCK_SLOTS + i) : -1;
         if (block_trace_slot() < 0) return;
         BlockStamp& b = block_trace[block_trace_slot()];
-        b.grid = grid, b.start = trace_now(), b.wait = 0, b.end = 0, b.sm = sm;
+        b.grid = grid, b.start = trace_now(), b.wait = 0, b.end = 0, b.sm = sm, b.unused[0] = 0, b.unused[1] = 0;
         b.block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
     }
     __device__ ~BlockTraceScope() {
@@ -165,9 +165,17 @@ __device__ __forceinline__ void trace_wait_returned() {
     if (!(threadIdx.x | threadIdx.y | threadIdx.z) && block_trace_slot() >= 0 && block_trace[block_trace_slot()].wait == 0)
         block_trace[block_trace_slot()].wait = trace_now();
 }
+// Thread 0 passing phase `i` (0 or 1) of its block's work after the wait: nanoseconds since
+// its wait returned, in the stamp's spare words (kernels call it where a phase of their
+// post-wait chain ends, so a trace shows where that chain's time goes).
+__device__ __forceinline__ void trace_mark(int i) {
+    if (!(threadIdx.x | threadIdx.y | threadIdx.z) && block_trace_slot() >= 0 && block_trace[block_trace_slot()].wait != 0)
+        block_trace[block_trace_slot()].unused[i] = (unsigned)(trace_now() - block_trace[block_trace_slot()].wait);
+}
 #define BLOCK_TRACE_SCOPE BlockTraceScope block_trace_scope
 #else
 __device__ __forceinline__ void trace_wait_returned() {}
+__device__ __forceinline__ void trace_mark(int) {}
 #define BLOCK_TRACE_SCOPE (void)0
 #endif
 // The first statement of every decode-graph kernel but the last (`advance`, which has no

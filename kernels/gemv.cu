@@ -423,6 +423,7 @@ __device__ __forceinline__ void gemv_tasks(Bf16Weights m, int t, int stride, int
     stage_norm_weight(norm_w, k, THREADS);
     wait();
     stage_x<Wait>(x, norm_w, eps, k, THREADS);
+    trace_mark(0);
     for (; t < tasks; t += TASKS * stride) {
         float acc[R];
 #pragma unroll
@@ -439,6 +440,7 @@ __device__ __forceinline__ void gemv_tasks(Bf16Weights m, int t, int stride, int
         }
 #pragma unroll
         for (int i = 0; i < R; i++) acc[i] = warp_sum(acc[i]);
+        trace_mark(1);
 #pragma unroll
         for (int j = 0; j < TASKS; j++)
             if (t + j * stride < tasks) epilogue(t + j * stride, *reinterpret_cast<const float(*)[ROWS]>(acc + j * ROWS));

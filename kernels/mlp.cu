@@ -133,12 +133,14 @@ mlp(const float* x, const bf16* w_gate_up, const bf16* norm_w, float eps, const 
             act[t] = g / (1.0f + expf(-g)) * acc[1];
         },
         WaitThen<GridWait, decltype(arrive)>{GridWait{}, arrive});
+    trace_mark(0);
     switch ((units + 7) / 8) {
         case 1: mlp_down<1>(w_down, act, part, first, units, f, k); break;
         case 2: mlp_down<2>(w_down, act, part, first, units, f, k); break;
         default: mlp_down<MLP_MAX_SLOTS>(w_down, act, part, first, units, f, k); break;
     }
     __syncthreads();
+    trace_mark(1);
     if (threadIdx.x == 0 && ticket != 0)
         while (!(*(volatile unsigned*)counter & MLP_FLAG)) {
         }

@@ -35,6 +35,10 @@ pub struct BlockRow {
     pub started_ns: i64,
     /// When thread 0's wait for the previous kernel returned; None if it never waited.
     pub waited_ns: Option<i64>,
+    /// When thread 0 passed the kernel's phase marks 0 and 1 after its wait (`trace_mark`: for
+    /// a GEMV x staged, then its first rows summed; attention q loaded, then P.V done; the fused
+    /// MLP gate/up done, then down done); None where it did not.
+    pub marks_ns: [Option<i64>; 2],
     pub left_ns: i64,
 }
 
@@ -79,7 +83,8 @@ impl BlockTrace {
 }
 
 /// [`BlockTrace::rows`] from what it read: `counts[sm]` slots taken of each SM's `slots`, and
-/// the stamps (six words each: grid, start, wait, end, block | sm << 32, unused).
+/// the stamps (six words each: grid, start, wait, end, block | sm << 32, mark 0 | mark 1 << 32,
+/// the marks in nanoseconds after the wait, 0 for none).
 fn rows_of(counts: &[u32], words: &[u64], slots: usize, launches: &[Launch]) -> Result<Vec<BlockRow>> {
     let mut grids: BTreeMap<u64, Vec<[u64; 6]>> = BTreeMap::new();
     for (sm, &taken) in counts.iter().enumerate() {
@@ -110,6 +115,7 @@ fn rows_of(counts: &[u32], words: &[u64], slots: usize, launches: &[Launch]) -> 
                 sm: (s[4] >> 32) as u32,
                 started_ns: s[1] as i64 - origin,
                 waited_ns: (s[2] != 0).then(|| s[2] as i64 - origin),
+                marks_ns: [s[5] as u32, (s[5] >> 32) as u32].map(|m| (s[2] != 0 && m != 0).then(|| s[2] as i64 + i64::from(m) - origin)),
                 left_ns: s[3] as i64 - origin,
             });
         }
@@ -144,6 +150,16 @@ mod tests {
         let rows = rows_of(&counts, &words, 4, &[launch("embedding", 1), launch("linear", 2)]).unwrap();
         let seen: Vec<_> = rows.iter().map(|r| (r.launch, r.kernel, r.block, r.sm, r.started_ns, r.waited_ns, r.left_ns)).collect();
         assert_eq!(seen, [(0, "embedding", 0, 1, 0, None, 900), (1, "linear", 1, 0, 500, Some(1_000), 1_600), (1, "linear", 0, 1, 600, Some(1_100), 1_500)]);
+    }
+
+    #[test]
+    fn marks_are_times_after_the_wait() {
+        let (counts, mut words) = device(&[(7, 1_000, 2_000, 2_900, 0, 0), (7, 1_100, 0, 1_900, 1, 0)]);
+        words[5] = 300 | 700 << 32; // marks 300 and 700 ns after the wait at 2,000
+        words[6 + 5] = 300; // a mark of a block that never waited is none
+        let rows = rows_of(&counts, &words, 4, &[launch("linear", 2)]).unwrap();
+        assert_eq!(rows[0].marks_ns, [Some(1_300), Some(1_700)]);
+        assert_eq!(rows[1].marks_ns, [None, None]);
     }
 
     #[test]
