@@ -143,6 +143,13 @@ __device__ __forceinline__ int& block_trace_slot() {
     __shared__ int slot;
     return slot;
 }
+// When thread 0's wait returned (0 before): kept in shared memory too, so that stamping the wait
+// and the marks reads no global memory (a round trip through L2 would delay thread 0's warp and
+// the stamps that follow it).
+__device__ __forceinline__ unsigned long long& block_trace_waited() {
+    __shared__ unsigned long long waited;
+    return waited;
+}
 struct BlockTraceScope {
     __device__ BlockTraceScope() {
         if (threadIdx.x | threadIdx.y | threadIdx.z) return;
@@ -155,6 +162,7 @@ struct BlockTraceScope {
         if (block_trace_slot() < 0) return;
         BlockStamp& b = block_trace[block_trace_slot()];
         b.grid = grid, b.start = trace_now(), b.wait = 0, b.end = 0, b.sm = sm, b.unused[0] = 0, b.unused[1] = 0;
+        block_trace_waited() = 0;
         b.block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
     }
     __device__ ~BlockTraceScope() {
@@ -162,15 +170,15 @@ struct BlockTraceScope {
     }
 };
 __device__ __forceinline__ void trace_wait_returned() {
-    if (!(threadIdx.x | threadIdx.y | threadIdx.z) && block_trace_slot() >= 0 && block_trace[block_trace_slot()].wait == 0)
-        block_trace[block_trace_slot()].wait = trace_now();
+    if (!(threadIdx.x | threadIdx.y | threadIdx.z) && block_trace_slot() >= 0 && block_trace_waited() == 0)
+        block_trace[block_trace_slot()].wait = block_trace_waited() = trace_now();
 }
 // Thread 0 passing phase `i` (0 or 1) of its block's work after the wait: nanoseconds since
 // its wait returned, in the stamp's spare words (kernels call it where a phase of their
 // post-wait chain ends, so a trace shows where that chain's time goes).
 __device__ __forceinline__ void trace_mark(int i) {
-    if (!(threadIdx.x | threadIdx.y | threadIdx.z) && block_trace_slot() >= 0 && block_trace[block_trace_slot()].wait != 0)
-        block_trace[block_trace_slot()].unused[i] = (unsigned)(trace_now() - block_trace[block_trace_slot()].wait);
+    if (!(threadIdx.x | threadIdx.y | threadIdx.z) && block_trace_slot() >= 0 && block_trace_waited() != 0)
+        block_trace[block_trace_slot()].unused[i] = (unsigned)(trace_now() - block_trace_waited());
 }
 #define BLOCK_TRACE_SCOPE BlockTraceScope block_trace_scope
 #else
