@@ -4,7 +4,9 @@
 # marks (trace_mark: GEMV x staged / first rows summed; attention q loaded / P.V done; fused MLP
 # gate/up / down done) and exit; bench/graph_trace_summary.py prints the medians after the wait.
 # Random Qwen2.5-1.5B shape, bf16 (fused MLP) and q4_k, traced and untraced, 128 tokens after 32
-# and 1,024. Then the GPU tests (the kernels' sources changed, not their untraced code).
+# and 1,024. Then the GPU tests (the kernels' sources changed, not their untraced code), unless
+# TESTS=0. Log: 2026-12-02-h200-trace-marks.log (386b32e, whose stamps each waited for an L2
+# round trip) and -trace-marks-2.log (fa6f6d7, stamps from shared memory).
 # .bin: llmc, cuda_vs_cpu, cuda_faults, COMMIT.
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -26,6 +28,7 @@ for w in bf16 q4_k; do
     python3 bench/graph_trace_summary.py $OUT/$w-$p.json --launches 6 && gzip -9 $OUT/$w-$p.json
   done
 done
+[ "${TESTS:-1}" = 0 ] && exit 0
 echo "== tests"
 timeout 200 .bin/cuda_vs_cpu --ignored --nocapture --test-threads 1 2>&1 | grep -E "^test |panicked|result" | head -30
 timeout 30 .bin/cuda_faults --ignored --test-threads 1 2>&1 | grep -E "^test |panicked|result"
