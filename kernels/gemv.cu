@@ -421,6 +421,14 @@ __device__ __forceinline__ void gemv_tasks(Bf16Weights m, int t, int stride, int
         load_batch<R, BATCH, (TASKS > 1)>(rows, 0, chunks, w);
     }
     stage_norm_weight(norm_w, k, THREADS);
+#ifdef GEMV_WEIGHTS_BEFORE_WAIT
+    // Experiment: the first batch's weights in registers before the wait (an empty asm that
+    // reads them), to tell their arrival from the work after the wait.
+#pragma unroll
+    for (int i = 0; i < R; i++)
+#pragma unroll
+        for (int b = 0; b < BATCH / R; b++) asm volatile("" ::"r"(w[i][b].x), "r"(w[i][b].y), "r"(w[i][b].z), "r"(w[i][b].w));
+#endif
     wait();
     stage_x<Wait>(x, norm_w, eps, k, THREADS);
     trace_mark(0);
