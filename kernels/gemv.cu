@@ -422,12 +422,16 @@ __device__ __forceinline__ void gemv_tasks(Bf16Weights m, int t, int stride, int
     }
     stage_norm_weight(norm_w, k, THREADS);
 #ifdef GEMV_WEIGHTS_BEFORE_WAIT
-    // Experiment: the first batch's weights in registers before the wait (an empty asm that
-    // reads them), to tell their arrival from the work after the wait.
+    // Experiment: the first batch's weights in registers before the wait (a branch on all of
+    // them), to tell their arrival from the work after the wait.
+    {
+        unsigned any = 0;
 #pragma unroll
-    for (int i = 0; i < R; i++)
+        for (int i = 0; i < R; i++)
 #pragma unroll
-        for (int b = 0; b < BATCH / R; b++) asm volatile("" ::"r"(w[i][b].x), "r"(w[i][b].y), "r"(w[i][b].z), "r"(w[i][b].w));
+            for (int b = 0; b < BATCH / R; b++) any ^= w[i][b].x ^ w[i][b].y ^ w[i][b].z ^ w[i][b].w;
+        if (any == 0x9e3779b9u) asm volatile("trap;");
+    }
 #endif
     wait();
     stage_x<Wait>(x, norm_w, eps, k, THREADS);
