@@ -330,25 +330,14 @@ __device__ __forceinline__ void load_batch(const bf16* const (&rows)[ROWS], int 
     }
 }
 
-// x's chunk c is 32 bytes of shared memory, so a quarter-warp's eight 16-byte reads of the same
-// half of consecutive chunks fall on the same banks two by two; lanes 4-7 of each eight read
-// their chunk's second half first, and the eight reads meet distinct banks (half the
-// shared-memory cycles: a GEMV's dot products after its wait are shared-memory bound, every
-// warp reading all of x; same products in the same order).
 template <int ROWS, int BATCH>
 __device__ __forceinline__ void fma_batch(const uint4 (&w)[ROWS][BATCH / ROWS], int c0, int chunks, float (&acc)[ROWS]) {
     const int lane = threadIdx.x & 31;
-#ifdef GEMV_X_PLAIN
-    const int h = 0;
-#else
-    const int h = (lane >> 2) & 1;
-#endif
 #pragma unroll
     for (int b = 0; b < BATCH / ROWS; b++) {
         const int c = c0 + lane + 32 * b;
         if (c < chunks) {
-            const float4 first = gemv_x_f32()[2 * c + h], second = gemv_x_f32()[2 * c + 1 - h];
-            const float4 xa = h ? second : first, xb = h ? first : second;
+            const float4 xa = gemv_x_f32()[2 * c], xb = gemv_x_f32()[2 * c + 1];
 #pragma unroll
             for (int i = 0; i < ROWS; i++) fma8(acc[i], w[i][b], xa, xb);
         }
@@ -432,18 +421,6 @@ __device__ __forceinline__ void gemv_tasks(Bf16Weights m, int t, int stride, int
         load_batch<R, BATCH, (TASKS > 1)>(rows, 0, chunks, w);
     }
     stage_norm_weight(norm_w, k, THREADS);
-#ifdef GEMV_WEIGHTS_BEFORE_WAIT
-    // Experiment: the first batch's weights in registers before the wait (a branch on all of
-    // them), to tell their arrival from the work after the wait.
-    {
-        unsigned any = 0;
-#pragma unroll
-        for (int i = 0; i < R; i++)
-#pragma unroll
-            for (int b = 0; b < BATCH / R; b++) any ^= w[i][b].x ^ w[i][b].y ^ w[i][b].z ^ w[i][b].w;
-        if (any == 0x9e3779b9u) asm volatile("trap;");
-    }
-#endif
     wait();
     stage_x<Wait>(x, norm_w, eps, k, THREADS);
     trace_mark(0);

@@ -4,6 +4,8 @@
 # (LLMC_EXPERIMENT_DEFINES=GEMV_X_PLAIN=1), random Qwen2.5-1.5B shape, bf16, 128 tokens after 32
 # and 1,024, three interleaved rounds; traced once each (trace marks); then the GPU tests.
 # .bin: llmc, cuda_vs_cpu, cuda_faults, COMMIT.
+# The bank-conflict-free order is not in the tree (slower): 2026-12-02-h200-gemv-x-banks.patch
+# (2f9809b) adds it as the default and GEMV_X_PLAIN as the old order.
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 mkdir -p /work /tmp/w && [ -e /work/main ] || ln -s "$PWD" /work/main

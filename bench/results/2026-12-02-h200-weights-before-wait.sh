@@ -5,6 +5,8 @@
 # summed" (trace marks) is the dot products alone. Random Qwen2.5-1.5B shape, bf16, traced and
 # untraced, with and without, 128 tokens after 32 and 1,024, two rounds.
 # .bin: llmc, COMMIT.
+# GEMV_WEIGHTS_BEFORE_WAIT is not in the tree: apply 2026-12-02-h200-weights-before-wait.patch
+# first (it was b9320ed; a first form, an empty asm, emitted nothing for ptxas to wait on).
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 mkdir -p /work /tmp/w && [ -e /work/main ] || ln -s "$PWD" /work/main
