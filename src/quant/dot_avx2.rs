@@ -126,7 +126,9 @@ fn q4_k(b: &[u8], emit: &mut impl FnMut(usize, [__m256; 2])) {
 }
 
 /// block_q5_K (d, dmin, 12 scale bytes, 32 bytes of fifth bits, 128 of nibbles): as Q4_K, with
-/// 16 added where bit 2 chunk (low nibbles) or 2 chunk + 1 (high) of qh[l] is set.
+/// 16 added where bit 2 chunk (low nibbles) or 2 chunk + 1 (high) of qh[l] is set. (One function
+/// for both, the fifth bits optional, halved Q4_K's and Q5_K's rates on the CI machine: a
+/// `target_feature` function cannot be `inline(always)`, and LLVM kept it out of line.)
 #[target_feature(enable = "avx2")]
 fn q5_k(b: &[u8], emit: &mut impl FnMut(usize, [__m256; 2])) {
     let (d, dmin) = (f16::from_le_bytes([b[0], b[1]]).to_f32(), f16::from_le_bytes([b[2], b[3]]).to_f32());
