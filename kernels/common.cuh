@@ -128,7 +128,7 @@ __device__ __forceinline__ void grid_dep_launch() {
 #define TRACE_BLOCK_SLOTS 2048
 struct BlockStamp {
     unsigned long long grid, start, wait, end;
-    unsigned block, sm, unused[2];
+    unsigned block, sm, marks[2];  // marks: ns after the wait (trace_mark), 0 for none
 };
 __device__ BlockStamp block_trace[TRACE_MAX_SMS * TRACE_BLOCK_SLOTS];
 __device__ unsigned block_trace_count[TRACE_MAX_SMS];
@@ -161,7 +161,7 @@ struct BlockTraceScope {
         block_trace_slot() = i < TRACE_BLOCK_SLOTS ? (int)(sm * TRACE_BLOCK_SLOTS + i) : -1;
         if (block_trace_slot() < 0) return;
         BlockStamp& b = block_trace[block_trace_slot()];
-        b.grid = grid, b.start = trace_now(), b.wait = 0, b.end = 0, b.sm = sm, b.unused[0] = 0, b.unused[1] = 0;
+        b.grid = grid, b.start = trace_now(), b.wait = 0, b.end = 0, b.sm = sm, b.marks[0] = 0, b.marks[1] = 0;
         block_trace_waited() = 0;
         b.block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
     }
@@ -174,11 +174,11 @@ __device__ __forceinline__ void trace_wait_returned() {
         block_trace[block_trace_slot()].wait = block_trace_waited() = trace_now();
 }
 // Thread 0 passing phase `i` (0 or 1) of its block's work after the wait: nanoseconds since
-// its wait returned, in the stamp's spare words (kernels call it where a phase of their
+// its wait returned, in the stamp's marks (kernels call it where a phase of their
 // post-wait chain ends, so a trace shows where that chain's time goes).
 __device__ __forceinline__ void trace_mark(int i) {
     if (!(threadIdx.x | threadIdx.y | threadIdx.z) && block_trace_slot() >= 0 && block_trace_waited() != 0)
-        block_trace[block_trace_slot()].unused[i] = (unsigned)(trace_now() - block_trace_waited());
+        block_trace[block_trace_slot()].marks[i] = (unsigned)(trace_now() - block_trace_waited());
 }
 #define BLOCK_TRACE_SCOPE BlockTraceScope block_trace_scope
 #else

@@ -36,7 +36,7 @@ pub struct BlockRow {
     /// When thread 0's wait for the previous kernel returned; None if it never waited.
     pub waited_ns: Option<i64>,
     /// When thread 0 passed the kernel's phase marks 0 and 1 after its wait (`trace_mark`: for
-    /// a GEMV x staged, then its first rows summed; attention q loaded, then P.V done; the fused
+    /// a GEMV x staged, then its warp's rows summed, the last task's where a warp runs several; attention q loaded, then P.V done; the fused
     /// MLP gate/up done, then down done); None where it did not.
     pub marks_ns: [Option<i64>; 2],
     pub left_ns: i64,
