@@ -15,10 +15,11 @@
 //     and sum by shuffles -> the block's part of out (shared memory), its first batch of down
 //     loads requested before act is complete (weights never wait for activations);
 //  3. the part is added to out with vector reductions (red.global.add.v4.f32).
-// out starts as x: the first block to arrive after the grid wait copies it and sets a flag, and
-// the others add only once the flag is set (it was, long before: the copy is a few hundred
-// nanoseconds, a block's streaming ~20 us), so no block waits on one that has not started.
-// The counter holds arrivals, the flag bit and departures; the last block to leave re-arms it.
+// out starts as x: the first block to arrive after the grid wait copies it and counts it copied,
+// and the others add only once it is (it was, long before: the copy is a few hundred
+// nanoseconds, a block's streaming ~20 us; each block asks before its down phase and waits after
+// it only if the answer was no), so no block waits on one that has not started. The counters
+// only grow (MlpCounters): no block re-arms them, so none waits for the others to leave.
 // The blocks' parts are added in the order they arrive: out may differ from run to run in the
 // last bits of f32 (the CPU executor's sums are one fixed order; the tests compare within
 // tolerance).
@@ -39,8 +40,13 @@
 // A down lane's chunks of a row: units u, u + 8, ... of its block (so up to 8 * MLP_MAX_SLOTS
 // units a block).
 #define MLP_MAX_SLOTS 3
-// The counter's flag bit: out holds x.
-#define MLP_FLAG (1u << 24)
+// The kernel's counters, in the scratch the host zeroes once: every launch adds G arrivals, so
+// launch n's blocks draw tickets [n G, (n + 1) G) (`epoch` n) and the block with ticket n G
+// copies x. 64 bits: 2^32 arrivals would be a million tokens of a 28-layer model.
+struct MlpCounters {
+    unsigned long long arrivals;  // blocks past the grid wait
+    unsigned long long copied;    // launches whose x is in out (launch n's copying block makes it n + 1)
+};
 
 __device__ __forceinline__ void red_add_f32x4(float* p, float4 v) {
 #if __CUDA_ARCH__ >= 900
@@ -102,24 +108,26 @@ __device__ __forceinline__ void mlp_down(const bf16* __restrict__ w_down, const 
 }
 
 extern "C" __global__ void __launch_bounds__(MLP_THREADS, 1)
-mlp(const float* x, const bf16* w_gate_up, const bf16* norm_w, float eps, const bf16* w_down, float* out, int f, int k, unsigned* counter) {
+mlp(const float* x, const bf16* w_gate_up, const bf16* norm_w, float eps, const bf16* w_down, float* out, int f, int k, MlpCounters* counters) {
     DECODE_KERNEL_BEGIN();
-    __shared__ unsigned ticket;
+    __shared__ unsigned long long epoch;
+    __shared__ bool copies;
     const int all_units = f / MLP_UNIT;
     const int u0 = (int)((long long)blockIdx.x * all_units / gridDim.x), u1 = (int)((long long)(blockIdx.x + 1) * all_units / gridDim.x);
     const int first = u0 * MLP_UNIT, units = u1 - u0, channels = units * MLP_UNIT;
     float* act = reinterpret_cast<float*>(gemv_x) + (norm_w ? 6 : 4) * k / 4;
     float* part = act + MLP_UNIT * ((all_units + gridDim.x - 1) / gridDim.x);
     auto arrive = [&]() {
-        if (threadIdx.x == 0) ticket = atomicAdd(counter, 1u);
+        if (threadIdx.x == 0) {
+            const unsigned long long ticket = atomicAdd(&counters->arrivals, 1ull);
+            epoch = ticket / gridDim.x;
+            copies = ticket % gridDim.x == 0;
+        }
         __syncthreads();
-        if (ticket != 0) return;
+        if (!copies) return;
         for (int i = threadIdx.x; i < k / 4; i += MLP_THREADS) reinterpret_cast<float4*>(out)[i] = GridWait::load(reinterpret_cast<const float4*>(x) + i);
         __syncthreads();
-        if (threadIdx.x == 0) {
-            __threadfence();
-            atomicAdd(counter, MLP_FLAG);
-        }
+        if (threadIdx.x == 0) add_release(&counters->copied, 1ull);
     };
     gemv_tasks<2, 1, GEMV_BATCH, MLP_THREADS>(
         Bf16Weights{w_gate_up}, threadIdx.x >> 5, MLP_WARPS, channels, k, x, norm_w, eps,
@@ -134,6 +142,8 @@ mlp(const float* x, const bf16* w_gate_up, const bf16* norm_w, float eps, const 
         },
         WaitThen<GridWait, decltype(arrive)>{GridWait{}, arrive});
     trace_mark(0);
+    // Whether out holds x yet, asked now (relaxed: no later load waits for it) and used after down.
+    const bool copied = threadIdx.x == 0 && !copies && load_relaxed(&counters->copied) > epoch;
     switch ((units + 7) / 8) {
         case 1: mlp_down<1>(w_down, act, part, first, units, f, k); break;
         case 2: mlp_down<2>(w_down, act, part, first, units, f, k); break;
@@ -141,11 +151,9 @@ mlp(const float* x, const bf16* w_gate_up, const bf16* norm_w, float eps, const 
     }
     __syncthreads();
     trace_mark(1);
-    if (threadIdx.x == 0 && ticket != 0)
-        while (!(*(volatile unsigned*)counter & MLP_FLAG)) {
+    if (threadIdx.x == 0 && !copies && !copied)
+        while (load_relaxed(&counters->copied) <= epoch) {
         }
     __syncthreads();
-    __threadfence();
     for (int i = threadIdx.x; i < k / 4; i += MLP_THREADS) red_add_f32x4(out + 4 * i, reinterpret_cast<const float4*>(part)[i]);
-    if (threadIdx.x == 0 && atomicAdd(counter, 1u) == MLP_FLAG + 2 * gridDim.x - 1) atomicExch(counter, 0u);
 }

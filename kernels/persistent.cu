@@ -59,22 +59,6 @@
 #define PK_GATE_UP_Q 10
 #define PK_QKV_Q 11
 
-// The spin's load. Relaxed, not acquire: an acquire load waits for the thread's earlier loads
-// (the weights it requested before waiting), which delayed every wait by their latency (measured
-// 1.713 vs 1.662 ms/token on an H200). What makes the producers' writes visible instead: they
-// reach L2 before the count (add_release), the spinning thread sees the count before the block's
-// barrier, and every activation read after it goes to L2 (CounterWait::load is ld.global.cg).
-__device__ __forceinline__ unsigned load_relaxed(const unsigned* p) {
-    unsigned v;
-    asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-    return v;
-}
-
-// Release-add: the block's writes (ordered before it by a barrier) reach L2 before the count. Cheaper than __threadfence (a sequentially consistent fence) + atomicAdd.
-__device__ __forceinline__ void add_release(unsigned* p, unsigned v) {
-    asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
-}
-
 __device__ __forceinline__ unsigned long long global_timer() {
     unsigned long long t;
     asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));

@@ -102,9 +102,10 @@ const TOP_SHARED: usize = define("TOP_SHARED");
 pub(super) const NORM_THREADS: u32 = define("RMS_THREADS") as u32;
 const ATTN_MAX_GROUP: usize = define("ATTN_MAX_GROUP");
 const ATTN_MAX_HEAD_DIM: usize = define("ATTN_MAX_D");
-/// Cross-block counters: qkv_rope one per head from 0, sample at SAMPLE_COUNTER, attention one
-/// per block of query heads from ATTENTION_COUNTERS up to MLP_COUNTER, mlp's at MLP_COUNTER.
-const COUNTERS: usize = 513;
+/// Cross-block counters (u32 words): qkv_rope one per head from 0, sample at SAMPLE_COUNTER,
+/// attention one per block of query heads from ATTENTION_COUNTERS up to MLP_COUNTER, mlp's two
+/// u64 (kernels/mlp.cu's MlpCounters, 8-byte aligned: the scratch starts 256-aligned) at MLP_COUNTER.
+const COUNTERS: usize = MLP_COUNTER + 4;
 const MLP_COUNTER: usize = 512;
 const QKV_MAX_HEADS: usize = 256;
 const SAMPLE_COUNTER: usize = 256;
@@ -320,6 +321,22 @@ pub(super) fn gemv_shape(tasks: usize, rows_per_task: usize, k: usize, normed: b
     (shape.shared as usize <= GEMV_MAX_SHARED).then_some(shape)
 }
 
+fn unsupported(step: &Step, why: String) -> Error {
+    Error::Unsupported(format!("{} ({}): {why}", step.label, step.op.kind()))
+}
+
+/// A GEMV's K, the weight's row length (x may be shaped by heads: attention's output).
+fn gemv_k(step: &Step, x: &Slot, w: &Slot) -> Result<usize> {
+    let k = w.ty.last_dim();
+    if !k.is_multiple_of(8) || x.ty.elements() != k {
+        return Err(unsupported(
+            step,
+            format!("the CUDA GEMV needs an input of the weight's width, divisible by 8: x has {} elements, rows {k}", x.ty.elements()),
+        ));
+    }
+    Ok(k)
+}
+
 impl Scratch {
     /// Sizes the scratch for `plan` relative to a base offset (aligned to 256).
     pub fn for_plan(plan: &Plan, base: u64, sms: u32, persistent: bool) -> Scratch {
@@ -464,6 +481,58 @@ impl DeviceLayout {
         Some(Launch { kernel: "mlp", grid, block: MLP_THREADS, shared: shared as u32, args, label: gate_up.label.clone(), tasks: blocks as u32, cluster: 1 })
     }
 
+    /// qkv_rope's arguments (kernels/qkv_rope.cu).
+    fn qkv_rope_args(&self, plan: &Plan, step: &Step) -> Result<Vec<u64>> {
+        let Op::QkvRope { n_heads, n_kv_heads, head_dim, qk_norm, norm, .. } = step.op else {
+            return Err(Error::Internal(format!("{} is not a qkv_rope step", step.label)));
+        };
+        let ins = &step.inputs;
+        let k = gemv_k(step, &ins[0], &ins[1])?;
+        let (norm_w, norm_eps) = self.norm_args(step, norm)?;
+        if !head_dim.is_multiple_of(2) {
+            return Err(unsupported(step, format!("RoPE needs an even head_dim, got {head_dim}")));
+        }
+        let heads = n_heads + 2 * n_kv_heads;
+        if heads > QKV_MAX_HEADS {
+            return Err(unsupported(step, format!("{heads} q/k/v heads (at most {QKV_MAX_HEADS})")));
+        }
+        let slots = step.qkv_inputs()?;
+        let (q_norm, k_norm) = slots.qk_norm.map_or((0, 0), |(q, k)| (self.ptr(q), self.ptr(k)));
+        let args = vec![
+            self.ptr(&ins[0]),
+            self.ptr(&ins[1]),
+            slots.bias.map_or(0, |b| self.ptr(b)),
+            q_norm,
+            k_norm,
+            float(qk_norm.unwrap_or(0.0)),
+            self.ptr(slots.inv_freq),
+            self.ptr(slots.position),
+            self.ptr(&step.outputs[0]),
+            self.ptr(slots.k_cache),
+            self.ptr(slots.v_cache),
+            self.scratch(self.scratch.qkv),
+            self.counter(0),
+            int(n_heads),
+            int(n_kv_heads),
+            int(head_dim),
+            int(k),
+            int(plan.max_seq_len),
+            norm_w,
+            norm_eps,
+        ];
+        Ok(args)
+    }
+
+    /// An input RMSNorm folded into a GEMV: its weight is the op's last input (Op docs).
+    fn norm_args(&self, step: &Step, norm: Option<f32>) -> Result<(u64, u64)> {
+        let Some(eps) = norm else { return Ok((0, 0)) };
+        let (x, w) = (&step.inputs[0], step.inputs.last().expect("a normed op has inputs"));
+        if w.ty.elements() != x.ty.elements() {
+            return Err(unsupported(step, format!("norm weight of {} elements for an input of {}", w.ty.elements(), x.ty.elements())));
+        }
+        Ok((self.ptr(w), float(eps)))
+    }
+
     /// `advance` (kernels/step_io.cu): the sampled token becomes the next step's input and the
     /// position moves on; the last launch of a decode step and of a prompt's last prefill pass.
     pub(super) fn advance(&self, io: &StepIo) -> Launch {
@@ -481,18 +550,8 @@ impl DeviceLayout {
 
     fn launch(&self, plan: &Plan, step: &Step) -> Result<Launch> {
         let (ins, outs) = (&step.inputs, &step.outputs);
-        let unsupported = |why: String| Error::Unsupported(format!("{} ({}): {why}", step.label, step.op.kind()));
-        // K is the weight's row length; x may be shaped by heads (attention's output).
-        let gemv_k = |x: &Slot, w: &Slot| -> Result<usize> {
-            let k = w.ty.last_dim();
-            if !k.is_multiple_of(8) || x.ty.elements() != k {
-                return Err(unsupported(format!(
-                    "the CUDA GEMV needs an input of the weight's width, divisible by 8: x has {} elements, rows {k}",
-                    x.ty.elements()
-                )));
-            }
-            Ok(k)
-        };
+        let gemv_k = |x: &Slot, w: &Slot| gemv_k(step, x, w);
+        let unsupported = |why: String| unsupported(step, why);
         // A GEMV task's weight rows; a `_q` GEMV's tasks are tiles of GEMV_Q_ROWS rows.
         let rows_per_task = if matches!(step.op, Op::GateUpSilu { .. } | Op::QkvRope { .. }) { 2 } else { 1 };
         let quant = ins.get(1).is_some_and(|w| w.ty.dtype.is_block_format());
@@ -502,19 +561,7 @@ impl DeviceLayout {
         };
         let sms = self.sms;
         let attention_cluster = if self.persistent || self.sm < 90 { 1 } else { attn_cluster() };
-        // An input RMSNorm folded into a GEMV: its weight is the op's last input (Op docs).
-        let norm_args = |norm: Option<f32>| -> Result<(u64, u64)> {
-            match norm {
-                None => Ok((0, 0)),
-                Some(eps) => {
-                    let w = ins.last().expect("a normed op has inputs");
-                    if w.ty.elements() != ins[0].ty.elements() {
-                        return Err(unsupported(format!("norm weight of {} elements for an input of {}", w.ty.elements(), ins[0].ty.elements())));
-                    }
-                    Ok((self.ptr(w), float(eps)))
-                }
-            }
-        };
+        let norm_args = |norm: Option<f32>| self.norm_args(step, norm);
         let mut shared = 0;
         // Warp tasks of the GEMV family; other kernels' tasks are their blocks.
         let mut warp_tasks = None;
@@ -559,49 +606,14 @@ impl DeviceLayout {
                 warp_tasks = Some(f);
                 ("gate_up_silu", grid, threads, vec![self.ptr(&ins[0]), self.ptr(&ins[1]), norm_w, eps, self.ptr(&outs[0]), int(f), int(k)])
             }
-            Op::QkvRope { n_heads, n_kv_heads, head_dim, qk_norm, norm, .. } => {
-                let k = gemv_k(&ins[0], &ins[1])?;
-                let (norm_w, norm_eps) = norm_args(norm)?;
-                if !head_dim.is_multiple_of(2) {
-                    return Err(unsupported(format!("RoPE needs an even head_dim, got {head_dim}")));
-                }
-                let slots = step.qkv_inputs()?;
-                let bias_ptr = slots.bias.map_or(0, |b| self.ptr(b));
-                let (q_norm, k_norm) = slots.qk_norm.map_or((0, 0), |(q, k)| (self.ptr(q), self.ptr(k)));
-                let (inv_freq, pos) = (self.ptr(slots.inv_freq), self.ptr(slots.position));
-                let (k_cache, v_cache) = (self.ptr(slots.k_cache), self.ptr(slots.v_cache));
-                let heads = n_heads + 2 * n_kv_heads;
-                if heads > QKV_MAX_HEADS {
-                    return Err(unsupported(format!("{heads} q/k/v heads (at most {QKV_MAX_HEADS})")));
-                }
+            Op::QkvRope { n_heads, n_kv_heads, head_dim, norm, .. } => {
+                let args = self.qkv_rope_args(plan, step)?;
                 // One warp task per RoPE pair.
-                let gemv = gemv_shape(heads * head_dim / 2, k, norm.is_some())?;
-                let (grid, threads) = (gemv.grid, gemv.threads);
+                let tasks = (n_heads + 2 * n_kv_heads) * head_dim / 2;
+                let gemv = gemv_shape(tasks, ins[1].ty.last_dim(), norm.is_some())?;
                 shared = gemv.shared;
-                warp_tasks = Some(heads * head_dim / 2);
-                let args = vec![
-                    self.ptr(&ins[0]),
-                    self.ptr(&ins[1]),
-                    bias_ptr,
-                    q_norm,
-                    k_norm,
-                    float(qk_norm.unwrap_or(0.0)),
-                    inv_freq,
-                    pos,
-                    self.ptr(&outs[0]),
-                    k_cache,
-                    v_cache,
-                    self.scratch(self.scratch.qkv),
-                    self.counter(0),
-                    int(n_heads),
-                    int(n_kv_heads),
-                    int(head_dim),
-                    int(k),
-                    int(plan.max_seq_len),
-                    norm_w,
-                    norm_eps,
-                ];
-                ("qkv_rope", grid, threads, args)
+                warp_tasks = Some(tasks);
+                ("qkv_rope", gemv.grid, gemv.threads, args)
             }
             Op::Attention { n_heads, n_kv_heads, head_dim } => {
                 if n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) || n_heads / n_kv_heads > ATTN_MAX_GROUP {
