@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The next layer's q/k/v folded into the fused MLP kernel (#13; kernels/mlp.cu step 4, a grid
+# Not kept. The next layer's q/k/v folded into the fused MLP kernel (#13; kernels/mlp.cu step 4, a grid
 # barrier on monotonic counters instead of a kernel boundary), against the same binary with
 # LLMC_FUSE_QKV=0 (the fused MLP's new counters, q/k/v as their own kernel), interleaved, random
 # Qwen2.5-1.5B shape, bf16, 128 tokens after 32 and 1,024; then a traced step of each, the GPU
 # tests and compute-sanitizer on a fixture (unless TESTS=0).
 # .bin: llmc, cuda_vs_cpu, cuda_faults, COMMIT.
+# Code: 2026-12-02-h200-mlp-qkv-fold.patch on 80e9044 (was fd6a082). Runs 2 and 3 in the log used a
+# build with MLP_SPIN_DIAG (bounded spins that print the counters and trap) and 'llmc bench --prompt-len
+# 32 --gen 64 --reps 1' with LLMC_FUSE_QKV=0 and 1 under 'timeout -s KILL 40'.
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 mkdir -p /work /tmp/w && [ -e /work/main ] || ln -s "$PWD" /work/main
