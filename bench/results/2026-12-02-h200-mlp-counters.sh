@@ -3,8 +3,8 @@
 # waits on an atomic's round trip to leave; each block asks whether x is copied before its down
 # phase) against 80e9044's (one u32: arrivals, a flag bit and departures, the last block to leave
 # re-arming it), each binary compiling and running its own plan, three interleaved rounds, random
-# Qwen2.5-1.5B shape, bf16, 128 tokens after 32 and 1,024 (hard kill at 90 s: a hang shows as a
-# missing line). First (unless TESTS=0, while the random model is written) the GPU tests and
+# Qwen2.5-1.5B shape, bf16, 128 tokens after 32 and 1,024 (killed at 90 s; a kernel that hangs
+# would still hold the call, its process unable to exit). First (unless TESTS=0, while the random model is written) the GPU tests and
 # compute-sanitizer memcheck, racecheck and synccheck on a fixture's graph plan (qwen3_untied).
 # .bin: llmc, llmc-old (80e9044), cuda_vs_cpu, cuda_faults, COMMIT.
 set -uo pipefail
