@@ -115,6 +115,21 @@ __device__ __forceinline__ unsigned long long load_relaxed(const unsigned long l
     asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
     return v;
 }
+// A spin that never ends holds the GPU, and the device machine's call with it, until the call's
+// limit: a killed process cannot exit while its kernel spins. Compiled with SPIN_LIMIT=N
+// (LLMC_EXPERIMENT_DEFINES at `llmc compile`), every counter spin gives up after N polls, prints
+// which wait and its counter, and traps, so the run fails at once with the counts to read; without
+// it spin_poll is nothing. `polls` starts at 0 for each wait.
+#ifdef SPIN_LIMIT
+__device__ __forceinline__ void spin_poll(unsigned long long& polls, const char* wait, unsigned long long seen, unsigned long long want) {
+    if (++polls < SPIN_LIMIT) return;
+    printf("llmc spin: %s gave up after %llu polls in block (%u, %u): counter %llu, waiting for %llu\n", wait, polls, blockIdx.x, blockIdx.y, seen, want);
+    __trap();
+}
+#else
+__device__ __forceinline__ void spin_poll(unsigned long long&, const char*, unsigned long long, unsigned long long) {}
+#endif
+
 // Release-add: the block's writes (ordered before it by a barrier) reach L2 before the count.
 // Cheaper than __threadfence (a sequentially consistent fence) + atomicAdd.
 __device__ __forceinline__ void add_release(unsigned* p, unsigned v) {

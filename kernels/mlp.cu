@@ -152,8 +152,7 @@ mlp(const float* x, const bf16* w_gate_up, const bf16* norm_w, float eps, const 
     __syncthreads();
     trace_mark(1);
     if (threadIdx.x == 0 && !copies && !copied)
-        while (load_relaxed(&counters->copied) <= epoch) {
-        }
+        for (unsigned long long polls = 0, seen; (seen = load_relaxed(&counters->copied)) <= epoch;) spin_poll(polls, "mlp copied", seen, epoch + 1);
     __syncthreads();
     for (int i = threadIdx.x; i < k / 4; i += MLP_THREADS) red_add_f32x4(out + 4 * i, reinterpret_cast<const float4*>(part)[i]);
 }

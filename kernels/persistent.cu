@@ -81,8 +81,8 @@ struct CounterWait {
         if (threadIdx.x == 0 && !*met) {
             for (int i = 0; i < n; i++) {
                 const uint2 w = waits[i];
-                while (load_relaxed(sync + w.x) < w.y) {
-                }
+                unsigned long long polls = 0;
+                for (unsigned seen; (seen = load_relaxed(sync + w.x)) < w.y;) spin_poll(polls, "persistent step", seen, w.y);
             }
             *met = true;
             if (waited) *waited = global_timer();
