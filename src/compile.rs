@@ -50,15 +50,16 @@ impl Weights {
     /// What `llmc compile` stores when neither `--weights` nor `--quantize` is given: a GGUF's
     /// blocks as stored for the GPU's graph decode (H200, Qwen2.5-1.5B-shape Q4_K_M file: 869
     /// against 826 tok/s, 19.6 against 17.6 ms to the first token of 1,024, a third of the
-    /// bytes; bench/results/2026-12-01-h200-ttft-files.log); bf16 for the CPU executor, whose
-    /// block decoding runs at half its bf16 speed (the real Q4_K_M model on 2 cores: 3.2 against
-    /// 6.4 tok/s), and for the persistent kernel, whose block-format steps run with 8 warps an
-    /// SM where the `_q` kernels want 16 (Q4_K_M file 2.10 ms/token against 1.154 on the graph
-    /// path, bench/results/2026-12-01-h200-persistent-q.log).
+    /// bytes; bench/results/2026-12-01-h200-ttft-files.log) and for the CPU executor (the real
+    /// Q4_K_M model on 2 cores, since its block loops prefetch: 8.3-9.1 against 5.3-5.7 tok/s,
+    /// the first token of a 41-token chat prompt 3-7% later; bench/results/2026-12-02-cpu-prefetch.log);
+    /// bf16 for the persistent kernel, whose block-format steps run with 8 warps an SM where the
+    /// `_q` kernels want 16 (Q4_K_M file 2.10 ms/token against 1.154 on the graph path,
+    /// bench/results/2026-12-01-h200-persistent-q.log).
     pub fn default_for(target: Target, decode: Decode) -> Weights {
         match (target, decode) {
-            (Target::Cuda { .. }, Decode::Graph) => Weights::AsStored,
-            _ => Weights::Bf16,
+            (Target::Cuda { .. }, Decode::Persistent) => Weights::Bf16,
+            _ => Weights::AsStored,
         }
     }
 }
@@ -226,6 +227,6 @@ mod tests {
         assert_eq!(Weights::default_for(Target::Cuda { sm: 90 }, Decode::Graph), Weights::AsStored);
         assert_eq!(Weights::default_for(Target::Cuda { sm: 80 }, Decode::Graph), Weights::AsStored);
         assert_eq!(Weights::default_for(Target::Cuda { sm: 90 }, Decode::Persistent), Weights::Bf16);
-        assert_eq!(Weights::default_for(Target::Cpu, Decode::Graph), Weights::Bf16);
+        assert_eq!(Weights::default_for(Target::Cpu, Decode::Graph), Weights::AsStored);
     }
 }
