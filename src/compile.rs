@@ -51,8 +51,9 @@ impl Weights {
     /// blocks as stored for the GPU's graph decode (H200, Qwen2.5-1.5B-shape Q4_K_M file: 869
     /// against 826 tok/s, 19.6 against 17.6 ms to the first token of 1,024, a third of the
     /// bytes; bench/results/2026-12-01-h200-ttft-files.log) and for the CPU executor (the real
-    /// Q4_K_M model on 2 cores, since its block loops prefetch: 8.3-9.1 against 5.3-5.7 tok/s,
-    /// the first token of a 41-token chat prompt 3-7% later; bench/results/2026-12-02-cpu-prefetch.log);
+    /// Q4_K_M model on 2 cores, both loops prefetching: 8.1-8.8 against 7.2-7.6 tok/s for a
+    /// third of the bytes, the first token of a 41-token chat prompt 3-5% later;
+    /// bench/results/2026-12-02-cpu-prefetch.log);
     /// bf16 for the persistent kernel, whose block-format steps run with 8 warps an SM where the
     /// `_q` kernels want 16 (Q4_K_M file 2.10 ms/token against 1.154 on the graph path,
     /// bench/results/2026-12-01-h200-persistent-q.log).

@@ -57,7 +57,7 @@ enum Command {
         /// How weights are stored: `as-stored` (a GGUF's Q8_0, Q4_0, Q4_K, Q5_K and Q6_K
         /// matrices keep their blocks, 2-3x fewer bytes, dequantized in registers: on the GPU
         /// decode is 3-5% faster than bf16 and prompts ~10% slower) or `bf16` (every weight
-        /// dequantized to bf16). Default: as-stored (on the CPU it decodes 1.5x faster than
+        /// dequantized to bf16). Default: as-stored (on the CPU it decodes ~1.15x faster than
         /// bf16); bf16 for --decode persistent, where blocks decode at half the speed.
         #[arg(long)]
         weights: Option<llmc::compile::Weights>,

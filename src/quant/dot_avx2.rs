@@ -62,7 +62,8 @@ pub(super) unsafe fn row_into(m: &Matrix<'_>, r: usize, out: &mut [f32]) {
 /// decoded slower than memory streams them, and the hardware prefetcher alone left each core
 /// waiting on its loads (a third of the samples on the quants' loads): Qwen2.5-Coder-1.5B Q4_K_M
 /// on the CPU executor went from 4.9-5.0 to 9.4-9.5 tok/s with 1,024 or 2,048 bytes ahead (8.9-9.0
-/// with 512), against the bf16 plan's 5.7-5.9 (2-core Xeon VM, 2026-12-02).
+/// with 512), against the bf16 plan's 5.7-5.9 then (7.2-7.6 once its dot product prefetched
+/// too; 2-core Xeon VM, 2026-12-02, bench/results/2026-12-02-cpu-prefetch.log).
 const PREFETCH_AHEAD: usize = 1024;
 
 /// Asks the cache for the `bytes` from `p` (a line at a time). A prefetch never faults, so `p`
