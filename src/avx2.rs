@@ -32,3 +32,24 @@ macro_rules! avx2_dispatch {
     };
 }
 pub(crate) use avx2_dispatch;
+
+/// Bytes ahead of the weights being multiplied that the CPU executor's loops ask the cache for
+/// (the bf16 dot product and the block formats' `dot_avx2`): the hardware prefetcher alone left
+/// the cores waiting on the weights' loads (perf: a third of a decode's samples on the
+/// instructions right after them). Qwen2.5-Coder-1.5B Q4_K_M on 2 cores (2026-12-02,
+/// bench/results/2026-12-02-cpu-prefetch.log): the plan kept as stored 4.9-5.0 -> 9.4-9.5 tok/s
+/// with 1,024 or 2,048 bytes ahead (8.9-9.0 with 512), the bf16 plan 5.3-5.7 -> 7.2-7.6.
+pub(crate) const PREFETCH_AHEAD: usize = 1024;
+
+/// Asks the cache for the line at `p` (x86-64; elsewhere nothing). A prefetch never faults, so
+/// `p` may point past the weights.
+#[inline(always)]
+pub(crate) fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of x86-64; a prefetch reads nothing the program sees and never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}

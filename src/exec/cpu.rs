@@ -6,7 +6,7 @@
 use super::logprobs::{self, TokenLogprobs};
 use super::sampling::{self, SamplingParams};
 use super::Backend;
-use crate::avx2::avx2_dispatch;
+use crate::avx2::{avx2_dispatch, prefetch, PREFETCH_AHEAD};
 use crate::error::{Error, Result};
 use crate::ir::Op;
 use crate::plan::file::PlanFile;
@@ -73,25 +73,6 @@ fn f32_of(x: bf16) -> f32 {
     f32::from_bits((x.to_bits() as u32) << 16)
 }
 
-/// Bytes of a bf16 row ahead of the ones being multiplied that the dot product asks the cache
-/// for, a line (two chunks of 16) at a time: as for the block formats (`crate::quant`), the
-/// hardware prefetcher alone leaves the cores waiting (Qwen2.5-Coder-1.5B's bf16 plan on 2
-/// cores: 5.3-5.7 -> 7.2-7.6 tok/s, bench/results/2026-12-02-cpu-prefetch.log).
-const PREFETCH_AHEAD: usize = 1024;
-
-/// Asks the cache for the line at `p` (x86-64; elsewhere nothing). A prefetch never faults, so
-/// `p` may point past the row.
-#[inline(always)]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE is part of x86-64; a prefetch reads nothing the program sees and never faults.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 avx2_dispatch! {
     /// Dot product of an f32 vector with a bf16 row, in 16 independent lanes so it vectorizes.
     fn dot(x: &[f32], w: &[bf16]) -> f32 => dot_lanes
@@ -104,6 +85,7 @@ fn dot_lanes(x: &[f32], w: &[bf16]) -> f32 {
     let (xr, wr) = (xc.remainder(), wc.remainder());
     for (c, (xs, ws)) in xc.zip(wc).enumerate() {
         if c % 2 == 0 {
+            // a line every two chunks of 16
             prefetch(ws.as_ptr().cast::<u8>().wrapping_add(PREFETCH_AHEAD));
         }
         for i in 0..16 {

@@ -11,6 +11,7 @@
 //! portable loop's 16 lanes do, summed the same way at the end.
 
 use super::{layout, Matrix};
+use crate::avx2::{prefetch, PREFETCH_AHEAD};
 use crate::ir::DType;
 use crate::load::gguf::dequant::scale_min_k4;
 use half::f16;
@@ -58,23 +59,6 @@ pub(super) unsafe fn row_into(m: &Matrix<'_>, r: usize, out: &mut [f32]) {
     });
 }
 
-/// Bytes ahead of the block being decoded that each block asks the cache for. The blocks are
-/// decoded slower than memory streams them, and the hardware prefetcher alone left each core
-/// waiting on its loads (a third of the samples on the quants' loads): Qwen2.5-Coder-1.5B Q4_K_M
-/// on the CPU executor went from 4.9-5.0 to 9.4-9.5 tok/s with 1,024 or 2,048 bytes ahead (8.9-9.0
-/// with 512), against the bf16 plan's 5.7-5.9 then (7.2-7.6 once its dot product prefetched
-/// too; 2-core Xeon VM, 2026-12-02, bench/results/2026-12-02-cpu-prefetch.log).
-const PREFETCH_AHEAD: usize = 1024;
-
-/// Asks the cache for the `bytes` from `p` (a line at a time). A prefetch never faults, so `p`
-/// may point past the matrix.
-#[target_feature(enable = "avx2")]
-fn prefetch(p: *const u8, bytes: usize) {
-    for line in (0..bytes).step_by(64) {
-        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line).cast());
-    }
-}
-
 /// Calls `emit(at, w)` for the weights `at..at + 16` of row `r` (every 16 of them once, in order),
 /// `w` holding 0..8 and 8..16.
 #[target_feature(enable = "avx2")]
@@ -86,7 +70,10 @@ fn row_weights(m: &Matrix<'_>, r: usize, mut emit: impl FnMut(usize, [__m256; 2]
     for j in 0..per_row {
         let b = r * per_row + j;
         let block = &m.bytes[b * body..(b + 1) * body];
-        prefetch(m.bytes.as_ptr().wrapping_add(b * body + PREFETCH_AHEAD), body);
+        let ahead = m.bytes.as_ptr().wrapping_add(b * body + PREFETCH_AHEAD);
+        for line in (0..body).step_by(64) {
+            prefetch(ahead.wrapping_add(line));
+        }
         let scale = || f16::from_le_bytes([scales[2 * b], scales[2 * b + 1]]).to_f32();
         let mut emit = |at: usize, w| emit(per_block * j + at, w);
         match m.dtype {
