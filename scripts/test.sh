@@ -12,6 +12,8 @@ export LD_LIBRARY_PATH="${NVRTC_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export LLMC_GGUF="$(scripts/fetch-model.sh | tail -n 1)"
 # Formatting (rustfmt.toml) first: it fails in a second, before any build.
 cargo fmt --check
+# The device scripts: no bare `wait` under a `>(tee ...)` log (it never returns).
+bash scripts/lint-device-scripts.sh
 cargo test --release
 # The real-model tests, #[ignore]d in a plain `cargo test` (they need LLMC_GGUF): end to end on the
 # CPU executor (logits against gguf-py's f32 reference included), and every tensor of the file

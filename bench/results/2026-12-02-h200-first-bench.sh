@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The first `llmc bench` of a call hung in four calls of 2026-12-01/02 (the last two: a plan of
-# e3d8de0 + -norm-rows-push.patch with every shortening off and SPIN_LIMIT on, so not a counter
-# spin, and `timeout -s KILL` could not end it). Here main's binary benches main's kernels
+# The first `llmc bench` of a call seemed to hang in four calls of 2026-12-01/02 (the last two: a
+# plan of e3d8de0 + -norm-rows-push.patch with every shortening off and SPIN_LIMIT on, so not a
+# counter spin, and `timeout -s KILL` could not end it). Here main's binary benches main's kernels
 # (SPIN_LIMIT on) first under a watchdog that, if it is still running after 150 s, prints the
 # process's threads (state, kernel stack), the GPU's load and what cuda-gdb sees, and stops.
+# Run 1 (17:42 UTC, -first-bench.log) never reached the bench: its bare `wait` waited for the
+# `>(tee)` log too, which is what every "hang" was (README, "Those hangs were the scripts");
+# `wait $(jobs -p)` since.
 # If it does not hang: the shortenings one at a time against off (llmc_exp: e3d8de0 with
 # -norm-rows-push.patch; pf: off with LLMC_ATTN_PREFETCH_ROWS=40), then Nsight Compute stall
 # reasons of a decode layer's kernels on main's plan (application replay, warm caches).
@@ -18,7 +21,7 @@ c() { LLMC_EXPERIMENT_DEFINES="$2" $1 compile /tmp/w/m -o /tmp/w/$3.plan --weigh
 c .bin/llmc "SPIN_LIMIT=4194304" spin & c .bin/llmc "" main &
 c .bin/llmc_exp "GEMV_NORM_LATE=0 MLP_ROW_TASKS=0 ATTN_PUSH_MERGE=0" off & c .bin/llmc_exp "GEMV_NORM_LATE=0 ATTN_PUSH_MERGE=0" rows &
 c .bin/llmc_exp "GEMV_NORM_LATE=0 MLP_ROW_TASKS=0" push &
-wait
+wait $(jobs -p)  # not a bare wait: scripts/lint-device-scripts.sh
 echo "== first bench, main, SPIN_LIMIT ($(date -u +%T))"
 .bin/llmc bench /tmp/w/spin.plan --prompt-len 32,1024 --gen 128 --reps 2 > /tmp/b1.txt 2>&1 &
 pid=$!

@@ -27,7 +27,7 @@ fi
 wait $model
 .bin/llmc compile /tmp/w/m -o /tmp/w/new.plan --weights bf16 --max-seq-len 1152 2>&1 | tail -1 | cut -c1-40 &
 .bin/llmc-old compile /tmp/w/m -o /tmp/w/old.plan --weights bf16 --max-seq-len 1152 2>&1 | tail -1 | cut -c1-40 &
-wait
+wait $(jobs -p)  # not a bare wait: scripts/lint-device-scripts.sh
 for r in 1 2 3; do for v in new old; do
   b=.bin/llmc; [ $v = old ] && b=.bin/llmc-old
   echo "[$v, round $r] $(timeout -s KILL 90 $b bench /tmp/w/$v.plan --prompt-len 32,1024 --gen 128 --reps 2 2>&1 | grep -E 'prompt |rror' | cut -c1-60 | tr '\n' ' ')"

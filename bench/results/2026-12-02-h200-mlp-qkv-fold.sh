@@ -16,7 +16,7 @@ echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cat .bin/COMMIT)"; nvidia
 [ -e /tmp/w/m/config.json ] || python3 bench/make_random_qwen.py /tmp/w/m 2>&1 | tail -1
 .bin/llmc compile /tmp/w/m -o /tmp/w/bf16.plan --weights bf16 --max-seq-len 1152 2>&1 | tail -1 | cut -c1-40 &
 LLMC_EXPERIMENT_DEFINES="TRACE_BLOCKS=1" .bin/llmc compile /tmp/w/m -o /tmp/w/bf16-traced.plan --weights bf16 --max-seq-len 1152 2>&1 | tail -1 | cut -c1-40 &
-wait
+wait $(jobs -p)  # not a bare wait: scripts/lint-device-scripts.sh
 for r in 1 2 3; do for q in 1 0; do
   echo "[LLMC_FUSE_QKV=$q, round $r] $(LLMC_FUSE_QKV=$q timeout 60 .bin/llmc bench /tmp/w/bf16.plan --prompt-len 32,1024 --gen 128 --reps 2 2>&1 | grep -E 'prompt |rror' | cut -c1-60 | tr '\n' ' ')"
 done; done

@@ -42,7 +42,7 @@ for v in $variants; do
   [ $v = pf ] && continue
   LLMC_EXPERIMENT_DEFINES="${defs[$v]}" .bin/llmc compile /tmp/w/m -o /tmp/w/$v.plan --weights bf16 --max-seq-len 1152 2>&1 | tail -1 | cut -c1-40 &
 done
-wait
+wait $(jobs -p)  # not a bare wait: scripts/lint-device-scripts.sh
 for r in $(seq 1 ${ROUNDS:-2}); do for v in $variants; do
   plan=$v; rows=0; [ $v = pf ] && plan=new rows=40
   echo "[$v, round $r] $(LLMC_ATTN_PREFETCH_ROWS=$rows timeout -s KILL 90 .bin/llmc bench /tmp/w/$plan.plan --prompt-len 32,1024 --gen 128 --reps 2 2>&1 | grep -E 'prompt |rror' | cut -c1-60 | tr '\n' ' ')"

@@ -8,7 +8,8 @@
 # GEMVs (2026-11-30)? Application replay (each kernel after its real predecessors) and
 # kernel replay.
 # .bin: llmc built from e3d8de0 with -norm-rows-push.patch applied.
-# Run 1 (VARIANTS default, norm first) hung in its first bench: see the log.
+# Runs 1 (17:19 UTC, default VARIANTS) and 2 (17:31, VARIANTS="off rows push pf" ROUNDS=2;
+# -1.log, -2.log) stopped at their bare `wait` (it waited for the >(tee) log too), before any bench.
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 mkdir -p /tmp/w
@@ -22,7 +23,7 @@ for v in $variants; do
   [ $v = pf ] && continue
   LLMC_EXPERIMENT_DEFINES="${defs[$v]} SPIN_LIMIT=4194304" .bin/llmc compile /tmp/w/m -o /tmp/w/$v.plan --weights bf16 --max-seq-len 1152 2>&1 | tail -1 | cut -c1-40 &
 done
-wait
+wait $(jobs -p)  # not a bare wait: scripts/lint-device-scripts.sh
 for r in $(seq 1 ${ROUNDS:-1}); do for v in $variants; do
   plan=$v; rows=0; [ $v = pf ] && plan=off rows=40
   echo "[$v, round $r] $(LLMC_ATTN_PREFETCH_ROWS=$rows timeout -s KILL 60 .bin/llmc bench /tmp/w/$plan.plan --prompt-len 32,1024 --gen 128 --reps 2 2>&1 | grep -E 'prompt |rror|spin' | cut -c1-80 | tr '\n' ' ')"
