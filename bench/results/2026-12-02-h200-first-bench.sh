@@ -10,7 +10,8 @@
 # If it does not hang: the shortenings one at a time against off (llmc_exp: e3d8de0 with
 # -norm-rows-push.patch; pf: off with LLMC_ATTN_PREFETCH_ROWS=40), then Nsight Compute stall
 # reasons of a decode layer's kernels on main's plan (application replay, warm caches).
-# .bin: llmc (e3d8de0), llmc_exp.
+# .bin: llmc (main), llmc_exp (main with -norm-rows-push.patch applied: `git apply`, build, copy,
+# `git checkout kernels src`), COMMIT.
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 mkdir -p /tmp/w
@@ -20,7 +21,7 @@ echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cat .bin/COMMIT)"; nvidia
 c() { LLMC_EXPERIMENT_DEFINES="$2" $1 compile /tmp/w/m -o /tmp/w/$3.plan --weights bf16 --max-seq-len 1152 2>&1 | tail -1 | cut -c1-40; }
 c .bin/llmc "SPIN_LIMIT=4194304" spin & c .bin/llmc "" main &
 c .bin/llmc_exp "GEMV_NORM_LATE=0 MLP_ROW_TASKS=0 ATTN_PUSH_MERGE=0" off & c .bin/llmc_exp "GEMV_NORM_LATE=0 ATTN_PUSH_MERGE=0" rows &
-c .bin/llmc_exp "GEMV_NORM_LATE=0 MLP_ROW_TASKS=0" push &
+c .bin/llmc_exp "GEMV_NORM_LATE=0 MLP_ROW_TASKS=0" push & c .bin/llmc_exp "MLP_ROW_TASKS=0 ATTN_PUSH_MERGE=0" norm &
 wait $(jobs -p)  # not a bare wait: scripts/lint-device-scripts.sh
 echo "== first bench, main, SPIN_LIMIT ($(date -u +%T))"
 .bin/llmc bench /tmp/w/spin.plan --prompt-len 32,1024 --gen 128 --reps 2 > /tmp/b1.txt 2>&1 &
@@ -37,7 +38,7 @@ if kill -0 $pid 2>/dev/null; then
   exit 0
 fi
 grep -E "prompt |rror" /tmp/b1.txt | cut -c1-80
-for v in main off rows push pf; do
+for v in main off norm rows push pf; do
   bin=.bin/llmc_exp plan=$v rows=0; [ $v = main ] && bin=.bin/llmc; [ $v = pf ] && plan=off rows=40
   echo "[$v] $(LLMC_ATTN_PREFETCH_ROWS=$rows timeout -s KILL 60 $bin bench /tmp/w/$plan.plan --prompt-len 32,1024 --gen 128 --reps 2 2>&1 | grep -E 'prompt |rror|spin' | cut -c1-80 | tr '\n' ' ')"
 done
