@@ -58,9 +58,9 @@ impl<T> OutPtr<T> {
 }
 
 /// `out[t, r] = f(t, r, x[t] . W[r])` for the `n` rows of `x` ([n, K]) and every row of `w`
-/// ([N, K]); `out` is [n, N]. Parallel over blocks of weight rows; within a block each row of x
-/// is dotted with the block's weight rows, so both stay in cache and every weight byte comes
-/// from memory once per chunk. A block-format weight's rows are rounded to bf16 first, as the
+/// ([N, K]); `out` is [n, N]. Parallel over blocks of weight rows; within a block every four
+/// rows of x are dotted with each of the block's weight rows at once (dot4), so both stay in
+/// cache, every weight byte comes from memory once per chunk and is widened once per four rows. A block-format weight's rows are rounded to bf16 first, as the
 /// GPU's prompt GEMMs read them (kernels/dequantize.cu): a prompt multiplies what `--weights
 /// bf16` would store, decode the exact values. (A per-row RMSNorm prologue would scale the rows
 /// of `x` here.)
@@ -84,15 +84,27 @@ fn gemm<T: Send>(x: &[f32], n: usize, w: &Matrix, out: &mut [T], f: impl Fn(usiz
                 rounded
             }
         };
-        for t in 0..n {
+        let row = |r: usize| match w {
+            Matrix::Bf16 { w, .. } => &w[r * k..(r + 1) * k],
+            Matrix::Blocks(_) => &rounded[(r - block.start) * k..][..k],
+        };
+        // DOTS rows of x at a time against each weight row (dot4), the rest one by one; the
+        // same bits either way.
+        let grouped = n / DOTS * DOTS;
+        for t0 in (0..grouped).step_by(DOTS) {
+            let xs: [&[f32]; DOTS] = std::array::from_fn(|j| &x[(t0 + j) * k..(t0 + j + 1) * k]);
+            for r in block.clone() {
+                for (j, acc) in dot4(xs, row(r)).into_iter().enumerate() {
+                    // SAFETY: (t, r) is written by this block only; t < n, r < rows.
+                    unsafe { ptr.put((t0 + j) * rows + r, f(t0 + j, r, acc)) };
+                }
+            }
+        }
+        for t in grouped..n {
             let xt = &x[t * k..(t + 1) * k];
             for r in block.clone() {
-                let acc = match w {
-                    Matrix::Bf16 { .. } => w.dot_row(r, xt),
-                    Matrix::Blocks(_) => dot(xt, &rounded[(r - block.start) * k..][..k]),
-                };
-                // SAFETY: (t, r) is written by this block only; t < n, r < rows.
-                unsafe { ptr.put(t * rows + r, f(t, r, acc)) };
+                // SAFETY: as above.
+                unsafe { ptr.put(t * rows + r, f(t, r, dot(xt, row(r)))) };
             }
         }
     });
