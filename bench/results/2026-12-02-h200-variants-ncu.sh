@@ -34,18 +34,5 @@ M=gpu__time_duration.sum,smsp__issue_active.avg.pct_of_peak_sustained_active,sms
 for mode in application kernel; do
   echo "== ncu, $mode replay, cache-control none, off plan, decode layer kernels"
   timeout -s KILL 150 ncu --replay-mode $mode --cache-control none --clock-control none -k "regex:^(linear|mlp|qkv_rope|attention|lm_head)$" --launch-skip 60 --launch-count 9 --metrics $M --csv .bin/llmc run /tmp/w/off.plan --prompt-ids 1,2,3,4,5,6,7,8 --max-tokens 3 --ignore-eos 2>/dev/null | grep -v "^==" > $OUT/ncu_$mode.csv
-  python3 - $OUT/ncu_$mode.csv <<'PY'
-import csv, sys, collections
-rows = list(csv.DictReader(l for l in open(sys.argv[1]) if l.strip()))
-by = collections.OrderedDict()
-for r in rows:
-    by.setdefault((r["ID"], r["Kernel Name"]), {})[r["Metric Name"]] = r["Metric Value"]
-for (i, name), m in by.items():
-    v = {k.replace("smsp__average_warps_issue_stalled_", "").replace("_per_issue_active.ratio", "").split("__")[-1][:20]: float(x.replace(",", "")) for k, x in m.items()}
-    stalls = {k: x for k, x in v.items() if k in ("long_scoreboard", "short_scoreboard", "no_instruction", "wait", "barrier", "membar", "not_selected", "mio_throttle", "lg_throttle", "sleeping", "branch_resolving")}
-    total = sum(stalls.values()) or 1
-    top = sorted(stalls.items(), key=lambda kv: -kv[1])[:4]
-    print(i, name[:12], f"{v.get('time_duration.sum', 0):.0f} ns", f"issue {v.get('issue_active.avg.pct', 0):.1f}%",
-          " ".join(f"{k} {x / total:.0%}" for k, x in top))
-PY
+  python3 bench/ncu_stalls.py $OUT/ncu_$mode.csv
 done

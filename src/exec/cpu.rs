@@ -456,17 +456,21 @@ impl Backend for CpuExecutor<'_> {
 mod tests {
     use super::*;
 
-    /// The AVX2 copy of the bf16 dot product (where this CPU has AVX2) gives the baseline's bits,
-    /// tail included.
-    #[test]
-    fn the_avx2_dot_gives_the_baseline_bits() {
-        let mut s = 0x9e37_79b9u32;
-        let mut next = move || {
+    /// Values in [-0.5, 0.5] from a xorshift seeded with `seed` (nonzero).
+    fn noise(mut s: u32) -> impl FnMut() -> f32 {
+        move || {
             s ^= s << 13;
             s ^= s >> 17;
             s ^= s << 5;
             s as f32 / u32::MAX as f32 - 0.5
-        };
+        }
+    }
+
+    /// The AVX2 copy of the bf16 dot product (where this CPU has AVX2) gives the baseline's bits,
+    /// tail included.
+    #[test]
+    fn the_avx2_dot_gives_the_baseline_bits() {
+        let mut next = noise(0x9e37_79b9);
         for k in [1536, 1543] {
             let x: Vec<f32> = (0..k).map(|_| next()).collect();
             let w: Vec<bf16> = (0..k).map(|_| bf16::from_f32(next())).collect();
@@ -477,13 +481,7 @@ mod tests {
     /// Four dot products at once give each one's bits from `dot`, tail included, in both copies.
     #[test]
     fn dot4_gives_dot_bits() {
-        let mut s = 0x2545_f491u32;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s as f32 / u32::MAX as f32 - 0.5
-        };
+        let mut next = noise(0x2545_f491);
         for k in [16, 1536, 1543, 8960] {
             let xs: Vec<Vec<f32>> = (0..DOTS).map(|_| (0..k).map(|_| next()).collect()).collect();
             let w: Vec<bf16> = (0..k).map(|_| bf16::from_f32(next())).collect();
