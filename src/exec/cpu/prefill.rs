@@ -60,9 +60,10 @@ impl<T> OutPtr<T> {
 /// `out[t, r] = f(t, r, x[t] . W[r])` for the `n` rows of `x` ([n, K]) and every row of `w`
 /// ([N, K]); `out` is [n, N]. Parallel over blocks of weight rows; within a block every four
 /// rows of x are dotted with each of the block's weight rows at once (dot4), so both stay in
-/// cache, every weight byte comes from memory once per chunk and is widened once per four rows. A block-format weight's rows are rounded to bf16 first, as the
-/// GPU's prompt GEMMs read them (kernels/dequantize.cu): a prompt multiplies what `--weights
-/// bf16` would store, decode the exact values. (A per-row RMSNorm prologue would scale the rows
+/// cache, every weight byte comes from memory once per chunk and is widened once per four rows.
+/// A block-format weight's rows are rounded to bf16 first, as the GPU's prompt GEMMs read them
+/// (kernels/dequantize.cu): a prompt multiplies what `--weights bf16` would store, decode the
+/// exact values. (A per-row RMSNorm prologue would scale the rows
 /// of `x` here.)
 fn gemm<T: Send>(x: &[f32], n: usize, w: &Matrix, out: &mut [T], f: impl Fn(usize, usize, f32) -> T + Sync) {
     const BLOCK: usize = 8;
