@@ -57,42 +57,49 @@ __device__ __forceinline__ float4* gemv_x_f32() { return reinterpret_cast<float4
 
 __device__ __forceinline__ float sumsq4(float4 v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; }
 
-// The norm weight into shared memory behind x (before the wait: it is a weight). `threads` is
-// the block size (a constant for the bf16 kernels, so each thread's loads are unrolled).
+// The norm weight into shared memory behind x (before the wait: it is a weight), each thread
+// the four-element quads of x that stage_x gives it (it reads them back with no barrier).
+// `threads` is the block size (a constant for the bf16 kernels, so each thread's loads are
+// unrolled).
 __device__ __forceinline__ void stage_norm_weight(const bf16* __restrict__ norm_w, int k, int threads) {
     if (!norm_w) return;
-    const int chunks = k >> 3;
-    for (int c = threadIdx.x; c < chunks; c += threads) gemv_x[2 * chunks + c] = __ldg(reinterpret_cast<const uint4*>(norm_w) + c);
+    uint2* w = reinterpret_cast<uint2*>(gemv_x + 2 * (k >> 3));
+    for (int c = threadIdx.x; c < k >> 2; c += threads) w[c] = __ldg(reinterpret_cast<const uint2*>(norm_w) + c);
 }
 
 // x into gemv_x (every thread of the block calls it, after the wait: x is an earlier kernel's
-// or instruction's output, read with Wait::load), RMS-normalized when norm_w is non-null (its
-// weight staged already).
+// or instruction's output, read with Wait::load). With an input norm (norm_w non-null, its
+// weight staged already) x is staged times the norm's weight and the returned 1/rms(x) scales
+// the dot products instead (W.(x w) / rms = W.(x / rms w) up to f32 rounding): the sum of
+// squares then needs no block reduction and second pass over x before the dot products, only
+// each warp's partial sum beside x, behind the one barrier that completes x (H200, Qwen2.5-1.5B:
+// README, "Where a graph decode step's time goes"). Returns 1 without a norm.
 template <class Wait>
-__device__ __forceinline__ void stage_x(const float* __restrict__ x, const bf16* __restrict__ norm_w, float eps, int k, int threads) {
+__device__ __forceinline__ float stage_x(const float* __restrict__ x, const bf16* __restrict__ norm_w, float eps, int k, int threads) {
     const int quads = k >> 2;
     const float4* xv = reinterpret_cast<const float4*>(x);
     float4* xs = gemv_x_f32();
     float ss = 0.f;
+    __shared__ float warp_squares[32];
+    const unsigned* w = reinterpret_cast<const unsigned*>(gemv_x + 2 * (k >> 3));
     for (int c = threadIdx.x; c < quads; c += threads) {
-        const float4 v = Wait::load(xv + c);
+        float4 v = Wait::load(xv + c);
+        if (norm_w) {
+            ss += sumsq4(v);
+            const unsigned w01 = w[2 * c], w23 = w[2 * c + 1];
+            v.x *= lo_f32(w01), v.y *= hi_f32(w01), v.z *= lo_f32(w23), v.w *= hi_f32(w23);
+        }
         xs[c] = v;
-        ss += sumsq4(v);
     }
     if (norm_w) {
-        const float inv = 1.0f / sqrtf(block_sum(ss) / (float)k + eps);  // block_sum syncs: the weight is staged
-        const unsigned* w = reinterpret_cast<const unsigned*>(gemv_x + 2 * (k >> 3));
-        for (int c = threadIdx.x; c < quads; c += threads) {
-            float4 v = xs[c];
-            const unsigned w01 = w[2 * c], w23 = w[2 * c + 1];
-            v.x *= inv * lo_f32(w01);
-            v.y *= inv * hi_f32(w01);
-            v.z *= inv * lo_f32(w23);
-            v.w *= inv * hi_f32(w23);
-            xs[c] = v;
-        }
+        ss = warp_sum(ss);
+        if ((threadIdx.x & 31) == 0) warp_squares[threadIdx.x >> 5] = ss;
     }
     __syncthreads();
+    if (!norm_w) return 1.f;
+    float total = 0.f;
+    for (int i = 0; i < threads >> 5; i++) total += warp_squares[i];
+    return 1.0f / sqrtf(total / (float)k + eps);
 }
 
 // The `_q` kernels' shared memory: a float2 per run of x (Q_RUN elements; for a PAIRED format
@@ -422,7 +429,7 @@ __device__ __forceinline__ void gemv_tasks(Bf16Weights m, int t, int stride, int
     }
     stage_norm_weight(norm_w, k, THREADS);
     wait();
-    stage_x<Wait>(x, norm_w, eps, k, THREADS);
+    const float inv = stage_x<Wait>(x, norm_w, eps, k, THREADS);
     trace_mark(0);
     for (; t < tasks; t += TASKS * stride) {
         float acc[R];
@@ -439,7 +446,7 @@ __device__ __forceinline__ void gemv_tasks(Bf16Weights m, int t, int stride, int
             load_batch<R, BATCH, (TASKS > 1)>(rows, 0, chunks, w);
         }
 #pragma unroll
-        for (int i = 0; i < R; i++) acc[i] = warp_sum(acc[i]);
+        for (int i = 0; i < R; i++) acc[i] = warp_sum(acc[i]) * inv;
         trace_mark(1);
 #pragma unroll
         for (int j = 0; j < TASKS; j++)
