@@ -11,10 +11,13 @@
 // slice writes the output directly; several (flash-decoding) each publish (max, sum, acc[d]) per
 // head and the last one of the block's heads merges them. With `cluster` > 1 (graph path,
 // launched in clusters of that many blocks along the splits: LLMC_ATTN_CLUSTER, launch.rs) and
-// no more active slices than that, the first cluster's blocks keep their (max, sum, acc[d]) in
-// shared memory and merge them through distributed shared memory, each block its share of the
-// elements, between two cluster barriers: no ticket and no trip through L2. Its blocks past the
-// active slices stay for the barriers and contribute empty parts; more slices merge as above.
+// no more active slices than that, the first cluster's blocks push their (max, sum, acc[d])
+// into the shared memory of the blocks that merge them (distributed shared memory, each block
+// its share of the elements) and merge after one cluster barrier: no ticket, no trip through L2
+// and no remote load (each block pulling the parts between two barriers took 2-4 us more a
+// step after 32 tokens and 8-13 us after 1,024 on the H200: bench/results/2026-12-02-h200-push-
+// pad.log). Its blocks past the active slices stay for the barriers and contribute empty parts;
+// more slices merge as above.
 // In a block: (1) teams of d/8 lanes (8 elements per lane) score ATTN_POS positions each per
 // pass against each of its query heads, scores kept in shared memory; (2) a warp per head
 // takes the max and the exponentials; (3) threads own (8-element chunk of V, slice of positions)
@@ -57,7 +60,7 @@
 
 // Thread block clusters (sm_90): this block's rank in its cluster, a barrier of every thread of
 // the cluster (release/acquire: shared-memory writes before it are seen by the other blocks
-// after it), and a float of another block's shared memory at the address of `p` in this one.
+// after it) and its two halves, and a store to another block's shared memory.
 // Before sm_90 there are no clusters (the host never asks for them there).
 __device__ __forceinline__ unsigned cluster_rank() {
     unsigned r = 0;
@@ -71,15 +74,26 @@ __device__ __forceinline__ void cluster_sync() {
     asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 #endif
 }
-__device__ __forceinline__ float cluster_load(const float* p, unsigned rank) {
+// The two halves of cluster_sync apart: a relaxed arrival (nothing to publish yet), and the wait
+// for every block's arrival.
+__device__ __forceinline__ void cluster_arrive_relaxed() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cluster_wait() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");
+#endif
+}
+// Stores a float to another block's shared memory at the address of `p` in this one.
+__device__ __forceinline__ void cluster_store(float* p, unsigned rank, float v) {
 #if __CUDA_ARCH__ >= 900
     unsigned local = static_cast<unsigned>(__cvta_generic_to_shared(p)), remote;
-    float v;
     asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(rank));
-    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
-    return v;
+    asm volatile("st.shared::cluster.f32 [%0], %1;" ::"r"(remote), "f"(v) : "memory");
 #else
-    return *p;
+    *p = v;
 #endif
 }
 
@@ -134,6 +148,9 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     // Slices that fit the first cluster merge in it (see the header); its idle blocks stay.
     const bool clustered = cluster > 1 && active > 1 && active <= cluster;
     if (split >= (clustered ? cluster : active)) return;
+    // Blocks push their parts into the merging blocks' shared memory, which is only valid once
+    // every block of the cluster runs: each says so now and waits for the others before pushing.
+    if (clustered) cluster_arrive_relaxed();
     // the unit's first head, and its KV head
     const int head0 = unit * group, g = head0 / (n_heads / n_kv), row = n_kv * d, stride = d + ATTN_PARTIAL_HEAD;
     const int t0 = split * chunk, n = max(min(len, t0 + chunk) - t0, 0), pos_row = pos - t0;  // n = 0: an empty part
@@ -241,9 +258,20 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     }
     trace_mark(1);
     const bool direct = active == 1;
-    // Clustered, a block keeps its part in shared memory: (max, sum) in m_sm and l_sm, acc[d] of
-    // head h at own[h * d] in the scores' place (free once P.V is done).
-    float* const own = &s[0][0];
+    // Clustered, block r's part of element e goes to block e / share, at recv[r][e % share]
+    // there, and its (max, sum) per head to every block: after one cluster barrier each block
+    // merges its share from its own shared memory, and no block reads another's after it.
+    __shared__ float recv[ATTN_MAX_GROUP * ATTN_MAX_D];
+    __shared__ float recv_ml[ATTN_MAX_CLUSTER][2 * ATTN_MAX_GROUP];
+    const int elements = group * d, share = (elements + cluster - 1) / cluster, rank = cluster_rank();
+    if (clustered) {
+        cluster_wait();
+        if (tid < cluster)
+            for (int h = 0; h < group; h++) {
+                cluster_store(&recv_ml[rank][2 * h], tid, m_sm[h]);
+                cluster_store(&recv_ml[rank][2 * h + 1], tid, l_sm[h]);
+            }
+    }
 #pragma unroll
     for (int h = 0; h < ATTN_MAX_GROUP; h++) {
         if (h >= group) break;
@@ -263,7 +291,7 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
             if (direct)
                 out[head * d + tid] = a / l_sm[h];
             else if (clustered)
-                own[h * d + tid] = a;
+                cluster_store(&recv[rank * share + (h * d + tid) % share], (h * d + tid) / share, a);
             else
                 p[ATTN_PARTIAL_HEAD + tid] = a;
         }
@@ -271,17 +299,14 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     }
     if (direct) return;
     if (clustered) {
-        // Block r of the cluster merges elements r * share.. of the unit's heads from every
-        // block's part and writes them out.
-        cluster_sync();
-        const int elements = group * d, share = (elements + cluster - 1) / cluster, r = cluster_rank();
-        for (int e = r * share + tid; e < min(elements, (r + 1) * share); e += ATTN_THREADS) {
-            const int h = e / d, i = e % d;
+        cluster_sync();  // every part pushed
+        for (int e = rank * share + tid; e < min(elements, (rank + 1) * share); e += ATTN_THREADS) {
+            const int h = e / d, i = e % d, mine = e - rank * share;
             float m[ATTN_MAX_CLUSTER], l[ATTN_MAX_CLUSTER], v[ATTN_MAX_CLUSTER], mx = -INFINITY;
 #pragma unroll
             for (int b = 0; b < ATTN_MAX_CLUSTER; b++) {
                 if (b >= cluster) break;
-                m[b] = cluster_load(&m_sm[h], b), l[b] = cluster_load(&l_sm[h], b), v[b] = cluster_load(&own[e], b);
+                m[b] = recv_ml[b][2 * h], l[b] = recv_ml[b][2 * h + 1], v[b] = recv[b * share + mine];
             }
 #pragma unroll
             for (int b = 0; b < ATTN_MAX_CLUSTER; b++)
@@ -295,7 +320,6 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
             }
             out[(head0 + h) * d + i] = a / sum;
         }
-        cluster_sync();  // no block leaves while another reads its part
         return;
     }
     if (!is_last_block(counters + unit, active)) return;
