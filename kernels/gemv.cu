@@ -423,11 +423,13 @@ __device__ __forceinline__ void gemv_tasks(Bf16Weights m, int t, int stride, int
             for (int i = 0; i < ROWS; i++) rows[j * ROWS + i] = valid ? m.w + r[i] * k : nullptr;
         }
     };
+    // The norm's weight first: requested after the rows, its L2 round trip queued behind them
+    // (H200, Qwen2.5-1.5B: 1.164 against 1.171 ms/token, README "Block order and the norm first").
+    stage_norm_weight(norm_w, k, THREADS);
     if (t < tasks) {
         name_rows(t);
         load_batch<R, BATCH, (TASKS > 1)>(rows, 0, chunks, w);
     }
-    stage_norm_weight(norm_w, k, THREADS);
     wait();
     const float inv = stage_x<Wait>(x, norm_w, eps, k, THREADS);
     trace_mark(0);
