@@ -423,8 +423,9 @@ __device__ __forceinline__ void gemv_tasks(Bf16Weights m, int t, int stride, int
             for (int i = 0; i < ROWS; i++) rows[j * ROWS + i] = valid ? m.w + r[i] * k : nullptr;
         }
     };
-    // The norm's weight first: requested after the rows, its L2 round trip queued behind them
-    // (H200, Qwen2.5-1.5B: 1.164 against 1.171 ms/token, README "Block order and the norm first").
+    // The norm's weight before the rows: requested after them, its round trip queued behind
+    // theirs (H200, Qwen2.5-1.5B: 1.164 against 1.171 ms/token; README, "Block order and the
+    // norm first").
     stage_norm_weight(norm_w, k, THREADS);
     if (t < tasks) {
         name_rows(t);

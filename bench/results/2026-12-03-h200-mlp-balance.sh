@@ -9,7 +9,7 @@
 # 1.5B's hidden and FFN sizes (its 9-unit blocks); then three interleaved rounds of the three forms
 # (random Qwen2.5-1.5B shape, bf16, 128 tokens after 32 and 1,024) and a traced step of 0 and 2
 # (TRACE_BLOCKS=1: per block gate/up done, down done, exit; bench/results/*-mlp-balance-*.json.gz).
-# .bin: llmc, cuda_vs_cpu, cuda_faults, COMMIT.
+# .bin: llmc, cuda_vs_cpu, cuda_faults, COMMIT (built from 7acf955 with -mlp-balance.patch, not kept).
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 mkdir -p /tmp/w /tmp/s
