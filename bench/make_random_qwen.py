@@ -1,18 +1,25 @@
 """Writes a randomly initialised, full-size Qwen2.5-1.5B-shaped model (bf16 safetensors) for the
-GPU bench, with the tiny fixture tokenizer (token ids are all the bench feeds it).
-Usage: python3 bench/make_random_qwen.py OUT_DIR"""
+GPU bench, with the tiny fixture tokenizer (token ids are all the bench feeds it). --layers and
+--vocab shrink it with the same hidden and FFN sizes (e.g. 2 layers and the tokenizer's 272 ids:
+a model whose fused MLP has the 1.5B's blocks, small enough for compute-sanitizer).
+Usage: python3 bench/make_random_qwen.py OUT_DIR [--layers 28] [--vocab 151936]"""
+import argparse
 import shutil
-import sys
 
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-out = sys.argv[1]
+ap = argparse.ArgumentParser()
+ap.add_argument("out")
+ap.add_argument("--layers", type=int, default=28)
+ap.add_argument("--vocab", type=int, default=151936, help="at least the fixture tokenizer's 272")
+args = ap.parse_args()
+out = args.out
 config = Qwen2Config(
-    vocab_size=151936,
+    vocab_size=args.vocab,
     hidden_size=1536,
     intermediate_size=8960,
-    num_hidden_layers=28,
+    num_hidden_layers=args.layers,
     num_attention_heads=12,
     num_key_value_heads=2,
     max_position_embeddings=32768,
