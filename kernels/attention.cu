@@ -128,26 +128,40 @@ __device__ __forceinline__ void attn_load_pass(const float* __restrict__ base, i
     }
 }
 
+// What attention_proj.cu asks of attention_unit (nothing, by default): `fused`, that a step whose
+// active slices fit the first cluster always merges in it (also one slice, which alone would
+// write out directly), so that each of the cluster's blocks ends with its share of out;
+// `values`, non-null for the blocks of the first cluster (split < cluster), where the block's
+// share (elements split * d / cluster.. of its head; one head a block) is left in shared memory;
+// `merged`, a count per unit that grows by one each time the unit's slices are merged through
+// L2 (more active slices than a cluster): the first cluster's blocks wait for it and then read
+// their share from out.
+struct AttnProj {
+    bool fused;
+    float* values;
+    unsigned long long* merged;
+};
+
 // One block's work: the `group` query heads unit * group.. (a KV head's or a part of them) over
 // slice `split` of `splits`. Every thread calls it; returns are uniform over the block, and
 // wait() (called by every thread that gets past them) comes before anything this step wrote is
-// read.
+// read. Returns whether proj.values holds the block's share (uniform over the block).
 template <class Wait>
-__device__ __forceinline__ void attention_unit(const float* __restrict__ q, const float* __restrict__ k_cache,
+__device__ __forceinline__ bool attention_unit(const float* __restrict__ q, const float* __restrict__ k_cache,
                                                const float* __restrict__ v_cache, const int* __restrict__ pos_p,
                                                float* __restrict__ out, float* __restrict__ partial,
                                                unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq,
                                                int min_chunk, int group, int unit, int split, int splits, int cluster,
-                                               Wait wait) {
+                                               Wait wait, AttnProj proj = AttnProj{}) {
     // The position is stable for the whole step (the previous step's `advance`, or the host,
     // wrote it), and so are the cache rows before it: both are read before the wait.
     const int pos = *pos_p;
-    if (pos < 0 || pos >= max_seq) return;
+    if (pos < 0 || pos >= max_seq) return false;
     const int len = pos + 1, chunk = max((len + splits - 1) / splits, min_chunk);
     const int active = (len + chunk - 1) / chunk;
     // Slices that fit the first cluster merge in it (see the header); its idle blocks stay.
-    const bool clustered = cluster > 1 && active > 1 && active <= cluster;
-    if (split >= (clustered ? cluster : active)) return;
+    const bool clustered = cluster > 1 && (active > 1 || proj.fused) && active <= cluster;
+    if (split >= (clustered ? cluster : active)) return false;
     // Blocks push their parts into the merging blocks' shared memory, which is only valid once
     // every block of the cluster runs: each says so now and waits for the others before pushing.
     if (clustered) cluster_arrive_relaxed();
@@ -171,8 +185,8 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
     attn_load_pass<Wait>(k_base, team, teams, n, row, 8 * c, d, pos_row, ATTN_AFTER_WAIT, kv);
     attn_load_pass<Wait>(v_base, team, teams, n, row, 8 * c, d, pos_row, ATTN_AFTER_WAIT, vv);
 
-    __shared__ float s[ATTN_MAX_GROUP][ATTN_CHUNK];         // scores, probabilities, split weights
-    __shared__ float buf[ATTN_MAX_GROUP * ATTN_MAX_D];      // q of the group, then per-warp sums
+    __shared__ __align__(16) float s[ATTN_MAX_GROUP][ATTN_CHUNK];         // scores, probabilities, split weights
+    __shared__ __align__(16) float buf[ATTN_MAX_GROUP * ATTN_MAX_D];  // q of the group, then per-warp sums (read as float4)
     __shared__ float m_sm[ATTN_MAX_GROUP], l_sm[ATTN_MAX_GROUP];
     const int qn = group * d;
     for (int e = tid; e < qn; e += ATTN_THREADS) buf[e] = Wait::load(q + (long long)head0 * d + e);
@@ -257,7 +271,7 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
             for (int e = 0; e < 8; e++) acc[h][e] += __shfl_xor_sync(0xffffffffu, acc[h][e], o);
     }
     trace_mark(1);
-    const bool direct = active == 1;
+    const bool direct = active == 1 && !clustered;
     // Clustered, block r's part of element e goes to block e / share, at recv[r][e % share]
     // there, and its (max, sum) per head to every block: after one cluster barrier each block
     // merges its share from its own shared memory, and no block reads another's after it.
@@ -297,7 +311,7 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
         }
         if (!direct && !clustered && tid == 0) *reinterpret_cast<float2*>(p) = make_float2(m_sm[h], l_sm[h]);
     }
-    if (direct) return;
+    if (direct) return false;
     if (clustered) {
         cluster_sync();  // every part pushed
         for (int e = rank * share + tid; e < min(elements, (rank + 1) * share); e += ATTN_THREADS) {
@@ -319,10 +333,21 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
                 sum = fmaf(w, l[b], sum), a = fmaf(w, v[b], a);
             }
             out[(head0 + h) * d + i] = a / sum;
+            if (proj.values) proj.values[mine] = a / sum;
         }
-        return;
+        return proj.values != nullptr;
     }
-    if (!is_last_block(counters + unit, active)) return;
+    // The merge count before this block's arrival: the unit's merge of this step comes after it.
+    unsigned long long merges = 0;
+    if (proj.values && tid == 0) merges = load_relaxed(proj.merged + unit);
+    if (!is_last_block(counters + unit, active)) {
+        if (!proj.values) return false;
+        if (tid == 0)
+            for (unsigned long long polls = 0, seen; (seen = load_relaxed(proj.merged + unit)) <= merges;) spin_poll(polls, "attention merged", seen, merges + 1);
+        __syncthreads();
+        for (int e = tid; e < share; e += ATTN_THREADS) proj.values[e] = __ldcg(out + head0 * d + split * share + e);
+        return true;
+    }
 
     // Merge the active splits of the unit's heads. A thread owns 4 output elements of a head and
     // loads ATTN_MERGE_LOADS splits' (max, sum) with their 4 elements at once, one trip through
@@ -361,6 +386,12 @@ __device__ __forceinline__ void attention_unit(const float* __restrict__ q, cons
         o[0] = a.x * inv, o[1] = a.y * inv, o[2] = a.z * inv, o[3] = a.w * inv;
     }
     if (tid == 0) counters[unit] = 0;
+    if (!proj.merged) return false;
+    __syncthreads();  // out complete
+    if (tid == 0) add_release(proj.merged + unit, 1ull);
+    if (!proj.values) return false;
+    for (int e = tid; e < share; e += ATTN_THREADS) proj.values[e] = __ldcg(out + head0 * d + split * share + e);
+    return true;
 }
 
 extern "C" __global__ void __launch_bounds__(ATTN_THREADS)

@@ -84,6 +84,22 @@ __device__ __forceinline__ unsigned short ld_weight2(const void* p) {
     return v;
 }
 
+// Asynchronous 16-byte copies from global to shared memory (cp.async, sm_80+): `valid` false
+// fills the 16 bytes with zeros; a thread's copies complete at cp_async_wait<N> (all but its N
+// newest commit groups). cp_async_weight16 is the weight loads' (evict-first, as ld_weight16).
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    const int bytes = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_weight16(void* smem, const void* gmem) {
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "l"(weight_policy()));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
 // Programmatic dependent launch (sm_90+; no-ops before). The runtime launches every kernel but
 // the first of the step so that it may start while its predecessor is still finishing: each
 // kernel first lets its own successor start (grid_dep_launch), and calls grid_dep_wait() before

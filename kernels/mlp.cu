@@ -18,11 +18,8 @@
 //     and sum by shuffles -> the block's part of out (shared memory), its first batch of down
 //     loads requested before act is complete (weights never wait for activations);
 //  3. the part is added to out with vector reductions (red.global.add.v4.f32).
-// out starts as x: the first block to arrive after the grid wait copies it and counts it copied,
-// and the others add only once it is (it was, long before: the copy is a few hundred
-// nanoseconds, a block's streaming ~20 us; each block asks before its down phase and waits after
-// it only if the answer was no), so no block waits on one that has not started. The counters
-// only grow (MlpCounters): no block re-arms them, so none waits for the others to leave.
+// out starts as x (ResidualCounters below: each block asks whether x is copied before its down
+// phase and waits after it only if the answer was no; a block streams ~20 us).
 // The blocks' parts are added in the order they arrive: out may differ from run to run in the
 // last bits of f32 (the CPU executor's sums are one fixed order; the tests compare within
 // tolerance).
@@ -43,13 +40,50 @@
 // A down lane's chunks of a row: units u, u + 8, ... of its block (so up to 8 * MLP_MAX_SLOTS
 // units a block).
 #define MLP_MAX_SLOTS 3
-// The kernel's counters, in the scratch the host zeroes once: every launch adds G arrivals, so
-// launch n's blocks draw tickets [n G, (n + 1) G) (`epoch` n) and the block with ticket n G
-// copies x. 64 bits: 2^32 arrivals would be a million tokens of a 28-layer model.
-struct MlpCounters {
+// A residual sum out = x + the parts of a launch's `blocks` blocks, added into out in L2 in the
+// order the blocks arrive (mlp here, attention_proj.cu). out starts as x: the first block to
+// arrive after the grid wait copies it and counts it copied, and the others add only once it is
+// (they ask, and wait only if the answer was no: the copy is a few hundred nanoseconds, a
+// block's work before adding far longer), so no block waits on one that has not started. The
+// counters, in the scratch the host zeroes once, only grow: every launch adds `blocks`
+// arrivals, so launch n's blocks draw tickets [n blocks, (n + 1) blocks) (`epoch` n) and the
+// block with ticket n blocks copies x; no block re-arms them, so none waits for the others to
+// leave. 64 bits: 2^32 arrivals would be a million tokens of a 28-layer model.
+struct ResidualCounters {
     unsigned long long arrivals;  // blocks past the grid wait
     unsigned long long copied;    // launches whose x is in out (launch n's copying block makes it n + 1)
 };
+// A block's ticket, in shared memory.
+struct ResidualTicket {
+    unsigned long long epoch;
+    bool copies;
+};
+
+// Every thread of the block, after the grid wait: draws the ticket and copies x (k floats, k % 4
+// == 0) into out if it is the first.
+__device__ __forceinline__ void residual_arrive(ResidualCounters* counters, unsigned blocks, const float* x, float* out, int k, int threads,
+                                                ResidualTicket& ticket) {
+    if (threadIdx.x == 0) {
+        const unsigned long long t = atomicAdd(&counters->arrivals, 1ull);
+        ticket.epoch = t / blocks;
+        ticket.copies = t % blocks == 0;
+    }
+    __syncthreads();
+    if (!ticket.copies) return;
+    for (int i = threadIdx.x; i < k / 4; i += threads) reinterpret_cast<float4*>(out)[i] = GridWait::load(reinterpret_cast<const float4*>(x) + i);
+    __syncthreads();
+    if (threadIdx.x == 0) add_release(&counters->copied, 1ull);
+}
+// Thread 0: whether out holds x yet (relaxed: no later load waits for it).
+__device__ __forceinline__ bool residual_copied(ResidualCounters* counters, const ResidualTicket& ticket) {
+    return ticket.copies || load_relaxed(&counters->copied) > ticket.epoch;
+}
+// Every thread: returns once out holds x (`known`: thread 0's residual_copied said so).
+__device__ __forceinline__ void residual_wait_copied(ResidualCounters* counters, const ResidualTicket& ticket, bool known) {
+    if (threadIdx.x == 0 && !known)
+        for (unsigned long long polls = 0, seen; (seen = load_relaxed(&counters->copied)) <= ticket.epoch;) spin_poll(polls, "residual copied", seen, ticket.epoch + 1);
+    __syncthreads();
+}
 
 __device__ __forceinline__ void red_add_f32x4(float* p, float4 v) {
 #if __CUDA_ARCH__ >= 900
@@ -111,28 +145,16 @@ __device__ __forceinline__ void mlp_down(const bf16* __restrict__ w_down, const 
 }
 
 extern "C" __global__ void __launch_bounds__(MLP_THREADS, 1)
-mlp(const float* x, const bf16* w_gate_up, const bf16* norm_w, float eps, const bf16* w_down, float* out, int f, int k, MlpCounters* counters) {
+mlp(const float* x, const bf16* w_gate_up, const bf16* norm_w, float eps, const bf16* w_down, float* out, int f, int k, ResidualCounters* counters) {
     DECODE_KERNEL_BEGIN();
-    __shared__ unsigned long long epoch;
-    __shared__ bool copies;
+    __shared__ ResidualTicket ticket;
     const int all_units = f / MLP_UNIT;
     const int base = all_units / gridDim.x, extra = all_units % gridDim.x, b = blockIdx.x;
     const int u0 = b * base + min(b, extra), u1 = u0 + base + (b < extra);  // the first `extra` blocks own one more
     const int first = u0 * MLP_UNIT, units = u1 - u0, channels = units * MLP_UNIT;
     float* act = reinterpret_cast<float*>(gemv_x) + (norm_w ? 6 : 4) * k / 4;
     float* part = act + MLP_UNIT * ((all_units + gridDim.x - 1) / gridDim.x);
-    auto arrive = [&]() {
-        if (threadIdx.x == 0) {
-            const unsigned long long ticket = atomicAdd(&counters->arrivals, 1ull);
-            epoch = ticket / gridDim.x;
-            copies = ticket % gridDim.x == 0;
-        }
-        __syncthreads();
-        if (!copies) return;
-        for (int i = threadIdx.x; i < k / 4; i += MLP_THREADS) reinterpret_cast<float4*>(out)[i] = GridWait::load(reinterpret_cast<const float4*>(x) + i);
-        __syncthreads();
-        if (threadIdx.x == 0) add_release(&counters->copied, 1ull);
-    };
+    auto arrive = [&]() { residual_arrive(counters, gridDim.x, x, out, k, MLP_THREADS, ticket); };
     gemv_tasks<2, 1, GEMV_BATCH, MLP_THREADS>(
         Bf16Weights{w_gate_up}, threadIdx.x >> 5, MLP_WARPS, channels, k, x, norm_w, eps,
         [&](int t, long long (&rows)[2]) {
@@ -146,8 +168,8 @@ mlp(const float* x, const bf16* w_gate_up, const bf16* norm_w, float eps, const 
         },
         WaitThen<GridWait, decltype(arrive)>{GridWait{}, arrive});
     trace_mark(0);
-    // Whether out holds x yet, asked now (relaxed: no later load waits for it) and used after down.
-    const bool copied = threadIdx.x == 0 && !copies && load_relaxed(&counters->copied) > epoch;
+    // Whether out holds x yet, asked now and used after down.
+    const bool copied = threadIdx.x == 0 && residual_copied(counters, ticket);
     switch ((units + 7) / 8) {
         case 1: mlp_down<1>(w_down, act, part, first, units, f, k); break;
         case 2: mlp_down<2>(w_down, act, part, first, units, f, k); break;
@@ -155,8 +177,6 @@ mlp(const float* x, const bf16* w_gate_up, const bf16* norm_w, float eps, const 
     }
     __syncthreads();
     trace_mark(1);
-    if (threadIdx.x == 0 && !copies && !copied)
-        for (unsigned long long polls = 0, seen; (seen = load_relaxed(&counters->copied)) <= epoch;) spin_poll(polls, "mlp copied", seen, epoch + 1);
-    __syncthreads();
+    residual_wait_copied(counters, ticket, copied);
     for (int i = threadIdx.x; i < k / 4; i += MLP_THREADS) red_add_f32x4(out + 4 * i, reinterpret_cast<const float4*>(part)[i]);
 }

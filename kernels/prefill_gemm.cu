@@ -6,7 +6,7 @@
 //   PG_LINEAR:  out f32 [rows, N] = acc + (bias[r] + residual[t, r])  (bias/residual may be null)
 //   PG_GATE_UP: W is [2F, K] (gate rows first), n = F; a block's first BN/2 B rows are gate
 //               rows j0.., the rest the matching up rows F + j0..; out f32 [rows, F] = silu(g) * u
-// Also here: cp.async and mma.sync wrappers, the hi/lo split of x.
+// Also here: the mma.sync wrapper, the hi/lo split of x.
 
 #pragma once
 #include "common.cuh"
@@ -22,15 +22,6 @@
 #endif
 
 extern __shared__ __align__(16) unsigned char pg_smem[];
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
-    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    const int bytes = valid ? 16 : 0;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 __device__ __forceinline__ void mma_bf16(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
     asm volatile(

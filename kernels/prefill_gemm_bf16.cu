@@ -19,7 +19,7 @@
 
 #pragma once
 #include "common.cuh"
-#include "prefill_gemm.cu"  // cp_async16, mma_bf16, split_bf16x2, pg_weight_row, pg_finish, PG_SPLIT_X
+#include "prefill_gemm.cu"  // mma_bf16, split_bf16x2, pg_weight_row, pg_finish, PG_SPLIT_X
 
 #define PGB_BM 128
 #define PGB_BN 128

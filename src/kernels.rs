@@ -16,13 +16,14 @@ pub const HEADERS: [(&str, &str); 1] = [("common.cuh", include_str!("../kernels/
 /// `#include` (`qkv_rope.cu` includes `gemv.cu`, whose dot product it reuses; `persistent.cu` every
 /// file whose bodies it runs), every file `#pragma once`: the unit is one `#include` per file, in
 /// any order.
-pub const SOURCES: [(&str, &str); 17] = [
+pub const SOURCES: [(&str, &str); 18] = [
     ("quant.cu", include_str!("../kernels/quant.cu")),
     ("dequantize.cu", include_str!("../kernels/dequantize.cu")),
     ("gemv.cu", include_str!("../kernels/gemv.cu")),
     ("qkv_rope.cu", include_str!("../kernels/qkv_rope.cu")),
     ("mlp.cu", include_str!("../kernels/mlp.cu")),
     ("attention.cu", include_str!("../kernels/attention.cu")),
+    ("attention_proj.cu", include_str!("../kernels/attention_proj.cu")),
     ("rms_norm.cu", include_str!("../kernels/rms_norm.cu")),
     ("embedding.cu", include_str!("../kernels/embedding.cu")),
     ("sample.cu", include_str!("../kernels/sample.cu")),

@@ -4,8 +4,11 @@
 //! block per KV head over the fixtures' 52 positions) and with `LLMC_ATTN_MIN_CHUNK=8`, so several
 //! slices merge. The graph path's attention runs in clusters of 4 by default (up to that many
 //! active slices merged through distributed shared memory, more through L2), so at min chunk 8 it
-//! also runs with `LLMC_ATTN_CLUSTER` 1 and 8; it runs once more with `LLMC_FUSE_MLP=0` (gate/up
-//! and down as two kernels, as block-format weights run them). Every check runs for both decode paths (one kernel
+//! also runs with `LLMC_ATTN_CLUSTER` 1, 2 and 8. Attention and the output projection run as
+//! one kernel where each block of a cluster's share of a head is whole 16-byte chunks of W_o
+//! (qwen3_untied's head_dim 32 in clusters of 4, every fixture in clusters of 2); it runs once more
+//! with `LLMC_FUSE_MLP=0` and `LLMC_FUSE_ATTN_PROJ=0` (gate/up and down, attention and o_proj, as
+//! two kernels each, as block-format weights run them). Every check runs for both decode paths (one kernel
 //! per step; one persistent kernel). Needs an NVIDIA GPU and NVRTC:
 //! `cargo test --release --test cuda_vs_cpu -- --ignored`.
 
@@ -31,19 +34,26 @@ const DECODE_PATHS: [Decode; 2] = [Decode::Graph, Decode::Persistent];
 fn cuda_matches_cpu_on_every_fixture() {
     let sm = device_sm().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    // (attention min chunk, attention cluster, fused MLP); clusters and the fused MLP are the
-    // graph path's only
+    // (attention min chunk, attention cluster, fused MLP and attention + o_proj); clusters and
+    // the fused kernels are the graph path's only
     type Env = (Option<&'static str>, Option<&'static str>, Option<&'static str>);
-    const ENV: [Env; 5] = [(None, None, None), (Some("8"), None, None), (Some("8"), Some("1"), None), (Some("8"), Some("8"), None), (None, None, Some("0"))];
+    const ENV: [Env; 6] = [
+        (None, None, None),
+        (Some("8"), None, None),
+        (Some("8"), Some("1"), None),
+        (Some("8"), Some("2"), None),
+        (Some("8"), Some("8"), None),
+        (None, None, Some("0")),
+    ];
     let cases = DECODE_PATHS.iter().flat_map(|&d| {
         FIXTURES
             .iter()
             .flat_map(move |n| ENV.iter().filter(move |e| (e.1.is_none() && e.2.is_none()) || d == Decode::Graph).map(move |&(m, c, f)| (d, n, m, c, f)))
     });
-    for (decode, name, min_chunk, cluster, fuse_mlp) in cases {
+    for (decode, name, min_chunk, cluster, fuse) in cases {
         // SAFETY: this test is the only one of its binary touching the environment, and the
         // backend reads the variables while it is being created, on this thread.
-        for (var, value) in [("LLMC_ATTN_MIN_CHUNK", min_chunk), ("LLMC_ATTN_CLUSTER", cluster), ("LLMC_FUSE_MLP", fuse_mlp)] {
+        for (var, value) in [("LLMC_ATTN_MIN_CHUNK", min_chunk), ("LLMC_ATTN_CLUSTER", cluster), ("LLMC_FUSE_MLP", fuse), ("LLMC_FUSE_ATTN_PROJ", fuse)] {
             match value {
                 Some(v) => unsafe { std::env::set_var(var, v) },
                 None => unsafe { std::env::remove_var(var) },
@@ -54,6 +64,10 @@ fn cuda_matches_cpu_on_every_fixture() {
         compile(&fixture_dir(name), &path, &opts).unwrap();
         let file = PlanFile::open(&path).unwrap();
         assert_eq!(file.plan.program.is_some(), decode == Decode::Persistent);
+        let (launches, _) = llmc::exec::cuda::launch_shapes(&file.plan, llmc::exec::cuda::device_sms().unwrap()).unwrap();
+        let fused_attention = launches.iter().any(|l| l.kernel == "attention_proj");
+        let should_fuse = decode == Decode::Graph && fuse.is_none() && (cluster == Some("2") || (*name == "qwen3_untied" && cluster.is_none()));
+        assert_eq!(fused_attention, should_fuse, "{name} {decode:?}: attention and o_proj fused");
         let mut cpu = CpuExecutor::new(&file, SamplingParams::GREEDY).unwrap();
         let mut gpu = CudaBackend::new(&file, SamplingParams::GREEDY).unwrap();
         let prompt = reference(name).input_ids;
@@ -70,10 +84,10 @@ fn cuda_matches_cpu_on_every_fixture() {
             next = got;
         }
         println!(
-            "{name} {decode:?} (attention min chunk {}, cluster {}, fused MLP {}): sm_{sm}, {} positions, worst relative logit error {worst:.2e}, greedy tokens identical",
+            "{name} {decode:?} (attention min chunk {}, cluster {}, fusion {}, attention + o_proj fused {fused_attention}): sm_{sm}, {} positions, worst relative logit error {worst:.2e}, greedy tokens identical",
             min_chunk.unwrap_or("default"),
             cluster.unwrap_or("default"),
-            fuse_mlp.unwrap_or("default"),
+            fuse.unwrap_or("default"),
             tokens.len()
         );
     }

@@ -11,7 +11,7 @@ use crate::kernels::define;
 use crate::plan::{Plan, Region, Slot, Step, StepIo, Target};
 
 /// Every `extern "C"` kernel in `kernels/`, as the runtime loads them.
-pub const KERNEL_NAMES: [&str; 31] = [
+pub const KERNEL_NAMES: [&str; 32] = [
     "embedding",
     "rms_norm",
     "linear",
@@ -27,6 +27,7 @@ pub const KERNEL_NAMES: [&str; 31] = [
     "prefill_embedding_q",
     "dequantize_bf16",
     "attention",
+    "attention_proj",
     "sample_greedy",
     "sample_top",
     "top_logprobs",
@@ -67,12 +68,13 @@ const GEMV_BLOCKS_PER_SM: usize = 4;
 pub const GEMV_MAX_SHARED: usize = 96 * 1024;
 /// The kernels that take more than the default 48 KiB of dynamic shared memory, and the most
 /// each may take (set at load).
-pub const LARGE_SHARED: [(&str, usize); 14] = [
+pub const LARGE_SHARED: [(&str, usize); 15] = [
     ("linear", GEMV_MAX_SHARED),
     ("lm_head", GEMV_MAX_SHARED),
     ("gate_up_silu", GEMV_MAX_SHARED),
     ("qkv_rope", GEMV_MAX_SHARED),
     ("mlp", GEMV_MAX_SHARED),
+    ("attention_proj", ATTN_PROJ_MAX_SHARED),
     ("linear_q", GEMV_MAX_SHARED),
     ("lm_head_q", GEMV_MAX_SHARED),
     ("gate_up_silu_q", GEMV_MAX_SHARED),
@@ -103,10 +105,14 @@ pub(super) const NORM_THREADS: u32 = define("RMS_THREADS") as u32;
 const ATTN_MAX_GROUP: usize = define("ATTN_MAX_GROUP");
 const ATTN_MAX_HEAD_DIM: usize = define("ATTN_MAX_D");
 /// Cross-block counters (u32 words): qkv_rope one per head from 0, sample at SAMPLE_COUNTER,
-/// attention one per block of query heads from ATTENTION_COUNTERS up to MLP_COUNTER, mlp's two
-/// u64 (kernels/mlp.cu's MlpCounters, 8-byte aligned: the scratch starts 256-aligned) at MLP_COUNTER.
-const COUNTERS: usize = MLP_COUNTER + 4;
+/// attention one per block of query heads from ATTENTION_COUNTERS up to MLP_COUNTER; then u64
+/// pairs (8-byte aligned: the scratch starts 256-aligned): mlp's ResidualCounters (kernels/mlp.cu)
+/// at MLP_COUNTER, attention_proj's at PROJ_COUNTER, and its merge count per block of query heads
+/// from MERGED_COUNTERS.
+const COUNTERS: usize = MERGED_COUNTERS + 2 * (MLP_COUNTER - ATTENTION_COUNTERS);
 const MLP_COUNTER: usize = 512;
+const PROJ_COUNTER: usize = MLP_COUNTER + 4;
+const MERGED_COUNTERS: usize = PROJ_COUNTER + 4;
 const QKV_MAX_HEADS: usize = 256;
 const SAMPLE_COUNTER: usize = 256;
 const ATTENTION_COUNTERS: usize = 257;
@@ -137,6 +143,7 @@ const ATTN_MIN_CHUNK: usize = 64;
 /// after 1,024. `LLMC_ATTN_CLUSTER` overrides it (1, 2, 4 or 8).
 const ATTN_CLUSTER: usize = 4;
 const ATTN_MAX_CLUSTER: usize = define("ATTN_MAX_CLUSTER");
+const ATTN_PROJ_MAX_SHARED: usize = define("ATTN_PROJ_MAX_SHARED");
 
 fn attn_cluster() -> usize {
     std::env::var("LLMC_ATTN_CLUSTER")
@@ -321,6 +328,11 @@ pub(super) fn gemv_shape(tasks: usize, rows_per_task: usize, k: usize, normed: b
     (shape.shared as usize <= GEMV_MAX_SHARED).then_some(shape)
 }
 
+/// Whether two slots share any bytes.
+fn overlaps(a: &Slot, b: &Slot) -> bool {
+    a.region == b.region && a.offset < b.offset + b.bytes() && b.offset < a.offset + a.bytes()
+}
+
 fn unsupported(step: &Step, why: String) -> Error {
     Error::Unsupported(format!("{} ({}): {why}", step.label, step.op.kind()))
 }
@@ -428,14 +440,19 @@ impl DeviceLayout {
 
     /// The launches of one decode step: the plan's steps, then `advance`, which feeds the
     /// sampled token and the next position back so the captured graph can replay on its own.
-    /// A layer's gate/up and down projections run as one `mlp` kernel where `mlp` allows it.
+    /// A layer's gate/up and down projections run as one `mlp` kernel where `mlp` allows it, its
+    /// attention and output projection as one `attention_proj` where `attention_proj` does.
     pub fn launches(&self, plan: &Plan) -> Result<Vec<Launch>> {
         let mut launches = Vec::with_capacity(plan.steps.len() + 1);
         let mut steps = plan.steps.iter().peekable();
         while let Some(step) = steps.next() {
-            match steps.peek().and_then(|down| self.mlp(step, down)) {
-                Some(mlp) => {
-                    launches.push(mlp);
+            let fused = match steps.peek() {
+                Some(next) => self.mlp(step, next).map_or_else(|| self.attention_proj(plan, step, next), |mlp| Ok(Some(mlp)))?,
+                None => None,
+            };
+            match fused {
+                Some(fused) => {
+                    launches.push(fused);
                     steps.next();
                 }
                 None => launches.push(self.launch(plan, step)?),
@@ -459,7 +476,7 @@ impl DeviceLayout {
         let (x, w_gate_up, act) = (&gate_up.inputs[0], &gate_up.inputs[1], &gate_up.outputs[0]);
         let (w_down, out) = (&down.inputs[1], &down.outputs[0]);
         let (f, k) = (act.ty.elements(), x.ty.elements());
-        let overlap = x.region == out.region && x.offset < out.offset + out.bytes() && out.offset < x.offset + x.bytes();
+        let overlap = overlaps(x, out);
         let shapes = w_gate_up.ty.last_dim() == k && w_down.ty.last_dim() == f && out.ty.elements() == k;
         let bf16 = w_gate_up.ty.dtype == DType::BF16 && w_down.ty.dtype == DType::BF16;
         if down.inputs[0] != *act || down.inputs[2] != *x || !shapes || !bf16 || overlap || !k.is_multiple_of(8) || !f.is_multiple_of(MLP_UNIT) {
@@ -479,6 +496,45 @@ impl DeviceLayout {
         let args = vec![self.ptr(x), self.ptr(w_gate_up), norm_w, eps, self.ptr(w_down), self.ptr(out), int(f), int(k), self.counter(MLP_COUNTER)];
         let grid = (blocks as u32, 1, 1);
         Some(Launch { kernel: "mlp", grid, block: MLP_THREADS, shared: shared as u32, args, label: gate_up.label.clone(), tasks: blocks as u32, cluster: 1 })
+    }
+
+    /// `attention` and `o_proj` as one `attention_proj` launch (kernels/attention_proj.cu): on the
+    /// graph path with clusters (sm_90), where `o_proj` is the bias-free linear_residual that
+    /// projects the attention's output, its weight is bf16, blocks serve one query head, each of a
+    /// cluster's shares of a head is whole 16-byte chunks whose rows fit ATTN_PROJ_MAX_SHARED,
+    /// and out is apart from everything the attention reads and from the residual. None otherwise:
+    /// the two kernels run as before. `LLMC_FUSE_ATTN_PROJ=0` turns it off.
+    fn attention_proj(&self, plan: &Plan, attention: &Step, o_proj: &Step) -> Result<Option<Launch>> {
+        let Op::Attention { n_heads, n_kv_heads, head_dim } = attention.op else { return Ok(None) };
+        let cluster = attn_cluster();
+        let off = std::env::var("LLMC_FUSE_ATTN_PROJ").is_ok_and(|v| v == "0");
+        if self.persistent || self.sm < 90 || cluster < 2 || off || o_proj.op != (Op::LinearResidual { bias: false }) {
+            return Ok(None);
+        }
+        let (attended, w_o, x, out) = (&attention.outputs[0], &o_proj.inputs[1], &o_proj.inputs[2], &o_proj.outputs[0]);
+        let hidden = out.ty.elements();
+        let share = head_dim / cluster;
+        let shared = hidden * share * 2;
+        let shapes = w_o.ty.last_dim() == n_heads * head_dim && w_o.ty.elements() == hidden * n_heads * head_dim && x.ty.elements() == hidden;
+        let apart = attention.inputs.iter().chain([attended, x]).all(|slot| !overlaps(slot, out));
+        let one_head = attention_units(n_heads, n_kv_heads, false).1 == 1;
+        if o_proj.inputs[0] != *attended
+            || w_o.ty.dtype != DType::BF16
+            || !shapes
+            || !apart
+            || !one_head
+            || !hidden.is_multiple_of(4)
+            || share == 0
+            || !share.is_multiple_of(8)
+            || shared > ATTN_PROJ_MAX_SHARED
+        {
+            return Ok(None);
+        }
+        let mut launch = self.launch(plan, attention)?;
+        // attention's arguments less unit_heads (one head a block), then the projection's
+        launch.args.remove(12);
+        launch.args.extend([self.ptr(x), self.ptr(w_o), self.ptr(out), int(hidden), self.counter(PROJ_COUNTER), self.counter(MERGED_COUNTERS)]);
+        Ok(Some(Launch { kernel: "attention_proj", shared: shared as u32, ..launch }))
     }
 
     /// qkv_rope's arguments (kernels/qkv_rope.cu).
