@@ -17,7 +17,8 @@
 // and no remote load (each block pulling the parts between two barriers took 2-4 us more a
 // step after 32 tokens and 8-13 us after 1,024 on the H200: bench/results/2026-12-02-h200-push-
 // pad.log). Its blocks past the active slices stay for the barriers and contribute empty parts;
-// more slices merge as above.
+// more slices merge as above. attention_proj.cu runs this kernel's body with the output
+// projection after it (AttnProj below).
 // In a block: (1) teams of d/8 lanes (8 elements per lane) score ATTN_POS positions each per
 // pass against each of its query heads, scores kept in shared memory; (2) a warp per head
 // takes the max and the exponentials; (3) threads own (8-element chunk of V, slice of positions)

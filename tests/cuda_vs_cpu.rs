@@ -4,11 +4,11 @@
 //! block per KV head over the fixtures' 52 positions) and with `LLMC_ATTN_MIN_CHUNK=8`, so several
 //! slices merge. The graph path's attention runs in clusters of 4 by default (up to that many
 //! active slices merged through distributed shared memory, more through L2), so at min chunk 8 it
-//! also runs with `LLMC_ATTN_CLUSTER` 1, 2 and 8. Attention and the output projection run as
-//! one kernel where each block of a cluster's share of a head is whole 16-byte chunks of W_o
-//! (qwen3_untied's head_dim 32 in clusters of 4, every fixture in clusters of 2); it runs once more
-//! with `LLMC_FUSE_MLP=0` and `LLMC_FUSE_ATTN_PROJ=0` (gate/up and down, attention and o_proj, as
-//! two kernels each, as block-format weights run them). Every check runs for both decode paths (one kernel
+//! also runs with `LLMC_ATTN_CLUSTER` 1, 2 and 8. With `LLMC_FUSE_ATTN_PROJ=1` attention and
+//! the bias-free output projection run as one kernel where each block of a cluster's share of a
+//! head is whole 16-byte chunks of W_o (qwen3_untied's head_dim 32 in clusters of 4, with one
+//! slice and several; every fixture but llama_tied_bias in clusters of 2); it runs once more with
+//! `LLMC_FUSE_MLP=0` (gate/up and down as two kernels, as block-format weights run them). Every check runs for both decode paths (one kernel
 //! per step; one persistent kernel). Needs an NVIDIA GPU and NVRTC:
 //! `cargo test --release --test cuda_vs_cpu -- --ignored`.
 
@@ -34,15 +34,18 @@ const DECODE_PATHS: [Decode; 2] = [Decode::Graph, Decode::Persistent];
 fn cuda_matches_cpu_on_every_fixture() {
     let sm = device_sm().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    // (attention min chunk, attention cluster, fused MLP and attention + o_proj); clusters and
-    // the fused kernels are the graph path's only
+    // (attention min chunk, attention cluster, fusion: None the default (the MLP fused), "1"
+    // attention + o_proj fused too, "0" neither); clusters and the fused kernels are the graph
+    // path's only
     type Env = (Option<&'static str>, Option<&'static str>, Option<&'static str>);
-    const ENV: [Env; 6] = [
+    const ENV: [Env; 8] = [
         (None, None, None),
         (Some("8"), None, None),
         (Some("8"), Some("1"), None),
-        (Some("8"), Some("2"), None),
         (Some("8"), Some("8"), None),
+        (None, None, Some("1")),
+        (Some("8"), None, Some("1")),
+        (Some("8"), Some("2"), Some("1")),
         (None, None, Some("0")),
     ];
     let cases = DECODE_PATHS.iter().flat_map(|&d| {
@@ -66,7 +69,8 @@ fn cuda_matches_cpu_on_every_fixture() {
         assert_eq!(file.plan.program.is_some(), decode == Decode::Persistent);
         let (launches, _) = llmc::exec::cuda::launch_shapes(&file.plan, llmc::exec::cuda::device_sms().unwrap()).unwrap();
         let fused_attention = launches.iter().any(|l| l.kernel == "attention_proj");
-        let should_fuse = decode == Decode::Graph && fuse.is_none() && (cluster == Some("2") || (*name == "qwen3_untied" && cluster.is_none()));
+        let fits = (cluster == Some("2") && *name != "llama_tied_bias") || (*name == "qwen3_untied" && cluster.is_none());
+        let should_fuse = decode == Decode::Graph && fuse == Some("1") && fits;
         assert_eq!(fused_attention, should_fuse, "{name} {decode:?}: attention and o_proj fused");
         let mut cpu = CpuExecutor::new(&file, SamplingParams::GREEDY).unwrap();
         let mut gpu = CudaBackend::new(&file, SamplingParams::GREEDY).unwrap();

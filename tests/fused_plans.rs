@@ -31,18 +31,11 @@ fn check(name: &str, config_file: &str) {
     assert_eq!(plan.kernels_per_token(), 5 * plan.config.num_layers + 3, "{name}");
     plan.check_arena().unwrap();
     // On the graph path (132 SMs) each layer's gate/up and down projections are one `mlp`
-    // launch (kernels/mlp.cu), its attention and output projection one `attention_proj`
-    // (kernels/attention_proj.cu); the persistent program keeps them apart.
+    // launch (kernels/mlp.cu); the persistent program keeps them apart.
     let (decode, _) = llmc::exec::cuda::launch_shapes(&plan, 132).unwrap();
     let count = |kernel: &str| decode.iter().filter(|l| l.kernel == kernel).count();
-    // W_o's rows of a block's share of a head (hidden * head_dim / cluster bf16) fit the fused
-    // kernel's shared memory for the two smaller shapes only; the others keep o_proj apart.
-    let layers = plan.config.num_layers;
-    let fused_attention = if ["qwen2.5-1.5b", "qwen3-1.7b"].contains(&name) { layers } else { 0 };
-    let kernels = (count("mlp"), count("attention_proj"), count("gate_up_silu"), count("attention"), count("linear"));
-    assert_eq!(kernels, (layers, fused_attention, 0, layers - fused_attention, layers - fused_attention), "{name}");
-    let steps = plan.kernels_per_token() - layers - fused_attention + 1;
-    assert_eq!(decode.len(), steps, "{name}: the steps less one a fused pair, and `advance`");
+    assert_eq!((count("mlp"), count("gate_up_silu"), count("linear")), (plan.config.num_layers, 0, plan.config.num_layers), "{name}");
+    assert_eq!(decode.len(), plan.kernels_per_token() - plan.config.num_layers + 1, "{name}: the steps less one a layer, and `advance`");
     // The persistent decode program for an H100/H200 (132 SMs): which steps wait on which,
     // tasks and instructions per step, bytes per worker.
     let program = llmc::exec::cuda::persistent::schedule(&plan, 132).unwrap();

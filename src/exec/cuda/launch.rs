@@ -153,6 +153,11 @@ fn attn_cluster() -> usize {
         .unwrap_or(ATTN_CLUSTER)
 }
 
+/// Whether `LLMC_FUSE_ATTN_PROJ=1` asks for attention and o_proj as one kernel (DeviceLayout::attention_proj).
+fn fuse_attention_proj() -> bool {
+    std::env::var("LLMC_FUSE_ATTN_PROJ").is_ok_and(|v| v == "1")
+}
+
 fn attn_min_chunk() -> usize {
     std::env::var("LLMC_ATTN_MIN_CHUNK").ok().and_then(|v| v.parse().ok()).filter(|&c| (1..=ATTN_CHUNK).contains(&c)).unwrap_or(ATTN_MIN_CHUNK)
 }
@@ -441,13 +446,14 @@ impl DeviceLayout {
     /// The launches of one decode step: the plan's steps, then `advance`, which feeds the
     /// sampled token and the next position back so the captured graph can replay on its own.
     /// A layer's gate/up and down projections run as one `mlp` kernel where `mlp` allows it, its
-    /// attention and output projection as one `attention_proj` where `attention_proj` does.
+    /// attention and output projection as one `attention_proj` where `attention_proj` does (when
+    /// asked).
     pub fn launches(&self, plan: &Plan) -> Result<Vec<Launch>> {
         let mut launches = Vec::with_capacity(plan.steps.len() + 1);
         let mut steps = plan.steps.iter().peekable();
         while let Some(step) = steps.next() {
             let fused = match steps.peek() {
-                Some(next) => self.mlp(step, next).map_or_else(|| self.attention_proj(plan, step, next), |mlp| Ok(Some(mlp)))?,
+                Some(next) => self.mlp(step, next).map_or_else(|| self.attention_proj(plan, step, next, fuse_attention_proj()), |mlp| Ok(Some(mlp)))?,
                 None => None,
             };
             match fused {
@@ -503,12 +509,14 @@ impl DeviceLayout {
     /// projects the attention's output, its weight is bf16, blocks serve one query head, each of a
     /// cluster's shares of a head is whole 16-byte chunks whose rows fit ATTN_PROJ_MAX_SHARED,
     /// and out is apart from everything the attention reads and from the residual. None otherwise:
-    /// the two kernels run as before. `LLMC_FUSE_ATTN_PROJ=0` turns it off.
-    fn attention_proj(&self, plan: &Plan, attention: &Step, o_proj: &Step) -> Result<Option<Launch>> {
+    /// the two kernels run as before. Only when `LLMC_FUSE_ATTN_PROJ=1` asks for it: it is faster
+    /// while a step's slices fit one cluster and much slower past that (H200, Qwen2.5-1.5B:
+    /// 1.130-1.147 against 1.169-1.173 ms/token after 32 tokens, 1.483-1.496 against 1.229-1.230
+    /// after 1,024; README, "Attention and o_proj in one kernel").
+    fn attention_proj(&self, plan: &Plan, attention: &Step, o_proj: &Step, asked: bool) -> Result<Option<Launch>> {
         let Op::Attention { n_heads, n_kv_heads, head_dim } = attention.op else { return Ok(None) };
         let cluster = attn_cluster();
-        let off = std::env::var("LLMC_FUSE_ATTN_PROJ").is_ok_and(|v| v == "0");
-        if self.persistent || self.sm < 90 || cluster < 2 || off || o_proj.op != (Op::LinearResidual { bias: false }) {
+        if self.persistent || self.sm < 90 || cluster < 2 || !asked || o_proj.op != (Op::LinearResidual { bias: false }) {
             return Ok(None);
         }
         let (attended, w_o, x, out) = (&attention.outputs[0], &o_proj.inputs[1], &o_proj.inputs[2], &o_proj.outputs[0]);
@@ -753,6 +761,35 @@ mod tests {
                 for cluster in [2, 4, 8] {
                     let (alone, clustered) = (attention_splits(132, heads, max_seq, false, 1), attention_splits(132, heads, max_seq, false, cluster));
                     assert!(clustered.is_multiple_of(cluster as u32) && clustered >= alone && clustered < alone + cluster as u32, "{clustered} splits");
+                }
+            }
+        }
+    }
+
+    /// Attention and o_proj fuse, when asked, where a block's share of a head's W_o columns fits
+    /// the kernel's shared memory in the default clusters of 4: Qwen2.5-1.5B (hidden 1,536) and
+    /// Qwen3-1.7B (2,048) at head_dim 128; Llama-3.2-3B (3,072) and Qwen2-7B (3,584) would need
+    /// 192 and 224 KiB. Never unasked, nor on the persistent path.
+    #[test]
+    fn attention_and_o_proj_fuse_where_the_share_fits() {
+        let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/configs");
+        for (name, fits) in [("qwen2.5-1.5b", true), ("qwen3-1.7b", true), ("llama-3.2-3b", false), ("qwen2-7b", false)] {
+            let config = crate::load::config::ModelConfig::from_file(&configs.join(format!("{name}.json"))).unwrap();
+            let tokenizer = crate::load::TokenizerSpec { json: String::new(), chat_template: None, eos_ids: vec![], bos_token: None, eos_token: None };
+            let plan = crate::plan::build(&config, tokenizer, 1024, Target::Cuda { sm: 90 }).unwrap();
+            let pairs: Vec<_> = plan.steps.windows(2).filter(|w| matches!(w[0].op, Op::Attention { .. })).collect();
+            assert_eq!(pairs.len(), config.num_layers, "{name}");
+            for persistent in [false, true] {
+                let layout = DeviceLayout::placeholder(&plan, 132, persistent);
+                for w in &pairs {
+                    assert!(layout.attention_proj(&plan, &w[0], &w[1], false).unwrap().is_none(), "{name}: fused unasked");
+                    let fused = layout.attention_proj(&plan, &w[0], &w[1], true).unwrap();
+                    assert_eq!(fused.is_some(), fits && !persistent, "{name}, persistent {persistent}");
+                    if let Some(l) = fused {
+                        let (hidden, share) = (config.hidden_size, config.head_dim / ATTN_CLUSTER);
+                        assert_eq!((l.kernel, l.shared as usize, l.cluster as usize), ("attention_proj", hidden * share * 2, ATTN_CLUSTER), "{name}");
+                        assert_eq!(l.args.len(), 19, "{name}: attention's arguments less unit_heads, and the projection's six");
+                    }
                 }
             }
         }
