@@ -4,7 +4,10 @@
 // which the plan states as attention then linear_residual (o_proj). The o_proj kernel alone took
 // ~3 us a layer for 1.1 us of bytes (H200, Qwen2.5-1.5B), most of it its ramp after attention's
 // last block. Here its weights are streamed while attention waits and runs, and the projection
-// is a few hundred nanoseconds after the merge.
+// is a few hundred nanoseconds after the merge. Launched only when LLMC_FUSE_ATTN_PROJ=1 asks
+// (launch.rs): faster while a step's slices fit the first cluster, slower past that, when the
+// first cluster's blocks wait for the merge through L2 (README, "Attention and o_proj in one
+// kernel").
 // Launch: attention.cu's grid (n_heads, splits) of ATTN_THREADS in clusters of `cluster` blocks
 // along the splits (cluster >= 2), with AttnProj's `fused`: every step whose active slices fit
 // the first cluster merges in it, so each of its blocks ends with d / cluster elements of its
