@@ -129,18 +129,12 @@ __device__ __forceinline__ void attn_load_pass(const float* __restrict__ base, i
     }
 }
 
-// What attention_proj.cu asks of attention_unit (nothing, by default): `fused`, that a step whose
-// active slices fit the first cluster always merges in it (also one slice, which alone would
-// write out directly), so that each of the cluster's blocks ends with its share of out;
-// `values`, non-null for the blocks of the first cluster (split < cluster), where the block's
-// share (elements split * d / cluster.. of its head; one head a block) is left in shared memory;
-// `merged`, a count per unit that grows by one each time the unit's slices are merged through
-// L2 (more active slices than a cluster): the first cluster's blocks wait for it and then read
-// their share from out.
+// What attention_proj.cu asks of attention_unit (nothing, by default): `values`, where the block
+// leaves its share of the output (elements split * d / cluster.. of its head; one head a block)
+// in shared memory. Its launch has one cluster of slices a head, and every step merges in the
+// cluster (also one slice, which alone would write out directly).
 struct AttnProj {
-    bool fused;
     float* values;
-    unsigned long long* merged;
 };
 
 // One block's work: the `group` query heads unit * group.. (a KV head's or a part of them) over
@@ -161,7 +155,7 @@ __device__ __forceinline__ bool attention_unit(const float* __restrict__ q, cons
     const int len = pos + 1, chunk = max((len + splits - 1) / splits, min_chunk);
     const int active = (len + chunk - 1) / chunk;
     // Slices that fit the first cluster merge in it (see the header); its idle blocks stay.
-    const bool clustered = cluster > 1 && (active > 1 || proj.fused) && active <= cluster;
+    const bool clustered = cluster > 1 && (active > 1 || proj.values) && active <= cluster;
     if (split >= (clustered ? cluster : active)) return false;
     // Blocks push their parts into the merging blocks' shared memory, which is only valid once
     // every block of the cluster runs: each says so now and waits for the others before pushing.
@@ -338,17 +332,7 @@ __device__ __forceinline__ bool attention_unit(const float* __restrict__ q, cons
         }
         return proj.values != nullptr;
     }
-    // The merge count before this block's arrival: the unit's merge of this step comes after it.
-    unsigned long long merges = 0;
-    if (proj.values && tid == 0) merges = load_relaxed(proj.merged + unit);
-    if (!is_last_block(counters + unit, active)) {
-        if (!proj.values) return false;
-        if (tid == 0)
-            for (unsigned long long polls = 0, seen; (seen = load_relaxed(proj.merged + unit)) <= merges;) spin_poll(polls, "attention merged", seen, merges + 1);
-        __syncthreads();
-        for (int e = tid; e < share; e += ATTN_THREADS) proj.values[e] = __ldcg(out + head0 * d + split * share + e);
-        return true;
-    }
+    if (!is_last_block(counters + unit, active)) return false;
 
     // Merge the active splits of the unit's heads. A thread owns 4 output elements of a head and
     // loads ATTN_MERGE_LOADS splits' (max, sum) with their 4 elements at once, one trip through
@@ -387,12 +371,7 @@ __device__ __forceinline__ bool attention_unit(const float* __restrict__ q, cons
         o[0] = a.x * inv, o[1] = a.y * inv, o[2] = a.z * inv, o[3] = a.w * inv;
     }
     if (tid == 0) counters[unit] = 0;
-    if (!proj.merged) return false;
-    __syncthreads();  // out complete
-    if (tid == 0) add_release(proj.merged + unit, 1ull);
-    if (!proj.values) return false;
-    for (int e = tid; e < share; e += ATTN_THREADS) proj.values[e] = __ldcg(out + head0 * d + split * share + e);
-    return true;
+    return false;
 }
 
 extern "C" __global__ void __launch_bounds__(ATTN_THREADS)

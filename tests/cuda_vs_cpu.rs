@@ -4,11 +4,13 @@
 //! block per KV head over the fixtures' 52 positions) and with `LLMC_ATTN_MIN_CHUNK=8`, so several
 //! slices merge. The graph path's attention runs in clusters of 4 by default (up to that many
 //! active slices merged through distributed shared memory, more through L2), so at min chunk 8 it
-//! also runs with `LLMC_ATTN_CLUSTER` 1, 2 and 8. With `LLMC_FUSE_ATTN_PROJ=1` attention and
-//! the bias-free output projection run as one kernel where each block of a cluster's share of a
-//! head is whole 16-byte chunks of W_o (qwen3_untied's head_dim 32 in clusters of 4, with one
-//! slice and several; every fixture but llama_tied_bias in clusters of 2); it runs once more with
-//! `LLMC_FUSE_MLP=0` (gate/up and down as two kernels, as block-format weights run them). Every check runs for both decode paths (one kernel
+//! also runs with `LLMC_ATTN_CLUSTER` 1, 2 and 8. While the context fits a cluster of the
+//! slices (min chunk x cluster positions) the graph path replays its short-context graph, where
+//! attention and the bias-free output projection run as one kernel if each block of a cluster's
+//! share of a head is whole 16-byte chunks of W_o (qwen3_untied's head_dim 32 in clusters of 4;
+//! every fixture but llama_tied_bias in clusters of 2); at min chunk 8 a run switches graphs part
+//! way. It runs once more with `LLMC_FUSE_MLP=0 LLMC_FUSE_ATTN_PROJ=0` (gate/up and down as two
+//! kernels, as block-format weights run them; one graph). Every check runs for both decode paths (one kernel
 //! per step; one persistent kernel). Needs an NVIDIA GPU and NVRTC:
 //! `cargo test --release --test cuda_vs_cpu -- --ignored`.
 
@@ -34,18 +36,17 @@ const DECODE_PATHS: [Decode; 2] = [Decode::Graph, Decode::Persistent];
 fn cuda_matches_cpu_on_every_fixture() {
     let sm = device_sm().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    // (attention min chunk, attention cluster, fusion: None the default (the MLP fused), "1"
-    // attention + o_proj fused too, "0" neither); clusters and the fused kernels are the graph
-    // path's only
+    // (attention min chunk, attention cluster, fusion: None the default (the MLP fused, and
+    // attention + o_proj in the short-context graph), "0" neither); clusters and the fused kernels
+    // are the graph path's only
     type Env = (Option<&'static str>, Option<&'static str>, Option<&'static str>);
-    const ENV: [Env; 8] = [
+    const ENV: [Env; 7] = [
         (None, None, None),
         (Some("8"), None, None),
         (Some("8"), Some("1"), None),
         (Some("8"), Some("8"), None),
-        (None, None, Some("1")),
-        (Some("8"), None, Some("1")),
-        (Some("8"), Some("2"), Some("1")),
+        (None, Some("2"), None),
+        (Some("8"), Some("2"), None),
         (None, None, Some("0")),
     ];
     let cases = DECODE_PATHS.iter().flat_map(|&d| {
@@ -67,11 +68,15 @@ fn cuda_matches_cpu_on_every_fixture() {
         compile(&fixture_dir(name), &path, &opts).unwrap();
         let file = PlanFile::open(&path).unwrap();
         assert_eq!(file.plan.program.is_some(), decode == Decode::Persistent);
-        let (launches, _) = llmc::exec::cuda::launch_shapes(&file.plan, llmc::exec::cuda::device_sms().unwrap()).unwrap();
-        let fused_attention = launches.iter().any(|l| l.kernel == "attention_proj");
+        let short = llmc::exec::cuda::short_context_shapes(&file.plan, llmc::exec::cuda::device_sms().unwrap()).unwrap();
+        let fused_attention = short.as_ref().is_some_and(|s| s.launches.iter().any(|l| l.kernel == "attention_proj"));
         let fits = (cluster == Some("2") && *name != "llama_tied_bias") || (*name == "qwen3_untied" && cluster.is_none());
-        let should_fuse = decode == Decode::Graph && fuse == Some("1") && fits;
+        let should_fuse = decode == Decode::Graph && fuse != Some("0") && fits;
         assert_eq!(fused_attention, should_fuse, "{name} {decode:?}: attention and o_proj fused");
+        if let Some(short) = &short {
+            let slices = cluster.map_or(4, |c| c.parse().unwrap()) * min_chunk.map_or(64, |m| m.parse().unwrap());
+            assert_eq!(short.positions, slices.min(64), "{name}: the short-context graph's positions");
+        }
         let mut cpu = CpuExecutor::new(&file, SamplingParams::GREEDY).unwrap();
         let mut gpu = CudaBackend::new(&file, SamplingParams::GREEDY).unwrap();
         let prompt = reference(name).input_ids;
@@ -88,10 +93,11 @@ fn cuda_matches_cpu_on_every_fixture() {
             next = got;
         }
         println!(
-            "{name} {decode:?} (attention min chunk {}, cluster {}, fusion {}, attention + o_proj fused {fused_attention}): sm_{sm}, {} positions, worst relative logit error {worst:.2e}, greedy tokens identical",
+            "{name} {decode:?} (attention min chunk {}, cluster {}, fusion {}, attention + o_proj fused below {:?} positions): sm_{sm}, {} positions, worst relative logit error {worst:.2e}, greedy tokens identical",
             min_chunk.unwrap_or("default"),
             cluster.unwrap_or("default"),
             fuse.unwrap_or("default"),
+            short.as_ref().filter(|_| fused_attention).map(|s| s.positions),
             tokens.len()
         );
     }

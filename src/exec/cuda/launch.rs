@@ -107,12 +107,10 @@ const ATTN_MAX_HEAD_DIM: usize = define("ATTN_MAX_D");
 /// Cross-block counters (u32 words): qkv_rope one per head from 0, sample at SAMPLE_COUNTER,
 /// attention one per block of query heads from ATTENTION_COUNTERS up to MLP_COUNTER; then u64
 /// pairs (8-byte aligned: the scratch starts 256-aligned): mlp's ResidualCounters (kernels/mlp.cu)
-/// at MLP_COUNTER, attention_proj's at PROJ_COUNTER, and its merge count per block of query heads
-/// from MERGED_COUNTERS.
-const COUNTERS: usize = MERGED_COUNTERS + 2 * (MLP_COUNTER - ATTENTION_COUNTERS);
+/// at MLP_COUNTER and attention_proj's at PROJ_COUNTER.
+const COUNTERS: usize = PROJ_COUNTER + 4;
 const MLP_COUNTER: usize = 512;
 const PROJ_COUNTER: usize = MLP_COUNTER + 4;
-const MERGED_COUNTERS: usize = PROJ_COUNTER + 4;
 const QKV_MAX_HEADS: usize = 256;
 const SAMPLE_COUNTER: usize = 256;
 const ATTENTION_COUNTERS: usize = 257;
@@ -153,13 +151,28 @@ fn attn_cluster() -> usize {
         .unwrap_or(ATTN_CLUSTER)
 }
 
-/// Whether `LLMC_FUSE_ATTN_PROJ=1` asks for attention and o_proj as one kernel (DeviceLayout::attention_proj).
-fn fuse_attention_proj() -> bool {
-    std::env::var("LLMC_FUSE_ATTN_PROJ").is_ok_and(|v| v == "1")
+/// Positions the short-context graph serves (DeviceLayout::short_context_launches): as many as
+/// the long graph's first cluster of slices holds, where its attention would merge in the cluster
+/// too. `LLMC_SHORT_CONTEXT` overrides it (up to cluster x ATTN_CHUNK, the longest slices);
+/// `LLMC_FUSE_ATTN_PROJ=0` turns the short-context graph off.
+fn short_context_positions(cluster: usize) -> Option<usize> {
+    if std::env::var("LLMC_FUSE_ATTN_PROJ").is_ok_and(|v| v == "0") {
+        return None;
+    }
+    let limit = cluster * ATTN_CHUNK;
+    Some(std::env::var("LLMC_SHORT_CONTEXT").ok().and_then(|v| v.parse().ok()).filter(|&n| (1..=limit).contains(&n)).unwrap_or(cluster * attn_min_chunk()))
 }
 
 fn attn_min_chunk() -> usize {
     std::env::var("LLMC_ATTN_MIN_CHUNK").ok().and_then(|v| v.parse().ok()).filter(|&c| (1..=ATTN_CHUNK).contains(&c)).unwrap_or(ATTN_MIN_CHUNK)
+}
+
+/// The decode step's launches while the context holds at most `positions` positions
+/// (DeviceLayout::short_context_launches).
+#[derive(Clone, Debug)]
+pub struct ShortContext {
+    pub launches: Vec<Launch>,
+    pub positions: usize,
 }
 
 /// One kernel launch, ready to enqueue. Arguments are 8-byte words: a pointer, or an i32/f32
@@ -443,17 +456,41 @@ impl DeviceLayout {
         Launch { kernel, grid: (grid, 1, 1), block, shared, args, label: label.to_string(), tasks: grid, cluster: 1 }
     }
 
-    /// The launches of one decode step: the plan's steps, then `advance`, which feeds the
-    /// sampled token and the next position back so the captured graph can replay on its own.
-    /// A layer's gate/up and down projections run as one `mlp` kernel where `mlp` allows it, its
-    /// attention and output projection as one `attention_proj` where `attention_proj` does (when
-    /// asked).
+    /// The launches of one decode step at any position: the plan's steps, then `advance`, which
+    /// feeds the sampled token and the next position back so the captured graph can replay on
+    /// its own. A layer's gate/up and down projections run as one `mlp` kernel where `mlp` allows it.
     pub fn launches(&self, plan: &Plan) -> Result<Vec<Launch>> {
+        self.step_launches(plan, None)
+    }
+
+    /// The launches of a decode step while the context holds at most `positions` positions, if
+    /// they differ from [`Self::launches`]: each layer's attention and output projection as one
+    /// `attention_proj` where that kernel allows it, its slices one cluster. None on the
+    /// persistent path, when `LLMC_FUSE_ATTN_PROJ=0` or where no layer fuses. The runtime
+    /// captures them as a second graph and replays it below `positions` (H200, Qwen2.5-1.5B:
+    /// README, "Attention and o_proj in one kernel").
+    pub fn short_context_launches(&self, plan: &Plan) -> Result<Option<ShortContext>> {
+        let cluster = attn_cluster();
+        let Some(positions) = short_context_positions(cluster).map(|p| p.min(plan.max_seq_len)) else { return Ok(None) };
+        if self.persistent {
+            return Ok(None);
+        }
+        let launches = self.step_launches(plan, Some(positions))?;
+        Ok(launches.iter().any(|l| l.kernel == "attention_proj").then_some(ShortContext { launches, positions }))
+    }
+
+    /// A decode step's launches; with `short`, attention and o_proj fused for contexts of at
+    /// most that many positions.
+    fn step_launches(&self, plan: &Plan, short: Option<usize>) -> Result<Vec<Launch>> {
         let mut launches = Vec::with_capacity(plan.steps.len() + 1);
         let mut steps = plan.steps.iter().peekable();
         while let Some(step) = steps.next() {
             let fused = match steps.peek() {
-                Some(next) => self.mlp(step, next).map_or_else(|| self.attention_proj(plan, step, next, fuse_attention_proj()), |mlp| Ok(Some(mlp)))?,
+                Some(next) => match (self.mlp(step, next), short) {
+                    (Some(mlp), _) => Some(mlp),
+                    (None, Some(positions)) => self.attention_proj(plan, step, next, positions)?,
+                    (None, None) => None,
+                },
                 None => None,
             };
             match fused {
@@ -504,19 +541,19 @@ impl DeviceLayout {
         Some(Launch { kernel: "mlp", grid, block: MLP_THREADS, shared: shared as u32, args, label: gate_up.label.clone(), tasks: blocks as u32, cluster: 1 })
     }
 
-    /// `attention` and `o_proj` as one `attention_proj` launch (kernels/attention_proj.cu): on the
-    /// graph path with clusters (sm_90), where `o_proj` is the bias-free linear_residual that
-    /// projects the attention's output, its weight is bf16, blocks serve one query head, each of a
-    /// cluster's shares of a head is whole 16-byte chunks whose rows fit ATTN_PROJ_MAX_SHARED,
-    /// and out is apart from everything the attention reads and from the residual. None otherwise:
-    /// the two kernels run as before. Only when `LLMC_FUSE_ATTN_PROJ=1` asks for it: it is faster
-    /// while a step's slices fit one cluster and much slower past that (H200, Qwen2.5-1.5B:
-    /// 1.130-1.147 against 1.169-1.173 ms/token after 32 tokens, 1.483-1.496 against 1.229-1.230
-    /// after 1,024; README, "Attention and o_proj in one kernel").
-    fn attention_proj(&self, plan: &Plan, attention: &Step, o_proj: &Step, asked: bool) -> Result<Option<Launch>> {
+    /// `attention` and `o_proj` as one `attention_proj` launch (kernels/attention_proj.cu) for
+    /// contexts of at most `positions` (at most cluster x ATTN_CHUNK) positions: on the graph path
+    /// with clusters (sm_90), where `o_proj` is the bias-free linear_residual that projects the
+    /// attention's output, its weight is bf16, blocks serve one query head, each of a cluster's
+    /// shares of a head is whole 16-byte chunks whose rows fit ATTN_PROJ_MAX_SHARED, and out is
+    /// apart from everything the attention reads and from the residual. None otherwise: the two
+    /// kernels run as before. A head's slices are one cluster, so every step merges in it (past
+    /// a cluster, through L2, the fused kernel was much slower: H200, Qwen2.5-1.5B, 1.483-1.496
+    /// against 1.229-1.230 ms/token after 1,024 tokens).
+    fn attention_proj(&self, plan: &Plan, attention: &Step, o_proj: &Step, positions: usize) -> Result<Option<Launch>> {
         let Op::Attention { n_heads, n_kv_heads, head_dim } = attention.op else { return Ok(None) };
         let cluster = attn_cluster();
-        if self.persistent || self.sm < 90 || cluster < 2 || !asked || o_proj.op != (Op::LinearResidual { bias: false }) {
+        if self.persistent || self.sm < 90 || cluster < 2 || positions > cluster * ATTN_CHUNK || o_proj.op != (Op::LinearResidual { bias: false }) {
             return Ok(None);
         }
         let (attended, w_o, x, out) = (&attention.outputs[0], &o_proj.inputs[1], &o_proj.inputs[2], &o_proj.outputs[0]);
@@ -539,10 +576,13 @@ impl DeviceLayout {
             return Ok(None);
         }
         let mut launch = self.launch(plan, attention)?;
-        // attention's arguments less unit_heads (one head a block), then the projection's
+        // attention's arguments less unit_heads (one head a block), its context the positions
+        // this launch serves (the kernel computes nothing past them), then the projection's
         launch.args.remove(12);
-        launch.args.extend([self.ptr(x), self.ptr(w_o), self.ptr(out), int(hidden), self.counter(PROJ_COUNTER), self.counter(MERGED_COUNTERS)]);
-        Ok(Some(Launch { kernel: "attention_proj", shared: shared as u32, ..launch }))
+        launch.args[10] = int(positions);
+        launch.args.extend([self.ptr(x), self.ptr(w_o), self.ptr(out), int(hidden), self.counter(PROJ_COUNTER)]);
+        let grid = (launch.grid.0, cluster as u32, 1);
+        Ok(Some(Launch { kernel: "attention_proj", grid, shared: shared as u32, tasks: grid.0 * grid.1, ..launch }))
     }
 
     /// qkv_rope's arguments (kernels/qkv_rope.cu).
@@ -766,10 +806,11 @@ mod tests {
         }
     }
 
-    /// Attention and o_proj fuse, when asked, where a block's share of a head's W_o columns fits
-    /// the kernel's shared memory in the default clusters of 4: Qwen2.5-1.5B (hidden 1,536) and
-    /// Qwen3-1.7B (2,048) at head_dim 128; Llama-3.2-3B (3,072) and Qwen2-7B (3,584) would need
-    /// 192 and 224 KiB. Never unasked, nor on the persistent path.
+    /// Attention and o_proj fuse in the short-context graph where a block's share of a head's
+    /// W_o columns fits the kernel's shared memory in the default clusters of 4: Qwen2.5-1.5B
+    /// (hidden 1,536) and Qwen3-1.7B (2,048) at head_dim 128; Llama-3.2-3B (3,072) and Qwen2-7B
+    /// (3,584) would need 192 and 224 KiB, and get no short-context graph. Never in the graph that
+    /// serves every position, nor on the persistent path.
     #[test]
     fn attention_and_o_proj_fuse_where_the_share_fits() {
         let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/configs");
@@ -777,19 +818,23 @@ mod tests {
             let config = crate::load::config::ModelConfig::from_file(&configs.join(format!("{name}.json"))).unwrap();
             let tokenizer = crate::load::TokenizerSpec { json: String::new(), chat_template: None, eos_ids: vec![], bos_token: None, eos_token: None };
             let plan = crate::plan::build(&config, tokenizer, 1024, Target::Cuda { sm: 90 }).unwrap();
-            let pairs: Vec<_> = plan.steps.windows(2).filter(|w| matches!(w[0].op, Op::Attention { .. })).collect();
-            assert_eq!(pairs.len(), config.num_layers, "{name}");
             for persistent in [false, true] {
                 let layout = DeviceLayout::placeholder(&plan, 132, persistent);
-                for w in &pairs {
-                    assert!(layout.attention_proj(&plan, &w[0], &w[1], false).unwrap().is_none(), "{name}: fused unasked");
-                    let fused = layout.attention_proj(&plan, &w[0], &w[1], true).unwrap();
-                    assert_eq!(fused.is_some(), fits && !persistent, "{name}, persistent {persistent}");
-                    if let Some(l) = fused {
-                        let (hidden, share) = (config.hidden_size, config.head_dim / ATTN_CLUSTER);
-                        assert_eq!((l.kernel, l.shared as usize, l.cluster as usize), ("attention_proj", hidden * share * 2, ATTN_CLUSTER), "{name}");
-                        assert_eq!(l.args.len(), 19, "{name}: attention's arguments less unit_heads, and the projection's six");
-                    }
+                let every = layout.launches(&plan).unwrap();
+                assert!(every.iter().all(|l| l.kernel != "attention_proj"), "{name}: fused in the graph for every position");
+                let short = layout.short_context_launches(&plan).unwrap();
+                assert_eq!(short.is_some(), fits && !persistent, "{name}, persistent {persistent}");
+                let Some(short) = short else { continue };
+                assert_eq!(short.positions, ATTN_CLUSTER * ATTN_MIN_CHUNK, "{name}");
+                assert_eq!(short.launches.len(), every.len() - config.num_layers, "{name}: one launch fewer a layer");
+                let fused: Vec<_> = short.launches.iter().filter(|l| l.kernel == "attention_proj").collect();
+                assert_eq!(fused.len(), config.num_layers, "{name}");
+                let (hidden, share) = (config.hidden_size, config.head_dim / ATTN_CLUSTER);
+                for l in fused {
+                    assert_eq!((l.shared as usize, l.cluster as usize), (hidden * share * 2, ATTN_CLUSTER), "{name}");
+                    assert_eq!(l.grid, (config.num_heads as u32, ATTN_CLUSTER as u32, 1), "{name}: a head's slices one cluster");
+                    assert_eq!(l.args.len(), 18, "{name}: attention's arguments less unit_heads, and the projection's five");
+                    assert_eq!(l.args[10], int(short.positions), "{name}: the context is the positions served");
                 }
             }
         }

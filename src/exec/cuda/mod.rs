@@ -22,7 +22,7 @@ use crate::plan::prefill::PrefillLayout;
 use crate::plan::{Plan, Step, StepIo, Target};
 use block_trace::{BlockRow, BlockTrace};
 use cudarc::driver::{result as cu, sys, CudaContext, CudaGraph, CudaStream, DriverError};
-use launch::{DeviceLayout, Launch, Scratch};
+use launch::{DeviceLayout, Launch, Scratch, ShortContext};
 
 /// top_logprobs' block and its most tokens (kernels/logprobs.cu).
 const LOGPROB_THREADS: u32 = crate::kernels::define("LOGPROB_THREADS") as u32;
@@ -111,6 +111,12 @@ pub fn launch_shapes(plan: &Plan, sms: u32) -> Result<(Vec<Launch>, Vec<Launch>)
     Ok((decode, prefill))
 }
 
+/// The short-context graph's launches of `plan` on a GPU of `sms` SMs, at placeholder
+/// addresses, and the positions it serves, if the plan has one.
+pub fn short_context_shapes(plan: &Plan, sms: u32) -> Result<Option<ShortContext>> {
+    DeviceLayout::placeholder(plan, sms, plan.program.is_some()).short_context_launches(plan)
+}
+
 /// The kernels of a plan the GPU of compute capability `device_sm` can run (`None`: the checks
 /// that need no GPU). Refuses a CPU plan or one for another architecture with the command that
 /// recompiles it, a GPU older than llmc supports, and a GPU plan without kernels for its target.
@@ -128,9 +134,20 @@ fn gpu_plan_kernels(plan: &Plan, device_sm: Option<u32>) -> Result<&KernelImage>
     }
 }
 
-pub struct CudaBackend {
-    // Field order is drop order: the graph, then the module and memory it refers to.
+/// A captured decode step and the launches it was captured from (kept to capture it again with
+/// another sampler, and to read block timestamps by launch).
+struct DecodeGraph {
     graph: CudaGraph,
+    launches: Vec<Launch>,
+}
+
+pub struct CudaBackend {
+    // Field order is drop order: the graphs, then the module and memory they refer to.
+    /// The decode step at any position.
+    graph: DecodeGraph,
+    /// The decode step for positions below `.1`, if the plan has one (launch.rs,
+    /// short_context_launches: attention and o_proj as one kernel).
+    short: Option<(DecodeGraph, usize)>,
     stream: Arc<CudaStream>,
     prefill: Prefill,
     _module: Module,
@@ -152,8 +169,6 @@ pub struct CudaBackend {
     max_seq_len: usize,
     /// The (token, position) the device holds for the next replay, if known.
     device_input: Option<(u32, usize)>,
-    /// What the graph was captured from, kept to capture it again with another sampler.
-    launches: Vec<Launch>,
     pdl: bool,
     weight_bytes: u64,
 }
@@ -220,6 +235,7 @@ impl CudaBackend {
         let layout = DeviceLayout { weights: weights.ptr, arena: arena.ptr, scratch, sms, sm, sampling, persistent };
         let functions = functions(&module, launch::KERNEL_NAMES.iter().copied(), sm)?;
         let mut launches = layout.launches(plan)?;
+        let short = layout.short_context_launches(plan)?;
         let mut program_tables = None;
         let mut trace = None;
         if let Some(program) = &plan.program {
@@ -248,7 +264,11 @@ impl CudaBackend {
         }
         // Programmatic dependent launch needs sm_90 (the kernels' griddepcontrol is compiled there).
         let pdl = sm >= 90;
-        let graph = capture(&stream, &functions, &launches, pdl)?;
+        let graph = DecodeGraph::capture(&stream, &functions, launches, pdl)?;
+        let short = match short {
+            Some(ShortContext { launches, positions }) => Some((DecodeGraph::capture(&stream, &functions, launches, pdl)?, positions)),
+            None => None,
+        };
         let block_trace = if persistent { None } else { BlockTrace::find(module.0, &image.ptx) };
         let prefill_buffer = DeviceBuffer::new(prefill_bytes as usize, "prefill arena")?;
         // The split-K counters start at zero (each tile's last split re-arms its own).
@@ -276,10 +296,10 @@ impl CudaBackend {
             functions,
             _buffer: prefill_buffer,
         };
-        graph.upload().map_err(cuda_err("uploading the graph"))?;
         let io = &plan.io;
         Ok(CudaBackend {
             graph,
+            short,
             stream,
             prefill,
             _module: module,
@@ -297,7 +317,6 @@ impl CudaBackend {
             vocab: io.logits.ty.elements(),
             max_seq_len: plan.max_seq_len,
             device_input: None,
-            launches,
             pdl,
             weight_bytes: plan.weight_bytes,
         })
@@ -340,12 +359,25 @@ impl CudaBackend {
         let trace = self.block_trace.expect("checked");
         trace.arm(self.stream.cu_stream())?;
         self.step(token, pos)?;
-        trace.rows(&self.launches)
+        trace.rows(&self.decode_graph(pos).launches)
     }
 
-    /// Kernels in the captured graph: the plan's steps plus `advance`.
+    /// Kernels in the graph that serves every position: the plan's steps plus `advance`.
     pub fn kernels_per_token(&self) -> usize {
-        self.launches.len()
+        self.graph.launches.len()
+    }
+
+    /// The short-context graph's kernels per token and the positions it serves, if the plan has one.
+    pub fn short_context(&self) -> Option<(usize, usize)> {
+        self.short.as_ref().map(|(g, positions)| (g.launches.len(), *positions))
+    }
+
+    /// The graph that decodes at `pos`.
+    fn decode_graph(&self, pos: usize) -> &DecodeGraph {
+        match &self.short {
+            Some((short, positions)) if pos < *positions => short,
+            _ => &self.graph,
+        }
     }
 
     pub fn weight_bytes(&self) -> u64 {
@@ -514,13 +546,26 @@ fn enqueue(stream: &CudaStream, functions: &HashMap<&'static str, sys::CUfunctio
     Ok(())
 }
 
-/// Records every launch on `stream` into one graph and instantiates it.
-fn capture(stream: &Arc<CudaStream>, functions: &HashMap<&'static str, sys::CUfunction>, launches: &[Launch], pdl: bool) -> Result<CudaGraph> {
-    stream.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).map_err(cuda_err("starting graph capture"))?;
-    let enqueued = enqueue(stream, functions, launches, pdl);
-    let graph = stream.end_capture(sys::CUgraphInstantiate_flags(0));
-    enqueued?;
-    graph.map_err(cuda_err("instantiating the decode graph"))?.ok_or_else(|| Error::Internal("graph capture recorded nothing".into()))
+impl DecodeGraph {
+    /// Records every launch on `stream` into one graph, instantiates and uploads it.
+    fn capture(stream: &Arc<CudaStream>, functions: &HashMap<&'static str, sys::CUfunction>, launches: Vec<Launch>, pdl: bool) -> Result<DecodeGraph> {
+        stream.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).map_err(cuda_err("starting graph capture"))?;
+        let enqueued = enqueue(stream, functions, &launches, pdl);
+        let graph = stream.end_capture(sys::CUgraphInstantiate_flags(0));
+        enqueued?;
+        let graph = graph.map_err(cuda_err("instantiating the decode graph"))?.ok_or_else(|| Error::Internal("graph capture recorded nothing".into()))?;
+        graph.upload().map_err(cuda_err("uploading the graph"))?;
+        Ok(DecodeGraph { graph, launches })
+    }
+
+    /// This graph captured again with `launch` in place of the one of the same label.
+    fn with_launch(&self, launch: Launch, stream: &Arc<CudaStream>, functions: &HashMap<&'static str, sys::CUfunction>, pdl: bool) -> Result<DecodeGraph> {
+        let mut launches = self.launches.clone();
+        let at =
+            launches.iter().position(|l| l.label == launch.label).ok_or_else(|| Error::Input(format!("the decode graph has no launch `{}`", launch.label)))?;
+        launches[at] = launch;
+        DecodeGraph::capture(stream, functions, launches, pdl)
+    }
 }
 
 impl Backend for CudaBackend {
@@ -540,7 +585,7 @@ impl Backend for CudaBackend {
             }
         }
         self.device_input = None;
-        self.graph.launch().map_err(cuda_err("launching the decode graph"))?;
+        self.decode_graph(pos).graph.launch().map_err(cuda_err("launching the decode graph"))?;
         let mut next = [0i32];
         self.read(self.next_token, &mut next, "running the decode step")?;
         let device_next = u32::try_from(next[0]).map_err(|_| Error::Numeric(format!("non-finite logits at position {pos}")))?;
@@ -589,7 +634,7 @@ impl Backend for CudaBackend {
     }
 
     /// The sampler's parameters are kernel arguments (and greedy is another kernel), so a change
-    /// swaps the sampler's launch and captures the decode graph again; prefill builds its
+    /// swaps the sampler's launch and captures the decode graphs again; prefill builds its
     /// launches per call and takes the new layout as it is. Greedy launches take no parameters:
     /// one greedy setting replaces another without a capture.
     fn set_sampling(&mut self, sampling: SamplingParams) -> Result<()> {
@@ -599,13 +644,16 @@ impl Backend for CudaBackend {
             return Ok(());
         }
         let step = self.prefill.steps.iter().find(|s| matches!(s.op, Op::Sample)).ok_or_else(|| Error::Input("the plan has no sampling step".into()))?;
-        let at = self.launches.iter().position(|l| l.label == step.label).ok_or_else(|| Error::Input("the decode graph has no sampler launch".into()))?;
         let mut layout = self.prefill.dev_layout;
         layout.sampling = sampling;
-        self.launches[at] = layout.sample(&step.inputs[0], &step.outputs[0], &self.prefill.io.position, &step.label);
-        let graph = capture(&self.stream, &self.prefill.functions, &self.launches, self.pdl)?;
-        graph.upload().map_err(cuda_err("uploading the graph"))?;
-        self.graph = graph;
+        let sampler = layout.sample(&step.inputs[0], &step.outputs[0], &self.prefill.io.position, &step.label);
+        let (stream, functions, pdl) = (&self.stream, &self.prefill.functions, self.pdl);
+        let graph = self.graph.with_launch(sampler.clone(), stream, functions, pdl)?;
+        let short = match &self.short {
+            Some((short, positions)) => Some((short.with_launch(sampler, stream, functions, pdl)?, *positions)),
+            None => None,
+        };
+        (self.graph, self.short) = (graph, short);
         self.prefill.dev_layout = layout;
         Ok(())
     }
@@ -695,7 +743,7 @@ mod tests {
     }
 
     /// Every launch of the published configs' plans (plans/configs; 4096 positions, sm_90 on 132
-    /// SMs) pinned as text: the decode step's, the persistent kernel's, and a prefill pass's over
+    /// SMs) pinned as text: the decode step's, the short-context one's, the persistent kernel's, and a prefill pass's over
     /// a whole chunk. Each launch passes exactly as many arguments as its kernel has parameters in
     /// the compiled PTX (NVRTC, as scripts/test.sh installs it).
     #[test]
@@ -709,17 +757,25 @@ mod tests {
             let config = crate::load::config::ModelConfig::from_file(&path).unwrap();
             let mut plan = crate::plan::build(&config, no_tokenizer(), 4096, Target::Cuda { sm: 90 }).unwrap();
             let (decode, prefill) = launch_shapes(&plan, 132).unwrap();
+            let short = short_context_shapes(&plan, 132).unwrap();
+            let short_launches = short.as_ref().map_or(&[][..], |s| &s.launches[..]);
             // the persistent kernel's instructions are its own launches (attention's blocks differ)
             let program = persistent::schedule(&plan, 132).unwrap();
             plan.program = Some(program.clone());
             let (instructions, _) = launch_shapes(&plan, 132).unwrap();
             let persistent = DeviceProgram::new(&plan, &program, &instructions).unwrap().launch(0, 0);
-            for l in decode.iter().chain(&prefill).chain([&persistent]) {
+            for l in decode.iter().chain(short_launches).chain(&prefill).chain([&persistent]) {
                 assert_eq!(Some(&l.args.len()), params.get(l.kernel), "{}: {} for {}: arguments vs the PTX's parameters", path.display(), l.kernel, l.label);
             }
             let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            let text =
-                format!("decode\n{}persistent decode\n{}prefill of {} rows\n{}", table(&decode), table(&[persistent]), prefill::PREFILL_CHUNK, table(&prefill));
+            let short = short.map_or("none\n".into(), |s| format!("up to {} positions\n{}", s.positions, table(&s.launches)));
+            let text = format!(
+                "decode\n{}decode while the context is short: {short}persistent decode\n{}prefill of {} rows\n{}",
+                table(&decode),
+                table(&[persistent]),
+                prefill::PREFILL_CHUNK,
+                table(&prefill)
+            );
             insta::assert_snapshot!(format!("launch_table_{name}"), text);
         }
     }
