@@ -35,10 +35,6 @@
 
 #define MLP_WARPS 16
 #define MLP_THREADS (32 * MLP_WARPS)
-// Chunks in flight a lane (gemv.cu's GEMV_BATCH unless an experiment sets it).
-#ifndef MLP_BATCH
-#define MLP_BATCH GEMV_BATCH
-#endif
 // FFN channels dealt to a block at a time: one 16-byte chunk of a bf16 down row.
 #define MLP_UNIT 8
 // A down lane's chunks of a row: units u, u + 8, ... of its block (so up to 8 * MLP_MAX_SLOTS
@@ -102,7 +98,7 @@ __device__ __forceinline__ void red_add_f32x4(float* p, float4 v) {
 // barrier that completes act.
 template <int S>
 __device__ __forceinline__ void mlp_down(const bf16* __restrict__ w_down, const float* act, float* part, int first, int units, int f, int k) {
-    constexpr int RB = MLP_BATCH / S;
+    constexpr int RB = GEMV_BATCH / S;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, rr = lane >> 3, q8 = lane & 7;
     uint4 w[RB][S];
     auto row_of = [&](int i) { return 4 * (warp + MLP_WARPS * i) + rr; };
@@ -148,14 +144,7 @@ __device__ __forceinline__ void mlp_down(const bf16* __restrict__ w_down, const 
     }
 }
 
-// MLP_MAX_REGS (an experiment's define): registers a thread at most, so that a block of the
-// next kernel can share the SM while this one's last blocks run.
-#ifdef MLP_MAX_REGS
-#define MLP_BOUNDS __maxnreg__(MLP_MAX_REGS)
-#else
-#define MLP_BOUNDS __launch_bounds__(MLP_THREADS, 1)
-#endif
-extern "C" __global__ void MLP_BOUNDS
+extern "C" __global__ void __launch_bounds__(MLP_THREADS, 1)
 mlp(const float* x, const bf16* w_gate_up, const bf16* norm_w, float eps, const bf16* w_down, float* out, int f, int k, ResidualCounters* counters) {
     DECODE_KERNEL_BEGIN();
     __shared__ ResidualTicket ticket;
@@ -166,7 +155,7 @@ mlp(const float* x, const bf16* w_gate_up, const bf16* norm_w, float eps, const 
     float* act = reinterpret_cast<float*>(gemv_x) + (norm_w ? 6 : 4) * k / 4;
     float* part = act + MLP_UNIT * ((all_units + gridDim.x - 1) / gridDim.x);
     auto arrive = [&]() { residual_arrive(counters, gridDim.x, x, out, k, MLP_THREADS, ticket); };
-    gemv_tasks<2, 1, MLP_BATCH, MLP_THREADS>(
+    gemv_tasks<2, 1, GEMV_BATCH, MLP_THREADS>(
         Bf16Weights{w_gate_up}, threadIdx.x >> 5, MLP_WARPS, channels, k, x, norm_w, eps,
         [&](int t, long long (&rows)[2]) {
             rows[0] = first + t;
