@@ -16,9 +16,11 @@
 // shared memory (cp.async, chunk c of row i at c * hidden + i, so that a warp's 16-byte reads of
 // consecutive rows are conflict-free), and after the merge thread i of a pass computes row i's
 // dot product with the share; four lanes' rows are gathered by shuffles and added into out with
-// a vector reduction (red.global.add.v4.f32). out starts as x (mlp.cu's ResidualCounters over
-// the grid's blocks). The parts are added in the order they arrive: out may differ from run to
-// run in the last bits of f32.
+// a vector reduction (red.global.add.v4.f32). out already holds x: the qkv_rope launch before
+// this one copied it (qkv_rope.cu, CopyResidual), and its completion is what the grid wait
+// waits for, so no block waits on another (out starting as x by the first block to arrive, and
+// the others waiting for that copy, cost an L2 round trip or two after the merge). The parts
+// are added in the order they arrive: out may differ from run to run in the last bits of f32.
 // Shared memory (dynamic): hidden * share * 2 bytes (the host fuses only up to
 // ATTN_PROJ_MAX_SHARED and otherwise launches the two kernels).
 // Bytes: W_o once (hidden * n_heads * d * 2) plus attention.cu's; out's reductions
@@ -37,7 +39,7 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
 attention_proj(const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache,
                const int* __restrict__ pos_p, float* __restrict__ attn_out, float* __restrict__ partial,
                unsigned* __restrict__ counters, int n_heads, int n_kv, int d, int max_seq, int min_chunk, int cluster,
-               const float* x, const bf16* __restrict__ w_o, float* out, int hidden, ResidualCounters* residual) {
+               const bf16* __restrict__ w_o, float* out, int hidden) {
     DECODE_KERNEL_BEGIN();
     const int head = blockIdx.x, split = blockIdx.y, share = d / cluster, chunks = share / 8;
     uint4* w = reinterpret_cast<uint4*>(gemv_x);
@@ -53,10 +55,7 @@ attention_proj(const float* __restrict__ q, const float* __restrict__ k_cache, c
                                           split, cluster, cluster, GridWait{}, AttnProj{reinterpret_cast<float*>(values)});
     cp_async_wait<0>();
     if (!has_share) return;  // only past max_seq, which the host never replays this launch at
-    __shared__ ResidualTicket ticket;
-    residual_arrive(residual, n_heads * cluster, x, out, hidden, ATTN_THREADS, ticket);
-    const bool copied = threadIdx.x == 0 && residual_copied(residual, ticket);
-    residual_wait_copied(residual, ticket, copied);  // its barrier also completes w and values
+    __syncthreads();         // w and values complete
     const int lane = threadIdx.x & 31;
     for (int i0 = 0; i0 < hidden; i0 += ATTN_THREADS) {  // uniform: every lane shuffles
         const int i = i0 + threadIdx.x;

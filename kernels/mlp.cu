@@ -41,7 +41,7 @@
 // units a block).
 #define MLP_MAX_SLOTS 3
 // A residual sum out = x + the parts of a launch's `blocks` blocks, added into out in L2 in the
-// order the blocks arrive (mlp here, attention_proj.cu). out starts as x: the first block to
+// order the blocks arrive. out starts as x: the first block to
 // arrive after the grid wait copies it and counts it copied, and the others add only once it is
 // (they ask, and wait only if the answer was no: the copy is a few hundred nanoseconds, a
 // block's work before adding far longer), so no block waits on one that has not started. The

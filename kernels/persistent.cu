@@ -172,7 +172,7 @@ __device__ __forceinline__ void pk_gate_up_q(const unsigned long long* a, int be
 
 __device__ __forceinline__ void pk_qkv_q(const unsigned long long* a, int begin, int end, CounterWait wait) {
     const int n_heads = (int)a[13], n_kv = (int)a[14], d = (int)a[15], k = (int)a[16], rows = (n_heads + 2 * n_kv) * d;
-    Q_DISPATCH((int)a[20], qkv_rope_tasks<1, GEMV_BATCH, PK_THREADS>(begin, 1, pk_tile_end(end, 2, rows / 2), reinterpret_cast<const float*>(a[0]),
+    Q_DISPATCH((int)a[21], qkv_rope_tasks<1, GEMV_BATCH, PK_THREADS>(begin, 1, pk_tile_end(end, 2, rows / 2), reinterpret_cast<const float*>(a[0]),
                                                                  QWeights<F>{reinterpret_cast<const unsigned char*>(a[1]), (long long)rows * (k / F::BLOCK)},
                                                                  reinterpret_cast<const bf16*>(a[2]), reinterpret_cast<const bf16*>(a[3]),
                                                                  reinterpret_cast<const bf16*>(a[4]), __int_as_float((int)a[5]),

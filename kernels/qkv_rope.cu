@@ -5,7 +5,12 @@
 // cache row at `pos`, at once: no block waits for another. With q/k norm, a head's scale needs
 // all its rows: q/k tasks park their pair (f32) in `scratch`, and the last warp to finish each
 // head (a counter per head) normalizes and rotates the whole head.
-// Bytes: rows*K*2 of weights + the outputs, f32 (+ rows*4*2 of scratch with q/k norm).
+// With `residual` non-null (the short-context graph, where attention_proj.cu follows), the grid
+// also copies x there, each block a part as it leaves (x is then in its L1, staged through it):
+// the next kernel's output projection adds into a residual that already holds x, with no
+// handshake between its blocks.
+// Bytes: rows*K*2 of weights + the outputs, f32 (+ rows*4*2 of scratch with q/k norm; + K*4*2
+// of the residual copy).
 // `prefill_rope` (at the end) is the same epilogue for a prompt chunk, after prefill_gemm.cu's
 // GEMM has projected its rows. Depends on gemv.cu's task loops (compiled before this file).
 
@@ -31,6 +36,15 @@ __device__ __forceinline__ void rope_store(float a, float b, int i, int half, fl
     float s, c;
     sincosf((float)pos * inv_freq[i], &s, &c);
     rope_store_rotated(a, b, i, half, inv, norm_w, s, c, dst);
+}
+
+// The block's part of x (k floats, k % 4 == 0) copied into residual, if it is non-null: after the
+// wait, and after the block staged x, so the loads hit L1.
+__device__ __forceinline__ void copy_residual_part(const float* x, float* residual, int k) {
+    if (!residual) return;
+    const int n = k / 4, part = (n + gridDim.x - 1) / gridDim.x, end = min(n, (int)(blockIdx.x + 1) * part);
+    for (int i = blockIdx.x * part + threadIdx.x; i < end; i += blockDim.x)
+        reinterpret_cast<float4*>(residual)[i] = GridWait::load(reinterpret_cast<const float4*>(x) + i);
 }
 
 // The whole head (d values of y) normalized and rotated into dst by one warp.
@@ -131,23 +145,26 @@ __device__ __forceinline__ void qkv_rope_tasks(int t, int stride, int end, const
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
 qkv_rope(const float* x, const bf16* w, const bf16* bias, const bf16* q_norm, const bf16* k_norm, float eps,
          const float* inv_freq, const int* pos_p, float* q_out, float* k_cache, float* v_cache, float* scratch,
-         unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq, const bf16* norm_w, float norm_eps) {
+         unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq, const bf16* norm_w, float norm_eps, float* residual) {
     DECODE_KERNEL_BEGIN();
     qkv_rope_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), (n_heads + 2 * n_kv) * (d / 2), x, Bf16Weights{w}, bias, q_norm, k_norm, eps,
                    inv_freq, pos_p, q_out, k_cache, v_cache, scratch, counter, n_heads, n_kv, d, k, max_seq, norm_w,
                    norm_eps, GridWait{});
+    copy_residual_part(x, residual, k);
 }
 
 extern "C" __global__ void __launch_bounds__(32 * GEMV_Q_MAX_WARPS, 1)
 qkv_rope_q(const float* x, const unsigned char* w, const bf16* bias, const bf16* q_norm, const bf16* k_norm, float eps,
            const float* inv_freq, const int* pos_p, float* q_out, float* k_cache, float* v_cache, float* scratch,
-           unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq, const bf16* norm_w, float norm_eps, int fmt) {
+           unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq, const bf16* norm_w, float norm_eps, float* residual,
+           int fmt) {
     DECODE_KERNEL_BEGIN();
     const int rows = (n_heads + 2 * n_kv) * d;
     Q_DISPATCH(fmt, qkv_rope_tasks<1, GEMV_BATCH, GEMV_THREADS>(blockIdx.x, gridDim.x, rows / 2, x,
                                                             QWeights<F>{w, (long long)rows * (k / F::BLOCK)}, bias, q_norm, k_norm, eps,
                                                             inv_freq, pos_p, q_out, k_cache, v_cache, scratch, counter, n_heads, n_kv,
                                                             d, k, max_seq, norm_w, norm_eps, GridWait{}))
+    copy_residual_part(x, residual, k);
 }
 
 // Prefill's Q/K/V epilogue per (row t, head) of the GEMM's output y f32 [rows, heads*d] (bias

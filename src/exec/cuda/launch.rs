@@ -107,11 +107,12 @@ const ATTN_MAX_HEAD_DIM: usize = define("ATTN_MAX_D");
 /// Cross-block counters (u32 words): qkv_rope one per head from 0, sample at SAMPLE_COUNTER,
 /// attention one per block of query heads from ATTENTION_COUNTERS up to MLP_COUNTER; then u64
 /// pairs (8-byte aligned: the scratch starts 256-aligned): mlp's ResidualCounters (kernels/mlp.cu)
-/// at MLP_COUNTER and attention_proj's at PROJ_COUNTER.
-const COUNTERS: usize = PROJ_COUNTER + 4;
+/// at MLP_COUNTER.
+const COUNTERS: usize = MLP_COUNTER + 4;
 const MLP_COUNTER: usize = 512;
-const PROJ_COUNTER: usize = MLP_COUNTER + 4;
 const QKV_MAX_HEADS: usize = 256;
+/// qkv_rope's argument for where its grid copies x (kernels/qkv_rope.cu), null but before attention_proj.
+const QKV_RESIDUAL_ARG: usize = 20;
 const SAMPLE_COUNTER: usize = 256;
 const ATTENTION_COUNTERS: usize = 257;
 const ATTN_MAX_SPLITS: u32 = define("ATTN_MAX_SPLITS") as u32;
@@ -482,17 +483,27 @@ impl DeviceLayout {
     /// A decode step's launches; with `short`, attention and o_proj fused for contexts of at
     /// most that many positions.
     fn step_launches(&self, plan: &Plan, short: Option<usize>) -> Result<Vec<Launch>> {
-        let mut launches = Vec::with_capacity(plan.steps.len() + 1);
+        let mut launches: Vec<Launch> = Vec::with_capacity(plan.steps.len() + 1);
         let mut steps = plan.steps.iter().peekable();
+        let mut previous: Option<&Step> = None;
         while let Some(step) = steps.next() {
             let fused = match steps.peek() {
-                Some(next) => match (self.mlp(step, next), short) {
-                    (Some(mlp), _) => Some(mlp),
-                    (None, Some(positions)) => self.attention_proj(plan, step, next, positions)?,
-                    (None, None) => None,
+                Some(next) => match (self.mlp(step, next), short, previous) {
+                    (Some(mlp), _, _) => Some(mlp),
+                    (None, Some(positions), Some(qkv)) if launches.last().is_some_and(|l| l.label == qkv.label) => {
+                        let fused = self.attention_proj(plan, qkv, step, next, positions)?;
+                        if fused.is_some() {
+                            // qkv_rope copies x into the residual the projection adds into
+                            let qkv_launch = launches.last_mut().expect("checked");
+                            qkv_launch.args[QKV_RESIDUAL_ARG] = self.ptr(&next.outputs[0]);
+                        }
+                        fused
+                    }
+                    _ => None,
                 },
                 None => None,
             };
+            previous = Some(step);
             match fused {
                 Some(fused) => {
                     launches.push(fused);
@@ -544,14 +555,18 @@ impl DeviceLayout {
     /// `attention` and `o_proj` as one `attention_proj` launch (kernels/attention_proj.cu) for
     /// contexts of at most `positions` (at most cluster x ATTN_CHUNK) positions: on the graph path
     /// with clusters (sm_90), where `o_proj` is the bias-free linear_residual that projects the
-    /// attention's output, its weight is bf16, blocks serve one query head, each of a cluster's
-    /// shares of a head is whole 16-byte chunks whose rows fit ATTN_PROJ_MAX_SHARED, and out is
-    /// apart from everything the attention reads and from the residual. None otherwise: the two
-    /// kernels run as before. A head's slices are one cluster, so every step merges in it (past
+    /// attention's output and adds the input `qkv` (the qkv_rope launch before it) normalized,
+    /// its weight is bf16, blocks serve one query head, each of a cluster's shares of a head is
+    /// whole 16-byte chunks whose rows fit ATTN_PROJ_MAX_SHARED, and out is apart from everything
+    /// qkv_rope and the attention read and write (qkv_rope copies x into it, and the projection
+    /// adds into it while other blocks attend). None otherwise: the two kernels run as before. A head's slices are one cluster, so every step merges in it (past
     /// a cluster, through L2, the fused kernel was much slower: H200, Qwen2.5-1.5B, 1.483-1.496
     /// against 1.229-1.230 ms/token after 1,024 tokens).
-    fn attention_proj(&self, plan: &Plan, attention: &Step, o_proj: &Step, positions: usize) -> Result<Option<Launch>> {
+    fn attention_proj(&self, plan: &Plan, qkv: &Step, attention: &Step, o_proj: &Step, positions: usize) -> Result<Option<Launch>> {
         let Op::Attention { n_heads, n_kv_heads, head_dim } = attention.op else { return Ok(None) };
+        if !matches!(qkv.op, Op::QkvRope { .. }) {
+            return Ok(None);
+        }
         let cluster = attn_cluster();
         if self.persistent || self.sm < 90 || cluster < 2 || positions > cluster * ATTN_CHUNK || o_proj.op != (Op::LinearResidual { bias: false }) {
             return Ok(None);
@@ -561,9 +576,10 @@ impl DeviceLayout {
         let share = head_dim / cluster;
         let shared = hidden * share * 2;
         let shapes = w_o.ty.last_dim() == n_heads * head_dim && w_o.ty.elements() == hidden * n_heads * head_dim && x.ty.elements() == hidden;
-        let apart = attention.inputs.iter().chain([attended, x]).all(|slot| !overlaps(slot, out));
+        let apart = qkv.inputs.iter().chain(&qkv.outputs).chain(&attention.inputs).chain([attended]).all(|slot| !overlaps(slot, out));
         let one_head = attention_units(n_heads, n_kv_heads, false).1 == 1;
         if o_proj.inputs[0] != *attended
+            || qkv.inputs[0] != *x
             || w_o.ty.dtype != DType::BF16
             || !shapes
             || !apart
@@ -580,7 +596,7 @@ impl DeviceLayout {
         // this launch serves (the kernel computes nothing past them), then the projection's
         launch.args.remove(12);
         launch.args[10] = int(positions);
-        launch.args.extend([self.ptr(x), self.ptr(w_o), self.ptr(out), int(hidden), self.counter(PROJ_COUNTER)]);
+        launch.args.extend([self.ptr(w_o), self.ptr(out), int(hidden)]);
         let grid = (launch.grid.0, cluster as u32, 1);
         Ok(Some(Launch { kernel: "attention_proj", grid, shared: shared as u32, tasks: grid.0 * grid.1, ..launch }))
     }
@@ -623,6 +639,7 @@ impl DeviceLayout {
             int(plan.max_seq_len),
             norm_w,
             norm_eps,
+            0, // where to copy x (DeviceLayout::step_launches sets it in the short-context graph)
         ];
         Ok(args)
     }
@@ -827,13 +844,22 @@ mod tests {
                 let Some(short) = short else { continue };
                 assert_eq!(short.positions, ATTN_CLUSTER * ATTN_MIN_CHUNK, "{name}");
                 assert_eq!(short.launches.len(), every.len() - config.num_layers, "{name}: one launch fewer a layer");
+                // each attention_proj's qkv_rope copies x into the projection's output, and only there
+                for (i, l) in short.launches.iter().enumerate() {
+                    let copy = l.kernel.starts_with("qkv_rope").then(|| l.args[QKV_RESIDUAL_ARG]);
+                    match short.launches.get(i + 1).filter(|n| n.kernel == "attention_proj") {
+                        Some(proj) => assert_eq!(copy, Some(proj.args[14]), "{name}: {}", l.label),
+                        None => assert!(copy.is_none_or(|c| c == 0), "{name}: {}", l.label),
+                    }
+                }
+                assert!(every.iter().filter(|l| l.kernel.starts_with("qkv_rope")).all(|l| l.args[QKV_RESIDUAL_ARG] == 0), "{name}");
                 let fused: Vec<_> = short.launches.iter().filter(|l| l.kernel == "attention_proj").collect();
                 assert_eq!(fused.len(), config.num_layers, "{name}");
                 let (hidden, share) = (config.hidden_size, config.head_dim / ATTN_CLUSTER);
                 for l in fused {
                     assert_eq!((l.shared as usize, l.cluster as usize), (hidden * share * 2, ATTN_CLUSTER), "{name}");
                     assert_eq!(l.grid, (config.num_heads as u32, ATTN_CLUSTER as u32, 1), "{name}: a head's slices one cluster");
-                    assert_eq!(l.args.len(), 18, "{name}: attention's arguments less unit_heads, and the projection's five");
+                    assert_eq!(l.args.len(), 16, "{name}: attention's arguments less unit_heads, and the projection's three");
                     assert_eq!(l.args[10], int(short.positions), "{name}: the context is the positions served");
                 }
             }
