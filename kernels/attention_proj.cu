@@ -33,7 +33,12 @@
 #include "gemv.cu"
 #include "mlp.cu"
 
-#define ATTN_PROJ_MAX_SHARED (160 * 1024)
+// The largest share of W_o a block streams (shared memory, bytes): a block's share is its SM's
+// bytes to read before it projects, and the fused kernel runs on only n_heads * cluster SMs.
+// H200, short-context graph against one graph, ms/token after 32 tokens: Qwen2.5-1.5B (96 KiB
+// on 48 SMs) 1.132-1.137 against 1.170-1.173, Qwen3-1.7B (128 KiB on 64 SMs) 1.292-1.294
+// against 1.285-1.286 (bench/results/2026-12-03-h200-residual-copy.log, -short-graph-qwen3.log).
+#define ATTN_PROJ_MAX_SHARED (96 * 1024)
 
 extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
 attention_proj(const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache,

@@ -824,14 +824,15 @@ mod tests {
     }
 
     /// Attention and o_proj fuse in the short-context graph where a block's share of a head's
-    /// W_o columns fits the kernel's shared memory in the default clusters of 4: Qwen2.5-1.5B
-    /// (hidden 1,536) and Qwen3-1.7B (2,048) at head_dim 128; Llama-3.2-3B (3,072) and Qwen2-7B
-    /// (3,584) would need 192 and 224 KiB, and get no short-context graph. Never in the graph that
-    /// serves every position, nor on the persistent path.
+    /// W_o columns is at most ATTN_PROJ_MAX_SHARED in the default clusters of 4: Qwen2.5-1.5B
+    /// (hidden 1,536 at head_dim 128: 96 KiB); Qwen3-1.7B (2,048), Llama-3.2-3B (3,072) and
+    /// Qwen2-7B (3,584) would stream 128, 192 and 224 KiB a block and get no short-context graph
+    /// (Qwen3-1.7B's measured slower with it). Never in the graph that serves every position, nor
+    /// on the persistent path.
     #[test]
     fn attention_and_o_proj_fuse_where_the_share_fits() {
         let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/configs");
-        for (name, fits) in [("qwen2.5-1.5b", true), ("qwen3-1.7b", true), ("llama-3.2-3b", false), ("qwen2-7b", false)] {
+        for (name, fits) in [("qwen2.5-1.5b", true), ("qwen3-1.7b", false), ("llama-3.2-3b", false), ("qwen2-7b", false)] {
             let config = crate::load::config::ModelConfig::from_file(&configs.join(format!("{name}.json"))).unwrap();
             let tokenizer = crate::load::TokenizerSpec { json: String::new(), chat_template: None, eos_ids: vec![], bos_token: None, eos_token: None };
             let plan = crate::plan::build(&config, tokenizer, 1024, Target::Cuda { sm: 90 }).unwrap();
