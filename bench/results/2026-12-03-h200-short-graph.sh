@@ -11,6 +11,7 @@
 # 128 threads, fits beside it while its last blocks run), and 8 chunks alone; a traced step of the default after 32 tokens; compute-sanitizer
 # memcheck, racecheck and synccheck on the qwen3_untied fixture (short graph throughout) and a
 # 2-layer model of the 1.5B's sizes at min chunk 2 (short graph below 8 positions, then long).
+# Ran at 33c530a; the MLP defines were removed after it (ad54d54; -mlp-regs.patch restores them).
 # .bin: llmc, cuda_vs_cpu, cuda_faults, COMMIT.
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
