@@ -254,8 +254,10 @@ fn device_sampling_matches_the_host_sampler() {
 }
 
 /// `set_sampling` on one backend, as `llmc serve` uses it between requests: after each change
-/// (the sampler's launch swapped, the decode graph captured again) prefill and every decode step
-/// draw what the host sampler draws from the same logits, back to greedy at the end.
+/// (the sampler's launch swapped, the decode graphs captured again) prefill and every decode step
+/// draw what the host sampler draws from the same logits, back to greedy at the end. On
+/// qwen3_untied's graph path the steps cross from the short-context graph to the other (a
+/// 250-token prompt, 40 steps, the switch at 256 positions).
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn set_sampling_switches_the_device_sampler() {
@@ -263,13 +265,20 @@ fn set_sampling_switches_the_device_sampler() {
     let dir = tempfile::tempdir().unwrap();
     let seeded = |temperature, top_k, top_p, seed| SamplingParams { temperature, top_k, top_p, seed };
     let sets = [SamplingParams::GREEDY, seeded(0.8, 40, 0.9, 1), seeded(1.0, 0, 1.0, 2), seeded(0.8, 40, 0.9, 3), SamplingParams::GREEDY];
-    for decode in DECODE_PATHS {
-        let name = "qwen2_tied";
+    let cases = DECODE_PATHS.iter().flat_map(|&d| [(d, "qwen2_tied", 0, 64), (d, "qwen3_untied", 250, 320)]);
+    for (decode, name, prompt_len, max_seq_len) in cases {
         let path = dir.path().join(format!("{name}-{decode:?}.plan"));
-        let opts = CompileOptions { weights: Default::default(), max_seq_len: 64, target: Target::Cuda { sm }, decode, sms: None, progress: false };
+        let opts = CompileOptions { weights: Default::default(), max_seq_len, target: Target::Cuda { sm }, decode, sms: None, progress: false };
         compile(&fixture_dir(name), &path, &opts).unwrap();
         let file = PlanFile::open(&path).unwrap();
-        let prompt = reference(name).input_ids;
+        let short = llmc::exec::cuda::short_context_shapes(&file.plan, llmc::exec::cuda::device_sms().unwrap()).unwrap().map(|s| s.positions);
+        let expected = (decode == Decode::Graph && name == "qwen3_untied").then_some(256);
+        assert_eq!(short, expected, "{name} {decode:?}: the short-context graph's positions");
+        let fixture = reference(name).input_ids;
+        let prompt: Vec<u32> = match prompt_len {
+            0 => fixture,
+            n => (0..n).map(|i| fixture[i % fixture.len()] ^ (i as u32 % 7)).collect(),
+        };
         let mut gpu = CudaBackend::new(&file, seeded(1.3, 5, 1.0, 9)).unwrap();
         let mut scratch = sampling::Scratch::default();
         for params in sets {
@@ -282,7 +291,7 @@ fn set_sampling_switches_the_device_sampler() {
                 got = gpu.step(got, pos).unwrap();
             }
         }
-        println!("{name} {decode:?}: {} sampler changes on one backend, every draw equal to the host's", sets.len());
+        println!("{name} {decode:?} (short-context graph below {short:?} positions): {} sampler changes on one backend, positions {} to {}, every draw equal to the host's", sets.len(), prompt.len() - 1, prompt.len() - 1 + GREEDY_STEPS);
     }
 }
 
