@@ -269,7 +269,7 @@ fn set_sampling_switches_the_device_sampler() {
     for (decode, name, prompt_len, max_seq_len) in cases {
         let path = dir.path().join(format!("{name}-{decode:?}.plan"));
         let opts = CompileOptions { weights: Default::default(), max_seq_len, target: Target::Cuda { sm }, decode, sms: None, progress: false };
-        compile(&fixture_dir(name), &path, &opts).unwrap();
+        compile(&fixture_with_context(name, dir.path(), max_seq_len), &path, &opts).unwrap();
         let file = PlanFile::open(&path).unwrap();
         let short = llmc::exec::cuda::short_context_shapes(&file.plan, llmc::exec::cuda::device_sms().unwrap()).unwrap().map(|s| s.positions);
         let expected = (decode == Decode::Graph && name == "qwen3_untied").then_some(256);

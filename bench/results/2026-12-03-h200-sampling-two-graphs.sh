@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# #13: set_sampling with two decode graphs: the sampler tests of cuda_vs_cpu, where qwen3_untied's
+# graph plan now decodes from the short-context graph into the other (positions 249-289, the
+# switch at 256) after each of five sampler changes. .bin: cuda_vs_cpu, COMMIT.
+set -uo pipefail
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+exec > >(tee $OUT/sampling-two-graphs.log) 2>&1
+echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cat .bin/COMMIT | tr '\n' ' ')"; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+LLMC_EXPERIMENT_DEFINES="SPIN_LIMIT=20000000" timeout -s KILL 150 .bin/cuda_vs_cpu --ignored --nocapture --test-threads 1 sampl 2>&1 | grep -E "^test |short-context|panicked|result|llmc spin" | head -20
+echo "done $(date -u +%T)"
