@@ -17,7 +17,7 @@
 // consecutive rows are conflict-free), and after the merge thread i of a pass computes row i's
 // dot product with the share; four lanes' rows are gathered by shuffles and added into out with
 // a vector reduction (red.global.add.v4.f32). out already holds x: the qkv_rope launch before
-// this one copied it (qkv_rope.cu, CopyResidual), and its completion is what the grid wait
+// this one copied it (qkv_rope.cu, copy_residual_part), and its completion is what the grid wait
 // waits for, so no block waits on another (out starting as x by the first block to arrive, and
 // the others waiting for that copy, cost an L2 round trip or two after the merge). The parts
 // are added in the order they arrive: out may differ from run to run in the last bits of f32.

@@ -111,7 +111,7 @@ const ATTN_MAX_HEAD_DIM: usize = define("ATTN_MAX_D");
 const COUNTERS: usize = MLP_COUNTER + 4;
 const MLP_COUNTER: usize = 512;
 const QKV_MAX_HEADS: usize = 256;
-/// qkv_rope's argument for where its grid copies x (kernels/qkv_rope.cu), null but before attention_proj.
+/// qkv_rope's argument for where its grid copies x (kernels/qkv_rope.cu): null except before an attention_proj.
 const QKV_RESIDUAL_ARG: usize = 20;
 const SAMPLE_COUNTER: usize = 256;
 const ATTENTION_COUNTERS: usize = 257;
@@ -555,7 +555,7 @@ impl DeviceLayout {
     /// `attention` and `o_proj` as one `attention_proj` launch (kernels/attention_proj.cu) for
     /// contexts of at most `positions` (at most cluster x ATTN_CHUNK) positions: on the graph path
     /// with clusters (sm_90), where `o_proj` is the bias-free linear_residual that projects the
-    /// attention's output and adds the input `qkv` (the qkv_rope launch before it) normalized,
+    /// attention's output and adds the residual that `qkv` (the qkv_rope step before it) reads,
     /// its weight is bf16, blocks serve one query head, each of a cluster's shares of a head is
     /// whole 16-byte chunks whose rows fit ATTN_PROJ_MAX_SHARED, and out is apart from everything
     /// qkv_rope and the attention read and write (qkv_rope copies x into it, and the projection
