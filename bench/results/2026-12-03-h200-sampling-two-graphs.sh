@@ -5,7 +5,9 @@
 # Its one run (14:21 UTC, 6b54eac, -sampling-two-graphs.log): device sampling and qwen2_tied's
 # graph case passed, then the test panicked compiling qwen3_untied for 320 positions (the fixture's
 # context is 128). 35f093b compiles a copy with that context; not yet run (the session's device
-# time was spent).
+# time was spent). Run at bff0256 as the first part of -mlp-prefetch.sh (15:16 UTC): both sampler
+# tests pass, qwen3_untied's graph case from the short-context graph into the other included
+# (-mlp-prefetch.log).
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 exec > >(tee $OUT/sampling-two-graphs.log) 2>&1
