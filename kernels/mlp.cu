@@ -5,7 +5,8 @@
 // five to an SM on 97-117 of the 132 SMs, none on the rest) and streamed at 2.2 TB/s, 12.3 us a
 // layer for 6.6 us of bytes (README, "Where a graph decode step's time goes"). Here every SM
 // streams the same share of both matrices with no boundary between them.
-// Launch: grid min(SMs, F / MLP_UNIT), one block of MLP_THREADS an SM (launch bounds: at most
+// Launch: grid min(SMs, F / MLP_UNIT) (in the short-context graph a few SMs fewer, left to the
+// next kernels: launch.rs, SHORT_CONTEXT_MLP_SPARE_SMS), one block of MLP_THREADS an SM (launch bounds: at most
 // 128 registers a thread, so a block holds its SM's registers). The blocks own U / G consecutive
 // units of MLP_UNIT FFN channels each (U = F / MLP_UNIT, G blocks), the first U % G blocks one
 // more: blocks start in index order as the previous kernel's leave their SMs, and the last to

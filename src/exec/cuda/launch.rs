@@ -164,6 +164,26 @@ fn short_context_positions(cluster: usize) -> Option<usize> {
     Some(std::env::var("LLMC_SHORT_CONTEXT").ok().and_then(|v| v.parse().ok()).filter(|&n| (1..=limit).contains(&n)).unwrap_or(cluster * attn_min_chunk()))
 }
 
+/// SMs the fused MLP leaves to the kernels after it in the short-context graph: there the next
+/// layer's qkv_rope blocks, and then attention_proj's, start on them while the MLP streams and
+/// request their weights before their waits. H200, Qwen2.5-1.5B, ms/token after 32 tokens: 132
+/// blocks 1.128 and 1.136-1.142 in two calls, 128 blocks 1.113-1.119 and 1.116-1.121, 112
+/// 1.111-1.117 and 1.113-1.121; in the long graph, after 1,024 tokens, 128 blocks were slower
+/// (1.233-1.237 against 1.227-1.229; bench/results/2026-12-03-h200-mlp-blocks.log,
+/// -attn-proj-rows.log), so it keeps one block an SM. `LLMC_SHORT_MLP_BLOCKS=N` sets the short
+/// graph's MLP grid instead (a measurement knob).
+const SHORT_CONTEXT_MLP_SPARE_SMS: usize = 4;
+
+/// The fused MLP's most blocks: one an SM, less the spare SMs in the short-context graph.
+fn mlp_max_blocks(sms: u32, short: bool) -> usize {
+    let sms = sms.max(1) as usize;
+    if !short {
+        return sms;
+    }
+    let knob = std::env::var("LLMC_SHORT_MLP_BLOCKS").ok().and_then(|v| v.parse().ok()).filter(|&b| (1..=sms).contains(&b));
+    knob.unwrap_or(sms.saturating_sub(SHORT_CONTEXT_MLP_SPARE_SMS).max(sms / 2))
+}
+
 fn attn_min_chunk() -> usize {
     std::env::var("LLMC_ATTN_MIN_CHUNK").ok().and_then(|v| v.parse().ok()).filter(|&c| (1..=ATTN_CHUNK).contains(&c)).unwrap_or(ATTN_MIN_CHUNK)
 }
@@ -481,14 +501,14 @@ impl DeviceLayout {
     }
 
     /// A decode step's launches; with `short`, attention and o_proj fused for contexts of at
-    /// most that many positions.
+    /// most that many positions, and the MLP leaving SMs spare for them.
     fn step_launches(&self, plan: &Plan, short: Option<usize>) -> Result<Vec<Launch>> {
         let mut launches: Vec<Launch> = Vec::with_capacity(plan.steps.len() + 1);
         let mut steps = plan.steps.iter().peekable();
         let mut previous: Option<&Step> = None;
         while let Some(step) = steps.next() {
             let fused = match steps.peek() {
-                Some(next) => match (self.mlp(step, next), short, previous) {
+                Some(next) => match (self.mlp(step, next, short.is_some()), short, previous) {
                     (Some(mlp), _, _) => Some(mlp),
                     (None, Some(positions), Some(qkv)) if launches.last().is_some_and(|l| l.label == qkv.label) => {
                         let fused = self.attention_proj(plan, qkv, step, next, positions)?;
@@ -521,8 +541,9 @@ impl DeviceLayout {
     /// back, both weights are bf16, and the shapes fit the kernel (F a multiple of MLP_UNIT, at
     /// most 8 * MLP_MAX_SLOTS units a block, x in GEMV_MAX_SHARED) with out apart from x, which
     /// the blocks read while they add into out. None otherwise: the two kernels run as before.
-    /// `LLMC_FUSE_MLP=0` turns it off (to measure or test the two kernels).
-    fn mlp(&self, gate_up: &Step, down: &Step) -> Option<Launch> {
+    /// `LLMC_FUSE_MLP=0` turns it off (to measure or test the two kernels). `short`: in the
+    /// short-context graph, whose MLP leaves SMs spare (SHORT_CONTEXT_MLP_SPARE_SMS).
+    fn mlp(&self, gate_up: &Step, down: &Step, short: bool) -> Option<Launch> {
         let Op::GateUpSilu { norm } = gate_up.op else { return None };
         if self.persistent || down.op != (Op::LinearResidual { bias: false }) || std::env::var("LLMC_FUSE_MLP").is_ok_and(|v| v == "0") {
             return None;
@@ -537,7 +558,7 @@ impl DeviceLayout {
             return None;
         }
         let units = f / MLP_UNIT;
-        let blocks = units.min(self.sms.max(1) as usize);
+        let blocks = units.min(mlp_max_blocks(self.sms, short));
         let block_units = units.div_ceil(blocks);
         let shared = if norm.is_some() { 6 * k } else { 4 * k } + 4 * MLP_UNIT * block_units + 4 * k;
         if block_units > 8 * MLP_MAX_SLOTS || shared > GEMV_MAX_SHARED {
@@ -863,6 +884,11 @@ mod tests {
                     assert_eq!(l.args.len(), 16, "{name}: attention's arguments less unit_heads, and the projection's three");
                     assert_eq!(l.args[10], int(short.positions), "{name}: the context is the positions served");
                 }
+                // the short graph's MLPs leave SMs spare, the long graph's take one an SM
+                let mlp_grids = |launches: &[Launch]| launches.iter().filter(|l| l.kernel == "mlp").map(|l| l.grid.0 as usize).collect::<Vec<_>>();
+                let units = config.intermediate_size / MLP_UNIT;
+                assert_eq!(mlp_grids(&every), vec![units.min(132); config.num_layers], "{name}");
+                assert_eq!(mlp_grids(&short.launches), vec![units.min(132 - SHORT_CONTEXT_MLP_SPARE_SMS); config.num_layers], "{name}");
             }
         }
     }
