@@ -101,6 +101,11 @@ fn cuda_matches_cpu_on_every_fixture() {
             tokens.len()
         );
     }
+    // the later tests of this binary see the defaults (the last case turned both fusions off)
+    for var in ["LLMC_ATTN_MIN_CHUNK", "LLMC_ATTN_CLUSTER", "LLMC_FUSE_MLP", "LLMC_FUSE_ATTN_PROJ"] {
+        // SAFETY: as above.
+        unsafe { std::env::remove_var(var) };
+    }
 }
 
 #[test]
