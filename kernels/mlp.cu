@@ -6,8 +6,8 @@
 // layer for 6.6 us of bytes (README, "Where a graph decode step's time goes"). Here every SM
 // streams the same share of both matrices with no boundary between them.
 // Launch: grid min(SMs, F / MLP_UNIT) (in the short-context graph a few SMs fewer, left to the
-// next kernels: launch.rs, SHORT_CONTEXT_MLP_SPARE_SMS), one block of MLP_THREADS an SM (launch bounds: at most
-// 128 registers a thread, so a block holds its SM's registers). The blocks own U / G consecutive
+// next kernels: launch.rs, SHORT_CONTEXT_MLP_SPARE_SMS), one block of MLP_THREADS an SM (launch
+// bounds: at most 128 registers a thread, so a block holds its SM's registers). The blocks own U / G consecutive
 // units of MLP_UNIT FFN channels each (U = F / MLP_UNIT, G blocks), the first U % G blocks one
 // more: blocks start in index order as the previous kernel's leave their SMs, and the last to
 // start owned a unit more and left last (H200, Qwen2.5-1.5B after 1,024 tokens: 1.235 against

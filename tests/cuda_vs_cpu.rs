@@ -101,7 +101,7 @@ fn cuda_matches_cpu_on_every_fixture() {
             tokens.len()
         );
     }
-    // the later tests of this binary see the defaults (the last case turned both fusions off)
+    // the later tests of this binary see the defaults, not the last case's variables
     for var in ["LLMC_ATTN_MIN_CHUNK", "LLMC_ATTN_CLUSTER", "LLMC_FUSE_MLP", "LLMC_FUSE_ATTN_PROJ"] {
         // SAFETY: as above.
         unsafe { std::env::remove_var(var) };

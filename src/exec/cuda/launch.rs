@@ -166,12 +166,13 @@ fn short_context_positions(cluster: usize) -> Option<usize> {
 
 /// SMs the fused MLP leaves to the kernels after it in the short-context graph: there the next
 /// layer's qkv_rope blocks, and then attention_proj's, start on them while the MLP streams and
-/// request their weights before their waits. H200, Qwen2.5-1.5B, ms/token after 32 tokens: 132
-/// blocks 1.128 and 1.136-1.142 in two calls, 128 blocks 1.113-1.119 and 1.116-1.121, 112
-/// 1.111-1.117 and 1.113-1.121; in the long graph, after 1,024 tokens, 128 blocks were slower
-/// (1.233-1.237 against 1.227-1.229; bench/results/2026-12-03-h200-mlp-blocks.log,
-/// -attn-proj-rows.log), so it keeps one block an SM. `LLMC_SHORT_MLP_BLOCKS=N` sets the short
-/// graph's MLP grid instead (a measurement knob).
+/// request their weights before their waits. H200, Qwen2.5-1.5B, ms/token after 32 tokens, three
+/// calls: 132 blocks 1.128, 1.136-1.142 and 1.128-1.130; 128 blocks 1.113-1.119, 1.116-1.121 and
+/// 1.112-1.115; 112 1.111-1.117 and 1.113-1.121. In the long graph, after 1,024 tokens, 128
+/// blocks were slower (1.233-1.237 against 1.227-1.229), so it keeps one block an SM
+/// (bench/results/2026-12-03-h200-mlp-blocks.log, -attn-proj-rows.log, -mlp-spare.log). Never
+/// below half the SMs (a GPU of few SMs). `LLMC_SHORT_MLP_BLOCKS=N` sets the short graph's MLP
+/// grid instead (a measurement knob).
 const SHORT_CONTEXT_MLP_SPARE_SMS: usize = 4;
 
 /// The fused MLP's most blocks: one an SM, less the spare SMs in the short-context graph.
