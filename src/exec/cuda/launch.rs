@@ -182,7 +182,7 @@ fn mlp_max_blocks(sms: u32, short: bool) -> usize {
         return sms;
     }
     let knob = std::env::var("LLMC_SHORT_MLP_BLOCKS").ok().and_then(|v| v.parse().ok()).filter(|&b| (1..=sms).contains(&b));
-    knob.unwrap_or(sms.saturating_sub(SHORT_CONTEXT_MLP_SPARE_SMS).max(sms / 2))
+    knob.unwrap_or(sms.saturating_sub(SHORT_CONTEXT_MLP_SPARE_SMS).max(sms.div_ceil(2)))
 }
 
 fn attn_min_chunk() -> usize {
@@ -892,6 +892,19 @@ mod tests {
                 assert_eq!(mlp_grids(&short.launches), vec![units.min(132 - SHORT_CONTEXT_MLP_SPARE_SMS); config.num_layers], "{name}");
             }
         }
+    }
+
+    /// The fused MLP takes every SM in the long graph, and in the short graph all but the spare
+    /// ones, or half of a GPU too small to spare them; never none.
+    #[test]
+    fn the_short_graph_mlp_leaves_sms_spare() {
+        for sms in [1, 2, 3, 7, 8, 9, 114, 132] {
+            assert_eq!(mlp_max_blocks(sms, false), sms as usize);
+            let short = mlp_max_blocks(sms, true);
+            assert!((1..=sms as usize).contains(&short), "{short} blocks on {sms} SMs");
+            assert_eq!(short, (sms as usize - SHORT_CONTEXT_MLP_SPARE_SMS.min(sms as usize / 2)).max(1), "{sms} SMs");
+        }
+        assert_eq!(mlp_max_blocks(132, true), 128);
     }
 
     /// A `_q` GEMV's blocks never ask for more warps than an SM holds at its launch bounds, cover
