@@ -512,10 +512,18 @@ __device__ __forceinline__ void lm_head_tasks(int t, int stride, int end, const 
         wait);
 }
 
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+// The bf16 LM head's blocks: LM_HEAD_WARPS warps, one block an SM (launch bounds: at most 128
+// registers a thread, so a block holds its SM's registers; the host launches at most one block
+// an SM). Blocks of GEMV_WARPS, four an SM by the grid, landed where SMs freed first as the last
+// MLP left: five to an SM on 105 of the 132 SMs and none on 24, and the last block left ~8 us
+// after the median one (H200, Qwen2.5-1.5B, bench/results/2026-12-03-h200-prefetch-next-t0.json.gz).
+#define LM_HEAD_WARPS 16
+
+extern "C" __global__ void __launch_bounds__(32 * LM_HEAD_WARPS, 1)
 lm_head(const float* x, const bf16* w, const bf16* norm_w, float eps, float* out, int n, int k) {
     DECODE_KERNEL_BEGIN();
-    lm_head_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), n, x, Bf16Weights{w}, norm_w, eps, out, k, GridWait{});
+    lm_head_tasks<1, GEMV_BATCH, 32 * LM_HEAD_WARPS>(blockIdx.x * LM_HEAD_WARPS + (threadIdx.x >> 5), gridDim.x * LM_HEAD_WARPS, n, x, Bf16Weights{w},
+                                                     norm_w, eps, out, k, GridWait{});
 }
 
 extern "C" __global__ void __launch_bounds__(32 * GEMV_Q_MAX_WARPS, 1)

@@ -58,6 +58,7 @@ const Q_PARTS: usize = define("Q_PARTS");
 const Q_BATCH_ELEMENTS: usize = define("Q_BATCH") * 64;
 /// The most warps of a `_q` GEMV's block, and of an SM (its launch bounds: 128 registers a thread).
 const GEMV_Q_MAX_WARPS: usize = define("GEMV_Q_MAX_WARPS");
+const LM_HEAD_WARPS: usize = define("LM_HEAD_WARPS");
 const Q_RUN: usize = define("Q_RUN");
 pub(super) const GEMV_THREADS: u32 = define("GEMV_THREADS") as u32;
 /// GEMV blocks per SM before warps take several tasks each: 16 warps, each with a batch of
@@ -366,6 +367,17 @@ pub(super) fn gemv_shape(tasks: usize, rows_per_task: usize, k: usize, normed: b
         },
     };
     (shape.shared as usize <= GEMV_MAX_SHARED).then_some(shape)
+}
+
+/// The LM head's launch: a bf16 LM head runs one block of LM_HEAD_WARPS warps an SM
+/// (kernels/gemv.cu says why), a block format's as gemv_shape gives it.
+pub(super) fn lm_head_shape(vocab: usize, k: usize, normed: bool, quant: bool, sms: u32) -> Option<GemvShape> {
+    let shape = gemv_shape(vocab, 1, k, normed, quant, sms)?;
+    if quant {
+        return Some(shape);
+    }
+    let grid = (vocab.div_ceil(LM_HEAD_WARPS).clamp(1, sms.max(1) as usize) as u32, 1, 1);
+    Some(GemvShape { grid, threads: 32 * LM_HEAD_WARPS as u32, ..shape })
 }
 
 /// Whether two slots share any bytes.
@@ -732,7 +744,8 @@ impl DeviceLayout {
             Op::LmHead { norm } => {
                 let k = gemv_k(&ins[0], &ins[1])?;
                 let n = outs[0].ty.elements();
-                let gemv = gemv_shape(n, k, norm.is_some())?;
+                let gemv = lm_head_shape(n, k, norm.is_some(), quant, sms)
+                    .ok_or_else(|| unsupported(format!("rows of {k} do not fit the GEMV's {GEMV_MAX_SHARED} bytes of shared memory")))?;
                 let (grid, threads) = (gemv.grid, gemv.threads);
                 shared = gemv.shared;
                 warp_tasks = Some(n);

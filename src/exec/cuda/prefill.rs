@@ -3,7 +3,7 @@
 //! kernels prefill reuses on a chunk's rows): the GEMM tiles, the prefill buffers' sizes, and
 //! the launches of one pass over a chunk of prompt tokens. Decode's launches are in `launch.rs`.
 
-use super::launch::{float, for_weight, format_id, gemv_shape, int, DeviceLayout, Launch, NORM_THREADS};
+use super::launch::{float, for_weight, format_id, int, lm_head_shape, DeviceLayout, Launch, NORM_THREADS};
 use crate::error::{Error, Result};
 use crate::ir::Op;
 use crate::kernels::define;
@@ -503,7 +503,7 @@ impl DeviceLayout {
                     }
                     let x = rows_ptr(&ins[0]) + ((n - 1) * row * ins[0].ty.dtype.size()) as u64;
                     let vocab = outs[0].ty.elements();
-                    let gemv = gemv_shape(vocab, 1, k, norm.is_some(), ins[1].ty.dtype.is_block_format(), self.sms)
+                    let gemv = lm_head_shape(vocab, k, norm.is_some(), ins[1].ty.dtype.is_block_format(), self.sms)
                         .ok_or_else(|| unsupported(format!("LM head rows of {k} do not fit the GEMV's shared memory")))?;
                     let (norm_w, eps) = match norm {
                         Some(eps) => (self.ptr(ins.last().expect("a normed op has inputs")), float(eps)),
