@@ -4,6 +4,8 @@
 # against L1-cached (__ldca, the default): three interleaved rounds after 32 tokens on the random
 # Qwen2.5-1.5B shape. .bin: llmc (da172ca with the patch), COMMIT. Not run yet: the session's
 # device time was spent (next session: build .bin/llmc with the patch applied, then revert it).
+# Result: measured instead inside -mlp-stash.sh (17:19-17:20 UTC, cg.plan at no stash):
+# 1.114-1.115 ms/token after 32 tokens against 1.112-1.116 in the same rounds. No change; not kept.
 set -uo pipefail
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 mkdir -p /tmp/w

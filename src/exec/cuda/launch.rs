@@ -920,6 +920,26 @@ mod tests {
         assert_eq!(mlp_max_blocks(132, true), 128);
     }
 
+    /// A bf16 LM head runs at most one block of LM_HEAD_WARPS warps an SM, enough warps for every
+    /// row when the vocabulary is small, and stages x as any GEMV does; a block format's keeps
+    /// the `_q` shape.
+    #[test]
+    fn the_lm_head_runs_a_block_an_sm() {
+        for (vocab, sms) in [(151_936, 132), (272, 132), (8, 132), (151_936, 1), (32_000, 16)] {
+            let wide = lm_head_shape(vocab, 1536, true, false, sms).expect("x fits");
+            let blocks = wide.grid.0 as usize;
+            assert_eq!(wide.threads as usize, 32 * LM_HEAD_WARPS);
+            assert!((1..=sms as usize).contains(&blocks), "{blocks} blocks on {sms} SMs");
+            assert!(blocks * LM_HEAD_WARPS >= vocab.min(sms as usize * LM_HEAD_WARPS), "{blocks} blocks for {vocab} rows");
+            assert_eq!(Some(wide.shared), gemv_shape(vocab, 1, 1536, true, false, sms).map(|g| g.shared));
+            let quant = lm_head_shape(vocab, 1536, true, true, sms).expect("x fits");
+            let twin = gemv_shape(vocab, 1, 1536, true, true, sms).expect("x fits");
+            assert_eq!((quant.grid, quant.threads, quant.shared), (twin.grid, twin.threads, twin.shared));
+        }
+        assert_eq!(lm_head_shape(151_936, 1536, true, false, 132).map(|s| s.grid), Some((132, 1, 1)));
+        assert!(lm_head_shape(151_936, GEMV_MAX_SHARED, true, false, 132).is_none(), "x past the GEMV's shared memory");
+    }
+
     /// A `_q` GEMV's blocks never ask for more warps than an SM holds at its launch bounds, cover
     /// every tile at once when the SMs allow, and stage x within the shared memory they ask for.
     #[test]
