@@ -4,7 +4,8 @@
 // tensor cores; x as f16 parts and each run's sum and scale in shared memory, staged by each
 // warp for its own chunks: about K*4.5 bytes, with a norm or not).
 // Launch: blocks of GEMV_THREADS (GEMV_WARPS warps), grid from the host (launch.rs: one task per
-// warp, capped at a few blocks per SM, warps then stride over the tasks; the persistent decode
+// warp, capped at a few blocks per SM, warps then stride over the tasks; the bf16 LM head one
+// block of LM_HEAD_WARPS an SM, below; the persistent decode
 // kernel runs the same task loops over its instructions' task ranges), K*4 bytes of dynamic
 // shared memory (K*6 with an input norm: its bf16 weight sits behind x). A warp's task is one
 // row (linear, LM head) or two rows its epilogue combines (gate/up: rows r and F+r; q/k/v: the

@@ -58,6 +58,7 @@ const Q_PARTS: usize = define("Q_PARTS");
 const Q_BATCH_ELEMENTS: usize = define("Q_BATCH") * 64;
 /// The most warps of a `_q` GEMV's block, and of an SM (its launch bounds: 128 registers a thread).
 const GEMV_Q_MAX_WARPS: usize = define("GEMV_Q_MAX_WARPS");
+/// The bf16 LM head's warps a block, one block an SM (kernels/gemv.cu).
 const LM_HEAD_WARPS: usize = define("LM_HEAD_WARPS");
 const Q_RUN: usize = define("Q_RUN");
 pub(super) const GEMV_THREADS: u32 = define("GEMV_THREADS") as u32;
