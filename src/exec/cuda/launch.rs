@@ -711,10 +711,8 @@ impl DeviceLayout {
         // A GEMV task's weight rows; a `_q` GEMV's tasks are tiles of GEMV_Q_ROWS rows.
         let rows_per_task = if matches!(step.op, Op::GateUpSilu { .. } | Op::QkvRope { .. }) { 2 } else { 1 };
         let quant = ins.get(1).is_some_and(|w| w.ty.dtype.is_block_format());
-        let gemv_shape = |tasks: usize, k: usize, normed: bool| {
-            gemv_shape(tasks, rows_per_task, k, normed, quant, self.sms)
-                .ok_or_else(|| unsupported(format!("rows of {k} do not fit the GEMV's {GEMV_MAX_SHARED} bytes of shared memory")))
-        };
+        let x_too_long = |k: usize| unsupported(format!("rows of {k} do not fit the GEMV's {GEMV_MAX_SHARED} bytes of shared memory"));
+        let gemv_shape = |tasks: usize, k: usize, normed: bool| gemv_shape(tasks, rows_per_task, k, normed, quant, self.sms).ok_or_else(|| x_too_long(k));
         let sms = self.sms;
         let attention_cluster = if self.persistent || self.sm < 90 { 1 } else { attn_cluster() };
         let norm_args = |norm: Option<f32>| self.norm_args(step, norm);
@@ -745,8 +743,7 @@ impl DeviceLayout {
             Op::LmHead { norm } => {
                 let k = gemv_k(&ins[0], &ins[1])?;
                 let n = outs[0].ty.elements();
-                let gemv = lm_head_shape(n, k, norm.is_some(), quant, sms)
-                    .ok_or_else(|| unsupported(format!("rows of {k} do not fit the GEMV's {GEMV_MAX_SHARED} bytes of shared memory")))?;
+                let gemv = lm_head_shape(n, k, norm.is_some(), quant, sms).ok_or_else(|| x_too_long(k))?;
                 let (grid, threads) = (gemv.grid, gemv.threads);
                 shared = gemv.shared;
                 warp_tasks = Some(n);
