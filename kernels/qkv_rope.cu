@@ -1,6 +1,7 @@
 // Fused (optional input RMSNorm, norm_w non-null) Q/K/V projection + bias + optional per-head
 // q/k RMSNorm + RoPE + KV-cache write, on the GEMV machinery of gemv.cu.
-// Launch: as gemv.cu, over (n_heads + 2*n_kv) * d/2 tasks. Task t is the RoPE pair (i, i + d/2)
+// Launch: as gemv.cu, over (n_heads + 2*n_kv) * d/2 tasks, the bf16 kernel in blocks of QKV_WARPS
+// (below). Task t is the RoPE pair (i, i + d/2)
 // of head t / (d/2), so the warp that computes both rows rotates them and stores q, or the K/V
 // cache row at `pos`, at once: no block waits for another. With q/k norm, a head's scale needs
 // all its rows: q/k tasks park their pair (f32) in `scratch`, and the last warp to finish each
@@ -142,12 +143,23 @@ __device__ __forceinline__ void qkv_rope_tasks(int t, int stride, int end, const
         wait);
 }
 
-extern "C" __global__ void __launch_bounds__(GEMV_THREADS)
+// The bf16 kernel's blocks: QKV_WARPS warps, at most QKV_BLOCKS_PER_SM an SM (launch bounds: 128
+// registers a thread), a task a warp up to QKV_BLOCKS_PER_SM blocks an SM (launch.rs,
+// qkv_rope_shape): half as many blocks stage x as with GEMV_WARPS, four an SM, which took 1.105
+// ms/token where these take 1.093-1.096 (H200, Qwen2.5-1.5B after 32 tokens; 1.216 against 1.204
+// after 1,024; bench/results/2026-12-03-h200-qkv8-landing.log). Blocks that hold an SM each (more
+// warps, or more registers) spread the dot products over twice the SMs (3.5 against 5.7 us a
+// layer) but keep attention_proj's blocks off those SMs until they leave, so W_o is copied after
+// the wait, not before: 1.15-1.19 ms/token (-wide-gemv.log, -qkv8-carveout.log).
+#define QKV_WARPS 8
+#define QKV_BLOCKS_PER_SM 2
+
+extern "C" __global__ void __launch_bounds__(32 * QKV_WARPS, QKV_BLOCKS_PER_SM)
 qkv_rope(const float* x, const bf16* w, const bf16* bias, const bf16* q_norm, const bf16* k_norm, float eps,
          const float* inv_freq, const int* pos_p, float* q_out, float* k_cache, float* v_cache, float* scratch,
          unsigned* counter, int n_heads, int n_kv, int d, int k, int max_seq, const bf16* norm_w, float norm_eps, float* residual) {
     DECODE_KERNEL_BEGIN();
-    qkv_rope_tasks<1, GEMV_BATCH, GEMV_THREADS>(grid_first_task(), grid_task_stride(), (n_heads + 2 * n_kv) * (d / 2), x, Bf16Weights{w}, bias, q_norm, k_norm, eps,
+    qkv_rope_tasks<1, GEMV_BATCH, 32 * QKV_WARPS>(blockIdx.x * QKV_WARPS + (threadIdx.x >> 5), gridDim.x * QKV_WARPS, (n_heads + 2 * n_kv) * (d / 2), x, Bf16Weights{w}, bias, q_norm, k_norm, eps,
                    inv_freq, pos_p, q_out, k_cache, v_cache, scratch, counter, n_heads, n_kv, d, k, max_seq, norm_w,
                    norm_eps, GridWait{});
     copy_residual_part(x, residual, k);

@@ -60,6 +60,9 @@ const Q_BATCH_ELEMENTS: usize = define("Q_BATCH") * 64;
 const GEMV_Q_MAX_WARPS: usize = define("GEMV_Q_MAX_WARPS");
 /// The bf16 LM head's warps a block, one block an SM (kernels/gemv.cu).
 const LM_HEAD_WARPS: usize = define("LM_HEAD_WARPS");
+/// The bf16 qkv_rope's warps a block and most blocks an SM (kernels/qkv_rope.cu).
+const QKV_WARPS: usize = define("QKV_WARPS");
+const QKV_BLOCKS_PER_SM: usize = define("QKV_BLOCKS_PER_SM");
 const Q_RUN: usize = define("Q_RUN");
 pub(super) const GEMV_THREADS: u32 = define("GEMV_THREADS") as u32;
 /// GEMV blocks per SM before warps take several tasks each: 16 warps, each with a batch of
@@ -379,6 +382,18 @@ pub(super) fn lm_head_shape(vocab: usize, k: usize, normed: bool, quant: bool, s
     }
     let grid = (vocab.div_ceil(LM_HEAD_WARPS).clamp(1, sms.max(1) as usize) as u32, 1, 1);
     Some(GemvShape { grid, threads: 32 * LM_HEAD_WARPS as u32, ..shape })
+}
+
+/// qkv_rope's launch over `tasks` RoPE pairs: the bf16 kernel runs blocks of QKV_WARPS warps, a
+/// task a warp up to QKV_BLOCKS_PER_SM blocks an SM (kernels/qkv_rope.cu says why), a block
+/// format's as gemv_shape gives it.
+pub(super) fn qkv_rope_shape(tasks: usize, k: usize, normed: bool, quant: bool, sms: u32) -> Option<GemvShape> {
+    let shape = gemv_shape(tasks, 2, k, normed, quant, sms)?;
+    if quant {
+        return Some(shape);
+    }
+    let grid = (tasks.div_ceil(QKV_WARPS).clamp(1, QKV_BLOCKS_PER_SM * sms.max(1) as usize) as u32, 1, 1);
+    Some(GemvShape { grid, threads: 32 * QKV_WARPS as u32, ..shape })
 }
 
 /// Whether two slots share any bytes.
@@ -764,7 +779,8 @@ impl DeviceLayout {
                 let args = self.qkv_rope_args(plan, step)?;
                 // One warp task per RoPE pair.
                 let tasks = (n_heads + 2 * n_kv_heads) * head_dim / 2;
-                let gemv = gemv_shape(tasks, ins[1].ty.last_dim(), norm.is_some())?;
+                let k = ins[1].ty.last_dim();
+                let gemv = qkv_rope_shape(tasks, k, norm.is_some(), quant, sms).ok_or_else(|| x_too_long(k))?;
                 shared = gemv.shared;
                 warp_tasks = Some(tasks);
                 ("qkv_rope", gemv.grid, gemv.threads, args)
@@ -936,6 +952,26 @@ mod tests {
         }
         assert_eq!(lm_head_shape(151_936, 1536, true, false, 132).map(|s| s.grid), Some((132, 1, 1)));
         assert!(lm_head_shape(151_936, GEMV_MAX_SHARED, true, false, 132).is_none(), "x past the GEMV's shared memory");
+    }
+
+    /// The bf16 qkv_rope gives every warp a task up to QKV_BLOCKS_PER_SM blocks an SM, and its
+    /// `_q` twin keeps the GEMV family's launch.
+    #[test]
+    fn qkv_rope_blocks_give_each_warp_a_task() {
+        // (n_heads + 2 n_kv) * head_dim / 2 of the published configs, one head, and the 7B shape
+        for (tasks, sms) in [(1024, 132), (2048, 132), (2304, 132), (64, 132), (1024, 1), (2304, 16)] {
+            let shape = qkv_rope_shape(tasks, 1536, true, false, sms).expect("x fits");
+            let blocks = shape.grid.0 as usize;
+            assert_eq!(shape.threads as usize, 32 * QKV_WARPS);
+            assert!((1..=QKV_BLOCKS_PER_SM * sms as usize).contains(&blocks), "{blocks} blocks on {sms} SMs");
+            assert!(blocks * QKV_WARPS >= tasks.min(QKV_BLOCKS_PER_SM * sms as usize * QKV_WARPS), "{blocks} blocks for {tasks} tasks");
+            assert!((blocks - 1) * QKV_WARPS < tasks, "{blocks} blocks for {tasks} tasks: a block without one");
+            let quant = qkv_rope_shape(tasks, 1536, true, true, sms).expect("x fits");
+            let twin = gemv_shape(tasks, 2, 1536, true, true, sms).expect("x fits");
+            assert_eq!((quant.grid, quant.threads, quant.shared), (twin.grid, twin.threads, twin.shared));
+        }
+        assert_eq!(qkv_rope_shape(1024, 1536, true, false, 132).map(|s| s.grid), Some((128, 1, 1)));
+        assert!(qkv_rope_shape(1024, GEMV_MAX_SHARED, true, false, 132).is_none(), "x past the GEMV's shared memory");
     }
 
     /// A `_q` GEMV's blocks never ask for more warps than an SM holds at its launch bounds, cover
