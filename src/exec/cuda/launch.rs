@@ -373,27 +373,26 @@ pub(super) fn gemv_shape(tasks: usize, rows_per_task: usize, k: usize, normed: b
     (shape.shared as usize <= GEMV_MAX_SHARED).then_some(shape)
 }
 
+/// A bf16 GEMV kernel that sets its own block size: blocks of `warps` warps, a task a warp up to
+/// `blocks_per_sm` blocks an SM (warps then stride over the tasks), x staged as gemv_shape stages it.
+fn blocks_of_warps(shape: GemvShape, tasks: usize, warps: usize, blocks_per_sm: usize, sms: u32) -> GemvShape {
+    let grid = (tasks.div_ceil(warps).clamp(1, blocks_per_sm * sms.max(1) as usize) as u32, 1, 1);
+    GemvShape { grid, threads: 32 * warps as u32, ..shape }
+}
+
 /// The LM head's launch: a bf16 LM head runs one block of LM_HEAD_WARPS warps an SM
 /// (kernels/gemv.cu says why), a block format's as gemv_shape gives it.
 pub(super) fn lm_head_shape(vocab: usize, k: usize, normed: bool, quant: bool, sms: u32) -> Option<GemvShape> {
     let shape = gemv_shape(vocab, 1, k, normed, quant, sms)?;
-    if quant {
-        return Some(shape);
-    }
-    let grid = (vocab.div_ceil(LM_HEAD_WARPS).clamp(1, sms.max(1) as usize) as u32, 1, 1);
-    Some(GemvShape { grid, threads: 32 * LM_HEAD_WARPS as u32, ..shape })
+    Some(if quant { shape } else { blocks_of_warps(shape, vocab, LM_HEAD_WARPS, 1, sms) })
 }
 
-/// qkv_rope's launch over `tasks` RoPE pairs: the bf16 kernel runs blocks of QKV_WARPS warps, a
-/// task a warp up to QKV_BLOCKS_PER_SM blocks an SM (kernels/qkv_rope.cu says why), a block
-/// format's as gemv_shape gives it.
+/// qkv_rope's launch over `tasks` RoPE pairs: the bf16 kernel runs blocks of QKV_WARPS warps, at
+/// most QKV_BLOCKS_PER_SM an SM (kernels/qkv_rope.cu says why), a block format's as gemv_shape
+/// gives it.
 pub(super) fn qkv_rope_shape(tasks: usize, k: usize, normed: bool, quant: bool, sms: u32) -> Option<GemvShape> {
     let shape = gemv_shape(tasks, 2, k, normed, quant, sms)?;
-    if quant {
-        return Some(shape);
-    }
-    let grid = (tasks.div_ceil(QKV_WARPS).clamp(1, QKV_BLOCKS_PER_SM * sms.max(1) as usize) as u32, 1, 1);
-    Some(GemvShape { grid, threads: 32 * QKV_WARPS as u32, ..shape })
+    Some(if quant { shape } else { blocks_of_warps(shape, tasks, QKV_WARPS, QKV_BLOCKS_PER_SM, sms) })
 }
 
 /// Whether two slots share any bytes.
