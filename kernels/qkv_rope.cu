@@ -1,11 +1,11 @@
 // Fused (optional input RMSNorm, norm_w non-null) Q/K/V projection + bias + optional per-head
 // q/k RMSNorm + RoPE + KV-cache write, on the GEMV machinery of gemv.cu.
 // Launch: as gemv.cu, over (n_heads + 2*n_kv) * d/2 tasks, the bf16 kernel in blocks of QKV_WARPS
-// (below). Task t is the RoPE pair (i, i + d/2)
-// of head t / (d/2), so the warp that computes both rows rotates them and stores q, or the K/V
-// cache row at `pos`, at once: no block waits for another. With q/k norm, a head's scale needs
-// all its rows: q/k tasks park their pair (f32) in `scratch`, and the last warp to finish each
-// head (a counter per head) normalizes and rotates the whole head.
+// (below). Task t is the RoPE pair (i, i + d/2) of head t / (d/2), so the warp that computes both
+// rows rotates them and stores q, or the K/V cache row at `pos`, at once: no block waits for
+// another. With q/k norm, a head's scale needs all its rows: q/k tasks park their pair (f32) in
+// `scratch`, and the last warp to finish each head (a counter per head) normalizes and rotates the
+// whole head.
 // With `residual` non-null (the short-context graph, where attention_proj.cu follows), the grid
 // also copies x there, each block a part as it leaves (x is then in its L1, staged through it):
 // the next kernel's output projection adds into a residual that already holds x, with no
@@ -144,13 +144,13 @@ __device__ __forceinline__ void qkv_rope_tasks(int t, int stride, int end, const
 }
 
 // The bf16 kernel's blocks: QKV_WARPS warps, at most QKV_BLOCKS_PER_SM an SM (launch bounds: 128
-// registers a thread), a task a warp up to QKV_BLOCKS_PER_SM blocks an SM (launch.rs,
-// qkv_rope_shape): half as many blocks stage x as with GEMV_WARPS, four an SM, which took 1.105
-// ms/token where these take 1.093-1.096 (H200, Qwen2.5-1.5B after 32 tokens; 1.216 against 1.204
-// after 1,024; bench/results/2026-12-03-h200-qkv8-landing.log). Blocks that hold an SM each (more
-// warps, or more registers) spread the dot products over twice the SMs (3.5 against 5.7 us a
-// layer) but keep attention_proj's blocks off those SMs until they leave, so W_o is copied after
-// the wait, not before: 1.15-1.19 ms/token (-wide-gemv.log, -qkv8-carveout.log).
+// registers a thread), a task a warp while they fit (launch.rs, qkv_rope_shape): half as many
+// blocks stage x as with GEMV_WARPS, four an SM, which took 1.105 ms/token where these take
+// 1.093-1.096 (H200, Qwen2.5-1.5B after 32 tokens; 1.216 against 1.204 after 1,024;
+// bench/results/2026-12-03-h200-qkv8-landing.log). Blocks that hold an SM each (more warps, or more
+// registers) spread the dot products over twice the SMs (3.5 against 5.7 us a layer) but keep
+// attention_proj's blocks off those SMs until they leave, so W_o is copied after the wait, not
+// before: 1.15-1.19 ms/token (-wide-gemv.log, -qkv8-carveout.log).
 #define QKV_WARPS 8
 #define QKV_BLOCKS_PER_SM 2
 
